@@ -1,0 +1,86 @@
+//! The one error type of crossrank, and the only place where foreign errors become ours.
+//!
+//! Every variant has a stable [`Error::code`] that crosses into JavaScript unchanged, so callers
+//! can branch on the kind of failure without parsing messages.
+
+/// Everything that can go wrong while loading a model or scoring pairs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `config.json` (or the config stored in a GGUF) is unreadable or describes an unusable model.
+    #[error("{file}: {message}")]
+    Config { file: String, message: String },
+
+    /// The tokenizer (`tokenizer.json`, `vocab.txt`, or the one stored in a GGUF) cannot be built or used.
+    #[error("tokenizer ({file}): {message}")]
+    Tokenizer { file: String, message: String },
+
+    /// A weight tensor is missing, has the wrong shape or dtype, or holds non-finite values.
+    #[error("{file}: tensor `{tensor}`: {message}")]
+    Weights { file: String, tensor: String, message: String },
+
+    /// A model file is not what it claims to be: wrong magic, truncated, or corrupt.
+    #[error("{file}: {message}")]
+    ModelFormat { file: String, message: String },
+
+    /// A file could not be read (native loaders only; the library itself reads no files).
+    #[error("{file}: {message}")]
+    Io { file: String, message: String },
+
+    /// The caller's input cannot be scored: empty query, no documents, bad options.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// A valid request that crossrank does not support (e.g. a quantisation the shapes forbid).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// The tensor backend failed while scoring; this is a bug or an out-of-memory condition.
+    #[error("compute: {0}")]
+    Compute(String),
+}
+
+impl Error {
+    /// A stable, machine-readable name for the kind of error (it crosses into JavaScript as `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::Tokenizer { .. } => "tokenizer",
+            Error::Weights { .. } => "weights",
+            Error::ModelFormat { .. } => "model_format",
+            Error::Io { .. } => "io",
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Unsupported(_) => "unsupported",
+            Error::Compute(_) => "compute",
+        }
+    }
+
+    pub(crate) fn config(file: &str, message: impl Into<String>) -> Self {
+        Error::Config { file: file.to_string(), message: message.into() }
+    }
+
+    pub(crate) fn tokenizer(file: &str, message: impl std::fmt::Display) -> Self {
+        Error::Tokenizer { file: file.to_string(), message: message.to_string() }
+    }
+
+    pub(crate) fn weights(file: &str, tensor: &str, message: impl Into<String>) -> Self {
+        Error::Weights { file: file.to_string(), tensor: tensor.to_string(), message: message.into() }
+    }
+
+    pub(crate) fn format(file: &str, message: impl std::fmt::Display) -> Self {
+        Error::ModelFormat { file: file.to_string(), message: message.to_string() }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidInput(message.into())
+    }
+}
+
+/// Candle errors reaching this conversion happen while computing, after every weight was checked
+/// at load time; loaders map their candle errors explicitly, with the file and tensor named.
+impl From<candle_core::Error> for Error {
+    fn from(error: candle_core::Error) -> Self {
+        Error::Compute(error.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,60 @@
+//! A dense layer `y = x Wᵀ + b` whose weight is either f32 or quantised (GGUF blocks), so that one
+//! model definition serves every precision. candle's `QMatMul` has no bias and wants contiguous
+//! input; both are handled here, once.
+
+use candle_core::quantized::{GgmlDType, QMatMul};
+use candle_core::{Module, Tensor};
+
+use crate::error::Result;
+use crate::weights::{check_finite, StoredTensor, Weights};
+
+enum LinearWeight {
+    /// `(out, in)` as in the checkpoint.
+    Float(Tensor),
+    Quantized(QMatMul),
+}
+
+pub struct Linear {
+    weight: LinearWeight,
+    bias: Tensor,
+}
+
+impl Linear {
+    /// Loads `weight` `(out_features, in_features)` and `bias` `(out_features,)` under `weights`.
+    pub fn load(weights: &Weights, in_features: usize, out_features: usize) -> Result<Self> {
+        let (name, stored) = weights.stored("weight", &[out_features, in_features])?;
+        let file = weights.store().file();
+        let weight = match stored {
+            StoredTensor::Quantized(qtensor) if qtensor.dtype() != GgmlDType::F32 => {
+                // Quantised blocks cannot hold NaN checks cheaply per element; check the dequantised copy once.
+                let dense = qtensor
+                    .dequantize(weights.store().device())
+                    .map_err(|e| crate::error::Error::weights(file, &name, e.to_string()))?;
+                check_finite(file, &name, &dense)?;
+                let matmul = QMatMul::from_arc(qtensor.clone())
+                    .map_err(|e| crate::error::Error::weights(file, &name, e.to_string()))?;
+                LinearWeight::Quantized(matmul)
+            }
+            _ => LinearWeight::Float(weights.tensor("weight", &[out_features, in_features])?),
+        };
+        let bias = weights.tensor("bias", &[out_features])?;
+        Ok(Self { weight, bias })
+    }
+
+    /// `x`: `(..., in_features)` → `(..., out_features)`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let in_features = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_features.max(1);
+        let x2 = x.reshape((rows, in_features))?.contiguous()?;
+        let y = match &self.weight {
+            LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?,
+            LinearWeight::Quantized(matmul) => matmul.forward(&x2)?,
+        };
+        let y = y.broadcast_add(&self.bias)?;
+        let mut out_dims = dims;
+        let last = out_dims.len() - 1;
+        out_dims[last] = y.dim(1)?;
+        Ok(y.reshape(out_dims)?)
+    }
+}

