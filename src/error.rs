@@ -54,23 +54,23 @@ impl Error {
         }
     }
 
-    pub(crate) fn config(file: &str, message: impl Into<String>) -> Self {
+    pub fn config(file: &str, message: impl Into<String>) -> Self {
         Error::Config { file: file.to_string(), message: message.into() }
     }
 
-    pub(crate) fn tokenizer(file: &str, message: impl std::fmt::Display) -> Self {
+    pub fn tokenizer(file: &str, message: impl std::fmt::Display) -> Self {
         Error::Tokenizer { file: file.to_string(), message: message.to_string() }
     }
 
-    pub(crate) fn weights(file: &str, tensor: &str, message: impl Into<String>) -> Self {
+    pub fn weights(file: &str, tensor: &str, message: impl Into<String>) -> Self {
         Error::Weights { file: file.to_string(), tensor: tensor.to_string(), message: message.into() }
     }
 
-    pub(crate) fn format(file: &str, message: impl std::fmt::Display) -> Self {
+    pub fn format(file: &str, message: impl std::fmt::Display) -> Self {
         Error::ModelFormat { file: file.to_string(), message: message.to_string() }
     }
 
-    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+    pub fn invalid(message: impl Into<String>) -> Self {
         Error::InvalidInput(message.into())
     }
 }

@@ -13,6 +13,8 @@
 //! ```
 
 pub mod error;
+pub mod eval;
+pub mod gguf;
 pub mod linear;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
@@ -23,4 +25,5 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use model::Config;
-pub use rerank::{rank, sigmoid, RankedDocument, RerankOptions, Reranker, TokenizerSource, DEFAULT_BATCH_SIZE};
+pub use rerank::{rank, sigmoid, RankedDocument, RerankOptions, Reranker, DEFAULT_BATCH_SIZE};
+pub use tokenize::{PairTokenizer, TokenizerSource};

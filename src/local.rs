@@ -1,15 +1,17 @@
-//! Native-only loading from the filesystem (the CLI and tests): a Hugging Face model directory.
-//! The library proper works on bytes; this module only finds and reads the files.
+//! Native-only loading from the filesystem (the CLI and tests): a Hugging Face model directory or
+//! a crossrank GGUF file. The library proper works on bytes; this module only finds and reads files.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
 use crate::error::{Error, Result};
-use crate::rerank::{Reranker, TokenizerSource};
+use crate::gguf::GgufModel;
+use crate::rerank::Reranker;
+use crate::tokenize::{PairTokenizer, TokenizerSource};
 use crate::weights::{StoredTensor, WeightStore};
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })
 }
 
@@ -18,35 +20,45 @@ fn find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|name| dir.join(name)).find(|path| path.is_file())
 }
 
-/// Loads a Hugging Face cross-encoder directory: `config.json`, `model.safetensors` (or
-/// `pytorch_model.bin`), and `tokenizer.json` (or `vocab.txt` with `tokenizer_config.json`).
-pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Reranker> {
-    if !dir.is_dir() {
-        return Err(Error::Io { file: dir.display().to_string(), message: "not a directory".into() });
-    }
-    let config_path = dir.join("config.json");
-    let config = read(&config_path)?;
-    let weights = load_weights(dir, device)?;
-    let tokenizer_json;
-    let vocab_text;
-    let tokenizer = if let Some(path) = find(dir, &["tokenizer.json"]) {
-        tokenizer_json = read(&path)?;
-        TokenizerSource::Json(&tokenizer_json)
-    } else if let Some(path) = find(dir, &["vocab.txt"]) {
-        vocab_text = String::from_utf8(read(&path)?)
-            .map_err(|_| Error::tokenizer(&path.display().to_string(), "vocab.txt is not UTF-8"))?;
-        TokenizerSource::VocabTxt { text: &vocab_text, lowercase: lowercase_from_tokenizer_config(dir)? }
-    } else {
-        return Err(Error::Io {
-            file: dir.display().to_string(),
-            message: "no tokenizer.json or vocab.txt in the model directory".into(),
-        });
-    };
-    Reranker::from_parts(&config, &weights, tokenizer).map_err(|e| name_files(e, dir))
+/// A Hugging Face cross-encoder directory, read and parsed but not yet built into a model.
+pub struct HfDir {
+    pub config_json: Vec<u8>,
+    pub weights: WeightStore,
+    pub tokenizer: PairTokenizer,
 }
 
-/// The weight file of a model directory, parsed.
-pub fn load_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
+impl HfDir {
+    /// Reads `config.json`, `model.safetensors` (or `pytorch_model.bin`), and `tokenizer.json`
+    /// (or `vocab.txt` with `tokenizer_config.json`'s `do_lower_case`).
+    pub fn read(dir: &Path, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Io { file: dir.display().to_string(), message: "not a directory".into() });
+        }
+        let config_json = read(&dir.join("config.json"))?;
+        let weights = read_weights(dir, device)?;
+        let tokenizer = read_tokenizer(dir)?;
+        Ok(Self { config_json, weights, tokenizer })
+    }
+
+    pub fn into_reranker(self, dir: &Path) -> Result<Reranker> {
+        Reranker::from_parts(&self.config_json, &self.weights, self.tokenizer).map_err(|e| name_config(e, dir))
+    }
+}
+
+/// Loads a model from a Hugging Face directory or a crossrank `.gguf` file.
+pub fn load_model(path: &Path, device: &Device) -> Result<Reranker> {
+    if path.is_dir() {
+        return load_hf_dir(path, device);
+    }
+    let bytes = read(path)?;
+    Reranker::from_gguf_model(&GgufModel::read(&path.display().to_string(), &bytes, device)?)
+}
+
+pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Reranker> {
+    HfDir::read(dir, device)?.into_reranker(dir)
+}
+
+fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
     if let Some(path) = find(dir, &["model.safetensors"]) {
         let file = path.display().to_string();
         WeightStore::from_safetensors(&file, &read(&path)?, device)
@@ -60,11 +72,20 @@ pub fn load_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
             .collect::<Result<_>>()?;
         Ok(WeightStore::new(file, tensors, device))
     } else {
-        Err(Error::Io {
-            file: dir.display().to_string(),
-            message: "no model.safetensors or pytorch_model.bin in the model directory".into(),
-        })
+        Err(Error::Io { file: dir.display().to_string(), message: "no model.safetensors or pytorch_model.bin in the model directory".into() })
     }
+}
+
+fn read_tokenizer(dir: &Path) -> Result<PairTokenizer> {
+    if let Some(path) = find(dir, &["tokenizer.json"]) {
+        return PairTokenizer::from_tokenizer_json(&path.display().to_string(), &read(&path)?);
+    }
+    if let Some(path) = find(dir, &["vocab.txt"]) {
+        let file = path.display().to_string();
+        let text = String::from_utf8(read(&path)?).map_err(|_| Error::tokenizer(&file, "vocab.txt is not UTF-8"))?;
+        return PairTokenizer::from_source(TokenizerSource::VocabTxt { text: &text, lowercase: lowercase_from_tokenizer_config(dir)? });
+    }
+    Err(Error::Io { file: dir.display().to_string(), message: "no tokenizer.json or vocab.txt in the model directory".into() })
 }
 
 /// `do_lower_case` from `tokenizer_config.json`; BERT's default (true) when the file is absent.
@@ -74,17 +95,14 @@ fn lowercase_from_tokenizer_config(dir: &Path) -> Result<bool> {
         return Ok(true);
     }
     let file = path.display().to_string();
-    let value: serde_json::Value =
-        serde_json::from_slice(&read(&path)?).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))?;
+    let value: serde_json::Value = serde_json::from_slice(&read(&path)?).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))?;
     Ok(value.get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true))
 }
 
-/// The byte-level constructors name files by their role; here we know the real path.
-fn name_files(error: Error, dir: &Path) -> Error {
-    let with_dir = |file: String| if file.contains('/') { file } else { dir.join(file).display().to_string() };
+/// The byte-level constructor calls it `config.json`; here we know the real path.
+fn name_config(error: Error, dir: &Path) -> Error {
     match error {
-        Error::Config { file, message } => Error::Config { file: with_dir(file), message },
-        Error::Tokenizer { file, message } => Error::Tokenizer { file: with_dir(file), message },
+        Error::Config { file, message } if file == "config.json" => Error::Config { file: dir.join(file).display().to_string(), message },
         other => other,
     }
 }

@@ -6,20 +6,12 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::{Config, CrossEncoder};
-use crate::tokenize::{EncodedPair, PairTokenizer};
+use crate::tokenize::{EncodedPair, PairTokenizer, TokenizerSource};
 use crate::weights::WeightStore;
 
 /// How many pairs go through the model at once: bounds peak memory (activations grow with
 /// batch × length²) while keeping matrix products large enough to be efficient.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
-
-/// The tokenizer files of a Hugging Face model directory, in memory.
-pub enum TokenizerSource<'a> {
-    /// `tokenizer.json`.
-    Json(&'a [u8]),
-    /// A WordPiece `vocab.txt`; `lowercase` comes from `tokenizer_config.json`'s `do_lower_case`.
-    VocabTxt { text: &'a str, lowercase: bool },
-}
 
 /// Options of [`Reranker::rerank`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,19 +48,15 @@ pub struct Reranker {
 
 impl Reranker {
     /// From the parts of a Hugging Face model directory: `config.json`, parsed weights, tokenizer.
-    pub fn from_parts(config_json: &[u8], weights: &WeightStore, tokenizer: TokenizerSource<'_>) -> Result<Self> {
+    pub fn from_parts(config_json: &[u8], weights: &WeightStore, tokenizer: PairTokenizer) -> Result<Self> {
         let config = Config::from_json("config.json", config_json)?;
-        let tokenizer = match tokenizer {
-            TokenizerSource::Json(bytes) => PairTokenizer::from_tokenizer_json("tokenizer.json", bytes)?,
-            TokenizerSource::VocabTxt { text, lowercase } => PairTokenizer::from_vocab_txt("vocab.txt", text, lowercase)?,
-        };
         Self::new(CrossEncoder::load(weights, &config)?, tokenizer)
     }
 
     /// From the bytes of `config.json`, `model.safetensors` and the tokenizer.
     pub fn from_safetensors(config_json: &[u8], safetensors: &[u8], tokenizer: TokenizerSource<'_>, device: &Device) -> Result<Self> {
         let weights = WeightStore::from_safetensors("model.safetensors", safetensors, device)?;
-        Self::from_parts(config_json, &weights, tokenizer)
+        Self::from_parts(config_json, &weights, PairTokenizer::from_source(tokenizer)?)
     }
 
     pub(crate) fn new(model: CrossEncoder, tokenizer: PairTokenizer) -> Result<Self> {

@@ -33,6 +33,14 @@ pub struct PaddedBatch {
     pub attention_mask: Vec<f32>,
 }
 
+/// The tokenizer files of a Hugging Face model directory, in memory.
+pub enum TokenizerSource<'a> {
+    /// `tokenizer.json`.
+    Json(&'a [u8]),
+    /// A WordPiece `vocab.txt`; `lowercase` comes from `tokenizer_config.json`'s `do_lower_case`.
+    VocabTxt { text: &'a str, lowercase: bool },
+}
+
 pub struct PairTokenizer {
     tokenizer: Tokenizer,
     file: String,
@@ -40,6 +48,18 @@ pub struct PairTokenizer {
 }
 
 impl PairTokenizer {
+    pub fn from_source(source: TokenizerSource<'_>) -> Result<Self> {
+        match source {
+            TokenizerSource::Json(bytes) => Self::from_tokenizer_json("tokenizer.json", bytes),
+            TokenizerSource::VocabTxt { text, lowercase } => Self::from_vocab_txt("vocab.txt", text, lowercase),
+        }
+    }
+
+    /// The tokenizer as `tokenizer.json` text (what a crossrank GGUF stores), without truncation or padding.
+    pub fn to_json(&self) -> Result<String> {
+        self.tokenizer.to_string(false).map_err(|e| Error::tokenizer(&self.file, e))
+    }
+
     /// From a `tokenizer.json`; its own truncation and padding settings are discarded.
     pub fn from_tokenizer_json(file: &str, bytes: &[u8]) -> Result<Self> {
         let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| Error::tokenizer(file, format!("not a readable tokenizer.json ({e})")))?;

@@ -1,1 +1,259 @@
-fn main(){}
+//! The native command-line tool: score, rerank, convert, info, eval and bench.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use candle_core::Device;
+use clap::{Parser, Subcommand, ValueEnum};
+use crossrank::gguf::{self, ConvertInput, GgufModel, Precision};
+use crossrank::local::{load_model, read, HfDir};
+use crossrank::{Error, RerankOptions, Result, DEFAULT_BATCH_SIZE};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+#[path = "../cli/eval.rs"]
+mod eval_command;
+#[path = "../cli/bench.rs"]
+mod bench_command;
+
+#[derive(Parser)]
+#[command(name = "crossrank", version, about = "A BERT cross-encoder reranker: same scores natively and in the browser.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceName {
+    Cpu,
+    Cuda,
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// A Hugging Face model directory (config.json, model.safetensors, tokenizer.json) or a crossrank .gguf file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceName,
+    /// Tokens per (query, document) pair; defaults to the model's position embeddings (512).
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Pairs per forward pass.
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+}
+
+impl ModelArgs {
+    fn device(&self) -> Result<Device> {
+        open_device(self.device)
+    }
+
+    fn options(&self, top_k: Option<usize>) -> RerankOptions {
+        RerankOptions { top_k, max_length: self.max_length, batch_size: self.batch_size }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reads JSON lines {"query": …, "document": …} from stdin and prints one {"logit", "score"} per line.
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Reads candidates from stdin (a JSON array of strings, or one per line) and prints them ranked, as JSON.
+    Rerank {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        query: String,
+        /// Keep only the best K.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Read candidates from this file instead of stdin.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Converts a Hugging Face cross-encoder directory into one crossrank GGUF file.
+    Convert {
+        #[arg(long)]
+        model: PathBuf,
+        /// f32, f16, q8_0 or q4_0.
+        #[arg(long, default_value = "q8_0")]
+        dtype: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Recorded in the file, e.g. `cross-encoder/ms-marco-MiniLM-L-4-v2@<revision>`; defaults to the directory name.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Prints what a crossrank GGUF holds: precision, tensors, bytes, config, source, sha256.
+    Info { model: PathBuf },
+    /// Evaluates reranking on a BEIR-style dataset (nDCG@10, MRR@10, Recall@10/100, P@1).
+    Eval(eval_command::EvalArgs),
+    /// Times scoring on fixed workloads and prints a table.
+    Bench(bench_command::BenchArgs),
+}
+
+fn open_device(name: DeviceName) -> Result<Device> {
+    match name {
+        DeviceName::Cpu => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        DeviceName::Cuda => Device::new_cuda(0).map_err(|e| Error::Unsupported(format!("CUDA device 0: {e}"))),
+        #[cfg(not(feature = "cuda"))]
+        DeviceName::Cuda => Err(Error::Unsupported("this crossrank was built without the `cuda` feature".into())),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("crossrank: error [{}]: {error}", error.code());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Score { model } => score(&model),
+        Command::Rerank { model, query, top_k, input } => rerank(&model, &query, top_k, input.as_deref()),
+        Command::Convert { model, dtype, out, source } => convert(&model, &dtype, &out, source),
+        Command::Info { model } => info(&model),
+        Command::Eval(args) => eval_command::run(&args),
+        Command::Bench(args) => bench_command::run(&args),
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> Error {
+    Error::Io { file: "<stdout>".into(), message: e.to_string() }
+}
+
+fn score(args: &ModelArgs) -> Result<()> {
+    let reranker = load_model(&args.model, &args.device()?)?;
+    let stdin = std::io::stdin();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (number, line) in stdin.lock().lines().enumerate() {
+        let line = line.map_err(|e| Error::Io { file: "<stdin>".into(), message: e.to_string() })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        #[derive(serde::Deserialize)]
+        struct Pair {
+            query: String,
+            document: String,
+        }
+        let pair: Pair = serde_json::from_str(&line)
+            .map_err(|e| Error::invalid(format!("line {}: expected {{\"query\": string, \"document\": string}} ({e})", number + 1)))?;
+        pairs.push((pair.query, pair.document));
+    }
+    if pairs.is_empty() {
+        return Err(Error::invalid("no pairs on stdin"));
+    }
+    // Consecutive lines with the same query are scored together, sharing batches.
+    let mut out = std::io::stdout().lock();
+    let mut start = 0;
+    while start < pairs.len() {
+        let query = &pairs[start].0;
+        let end = start + pairs[start..].iter().take_while(|(q, _)| q == query).count();
+        let documents: Vec<&str> = pairs[start..end].iter().map(|(_, d)| d.as_str()).collect();
+        for logit in reranker.logits_with(query, &documents, &args.options(None))? {
+            writeln!(out, "{}", json!({ "logit": logit, "score": crossrank::sigmoid(logit) })).map_err(stdout_error)?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Candidates as a JSON array (of strings or {"text": …} objects), or else one per non-empty line.
+fn parse_candidates(text: &str) -> Result<Vec<String>> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(trimmed).map_err(|e| Error::invalid(format!("candidates look like JSON but do not parse: {e}")))?;
+        return values
+            .into_iter()
+            .enumerate()
+            .map(|(index, value)| match value {
+                serde_json::Value::String(text) => Ok(text),
+                serde_json::Value::Object(map) => match map.get("text") {
+                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
+                    _ => Err(Error::invalid(format!("candidate {index} is an object without a string \"text\""))),
+                },
+                other => Err(Error::invalid(format!("candidate {index} is {other}, not a string"))),
+            })
+            .collect();
+    }
+    Ok(text.lines().filter(|line| !line.trim().is_empty()).map(str::to_string).collect())
+}
+
+fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>) -> Result<()> {
+    let text = match input {
+        Some(path) => String::from_utf8(read(path)?).map_err(|_| Error::invalid(format!("{} is not UTF-8", path.display())))?,
+        None => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| Error::Io { file: "<stdin>".into(), message: e.to_string() })?;
+            text
+        }
+    };
+    let candidates = parse_candidates(&text)?;
+    let reranker = load_model(&args.model, &args.device()?)?;
+    let documents: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    let ranked = reranker.rerank(query, &documents, &args.options(top_k))?;
+    let rows: Vec<_> = ranked
+        .iter()
+        .map(|r| json!({ "index": r.index, "score": r.score, "logit": r.logit, "document": documents[r.index] }))
+        .collect();
+    let text = serde_json::to_string_pretty(&rows).map_err(|e| Error::Compute(e.to_string()))?;
+    writeln!(std::io::stdout().lock(), "{text}").map_err(stdout_error)
+}
+
+fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>) -> Result<()> {
+    let precision = Precision::parse(dtype)?;
+    let dir = HfDir::read(model, &Device::Cpu)?;
+    let config_json =
+        String::from_utf8(dir.config_json.clone()).map_err(|_| Error::config(&model.join("config.json").display().to_string(), "not UTF-8"))?;
+    let source = source.unwrap_or_else(|| model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let bytes = gguf::convert(&dir.weights, &ConvertInput { config_json: &config_json, tokenizer: &dir.tokenizer, source: &source }, precision)?;
+    std::fs::write(out, &bytes).map_err(|e| Error::Io { file: out.display().to_string(), message: e.to_string() })?;
+    eprintln!("wrote {} ({} bytes, {})", out.display(), bytes.len(), precision.name());
+    Ok(())
+}
+
+fn info(path: &Path) -> Result<()> {
+    let bytes = read(path)?;
+    let model = GgufModel::read(&path.display().to_string(), &bytes, &Device::Cpu)?;
+    let config: serde_json::Value = serde_json::from_str(&model.config_json).map_err(|e| Error::config(gguf::KEY_CONFIG, e.to_string()))?;
+    let mut dtypes = std::collections::BTreeMap::<String, usize>::new();
+    for name in model.weights.names() {
+        let kind = match model.weights.get(name) {
+            Some(crossrank::weights::StoredTensor::Quantized(q)) => format!("{:?}", q.dtype()),
+            _ => "F32".to_string(),
+        };
+        *dtypes.entry(kind).or_default() += 1;
+    }
+    let summary = json!({
+        "file": path.display().to_string(),
+        "bytes": bytes.len(),
+        "sha256": hex(&Sha256::digest(&bytes)),
+        "precision": model.precision(),
+        "source": model.source(),
+        "tensors": model.weights.names().count(),
+        "tensor_dtypes": dtypes,
+        "config": {
+            "num_hidden_layers": config["num_hidden_layers"], "hidden_size": config["hidden_size"],
+            "num_attention_heads": config["num_attention_heads"], "intermediate_size": config["intermediate_size"],
+            "vocab_size": config["vocab_size"], "max_position_embeddings": config["max_position_embeddings"],
+        },
+    });
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Compute(e.to_string()))?;
+    writeln!(std::io::stdout().lock(), "{text}").map_err(stdout_error)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

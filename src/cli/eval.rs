@@ -1,0 +1,182 @@
+//! `crossrank eval`: reranks a first stage's candidates on a BEIR-style dataset, or scores
+//! precomputed TREC runs (e.g. PyTorch's), with the same metric code for every system.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crossrank::eval::{evaluate, Metrics, Qrels, Run};
+use crossrank::local::{load_model, read};
+use crossrank::{Error, RerankOptions, Result, DEFAULT_BATCH_SIZE};
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// corpus.jsonl: {"_id", "title", "text"} per line.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// queries.jsonl: {"_id", "text"} per line.
+    #[arg(long)]
+    queries: PathBuf,
+    /// qrels TSV with a header: query-id, corpus-id, score.
+    #[arg(long)]
+    qrels: PathBuf,
+    /// First-stage candidates TSV with a header: query-id, corpus-id, rank[, score].
+    #[arg(long)]
+    candidates: PathBuf,
+    /// Rerank the candidates with this model (HF directory or .gguf); repeat to compare several.
+    #[arg(long)]
+    model: Vec<PathBuf>,
+    /// Score precomputed TREC run files (query Q0 doc rank score name); repeat for several.
+    #[arg(long)]
+    run: Vec<PathBuf>,
+    /// Rerank only the first N candidates of each query (the rest keep their first-stage order below them).
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+    #[arg(long)]
+    max_length: Option<usize>,
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// Write each model's run (TREC format) into this directory.
+    #[arg(long)]
+    write_runs: Option<PathBuf>,
+    /// Print a Markdown table instead of JSON lines.
+    #[arg(long)]
+    markdown: bool,
+}
+
+fn lines(path: &Path) -> Result<Vec<String>> {
+    let text = String::from_utf8(read(path)?).map_err(|_| Error::invalid(format!("{} is not UTF-8", path.display())))?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+fn bad_line(path: &Path, number: usize, what: &str) -> Error {
+    Error::invalid(format!("{}:{}: {what}", path.display(), number + 1))
+}
+
+/// `_id` → text from a BEIR JSON-lines file; documents are `title + " " + text`, trimmed (BEIR's rerank recipe).
+fn read_texts(path: &Path, with_title: bool) -> Result<HashMap<String, String>> {
+    let mut texts = HashMap::new();
+    for (number, line) in lines(path)?.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| bad_line(path, number, &e.to_string()))?;
+        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let id = value.get("_id").and_then(|v| v.as_str()).ok_or_else(|| bad_line(path, number, "no \"_id\""))?;
+        let text = if with_title { format!("{} {}", field("title"), field("text")).trim().to_string() } else { field("text") };
+        texts.insert(id.to_string(), text);
+    }
+    Ok(texts)
+}
+
+fn read_tsv(path: &Path) -> Result<Vec<Vec<String>>> {
+    Ok(lines(path)?.iter().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').map(str::to_string).collect()).collect())
+}
+
+fn read_qrels(path: &Path) -> Result<Qrels> {
+    let mut qrels = Qrels::new();
+    for (number, row) in read_tsv(path)?.into_iter().enumerate() {
+        let [query, doc, grade] = row.as_slice() else { return Err(bad_line(path, number + 1, "expected 3 columns")) };
+        let grade: u32 = grade.trim().parse().map_err(|_| bad_line(path, number + 1, "grade is not an integer"))?;
+        qrels.entry(query.clone()).or_default().insert(doc.clone(), grade);
+    }
+    Ok(qrels)
+}
+
+/// Candidates in first-stage order (sorted by the rank column).
+fn read_candidates(path: &Path) -> Result<Run> {
+    let mut ranked: HashMap<String, Vec<(usize, String)>> = HashMap::new();
+    for (number, row) in read_tsv(path)?.into_iter().enumerate() {
+        if row.len() < 3 {
+            return Err(bad_line(path, number + 1, "expected query-id, corpus-id, rank"));
+        }
+        let rank: usize = row[2].trim().parse().map_err(|_| bad_line(path, number + 1, "rank is not an integer"))?;
+        ranked.entry(row[0].clone()).or_default().push((rank, row[1].clone()));
+    }
+    Ok(ranked
+        .into_iter()
+        .map(|(query, mut docs)| {
+            docs.sort();
+            (query, docs.into_iter().map(|(_, doc)| doc).collect())
+        })
+        .collect())
+}
+
+/// A TREC run: `query Q0 doc rank score name`, ordered by score (descending).
+fn read_run(path: &Path) -> Result<Run> {
+    let mut scored: HashMap<String, Vec<(f64, String)>> = HashMap::new();
+    for (number, line) in lines(path)?.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 5 {
+            return Err(bad_line(path, number, "expected `query Q0 doc rank score [name]`"));
+        }
+        let score: f64 = fields[4].parse().map_err(|_| bad_line(path, number, "score is not a number"))?;
+        scored.entry(fields[0].to_string()).or_default().push((score, fields[2].to_string()));
+    }
+    Ok(scored
+        .into_iter()
+        .map(|(query, mut docs)| {
+            docs.sort_by(|a, b| b.0.total_cmp(&a.0));
+            (query, docs.into_iter().map(|(_, doc)| doc).collect())
+        })
+        .collect())
+}
+
+fn report(label: &str, metrics: &Metrics, markdown: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = if markdown {
+        writeln!(
+            out,
+            "| {label} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            metrics.ndcg_at_10, metrics.mrr_at_10, metrics.recall_at_10, metrics.recall_at_100, metrics.precision_at_1
+        )
+    } else {
+        writeln!(out, "{}", serde_json::json!({ "system": label, "metrics": metrics }))
+    };
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let qrels = read_qrels(&args.qrels)?;
+    let candidates = read_candidates(&args.candidates)?;
+    if args.markdown {
+        println!("| system | nDCG@10 | MRR@10 | R@10 | R@100 | P@1 |\n|---|---|---|---|---|---|");
+    }
+    report(&format!("first stage ({})", args.candidates.display()), &evaluate(&qrels, &candidates), args.markdown);
+    for path in &args.run {
+        report(&path.display().to_string(), &evaluate(&qrels, &read_run(path)?), args.markdown);
+    }
+    if args.model.is_empty() {
+        return Ok(());
+    }
+    let corpus = read_texts(&args.corpus, true)?;
+    let queries = read_texts(&args.queries, false)?;
+    let options = RerankOptions { top_k: None, max_length: args.max_length, batch_size: args.batch_size };
+    let mut query_ids: Vec<&String> = qrels.keys().filter(|id| candidates.contains_key(*id)).collect();
+    query_ids.sort();
+    for model_path in &args.model {
+        let reranker = load_model(model_path, &candle_core::Device::Cpu)?;
+        let mut run = Run::new();
+        let mut trec = String::new();
+        for query_id in &query_ids {
+            let query = queries.get(*query_id).ok_or_else(|| Error::invalid(format!("query {query_id} is not in {}", args.queries.display())))?;
+            let docs = &candidates[*query_id];
+            let (head, tail) = docs.split_at(args.depth.min(docs.len()));
+            let texts: Vec<&str> = head
+                .iter()
+                .map(|id| corpus.get(id).map(String::as_str).ok_or_else(|| Error::invalid(format!("document {id} is not in the corpus"))))
+                .collect::<Result<_>>()?;
+            let ranked = reranker.rerank(query, &texts, &options)?;
+            let mut order: Vec<String> = ranked.iter().map(|r| head[r.index].clone()).collect();
+            for (rank, r) in ranked.iter().enumerate() {
+                trec.push_str(&format!("{query_id} Q0 {} {} {} crossrank\n", head[r.index], rank + 1, r.logit));
+            }
+            order.extend(tail.iter().cloned());
+            run.insert((*query_id).clone(), order);
+        }
+        report(&format!("crossrank {}", model_path.display()), &evaluate(&qrels, &run), args.markdown);
+        if let Some(dir) = &args.write_runs {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io { file: dir.display().to_string(), message: e.to_string() })?;
+            let name = model_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+            let path = dir.join(format!("crossrank-{name}.tsv"));
+            std::fs::write(&path, trec).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
+        }
+    }
+    Ok(())
+}

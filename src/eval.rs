@@ -1,0 +1,103 @@
+//! Ranking metrics, computed the same way for every system compared (BM25, PyTorch runs,
+//! crossrank at any precision): nDCG@10, MRR@10, Recall@10/100 and precision@1, averaged over
+//! the queries of the relevance judgements, as pytrec_eval does for BEIR (linear gain).
+
+use std::collections::HashMap;
+
+/// Relevance judgements: query id → (document id → grade > 0).
+pub type Qrels = HashMap<String, HashMap<String, u32>>;
+
+/// A ranking per query, best first.
+pub type Run = HashMap<String, Vec<String>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Metrics {
+    pub ndcg_at_10: f64,
+    pub mrr_at_10: f64,
+    pub recall_at_10: f64,
+    pub recall_at_100: f64,
+    pub precision_at_1: f64,
+    pub queries: usize,
+}
+
+/// nDCG@k of one ranking; the ideal ranking places every judged-relevant document first.
+pub fn ndcg_at(ranking: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
+    let gain = |doc: &String| relevant.get(doc).copied().unwrap_or(0) as f64;
+    let dcg: f64 = ranking.iter().take(k).enumerate().map(|(i, doc)| gain(doc) / (i as f64 + 2.0).log2()).sum();
+    let mut ideal: Vec<f64> = relevant.values().map(|&grade| grade as f64).filter(|&g| g > 0.0).collect();
+    ideal.sort_by(|a, b| b.total_cmp(a));
+    let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g / (i as f64 + 2.0).log2()).sum();
+    if idcg == 0.0 {
+        0.0
+    } else {
+        dcg / idcg
+    }
+}
+
+fn is_relevant(doc: &String, relevant: &HashMap<String, u32>) -> bool {
+    relevant.get(doc).is_some_and(|&grade| grade > 0)
+}
+
+pub fn mrr_at(ranking: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
+    ranking.iter().take(k).position(|doc| is_relevant(doc, relevant)).map_or(0.0, |i| 1.0 / (i as f64 + 1.0))
+}
+
+pub fn recall_at(ranking: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
+    let total = relevant.values().filter(|&&grade| grade > 0).count();
+    if total == 0 {
+        return 0.0;
+    }
+    ranking.iter().take(k).filter(|doc| is_relevant(doc, relevant)).count() as f64 / total as f64
+}
+
+/// Averages over every query in `qrels`; a query missing from `run` counts as a ranking with no hits.
+pub fn evaluate(qrels: &Qrels, run: &Run) -> Metrics {
+    let empty = Vec::new();
+    let mut metrics = Metrics::default();
+    for (query_id, relevant) in qrels {
+        let ranking = run.get(query_id).unwrap_or(&empty);
+        metrics.ndcg_at_10 += ndcg_at(ranking, relevant, 10);
+        metrics.mrr_at_10 += mrr_at(ranking, relevant, 10);
+        metrics.recall_at_10 += recall_at(ranking, relevant, 10);
+        metrics.recall_at_100 += recall_at(ranking, relevant, 100);
+        metrics.precision_at_1 += ranking.first().map_or(0.0, |doc| is_relevant(doc, relevant) as u8 as f64);
+    }
+    let n = qrels.len().max(1) as f64;
+    Metrics {
+        ndcg_at_10: metrics.ndcg_at_10 / n,
+        mrr_at_10: metrics.mrr_at_10 / n,
+        recall_at_10: metrics.recall_at_10 / n,
+        recall_at_100: metrics.recall_at_100 / n,
+        precision_at_1: metrics.precision_at_1 / n,
+        queries: qrels.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn hand_computed_example() {
+        // Two relevant documents; the ranking finds one at rank 2 and one at rank 4.
+        let relevant: HashMap<String, u32> = [("a".to_string(), 1), ("b".to_string(), 1)].into();
+        let ranking = ids(&["x", "a", "y", "b"]);
+        let dcg = 1.0 / 3f64.log2() + 1.0 / 5f64.log2();
+        let idcg = 1.0 + 1.0 / 3f64.log2();
+        assert!((ndcg_at(&ranking, &relevant, 10) - dcg / idcg).abs() < 1e-12);
+        assert_eq!(mrr_at(&ranking, &relevant, 10), 0.5);
+        assert_eq!(recall_at(&ranking, &relevant, 3), 0.5);
+        assert_eq!(recall_at(&ranking, &relevant, 10), 1.0);
+        let qrels: Qrels = [("q".to_string(), relevant)].into();
+        let metrics = evaluate(&qrels, &[("q".to_string(), ranking)].into());
+        assert_eq!(metrics.precision_at_1, 0.0);
+        assert_eq!(metrics.queries, 1);
+        // A query absent from the run scores zero, it is not skipped.
+        let metrics = evaluate(&qrels, &Run::new());
+        assert_eq!(metrics.ndcg_at_10, 0.0);
+    }
+}

@@ -1,0 +1,205 @@
+//! crossrank's model file: one GGUF holding every tensor (f32, f16, Q8_0 or Q4_0) plus the
+//! `config.json` and `tokenizer.json` texts as metadata, so the browser downloads a single file.
+//!
+//! Which tensors stay in float is an explicit rule ([`keeps_float`]); any other tensor that the
+//! requested precision cannot represent is an error, never a silent fallback.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device};
+
+use crate::error::{Error, Result};
+use crate::model::{Config, CrossEncoder};
+use crate::rerank::Reranker;
+use crate::tokenize::PairTokenizer;
+use crate::weights::{StoredTensor, WeightStore};
+
+pub const KEY_FORMAT_VERSION: &str = "crossrank.format_version";
+pub const KEY_CONFIG: &str = "crossrank.config_json";
+pub const KEY_TOKENIZER: &str = "tokenizer.huggingface.json";
+pub const KEY_PRECISION: &str = "crossrank.precision";
+pub const KEY_SOURCE: &str = "crossrank.source";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The precisions crossrank writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F16,
+    Q8_0,
+    Q4_0,
+}
+
+impl Precision {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            "q8_0" => Ok(Precision::Q8_0),
+            "q4_0" => Ok(Precision::Q4_0),
+            k if k.ends_with("_k") || k.starts_with("q") && k.contains('k') => Err(Error::Unsupported(format!(
+                "{name}: K-quants need rows divisible by 256 and BERT-small rows are 384 (MiniLM) wide; use q8_0 or q4_0 (blocks of 32)"
+            ))),
+            _ => Err(Error::invalid(format!("unknown precision \"{name}\" (expected f32, f16, q8_0 or q4_0)"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Q8_0 => "q8_0",
+            Precision::Q4_0 => "q4_0",
+        }
+    }
+
+    fn ggml(self) -> GgmlDType {
+        match self {
+            Precision::F32 => GgmlDType::F32,
+            Precision::F16 => GgmlDType::F16,
+            Precision::Q8_0 => GgmlDType::Q8_0,
+            Precision::Q4_0 => GgmlDType::Q4_0,
+        }
+    }
+}
+
+/// Tensors kept in f32 at every precision: small, and precision-critical (normalisation, biases,
+/// the added position and type embeddings).
+pub fn keeps_float(name: &str) -> bool {
+    name.ends_with(".bias")
+        || name.contains("LayerNorm")
+        || name.contains("position_embeddings")
+        || name.contains("token_type_embeddings")
+}
+
+/// What a GGUF holds beside the tensors.
+pub struct ConvertInput<'a> {
+    pub config_json: &'a str,
+    pub tokenizer: &'a PairTokenizer,
+    /// Where the weights came from, e.g. `cross-encoder/ms-marco-MiniLM-L-4-v2@<revision>`.
+    pub source: &'a str,
+}
+
+/// Writes a crossrank GGUF from an HF checkpoint's tensors. The model is built once first, so a
+/// checkpoint that would not load is rejected here rather than in the user's browser.
+pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Precision) -> Result<Vec<u8>> {
+    let config = Config::from_json("config.json", input.config_json.as_bytes())?;
+    CrossEncoder::load(weights, &config)?;
+    let tokenizer_json = input.tokenizer.to_json()?;
+
+    let mut names: Vec<&String> = weights.names().filter(|name| !name.ends_with("position_ids")).collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        let tensor = match weights.get(name) {
+            Some(StoredTensor::Float(tensor)) => tensor.to_dtype(DType::F32)?,
+            Some(StoredTensor::Quantized(qtensor)) => qtensor.dequantize(&Device::Cpu)?,
+            None => continue,
+        };
+        let target = if keeps_float(name) { GgmlDType::F32 } else { precision.ggml() };
+        let block = target.block_size();
+        let row = tensor.dims().last().copied().unwrap_or(0);
+        if row % block != 0 {
+            return Err(Error::Unsupported(format!(
+                "tensor `{name}` has rows of {row} values, which {} cannot store (blocks of {block}); \
+                 K-quants would need rows divisible by 256",
+                precision.name()
+            )));
+        }
+        let qtensor = QTensor::quantize(&tensor.to_device(&Device::Cpu)?, target)
+            .map_err(|e| Error::weights(weights.file(), name, format!("cannot quantise to {}: {e}", precision.name())))?;
+        tensors.push((name.clone(), qtensor));
+    }
+
+    let metadata = [
+        ("general.architecture", Value::String("bert".into())),
+        ("general.name", Value::String(input.source.into())),
+        (KEY_FORMAT_VERSION, Value::U32(FORMAT_VERSION)),
+        (KEY_PRECISION, Value::String(precision.name().into())),
+        (KEY_SOURCE, Value::String(input.source.into())),
+        (KEY_CONFIG, Value::String(input.config_json.into())),
+        (KEY_TOKENIZER, Value::String(tokenizer_json)),
+    ];
+    let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(key, value)| (*key, value)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(name, qtensor)| (name.as_str(), qtensor)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata_refs, &tensor_refs).map_err(|e| Error::Compute(format!("writing GGUF: {e}")))?;
+    Ok(out.into_inner())
+}
+
+/// A parsed crossrank GGUF: its metadata and tensors.
+pub struct GgufModel {
+    pub metadata: HashMap<String, Value>,
+    pub weights: WeightStore,
+    pub config_json: String,
+    pub tokenizer_json: String,
+}
+
+impl GgufModel {
+    pub fn read(file: &str, bytes: &[u8], device: &Device) -> Result<Self> {
+        let mut reader = Cursor::new(bytes);
+        let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::format(file, format!("not a readable GGUF file ({e})")))?;
+        let text = |key: &str| -> Result<String> {
+            match content.metadata.get(key) {
+                Some(Value::String(text)) => Ok(text.clone()),
+                Some(_) => Err(Error::format(file, format!("metadata `{key}` is not a string"))),
+                None => Err(Error::format(file, format!("metadata `{key}` is missing: not a crossrank model file"))),
+            }
+        };
+        match content.metadata.get(KEY_FORMAT_VERSION).map(|value| value.to_u32()) {
+            Some(Ok(FORMAT_VERSION)) => {}
+            Some(Ok(version)) => {
+                return Err(Error::format(file, format!("crossrank format version {version} is not supported (expected {FORMAT_VERSION})")))
+            }
+            _ => return Err(Error::format(file, format!("metadata `{KEY_FORMAT_VERSION}` is missing: not a crossrank model file"))),
+        }
+        let config_json = text(KEY_CONFIG)?;
+        let tokenizer_json = text(KEY_TOKENIZER)?;
+        let mut tensors = HashMap::with_capacity(content.tensor_infos.len());
+        for name in content.tensor_infos.keys() {
+            let qtensor = content
+                .tensor(&mut reader, name, device)
+                .map_err(|e| Error::format(file, format!("tensor `{name}` cannot be read ({e})")))?;
+            let stored = match qtensor.dtype() {
+                GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => StoredTensor::Float(
+                    qtensor.dequantize(device).map_err(|e| Error::weights(file, name, e.to_string()))?,
+                ),
+                _ => StoredTensor::Quantized(Arc::new(qtensor)),
+            };
+            tensors.insert(name.clone(), stored);
+        }
+        Ok(Self { metadata: content.metadata, weights: WeightStore::new(file, tensors, device), config_json, tokenizer_json })
+    }
+
+    pub fn precision(&self) -> &str {
+        match self.metadata.get(KEY_PRECISION) {
+            Some(Value::String(precision)) => precision,
+            _ => "unknown",
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        match self.metadata.get(KEY_SOURCE) {
+            Some(Value::String(source)) => source,
+            _ => "unknown",
+        }
+    }
+}
+
+impl Reranker {
+    /// From a crossrank GGUF file held in memory.
+    pub fn from_gguf(bytes: &[u8], device: &Device) -> Result<Self> {
+        Self::from_gguf_model(&GgufModel::read("model.gguf", bytes, device)?)
+    }
+
+    pub fn from_gguf_model(model: &GgufModel) -> Result<Self> {
+        let file = model.weights.file();
+        let config = Config::from_json(&format!("{file} ({KEY_CONFIG})"), model.config_json.as_bytes())?;
+        let tokenizer = PairTokenizer::from_tokenizer_json(&format!("{file} ({KEY_TOKENIZER})"), model.tokenizer_json.as_bytes())?;
+        Self::new(CrossEncoder::load(&model.weights, &config)?, tokenizer)
+    }
+}
