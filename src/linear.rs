@@ -6,7 +6,7 @@ use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{Module, Tensor};
 
 use crate::error::Result;
-use crate::weights::{check_finite, StoredTensor, Weights};
+use crate::weights::{check_finite, QuantizedMatmul, StoredTensor, Weights};
 
 enum LinearWeight {
     /// `(out, in)` as in the checkpoint.
@@ -25,7 +25,9 @@ impl Linear {
         let (name, stored) = weights.stored("weight", &[out_features, in_features])?;
         let file = weights.store().file();
         let weight = match stored {
-            StoredTensor::Quantized(qtensor) if qtensor.dtype() != GgmlDType::F32 => {
+            StoredTensor::Quantized(qtensor)
+                if qtensor.dtype() != GgmlDType::F32 && weights.store().quantized_matmul() == QuantizedMatmul::Blocks =>
+            {
                 // Quantised blocks cannot hold NaN checks cheaply per element; check the dequantised copy once.
                 let dense = qtensor
                     .dequantize(weights.store().device())

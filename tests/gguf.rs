@@ -1,0 +1,173 @@
+//! The crossrank GGUF: round trip, quantisation tolerances against PyTorch, and damaged files.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use common::{fixture, max_abs_diff, minilm_dir, tiny_dir, Fixture};
+use crossrank::gguf::{convert, ConvertInput, GgufModel, Precision, KEY_CONFIG, KEY_FORMAT_VERSION, KEY_TOKENIZER};
+use crossrank::local::{load_hf_dir, HfDir};
+use crossrank::{Error, Reranker};
+
+fn gguf_of(dir: &std::path::Path, precision: Precision) -> Vec<u8> {
+    let hf = HfDir::read(dir, &Device::Cpu).unwrap();
+    let config = String::from_utf8(hf.config_json.clone()).unwrap();
+    convert(&hf.weights, &ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "test" }, precision).unwrap()
+}
+
+fn fixture_logits(reranker: &Reranker, fixture: &Fixture) -> Vec<f32> {
+    fixture.cases.iter().map(|case| reranker.logits(&case.query, &[case.passage.as_str()]).unwrap()[0]).collect()
+}
+
+fn expected(fixture: &Fixture) -> Vec<f32> {
+    fixture.cases.iter().map(|case| case.logit).collect()
+}
+
+#[test]
+fn f32_round_trip_equals_the_hf_directory() {
+    for (dir, name) in [(tiny_dir(), "tiny.json"), (minilm_dir(), "minilm_l4.json")] {
+        let fixture = fixture(name);
+        let from_dir = fixture_logits(&load_hf_dir(&dir, &Device::Cpu).unwrap(), &fixture);
+        let from_gguf = fixture_logits(&Reranker::from_gguf(&gguf_of(&dir, Precision::F32), &Device::Cpu).unwrap(), &fixture);
+        let diff = max_abs_diff(&from_dir, &from_gguf);
+        assert!(diff <= 1e-6, "{name}: f32 GGUF differs from the HF directory by {diff}");
+    }
+}
+
+/// max |Δlogit| against PyTorch f32 on the MiniLM-L-4 fixture pairs, per precision, with the
+/// default matmul (weights dequantised once). Measured here: f16 2.0e-4, Q8_0 1.2e-2, Q4_0 2.4e-1;
+/// each bound is about twice the measurement. This fixture's random head reads a [CLS] vector that
+/// barely varies, so its logits span only ~0.1: Q4_0's error is larger than that spread, which is
+/// why ranking quality is judged on the trained model (tests/default_model.rs), not here.
+const TOLERANCES: [(Precision, f32, &str); 3] = [
+    // f16 keeps 11 bits of mantissa; errors of ~5e-4 per weight average out over 384-wide sums.
+    (Precision::F16, 1e-3, "f16 rounding of the weights only"),
+    // 8-bit codes with one f16 scale per 32 weights: ~0.4% relative error per weight, through 4 layers.
+    (Precision::Q8_0, 2.5e-2, "8-bit blocks of 32, weights only"),
+    // 4-bit codes: ~16x coarser steps than Q8_0, so ~16x the error.
+    (Precision::Q4_0, 4e-1, "4-bit blocks of 32, weights only"),
+];
+
+#[test]
+fn quantised_logits_within_the_tolerance_table() {
+    let fixture = fixture("minilm_l4.json");
+    let reference = expected(&fixture);
+    for (precision, tolerance, why) in TOLERANCES {
+        let reranker = Reranker::from_gguf(&gguf_of(&minilm_dir(), precision), &Device::Cpu).unwrap();
+        let diff = max_abs_diff(&fixture_logits(&reranker, &fixture), &reference);
+        println!("{}: max |Δlogit| vs PyTorch = {diff:.2e} (tolerance {tolerance:.0e}: {why})", precision.name());
+        assert!(diff <= tolerance, "{}: max |Δlogit| {diff} > {tolerance}", precision.name());
+    }
+}
+
+#[test]
+fn sizes_of_the_minilm_l4_shape() {
+    let q8 = gguf_of(&minilm_dir(), Precision::Q8_0).len();
+    let q4 = gguf_of(&minilm_dir(), Precision::Q4_0).len();
+    println!("MiniLM-L-4 GGUF bytes: q8_0 {q8}, q4_0 {q4}");
+    assert!(q8 <= 21 << 20, "Q8_0 file is {q8} bytes");
+    assert!(q4 <= 12 << 20, "Q4_0 file is {q4} bytes");
+}
+
+#[test]
+fn k_quants_are_refused_with_the_reason() {
+    let error = Precision::parse("q4_k").unwrap_err();
+    assert_eq!(error.code(), "unsupported");
+    assert!(error.to_string().contains("divisible by 256"), "{error}");
+    assert_eq!(Precision::parse("q3").unwrap_err().code(), "invalid_input");
+}
+
+// ---- damaged files ---------------------------------------------------------------------------
+
+fn load_error(bytes: &[u8]) -> Error {
+    match Reranker::from_gguf(bytes, &Device::Cpu) {
+        Ok(_) => panic!("a damaged GGUF loaded"),
+        Err(error) => error,
+    }
+}
+
+fn assert_error(error: Error, code: &str, needle: &str) {
+    assert_eq!(error.code(), code, "wrong code for: {error}");
+    assert!(error.to_string().contains(needle), "{error:?} does not mention {needle:?}");
+}
+
+/// Re-writes the tiny f32 GGUF with its tensors and metadata edited.
+fn rewrite(edit_tensors: impl FnOnce(&mut HashMap<String, QTensor>), edit_metadata: impl FnOnce(&mut HashMap<String, Value>)) -> Vec<u8> {
+    let bytes = gguf_of(&tiny_dir(), Precision::F32);
+    let mut reader = Cursor::new(&bytes);
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let mut tensors: HashMap<String, QTensor> =
+        content.tensor_infos.keys().map(|name| (name.clone(), content.tensor(&mut reader, name, &Device::Cpu).unwrap())).collect();
+    let mut metadata = content.metadata;
+    edit_tensors(&mut tensors);
+    edit_metadata(&mut metadata);
+    let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &tensors).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn truncated_gguf() {
+    let bytes = gguf_of(&tiny_dir(), Precision::F32);
+    for cut in [10, 200, bytes.len() / 2, bytes.len() - 1] {
+        assert_error(load_error(&bytes[..cut]), "model_format", "model.gguf");
+    }
+    assert_error(load_error(&[]), "model_format", "not a readable GGUF file");
+}
+
+#[test]
+fn wrong_magic() {
+    let mut bytes = gguf_of(&tiny_dir(), Precision::F32);
+    bytes[..4].copy_from_slice(b"GGML");
+    assert_error(load_error(&bytes), "model_format", "not a readable GGUF file");
+    // A safetensors file handed over as a GGUF.
+    let safetensors = std::fs::read(tiny_dir().join("model.safetensors")).unwrap();
+    assert_error(load_error(&safetensors), "model_format", "not a readable GGUF file");
+}
+
+#[test]
+fn missing_tensor() {
+    let bytes = rewrite(|t| drop(t.remove("bert.encoder.layer.1.intermediate.dense.weight")), |_| {});
+    assert_error(load_error(&bytes), "weights", "bert.encoder.layer.1.intermediate.dense.weight");
+}
+
+#[test]
+fn wrong_tensor_shape() {
+    let bytes = rewrite(
+        |t| {
+            let wrong = Tensor::zeros((64, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+            t.insert("bert.pooler.dense.weight".into(), QTensor::quantize(&wrong, GgmlDType::F32).unwrap());
+        },
+        |_| {},
+    );
+    assert_error(load_error(&bytes), "weights", "expected shape [32, 32], found [64, 32]");
+}
+
+#[test]
+fn metadata_tokenizer_that_does_not_parse() {
+    let bytes = rewrite(|_| {}, |m| drop(m.insert(KEY_TOKENIZER.into(), Value::String("{\"model\": 42".into()))));
+    assert_error(load_error(&bytes), "tokenizer", KEY_TOKENIZER);
+}
+
+#[test]
+fn metadata_config_missing_or_broken() {
+    let bytes = rewrite(|_| {}, |m| drop(m.remove(KEY_CONFIG)));
+    assert_error(load_error(&bytes), "model_format", KEY_CONFIG);
+    let bytes = rewrite(|_| {}, |m| drop(m.insert(KEY_CONFIG.into(), Value::String("{\"hidden_size\": 32}".into()))));
+    assert_error(load_error(&bytes), "config", KEY_CONFIG);
+    let bytes = rewrite(|_| {}, |m| drop(m.remove(KEY_FORMAT_VERSION)));
+    assert_error(load_error(&bytes), "model_format", "not a crossrank model file");
+}
+
+#[test]
+fn info_reads_back_precision_and_source() {
+    let model = GgufModel::read("x.gguf", &gguf_of(&tiny_dir(), Precision::Q8_0), &Device::Cpu).unwrap();
+    assert_eq!(model.precision(), "q8_0");
+    assert_eq!(model.source(), "test");
+}
