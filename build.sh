@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for crossrank. Every step installs what it needs on a fresh machine.
 #
+#   ./build.sh run        set up, build the CLI and rerank an example with the default model
 #   ./build.sh demo       set up, build the wasm package and serve the demo on http://localhost:8080
 #   ./build.sh test       set up, then run every test: cargo tests, CLI, wasm build, browser tests
 #   ./build.sh setup      rust wasm32 target, wasm-bindgen-cli (pinned by Cargo.lock), Python venv, npm, chromium
@@ -120,6 +121,20 @@ test_all() {
   e2e
 }
 
+# The shipped default model when it exists, else the MiniLM-L-4 fixture model at Q8_0.
+default_model() {
+  local shipped; shipped=$(ls models/*.gguf 2>/dev/null | head -n 1 || true)
+  if [ -n "$shipped" ]; then echo "$shipped"; else models >&2; echo artifacts/models/minilm-l4.q8_0.gguf; fi
+}
+
+run_example() {
+  cli
+  local model; model=$(default_model)
+  log "crossrank rerank --model $model (examples/candidates.txt)"
+  "$CLI" rerank --model "$model" --query "Does vitamin D supplementation reduce the risk of fractures?" \
+    --top-k 3 --input examples/candidates.txt
+}
+
 demo() {
   setup
   models
@@ -143,7 +158,8 @@ case "${1:-}" in
   wasm) wasm ;;
   e2e) e2e ;;
   test) test_all ;;
+  run) run_example ;;
   demo) demo ;;
   fixtures) fixtures ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
