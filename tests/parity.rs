@@ -31,6 +31,7 @@ fn check_logits(reranker: &Reranker, fixture: &Fixture, tolerance: f32) {
     let found: Vec<f32> =
         fixture.cases.iter().map(|case| reranker.logits(&case.query, &[case.passage.as_str()]).unwrap()[0]).collect();
     let diff = max_abs_diff(&found, &expected);
+    println!("max |Δlogit| vs PyTorch: {diff:.2e} over {} pairs", found.len());
     assert!(diff <= tolerance, "max |Δlogit| {diff} > {tolerance}\nfound    {found:?}\nexpected {expected:?}");
 }
 
