@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod eval;
+pub mod fusion;
 pub mod gguf;
 pub mod linear;
 #[cfg(not(target_arch = "wasm32"))]
@@ -24,6 +25,7 @@ pub mod tokenize;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 pub mod weights;
+pub mod windows;
 
 // candle's wasm kernels are SIMD128; without it the browser build would silently run scalar code.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
@@ -31,5 +33,7 @@ compile_error!("the wasm32 build needs SIMD128: build with RUSTFLAGS=\"-C target
 
 pub use error::{Error, Result};
 pub use model::Config;
-pub use rerank::{rank, sigmoid, RankedDocument, RerankOptions, Reranker, DEFAULT_BATCH_SIZE};
+pub use fusion::{Fusion, ScoreScale};
+pub use rerank::{rank, sigmoid, RankedDocument, RerankOptions, RerankRequest, Reranker, DEFAULT_BATCH_SIZE};
+pub use windows::{Aggregate, Window, WindowOptions};
 pub use tokenize::{PairTokenizer, TokenizerSource};

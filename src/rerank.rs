@@ -5,6 +5,8 @@ use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::fusion::{self, Fusion, ScoreScale};
+use crate::windows::{self, Aggregate, Window, WindowOptions};
 use crate::model::{Config, CrossEncoder};
 use crate::tokenize::{EncodedPair, PairTokenizer, TokenizerSource};
 use crate::weights::WeightStore;
@@ -13,8 +15,9 @@ use crate::weights::WeightStore;
 /// batch × length²) while keeping matrix products large enough to be efficient.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
 
-/// Options of [`Reranker::rerank`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Options of [`Reranker::rerank`]. The defaults give sentence-transformers' behaviour: plain
+/// truncation, `score = sigmoid(logit)`, order by the cross-encoder alone, every document kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RerankOptions {
     /// Keep only the best `top_k` documents (all when `None`).
     pub top_k: Option<usize>,
@@ -22,23 +25,55 @@ pub struct RerankOptions {
     pub max_length: Option<usize>,
     /// Pairs per forward pass.
     pub batch_size: usize,
+    /// Score long documents by overlapping windows instead of truncating them (costs one pair per window).
+    pub windows: Option<WindowOptions>,
+    /// Order by a fusion of the cross-encoder with the first stage instead of the cross-encoder alone.
+    pub fusion: Option<Fusion>,
+    /// What `score` holds.
+    pub score_scale: ScoreScale,
+    /// Drop results whose `score` is below this.
+    pub threshold: Option<f32>,
 }
 
 impl Default for RerankOptions {
     fn default() -> Self {
-        Self { top_k: None, max_length: None, batch_size: DEFAULT_BATCH_SIZE }
+        Self {
+            top_k: None,
+            max_length: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+            windows: None,
+            fusion: None,
+            score_scale: ScoreScale::Sigmoid,
+            threshold: None,
+        }
     }
+}
+
+/// One query and its candidates, for [`Reranker::rerank_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct RerankRequest<'a> {
+    pub query: &'a str,
+    pub documents: &'a [&'a str],
+    /// The first stage's scores (higher is better), for fusion; without them the input order is
+    /// taken as the first stage's ranking.
+    pub first_stage: Option<&'a [f32]>,
 }
 
 /// One document's place in the new order.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RankedDocument {
     /// Position of the document in the caller's input.
     pub index: usize,
-    /// The cross-encoder's raw output (sentence-transformers' score with `activation_fn=Identity`).
+    /// The cross-encoder's raw output (sentence-transformers' score with `activation_fn=Identity`);
+    /// with windows, the aggregate of the window logits.
     pub logit: f32,
-    /// `sigmoid(logit)`, in (0, 1): sentence-transformers' default score for a one-label model.
+    /// `sigmoid(logit)` by default (sentence-transformers' score for a one-label model), in (0, 1).
     pub score: f32,
+    /// The fused score the order follows, when fusion was asked for.
+    pub fused: Option<f32>,
+    /// With windows: the best-scoring window, in character offsets into the document.
+    pub best_window: Option<Window>,
 }
 
 pub struct Reranker {
@@ -93,19 +128,60 @@ impl Reranker {
         self.logits_with(query, documents, &RerankOptions::default())
     }
 
-    /// Raw logits with explicit `max_length` and `batch_size` (`top_k` is ignored).
+    /// Raw logits with explicit options (`top_k`, fusion, scale and threshold are ignored); with
+    /// windows, each document's aggregate logit.
     pub fn logits_with(&self, query: &str, documents: &[&str], options: &RerankOptions) -> Result<Vec<f32>> {
-        if query.trim().is_empty() {
-            return Err(Error::invalid("the query is empty"));
-        }
-        if documents.is_empty() {
-            return Err(Error::invalid("no documents to score"));
-        }
+        let request = RerankRequest { query, documents, first_stage: None };
+        let scored = self.score_documents(&[request], options)?;
+        Ok(scored.into_iter().next().unwrap_or_default().into_iter().map(|(logit, _)| logit).collect())
+    }
+
+    /// Encodes every (query, document or window) pair of every request, scores them all in shared
+    /// length-sorted batches, and gives each document its logit (and best window).
+    fn score_documents(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<(f32, Option<Window>)>>> {
         if options.batch_size == 0 {
             return Err(Error::invalid("batch_size must be at least 1"));
         }
-        let pairs = self.encode(query, documents, options.max_length)?;
-        self.score_encoded(&pairs, options.batch_size)
+        let max_length = self.check_max_length(options.max_length)?;
+        let mut pairs = Vec::new();
+        // For every pair: (request, document, window).
+        let mut owners: Vec<(usize, usize, Option<Window>)> = Vec::new();
+        for (request_index, request) in requests.iter().enumerate() {
+            if request.query.trim().is_empty() {
+                return Err(Error::invalid("the query is empty"));
+            }
+            if request.documents.is_empty() {
+                return Err(Error::invalid("no documents to score"));
+            }
+            match options.windows {
+                None => {
+                    pairs.extend(self.tokenizer.encode_pairs(request.query, request.documents, max_length)?);
+                    owners.extend((0..request.documents.len()).map(|document| (request_index, document, None)));
+                }
+                Some(window_options) => {
+                    for (document, passage) in request.documents.iter().enumerate() {
+                        let windows = windows::split(&self.tokenizer, request.query, passage, max_length, window_options.overlap)?;
+                        let texts: Vec<String> = windows.iter().map(|window| windows::text(passage, window)).collect();
+                        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                        pairs.extend(self.tokenizer.encode_pairs(request.query, &refs, max_length)?);
+                        owners.extend(windows.into_iter().map(|window| (request_index, document, Some(window))));
+                    }
+                }
+            }
+        }
+        let logits = self.score_encoded(&pairs, options.batch_size)?;
+
+        // Gather window logits per document, then aggregate.
+        let mut per_document: Vec<Vec<Vec<(f32, Option<Window>)>>> =
+            requests.iter().map(|request| vec![Vec::new(); request.documents.len()]).collect();
+        for ((request, document, window), logit) in owners.into_iter().zip(logits) {
+            per_document[request][document].push((logit, window));
+        }
+        let aggregate = options.windows.map(|w| w.aggregate).unwrap_or_default();
+        Ok(per_document
+            .into_iter()
+            .map(|documents| documents.into_iter().map(|windows| aggregate_windows(&windows, aggregate)).collect())
+            .collect())
     }
 
     /// Scores already-encoded pairs. Pairs are grouped by length (longest first) so that each
@@ -135,11 +211,25 @@ impl Reranker {
     /// Scores every document against `query` and returns them best first (ties keep input order),
     /// cut to `top_k`.
     pub fn rerank(&self, query: &str, documents: &[&str], options: &RerankOptions) -> Result<Vec<RankedDocument>> {
+        let request = RerankRequest { query, documents, first_stage: None };
+        Ok(self.rerank_many(&[request], options)?.pop().unwrap_or_default())
+    }
+
+    /// Reranks several queries' candidates with one set of options, batching pairs across queries.
+    pub fn rerank_many(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<RankedDocument>>> {
         if options.top_k == Some(0) {
             return Err(Error::invalid("top_k must be at least 1"));
         }
-        let logits = self.logits_with(query, documents, options)?;
-        Ok(rank(&logits, options.top_k))
+        if let Some(threshold) = options.threshold {
+            if !threshold.is_finite() {
+                return Err(Error::invalid(format!("threshold must be a finite number, got {threshold}")));
+            }
+        }
+        if let Some(fusion) = &options.fusion {
+            fusion.validate()?;
+        }
+        let scored = self.score_documents(requests, options)?;
+        requests.iter().zip(scored).map(|(request, documents)| order(&documents, request.first_stage, options)).collect()
     }
 
     fn check_max_length(&self, max_length: Option<usize>) -> Result<usize> {
@@ -154,16 +244,54 @@ impl Reranker {
     }
 }
 
-/// Orders logits best first, stably, and keeps the first `top_k`.
-pub fn rank(logits: &[f32], top_k: Option<usize>) -> Vec<RankedDocument> {
-    let mut ranked: Vec<RankedDocument> =
-        logits.iter().enumerate().map(|(index, &logit)| RankedDocument { index, logit, score: sigmoid(logit) }).collect();
+/// One document's logit from its windows' (a single entry without windows).
+fn aggregate_windows(windows: &[(f32, Option<Window>)], aggregate: Aggregate) -> (f32, Option<Window>) {
+    let best = windows.iter().copied().reduce(|best, next| if next.0 > best.0 { next } else { best }).unwrap_or((f32::NAN, None));
+    match aggregate {
+        Aggregate::Max => best,
+        Aggregate::Mean => (windows.iter().map(|(logit, _)| logit).sum::<f32>() / windows.len() as f32, best.1),
+        Aggregate::First => windows[0],
+    }
+}
+
+/// Scores, fuses, orders (stably), thresholds and cuts one request's documents.
+fn order(documents: &[(f32, Option<Window>)], first_stage: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedDocument>> {
+    let logits: Vec<f32> = documents.iter().map(|(logit, _)| *logit).collect();
+    let scores = match options.score_scale {
+        ScoreScale::Sigmoid => logits.iter().map(|&logit| sigmoid(logit)).collect(),
+        ScoreScale::MinMax => fusion::min_max(&logits),
+    };
+    let fused = options.fusion.map(|fusion| fusion::fuse(&fusion, &logits, first_stage)).transpose()?;
+    let mut ranked: Vec<RankedDocument> = documents
+        .iter()
+        .enumerate()
+        .map(|(index, &(logit, best_window))| RankedDocument {
+            index,
+            logit,
+            score: scores[index],
+            fused: fused.as_ref().map(|fused| fused[index]),
+            best_window,
+        })
+        .collect();
     // Sorting on the logit, not the score: sigmoid saturates to 1.0 and would make distinct logits tie.
-    ranked.sort_by(|a, b| b.logit.total_cmp(&a.logit));
-    if let Some(k) = top_k {
+    match &fused {
+        Some(_) => ranked.sort_by(|a, b| b.fused.unwrap_or(0.0).total_cmp(&a.fused.unwrap_or(0.0))),
+        None => ranked.sort_by(|a, b| b.logit.total_cmp(&a.logit)),
+    }
+    if let Some(threshold) = options.threshold {
+        ranked.retain(|r| r.score >= threshold);
+    }
+    if let Some(k) = options.top_k {
         ranked.truncate(k);
     }
-    ranked
+    Ok(ranked)
+}
+
+/// Orders logits best first, stably, and keeps the first `top_k` (the default options of [`Reranker::rerank`]).
+pub fn rank(logits: &[f32], top_k: Option<usize>) -> Vec<RankedDocument> {
+    let documents: Vec<(f32, Option<Window>)> = logits.iter().map(|&logit| (logit, None)).collect();
+    let options = RerankOptions { top_k, ..RerankOptions::default() };
+    order(&documents, None, &options).unwrap_or_default()
 }
 
 pub fn sigmoid(logit: f32) -> f32 {

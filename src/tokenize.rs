@@ -123,6 +123,19 @@ impl PairTokenizer {
             .collect()
     }
 
+    /// How many tokens `text` has on its own, without special tokens.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e))?.len())
+    }
+
+    /// Each token's character span in `text`, and whether it starts a word (not a `##` piece).
+    pub fn passage_tokens(&self, text: &str) -> Result<(Vec<(usize, usize)>, Vec<bool>)> {
+        let encoding = self.tokenizer.encode_char_offsets(text, false).map_err(|e| Error::tokenizer(&self.file, e))?;
+        let word_ids = encoding.get_word_ids();
+        let word_starts = (0..word_ids.len()).map(|i| i == 0 || word_ids[i] != word_ids[i - 1]).collect();
+        Ok((encoding.get_offsets().to_vec(), word_starts))
+    }
+
     /// Pads `pairs` to the longest of them; padding gets `[PAD]`, type 0, mask 0.
     pub fn pad(&self, pairs: &[&EncodedPair]) -> PaddedBatch {
         let seq_len = pairs.iter().map(|pair| pair.input_ids.len()).max().unwrap_or(0);

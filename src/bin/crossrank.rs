@@ -8,7 +8,7 @@ use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use crossrank::gguf::{self, ConvertInput, GgufModel, Precision};
 use crossrank::local::{load_model, read, HfDir};
-use crossrank::{Error, RerankOptions, Result, DEFAULT_BATCH_SIZE};
+use crossrank::{Aggregate, Error, Fusion, RerankOptions, RerankRequest, Result, ScoreScale, WindowOptions, DEFAULT_BATCH_SIZE};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -38,21 +38,84 @@ struct ModelArgs {
     /// Where to compute.
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceName,
-    /// Tokens per (query, document) pair; defaults to the model's position embeddings (512).
-    #[arg(long)]
-    max_length: Option<usize>,
-    /// Pairs per forward pass.
-    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
-    batch_size: usize,
+    #[command(flatten)]
+    ranking: RankingArgs,
 }
 
 impl ModelArgs {
     fn device(&self) -> Result<Device> {
         open_device(self.device)
     }
+}
 
-    fn options(&self, top_k: Option<usize>) -> RerankOptions {
-        RerankOptions { top_k, max_length: self.max_length, batch_size: self.batch_size }
+#[derive(Clone, Copy, ValueEnum)]
+enum FusionName {
+    Rrf,
+    Weighted,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScaleName {
+    Sigmoid,
+    Minmax,
+}
+
+/// How documents are scored and ordered (shared by rerank, score and eval).
+#[derive(clap::Args)]
+pub struct RankingArgs {
+    /// Tokens per (query, document) pair; defaults to the model's position embeddings (512).
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Pairs per forward pass.
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// Score long documents by overlapping windows instead of truncating them.
+    #[arg(long)]
+    windows: bool,
+    /// Tokens shared by consecutive windows.
+    #[arg(long, default_value_t = WindowOptions::default().overlap)]
+    window_overlap: usize,
+    /// max, mean or first.
+    #[arg(long, default_value = "max")]
+    window_aggregate: String,
+    /// Order by a fusion with the first stage: rrf (ranks) or weighted (normalised scores).
+    #[arg(long, value_enum)]
+    fusion: Option<FusionName>,
+    #[arg(long, default_value_t = Fusion::DEFAULT_RRF_K)]
+    rrf_k: f32,
+    /// Weight of the cross-encoder in weighted fusion (1 = cross-encoder alone).
+    #[arg(long, default_value_t = 0.5)]
+    fusion_weight: f32,
+    /// What `score` holds.
+    #[arg(long, value_enum, default_value = "sigmoid")]
+    score_scale: ScaleName,
+    /// Drop results whose score is below this.
+    #[arg(long)]
+    threshold: Option<f32>,
+}
+
+impl RankingArgs {
+    pub fn options(&self, top_k: Option<usize>) -> Result<RerankOptions> {
+        let windows = if self.windows {
+            Some(WindowOptions { overlap: self.window_overlap, aggregate: Aggregate::parse(&self.window_aggregate)? })
+        } else {
+            None
+        };
+        Ok(RerankOptions {
+            top_k,
+            max_length: self.max_length,
+            batch_size: self.batch_size,
+            windows,
+            fusion: self.fusion.map(|fusion| match fusion {
+                FusionName::Rrf => Fusion::Rrf { k: self.rrf_k },
+                FusionName::Weighted => Fusion::Weighted { weight: self.fusion_weight },
+            }),
+            score_scale: match self.score_scale {
+                ScaleName::Sigmoid => ScoreScale::Sigmoid,
+                ScaleName::Minmax => ScoreScale::MinMax,
+            },
+            threshold: self.threshold,
+        })
     }
 }
 
@@ -161,7 +224,7 @@ fn score(args: &ModelArgs) -> Result<()> {
         let query = &pairs[start].0;
         let end = start + pairs[start..].iter().take_while(|(q, _)| q == query).count();
         let documents: Vec<&str> = pairs[start..end].iter().map(|(_, d)| d.as_str()).collect();
-        for logit in reranker.logits_with(query, &documents, &args.options(None))? {
+        for logit in reranker.logits_with(query, &documents, &args.ranking.options(None)?)? {
             writeln!(out, "{}", json!({ "logit": logit, "score": crossrank::sigmoid(logit) })).map_err(stdout_error)?;
         }
         start = end;
@@ -169,26 +232,36 @@ fn score(args: &ModelArgs) -> Result<()> {
     Ok(())
 }
 
-/// Candidates as a JSON array (of strings or {"text": …} objects), or else one per non-empty line.
-fn parse_candidates(text: &str) -> Result<Vec<String>> {
+/// Candidates as a JSON array (of strings, or {"text": …, "score": …} objects where `score` is the
+/// first stage's), or else one per non-empty line. First-stage scores come back only if every
+/// candidate has one.
+fn parse_candidates(text: &str) -> Result<(Vec<String>, Option<Vec<f32>>)> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('[') {
-        let values: Vec<serde_json::Value> =
-            serde_json::from_str(trimmed).map_err(|e| Error::invalid(format!("candidates look like JSON but do not parse: {e}")))?;
-        return values
-            .into_iter()
-            .enumerate()
-            .map(|(index, value)| match value {
-                serde_json::Value::String(text) => Ok(text),
-                serde_json::Value::Object(map) => match map.get("text") {
-                    Some(serde_json::Value::String(text)) => Ok(text.clone()),
-                    _ => Err(Error::invalid(format!("candidate {index} is an object without a string \"text\""))),
-                },
-                other => Err(Error::invalid(format!("candidate {index} is {other}, not a string"))),
-            })
-            .collect();
+    if !trimmed.starts_with('[') {
+        return Ok((text.lines().filter(|line| !line.trim().is_empty()).map(str::to_string).collect(), None));
     }
-    Ok(text.lines().filter(|line| !line.trim().is_empty()).map(str::to_string).collect())
+    let values: Vec<serde_json::Value> =
+        serde_json::from_str(trimmed).map_err(|e| Error::invalid(format!("candidates look like JSON but do not parse: {e}")))?;
+    let mut texts = Vec::with_capacity(values.len());
+    let mut scores = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        match value {
+            serde_json::Value::String(text) => texts.push(text),
+            serde_json::Value::Object(map) => {
+                let Some(serde_json::Value::String(text)) = map.get("text") else {
+                    return Err(Error::invalid(format!("candidate {index} is an object without a string \"text\"")));
+                };
+                texts.push(text.clone());
+                if let Some(score) = map.get("score") {
+                    let score = score.as_f64().ok_or_else(|| Error::invalid(format!("candidate {index}: \"score\" is not a number")))?;
+                    scores.push(score as f32);
+                }
+            }
+            other => return Err(Error::invalid(format!("candidate {index} is {other}, not a string"))),
+        }
+    }
+    let scores = (scores.len() == texts.len() && !texts.is_empty()).then_some(scores);
+    Ok((texts, scores))
 }
 
 fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>) -> Result<()> {
@@ -200,13 +273,19 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
             text
         }
     };
-    let candidates = parse_candidates(&text)?;
+    let (candidates, first_stage) = parse_candidates(&text)?;
+    let options = args.ranking.options(top_k)?;
     let reranker = load_model(&args.model, &args.device()?)?;
     let documents: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    let ranked = reranker.rerank(query, &documents, &args.options(top_k))?;
+    let request = RerankRequest { query, documents: &documents, first_stage: first_stage.as_deref() };
+    let ranked = reranker.rerank_many(&[request], &options)?.pop().unwrap_or_default();
     let rows: Vec<_> = ranked
         .iter()
-        .map(|r| json!({ "index": r.index, "score": r.score, "logit": r.logit, "document": documents[r.index] }))
+        .map(|r| {
+            let mut row = serde_json::to_value(r).unwrap_or_default();
+            row["document"] = json!(documents[r.index]);
+            row
+        })
         .collect();
     let text = serde_json::to_string_pretty(&rows).map_err(|e| Error::Compute(e.to_string()))?;
     writeln!(std::io::stdout().lock(), "{text}").map_err(stdout_error)

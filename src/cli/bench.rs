@@ -38,7 +38,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             let workload: Workload = serde_json::from_slice(&read(workload_path)?)
                 .map_err(|e| Error::invalid(format!("{}: {e}", workload_path.display())))?;
             let documents: Vec<&str> = workload.documents.iter().map(String::as_str).collect();
-            let options = RerankOptions { top_k: None, max_length: args.max_length, batch_size: args.batch_size };
+            let options = RerankOptions { max_length: args.max_length, batch_size: args.batch_size, ..RerankOptions::default() };
             reranker.rerank(&workload.query, &documents, &options)?;
             let mut times: Vec<f64> = (0..args.repeat.max(1))
                 .map(|_| {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crossrank::eval::{evaluate, Metrics, Qrels, Run};
 use crossrank::local::{load_model, read};
-use crossrank::{Error, RerankOptions, Result, DEFAULT_BATCH_SIZE};
+use crossrank::{Error, RerankRequest, Result};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -32,10 +32,8 @@ pub struct EvalArgs {
     /// Rerank only the first N candidates of each query (the rest keep their first-stage order below them).
     #[arg(long, default_value_t = 100)]
     depth: usize,
-    #[arg(long)]
-    max_length: Option<usize>,
-    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
-    batch_size: usize,
+    #[command(flatten)]
+    ranking: crate::RankingArgs,
     /// Write each model's run (TREC format) into this directory.
     #[arg(long)]
     write_runs: Option<PathBuf>,
@@ -80,23 +78,28 @@ fn read_qrels(path: &Path) -> Result<Qrels> {
     Ok(qrels)
 }
 
-/// Candidates in first-stage order (sorted by the rank column).
-fn read_candidates(path: &Path) -> Result<Run> {
-    let mut ranked: HashMap<String, Vec<(usize, String)>> = HashMap::new();
+/// Candidates in first-stage order (sorted by the rank column), with the first-stage scores when
+/// the file has a fourth column.
+fn read_candidates(path: &Path) -> Result<(Run, HashMap<String, Vec<f32>>)> {
+    let mut ranked: HashMap<String, Vec<(usize, String, Option<f32>)>> = HashMap::new();
     for (number, row) in read_tsv(path)?.into_iter().enumerate() {
         if row.len() < 3 {
             return Err(bad_line(path, number + 1, "expected query-id, corpus-id, rank"));
         }
         let rank: usize = row[2].trim().parse().map_err(|_| bad_line(path, number + 1, "rank is not an integer"))?;
-        ranked.entry(row[0].clone()).or_default().push((rank, row[1].clone()));
+        let score = row.get(3).and_then(|s| s.trim().parse().ok());
+        ranked.entry(row[0].clone()).or_default().push((rank, row[1].clone(), score));
     }
-    Ok(ranked
-        .into_iter()
-        .map(|(query, mut docs)| {
-            docs.sort();
-            (query, docs.into_iter().map(|(_, doc)| doc).collect())
-        })
-        .collect())
+    let mut run = Run::new();
+    let mut scores = HashMap::new();
+    for (query, mut docs) in ranked {
+        docs.sort_by_key(|(rank, _, _)| *rank);
+        if docs.iter().all(|(_, _, score)| score.is_some()) {
+            scores.insert(query.clone(), docs.iter().map(|(_, _, score)| score.unwrap_or(0.0)).collect());
+        }
+        run.insert(query, docs.into_iter().map(|(_, doc, _)| doc).collect());
+    }
+    Ok((run, scores))
 }
 
 /// A TREC run: `query Q0 doc rank score name`, ordered by score (descending).
@@ -134,7 +137,7 @@ fn report(label: &str, metrics: &Metrics, markdown: bool) {
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let qrels = read_qrels(&args.qrels)?;
-    let candidates = read_candidates(&args.candidates)?;
+    let (candidates, first_stage_scores) = read_candidates(&args.candidates)?;
     if args.markdown {
         println!("| system | nDCG@10 | MRR@10 | R@10 | R@100 | P@1 |\n|---|---|---|---|---|---|");
     }
@@ -147,7 +150,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let corpus = read_texts(&args.corpus, true)?;
     let queries = read_texts(&args.queries, false)?;
-    let options = RerankOptions { top_k: None, max_length: args.max_length, batch_size: args.batch_size };
+    let options = args.ranking.options(None)?;
     let mut query_ids: Vec<&String> = qrels.keys().filter(|id| candidates.contains_key(*id)).collect();
     query_ids.sort();
     for model_path in &args.model {
@@ -162,15 +165,24 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 .iter()
                 .map(|id| corpus.get(id).map(String::as_str).ok_or_else(|| Error::invalid(format!("document {id} is not in the corpus"))))
                 .collect::<Result<_>>()?;
-            let ranked = reranker.rerank(query, &texts, &options)?;
+            let first_stage = first_stage_scores.get(*query_id).map(|scores| &scores[..head.len()]);
+            let request = RerankRequest { query, documents: &texts, first_stage };
+            let ranked = reranker.rerank_many(&[request], &options)?.pop().unwrap_or_default();
             let mut order: Vec<String> = ranked.iter().map(|r| head[r.index].clone()).collect();
             for (rank, r) in ranked.iter().enumerate() {
-                trec.push_str(&format!("{query_id} Q0 {} {} {} crossrank\n", head[r.index], rank + 1, r.logit));
+                trec.push_str(&format!("{query_id} Q0 {} {} {} crossrank\n", head[r.index], rank + 1, r.fused.unwrap_or(r.logit)));
             }
             order.extend(tail.iter().cloned());
             run.insert((*query_id).clone(), order);
         }
-        report(&format!("crossrank {}", model_path.display()), &evaluate(&qrels, &run), args.markdown);
+        let mut label = format!("crossrank {}", model_path.display());
+        if let Some(windows) = options.windows {
+            label += &format!(" +windows({:?}, overlap {})", windows.aggregate, windows.overlap);
+        }
+        if let Some(fusion) = options.fusion {
+            label += &format!(" +{fusion:?}");
+        }
+        report(&label, &evaluate(&qrels, &run), args.markdown);
         if let Some(dir) = &args.write_runs {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io { file: dir.display().to_string(), message: e.to_string() })?;
             let name = model_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());

@@ -1,0 +1,99 @@
+//! Long documents: instead of cutting a passage at `max_length`, split it into overlapping windows
+//! (the query kept whole in each) and score the document by its best window, so a RAG app can
+//! also cite the passage that won.
+//!
+//! Windows start and end on word boundaries, so each window's text, tokenised alone, gives exactly
+//! the window's tokens: the score of the winning window equals that text scored as a document.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::tokenize::PairTokenizer;
+
+/// How the window scores of one document become its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregate {
+    /// The best window (the default): a document is as relevant as its most relevant part.
+    #[default]
+    Max,
+    /// The mean window logit: favours documents relevant throughout.
+    Mean,
+    /// The first window only: plain truncation, with the window reported.
+    First,
+}
+
+impl Aggregate {
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "max" => Ok(Aggregate::Max),
+            "mean" => Ok(Aggregate::Mean),
+            "first" => Ok(Aggregate::First),
+            other => Err(Error::invalid(format!("unknown window aggregate \"{other}\" (expected max, mean or first)"))),
+        }
+    }
+}
+
+/// Options for long documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowOptions {
+    /// Passage tokens shared by consecutive windows.
+    pub overlap: usize,
+    pub aggregate: Aggregate,
+}
+
+impl Default for WindowOptions {
+    fn default() -> Self {
+        Self { overlap: 64, aggregate: Aggregate::Max }
+    }
+}
+
+/// A window of a document, in character offsets (Unicode scalar values) into the document text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    /// Which window (0 = the start of the document).
+    pub index: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The fewest passage tokens a window may hold; a longer query is cut (longest-first) instead.
+const MIN_WINDOW_TOKENS: usize = 32;
+
+/// Splits `passage` into windows of at most the tokens left beside `query` in `max_length`,
+/// overlapping by `overlap` tokens. Returns the windows' character spans, in order; together they
+/// cover every token of the passage. An empty passage is one empty window.
+pub fn split(tokenizer: &PairTokenizer, query: &str, passage: &str, max_length: usize, overlap: usize) -> Result<Vec<Window>> {
+    let query_tokens = tokenizer.count_tokens(query)?;
+    let budget = max_length.saturating_sub(query_tokens + 3).max(MIN_WINDOW_TOKENS.min(max_length.saturating_sub(3)));
+    if budget == 0 {
+        return Err(Error::invalid(format!("max_length {max_length} leaves no room for passage windows")));
+    }
+    if overlap >= budget {
+        return Err(Error::invalid(format!("window overlap {overlap} must be smaller than the window ({budget} tokens)")));
+    }
+    let (offsets, word_starts) = tokenizer.passage_tokens(passage)?;
+    let n = offsets.len();
+    if n <= budget {
+        return Ok(vec![Window { index: 0, start: 0, end: passage.chars().count() }]);
+    }
+    // The last token index ≤ `limit` that starts a word (so that no word is split), else `limit`.
+    let word_start_at_or_before = |limit: usize, floor: usize| -> usize {
+        (floor + 1..=limit).rev().find(|&i| word_starts[i]).unwrap_or(limit)
+    };
+    let mut windows = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = if start + budget >= n { n } else { word_start_at_or_before(start + budget, start) };
+        windows.push(Window { index: windows.len(), start: offsets[start].0, end: offsets[end - 1].1 });
+        if end == n {
+            return Ok(windows);
+        }
+        // Step back `overlap` tokens from the end, to a word start, but always move forward.
+        start = word_start_at_or_before(end.saturating_sub(overlap).max(start + 1), start);
+    }
+}
+
+/// The text of a window.
+pub fn text(passage: &str, window: &Window) -> String {
+    passage.chars().skip(window.start).take(window.end - window.start).collect()
+}

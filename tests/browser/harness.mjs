@@ -1,0 +1,97 @@
+// Shared set-up for the browser tests: the static server, headless Chromium through
+// playwright-core (installed under www/node_modules), and a page that records every page
+// error, console error and failed request so that a test fails on any of them.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { startServer } from './server.mjs';
+
+// playwright-core is a devDependency of the npm package in www/.
+const require = createRequire(new URL('../../www/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+export const CHROMIUM = process.env.CROSSRANK_CHROMIUM ?? '/usr/bin/chromium';
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+];
+
+/**
+ * Starts the server and a browser with a fresh profile (so the Cache API starts empty).
+ * @param {{ mounts?: Record<string, string> }} [options]
+ */
+export async function startBrowser({ mounts } = {}) {
+  const server = await startServer(mounts ? { mounts } : {});
+  const userDataDir = await mkdtemp(join(tmpdir(), 'crossrank-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  // A persistent context opens with one blank page; tests open their own.
+  for (const page of context.pages()) await page.close();
+
+  return {
+    server,
+    context,
+    /**
+     * Opens `path` (relative to the server root) and waits for `<html data-ready>`.
+     * `problems` collects what must not happen; `expectProblem(re)` allows what matches `re`.
+     */
+    async openPage(path = '/tests/browser/index.html') {
+      const page = await context.newPage();
+      const problems = [];
+      const allowed = [];
+      const record = (text) => {
+        if (!allowed.some((pattern) => pattern.test(text))) problems.push(text);
+      };
+      const onConsole = (message) => {
+        if (message.type() === 'error') record(`console error: ${message.text()}`);
+      };
+      page.on('pageerror', (error) => record(`page error: ${error.message}`));
+      page.on('console', onConsole);
+      page.on('worker', (worker) => worker.on('console', onConsole));
+      const failedRequests = [];
+      page.on('requestfailed', (request) => failedRequests.push({ url: request.url(), reason: request.failure()?.errorText ?? '' }));
+      page.on('response', (response) => {
+        if (response.status() >= 400) record(`HTTP ${response.status()}: ${response.url()}`);
+      });
+      await page.goto(server.origin + path);
+      await page.waitForSelector('html[data-ready]', { timeout: 30_000 });
+      return {
+        page,
+        problems,
+        expectProblem: (pattern) => allowed.push(pattern),
+        /** Fails the test on anything recorded, then closes the page. */
+        async close() {
+          await page.close();
+          for (const { url, reason } of failedRequests) {
+            // Chromium's DevTools reports some downloads read through a ReadableStream as
+            // net::ERR_ABORTED although every byte arrived (a race in its bookkeeping; it happens
+            // in the page and in workers). The server knows whether the response was cut short.
+            const { origin, pathname, search } = new URL(url);
+            const key = decodeURIComponent(pathname) + search;
+            const delivered = origin === server.origin && server.hits(key) > 0 && server.cutShort(key) === 0;
+            if (!(reason === 'net::ERR_ABORTED' && delivered)) record(`request failed: ${url} ${reason}`);
+          }
+          assert.deepEqual(problems, [], 'page errors, console errors or failed requests');
+        },
+      };
+    },
+    async close() {
+      await context.close();
+      await server.close();
+      await rm(userDataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,445 @@
+// The browser API (www/src/index.js) in headless Chromium, against the real wasm build.
+//
+//   node --test tests/browser/
+//
+// Needs www/pkg/ (./build.sh wasm), artifacts/models/*.gguf (./build.sh models) and
+// www/node_modules (npm ci in www/). Expected logits come from the PyTorch fixtures in
+// tests/fixtures/ (made by tests/make_fixtures.py; see their "about" and "versions").
+
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+
+import { startBrowser } from './harness.mjs';
+
+const ROOT = new URL('../../', import.meta.url);
+const file = (path) => new URL(path, ROOT);
+const fixture = (name) => JSON.parse(readFileSync(file(`tests/fixtures/${name}`), 'utf8'));
+
+const TINY = '/artifacts/models/tiny.f32.gguf';
+const MINILM_F32 = '/artifacts/models/minilm-l4.f32.gguf';
+const MINILM_Q8 = '/artifacts/models/minilm-l4.q8_0.gguf';
+const TINY_CASES = fixture('tiny.json').cases;
+const MINILM_CASES = fixture('minilm_l4.json').cases;
+
+const TIMEOUT = { timeout: 180_000 };
+
+const sigmoid = (x) => 1 / (1 + Math.exp(-x));
+
+for (const path of ['www/pkg/crossrank_wasm.js', 'www/pkg/crossrank_wasm_bg.wasm', TINY.slice(1), MINILM_F32.slice(1), MINILM_Q8.slice(1)]) {
+  if (!existsSync(file(path))) {
+    throw new Error(`${path} is missing: run ./build.sh wasm and ./build.sh models first`);
+  }
+}
+
+let browser;
+before(async () => {
+  browser = await startBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** Runs `body` with a fresh page and fails on any page error, console error or failed request. */
+async function withPage(body) {
+  const tab = await browser.openPage();
+  try {
+    await body(tab);
+  } finally {
+    await tab.close();
+  }
+}
+
+/** Asserts one result against its fixture case. */
+function assertLogit(actual, expected, tolerance, label) {
+  const diff = Math.abs(actual.logit - expected);
+  assert.ok(diff <= tolerance, `${label}: logit ${actual.logit}, PyTorch ${expected} (|diff| ${diff.toExponential(2)} > ${tolerance})`);
+  assert.ok(Math.abs(actual.score - sigmoid(actual.logit)) < 1e-6, `${label}: score ${actual.score} is not sigmoid(logit ${actual.logit})`);
+}
+
+function assertSorted(results, label) {
+  for (let i = 1; i < results.length; i++) {
+    assert.ok(results[i - 1].score >= results[i].score, `${label}: results not sorted by score`);
+  }
+}
+
+describe('parity with PyTorch', () => {
+  const models = [
+    { name: 'tiny f32', url: TINY, cases: TINY_CASES, tolerance: 1e-4, layers: 2 },
+    { name: 'MiniLM-L-4 f32', url: MINILM_F32, cases: MINILM_CASES, tolerance: 1e-4, layers: 4 },
+    { name: 'MiniLM-L-4 Q8_0', url: MINILM_Q8, cases: MINILM_CASES, tolerance: 0.05, layers: 4 },
+  ];
+  for (const model of models) {
+    test(`${model.name}: logits within ${model.tolerance} of the fixture, alone and batched`, TIMEOUT, () =>
+      withPage(async ({ page }) => {
+        const got = await page.evaluate(async ({ url, cases }) => {
+          const reranker = await window.crossrank.Reranker.create({ model: url });
+          const single = [];
+          for (const { query, passage } of cases) single.push(...(await reranker.rerank(query, [passage])));
+          // Cases that share a query go in one call: padding within a batch must not move a logit.
+          const groups = new Map();
+          cases.forEach(({ query }, i) => groups.set(query, [...(groups.get(query) ?? []), i]));
+          const batches = [];
+          for (const [query, members] of groups) {
+            const results = await reranker.rerank(query, members.map((i) => cases[i].passage));
+            batches.push({ members, results });
+          }
+          const info = reranker.info;
+          reranker.dispose();
+          return { single, batches, info };
+        }, { url: model.url, cases: model.cases });
+
+        assert.equal(got.info.numLayers, model.layers);
+        model.cases.forEach((c, i) => {
+          assert.equal(got.single[i].index, 0);
+          assertLogit(got.single[i], c.logit, model.tolerance, `${model.name} ${c.name}`);
+        });
+        for (const { members, results } of got.batches) {
+          assert.equal(results.length, members.length);
+          assertSorted(results, model.name);
+          for (const result of results) {
+            const c = model.cases[members[result.index]];
+            assertLogit(result, c.logit, model.tolerance, `${model.name} ${c.name} (batch of ${members.length})`);
+          }
+        }
+      }));
+  }
+});
+
+test('progress events: initiate, progress up to 100%, done, ready', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const url = `${MINILM_Q8}?t=progress`;
+    const events = await page.evaluate(async (url) => {
+      const events = [];
+      const reranker = await window.crossrank.Reranker.create({ model: url, onProgress: (event) => events.push(event) });
+      reranker.dispose();
+      return events;
+    }, url);
+
+    const size = statSync(file(MINILM_Q8.slice(1))).size;
+    const statuses = events.map((e) => e.status);
+    assert.equal(statuses[0], 'initiate');
+    assert.deepEqual(statuses.slice(-2), ['done', 'ready']);
+    const progress = events.filter((e) => e.status === 'progress');
+    assert.equal(progress.length, statuses.length - 3, `unexpected order: ${statuses.join(' ')}`);
+    assert.ok(progress.length >= 3, `only ${progress.length} progress events`);
+    for (let i = 1; i < progress.length; i++) {
+      assert.ok(progress[i].loaded >= progress[i - 1].loaded && progress[i].progress >= progress[i - 1].progress, 'progress went backwards');
+    }
+    for (const event of progress) assert.ok(event.progress >= 0 && event.progress <= 100 && event.total === size);
+    assert.deepEqual(progress.at(-1), { status: 'progress', file: browser.server.origin + url, loaded: size, total: size, progress: 100 });
+    assert.equal(events.at(-2).fromCache, false);
+    assert.equal(events.at(-1).info.hiddenSize, 384);
+  }));
+
+test('a second load comes from the Cache API, with no request for the model', TIMEOUT, async () => {
+  const url = `${TINY}?t=cache`;
+  const load = (page, options) =>
+    page.evaluate(async ({ url, options, c }) => {
+      const events = [];
+      const reranker = await window.crossrank.Reranker.create({ model: url, ...options, onProgress: (e) => events.push(e) });
+      const [result] = await reranker.rerank(c.query, [c.passage]);
+      reranker.dispose();
+      return { fromCache: events.find((e) => e.status === 'done').fromCache, result };
+    }, { url, options, c: TINY_CASES[0] });
+
+  await withPage(async ({ page }) => {
+    const first = await load(page, {});
+    assert.equal(first.fromCache, false);
+    assert.equal(browser.server.hits(url), 1);
+    const keys = await page.evaluate(async () => (await (await caches.open('crossrank-models-v1')).keys()).map((r) => r.url));
+    assert.ok(keys.includes(browser.server.origin + url), `not in the cache: ${keys}`);
+  });
+
+  // A new page, as on a later visit.
+  await withPage(async ({ page }) => {
+    // Requests from the page and from its worker.
+    const requested = [];
+    const onRequest = (request) => requested.push(request.url());
+    page.context().on('request', onRequest);
+    const second = await load(page, {});
+    page.context().off('request', onRequest);
+    assert.equal(second.fromCache, true);
+    assertLogit(second.result, TINY_CASES[0].logit, 1e-4, 'from the cache');
+    assert.equal(browser.server.hits(url), 1, 'the model was downloaded again');
+    assert.deepEqual(requested.filter((u) => u.includes('.gguf')), []);
+
+    const uncached = await load(page, { cache: false });
+    assert.equal(uncached.fromCache, false);
+    assert.equal(browser.server.hits(url), 2, 'cache: false must download');
+  });
+});
+
+test('a sha256 mismatch rejects with "integrity" and is never cached', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const url = `${TINY}?t=integrity`;
+    const sha256 = createHash('sha256').update(readFileSync(file(TINY.slice(1)))).digest('hex');
+    const run = (options) =>
+      page.evaluate(({ url, options }) => window.settle(window.crossrank.Reranker.create({ model: url, ...options }).then((r) => r.dispose())), { url, options });
+
+    const wrong = await run({ sha256: '0'.repeat(64) });
+    assert.equal(wrong.code, 'integrity', wrong.message);
+    assert.match(wrong.message, new RegExp(sha256));
+    assert.equal(browser.server.hits(url), 1);
+
+    assert.equal((await run({ sha256: sha256.toUpperCase() })).ok, true);
+    assert.equal(browser.server.hits(url), 2, 'the mismatching file was cached');
+    assert.equal((await run({ sha256 })).ok, true);
+    assert.equal(browser.server.hits(url), 2, 'the verified file was not cached');
+
+    const bytes = await page.evaluate(async (url) => {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      return window.settle(window.crossrank.Reranker.create({ model: bytes, sha256: '1'.repeat(64) }));
+    }, TINY);
+    assert.equal(bytes.code, 'integrity');
+
+    const malformed = await run({ sha256: 'abc' });
+    assert.equal(malformed.code, 'invalid_input');
+  }));
+
+test('abort: before start, while queued, and mid-rerank; the next call works', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const long = MINILM_CASES.find((c) => c.name === 'long_passage');
+    const plain = MINILM_CASES.find((c) => c.name === 'plain');
+    const got = await page.evaluate(async ({ url, long, plain }) => {
+      const { Reranker } = window.crossrank;
+      const reranker = await Reranker.create({ model: url });
+      const manyLong = Array(24).fill(long.passage);
+
+      const early = new AbortController();
+      early.abort();
+      const before = await window.settle(reranker.rerank(long.query, [long.passage], { signal: early.signal }));
+
+      // A queued call is dropped without touching the running one.
+      const queued = new AbortController();
+      const running = window.settle(reranker.rerank(long.query, manyLong.slice(0, 2)));
+      const waiting = window.settle(reranker.rerank(plain.query, [plain.passage], { signal: queued.signal }));
+      queued.abort();
+      const whileQueued = await waiting;
+      const unaffected = await running;
+
+      // Mid-rerank: the worker is busy in wasm; aborting ends it and rejects at once.
+      const controller = new AbortController();
+      const started = performance.now();
+      const midway = window.settle(reranker.rerank(long.query, manyLong, { signal: controller.signal }));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const abortedAt = performance.now();
+      controller.abort();
+      const mid = await midway;
+      const rejectedAfterMs = performance.now() - abortedAt;
+
+      const next = await window.settle(reranker.rerank(plain.query, [plain.passage]));
+      reranker.dispose();
+      return { before, whileQueued, unaffected, mid, rejectedAfterMs, ranForMs: abortedAt - started, next };
+    }, { url: `${MINILM_F32}?t=abort`, long, plain });
+
+    assert.equal(got.before.code, 'aborted');
+    assert.equal(got.whileQueued.code, 'aborted');
+    assert.equal(got.unaffected.ok, true, got.unaffected.message);
+    assertLogit(got.unaffected.value[0], long.logit, 1e-4, 'the call before the aborted one');
+    assert.equal(got.mid.code, 'aborted', got.mid.message);
+    assert.ok(got.rejectedAfterMs < 100, `abort took ${got.rejectedAfterMs} ms to reject`);
+    assert.equal(got.next.ok, true, got.next.message);
+    assertLogit(got.next.value[0], plain.logit, 1e-4, 'the call after the abort');
+    assert.equal(browser.server.hits(`${MINILM_F32}?t=abort`), 1, 'the fresh worker downloaded the model again');
+  }));
+
+test('aborting a load mid-download rejects with "aborted"; a later load works', TIMEOUT, () =>
+  withPage(async ({ page, expectProblem }) => {
+    expectProblem(/request failed: .*t=abort-load/); // the download is cut short on purpose
+    const got = await page.evaluate(async ({ url, good, c }) => {
+      const reranker = new window.crossrank.Reranker();
+      const controller = new AbortController();
+      const loading = window.settle(reranker.load(url, {
+        signal: controller.signal,
+        onProgress: (e) => e.status === 'progress' && controller.abort(),
+      }));
+      const aborted = await loading;
+      const info = reranker.info;
+      const afterAbort = await window.settle(reranker.rerank(c.query, [c.passage]));
+      await reranker.load(good);
+      const [result] = await reranker.rerank(c.query, [c.passage]);
+      reranker.dispose();
+      return { aborted, info, afterAbort, result };
+    }, { url: `${TINY}?t=abort-load&rate=100000`, good: TINY, c: TINY_CASES[0] });
+    assert.equal(got.aborted.code, 'aborted');
+    assert.equal(got.info, null);
+    assert.equal(got.afterAbort.code, 'not_loaded');
+    assertLogit(got.result, TINY_CASES[0].logit, 1e-4, 'after an aborted load');
+  }));
+
+test('a corrupt model rejects with the Rust code; the reranker stays usable', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const truncated = `${TINY}?truncate=100000`;
+    const got = await page.evaluate(async ({ truncated, good, c }) => {
+      const reranker = new window.crossrank.Reranker();
+      const fromUrl = await window.settle(reranker.load(truncated));
+      const rerankAfter = await window.settle(reranker.rerank(c.query, [c.passage]));
+      const garbage = await window.settle(reranker.load(new Uint8Array(4096).fill(7)));
+      const again = await window.settle(reranker.load(truncated));
+      const loaded = await window.settle(reranker.load(good));
+      const [result] = await reranker.rerank(c.query, [c.passage]);
+      reranker.dispose();
+      return { fromUrl, rerankAfter, garbage, again, loaded, result };
+    }, { truncated, good: TINY, c: TINY_CASES[0] });
+
+    assert.equal(got.fromUrl.code, 'model_format', got.fromUrl.message);
+    assert.equal(got.rerankAfter.code, 'not_loaded');
+    assert.match(got.rerankAfter.message, /last load failed/);
+    assert.equal(got.garbage.code, 'model_format', got.garbage.message);
+    assert.equal(got.again.code, got.fromUrl.code);
+    assert.equal(browser.server.hits(truncated), 2, 'a file that failed to parse was cached');
+    assert.equal(got.loaded.ok, true, got.loaded.message);
+    assertLogit(got.result, TINY_CASES[0].logit, 1e-4, 'after the failed loads');
+  }));
+
+test('calls made while the model loads wait for it, in order; behind a failed load they reject', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const cases = TINY_CASES.slice(0, 4);
+    const got = await page.evaluate(async ({ url, cases }) => {
+      const { Reranker } = window.crossrank;
+      const order = [];
+      const reranker = new Reranker();
+      const loading = reranker.load(url).then(() => order.push('load'));
+      const calls = cases.map((c, i) => reranker.rerank(c.query, [c.passage]).then(([result]) => {
+        order.push(`rerank ${i}`);
+        return result;
+      }));
+      await loading;
+      const results = await Promise.all(calls);
+      reranker.dispose();
+
+      const failing = new Reranker();
+      const failedLoad = window.settle(failing.load(`${url}?truncate=1000`));
+      const behind = window.settle(failing.rerank(cases[0].query, [cases[0].passage]));
+      const outcome = { failedLoad: await failedLoad, behind: await behind };
+      failing.dispose();
+      return { order, results, ...outcome };
+    }, { url: TINY, cases });
+
+    assert.deepEqual(got.order, ['load', 'rerank 0', 'rerank 1', 'rerank 2', 'rerank 3']);
+    got.results.forEach((result, i) => assertLogit(result, cases[i].logit, 1e-4, cases[i].name));
+    assert.equal(got.failedLoad.code, 'model_format', got.failedLoad.message);
+    assert.equal(got.behind.code, 'not_loaded');
+  }));
+
+test('dispose terminates the worker; pending and later calls reject with "not_loaded"', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const closed = [];
+    page.on('worker', (worker) => worker.on('close', () => closed.push(worker.url())));
+    const got = await page.evaluate(async ({ url, c }) => {
+      const reranker = await window.crossrank.Reranker.create({ model: url });
+      const pending = window.settle(reranker.rerank(c.query, [c.passage]));
+      reranker.dispose();
+      reranker.dispose(); // twice is fine
+      return {
+        pending: await pending,
+        rerank: await window.settle(reranker.rerank(c.query, [c.passage])),
+        load: await window.settle(reranker.load(url)),
+        info: reranker.info,
+      };
+    }, { url: TINY, c: TINY_CASES[0] });
+    assert.equal(got.pending.code, 'not_loaded');
+    assert.equal(got.rerank.code, 'not_loaded');
+    assert.equal(got.load.code, 'not_loaded');
+    assert.equal(got.info, null);
+    for (let i = 0; i < 50 && closed.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(closed.length, 1, 'the worker was not terminated');
+    assert.match(closed[0], /worker\.js$/);
+  }));
+
+test('documents as { text, id } objects, returnDocuments, topK and input validation', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const byName = (name) => MINILM_CASES.find((x) => x.name === name);
+    // a and b share a query, so their fixture logits apply; c is just another text.
+    const [a, b, c] = [byName('plain'), byName('unrelated'), byName('scifact_pos')];
+    const documents = [{ text: a.passage, id: 'a', source: 'pubmed' }, b.passage, { text: c.passage, id: 7 }];
+    const got = await page.evaluate(async ({ url, query, documents }) => {
+      const reranker = await window.crossrank.Reranker.create({ model: url });
+      const run = (...args) => window.settle(reranker.rerank(...args));
+      const outcome = {
+        full: await run(query, documents, { returnDocuments: true }),
+        plain: await run(query, documents),
+        top: await run(query, documents, { topK: 2 }),
+        empty: await run(query, []),
+        notString: await run(query, [documents[1], 42]),
+        noText: await run(query, [{ id: 1 }]),
+        badQuery: await run(5, documents),
+        notArray: await run(query, 'one document'),
+        badTopK: await run(query, documents, { topK: 0 }),
+        badMaxLength: await run(query, documents, { maxLength: 1.5 }),
+        hugeMaxLength: await run(query, documents, { maxLength: 100000 }),
+        short: await run(query, documents, { maxLength: 16 }),
+      };
+      reranker.dispose();
+      return outcome;
+    }, { url: MINILM_F32, query: a.query, documents });
+
+    assert.equal(got.full.ok, true, got.full.message);
+    const full = got.full.value;
+    assert.equal(full.length, 3);
+    assertSorted(full, 'objects');
+    for (const result of full) {
+      assert.deepEqual(result.document, documents[result.index]);
+      if (typeof documents[result.index] === 'string') assert.ok(!('id' in result));
+      else assert.equal(result.id, documents[result.index].id);
+    }
+    assertLogit(full.find((r) => r.id === 'a'), a.logit, 1e-4, 'document a');
+    assertLogit(full.find((r) => r.index === 1), b.logit, 1e-4, 'document b');
+    assert.ok(got.plain.value.every((r) => !('document' in r)), 'documents returned without returnDocuments');
+    assert.deepEqual(got.top.value, got.plain.value.slice(0, 2));
+    assert.deepEqual(got.empty, { ok: true, value: [] });
+    for (const key of ['notString', 'noText', 'badQuery', 'notArray', 'badTopK', 'badMaxLength']) {
+      assert.equal(got[key].code, 'invalid_input', `${key}: ${JSON.stringify(got[key])}`);
+    }
+    assert.match(got.notString.message, /documents\[1\]/);
+    assert.equal(got.hugeMaxLength.code, 'invalid_input', JSON.stringify(got.hugeMaxLength));
+    assert.equal(got.short.ok, true, got.short.message);
+  }));
+
+test('a crashed worker rejects what it was doing with "worker_crashed"; the next call gets a fresh one', TIMEOUT, () =>
+  withPage(async ({ page, expectProblem }) => {
+    expectProblem(/simulated crash/);
+    expectProblem(/request failed: .*t=crash/); // the slow download dies with its worker
+    const url = `${TINY}?t=crash`;
+    const c = TINY_CASES[0];
+    const crashWorker = async () => {
+      const [worker] = page.workers();
+      const closed = new Promise((resolve) => worker.on('close', resolve));
+      await worker.evaluate(() => setTimeout(() => {
+        throw new Error('simulated crash');
+      }));
+      await closed;
+    };
+    const rerank = () =>
+      page.evaluate(async (c) => window.settle(window.reranker.rerank(c.query, [c.passage]).then(([result]) => result)), c);
+
+    await page.evaluate(async (url) => {
+      window.reranker = await window.crossrank.Reranker.create({ model: url });
+    }, url);
+
+    // Idle: the next call starts a fresh worker and loads the model again, from the cache.
+    await crashWorker();
+    const afterIdleCrash = await rerank();
+    assert.equal(afterIdleCrash.ok, true, afterIdleCrash.message);
+    assertLogit(afterIdleCrash.value, c.logit, 1e-4, 'after a crash while idle');
+    assert.equal(browser.server.hits(url), 1, 'the model was downloaded again');
+
+    // Busy: a slow load is in flight when the worker dies.
+    await page.evaluate((url) => {
+      window.events = [];
+      window.loading = window.settle(window.reranker.load(`${url}&rate=100000`, { onProgress: (e) => window.events.push(e) }));
+    }, url);
+    await page.waitForFunction(() => window.events.some((e) => e.status === 'progress'));
+    await crashWorker();
+    const loading = await page.evaluate(() => window.loading);
+    assert.equal(loading.code, 'worker_crashed', loading.message);
+
+    const next = await page.evaluate(async (url) => window.settle(window.reranker.load(url)), url);
+    assert.equal(next.ok, true, next.message);
+    const afterBusyCrash = await rerank();
+    assertLogit(afterBusyCrash.value, c.logit, 1e-4, 'after a crash during a load');
+    assert.equal(browser.server.hits(url), 1, 'the model was downloaded again');
+    await page.evaluate(() => window.reranker.dispose());
+  }));

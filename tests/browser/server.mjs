@@ -1,0 +1,129 @@
+// A small static file server for the browser tests and the demo (no dependencies).
+//
+//   node tests/browser/server.mjs [--port 8080] [--root DIR]
+//
+// Serves the repository root by default, on 127.0.0.1 only. It counts the requests for each
+// path and query (tests use that to prove a load came from the Cache API), and two query
+// parameters change how a file is sent:
+//   ?truncate=N   only the first N bytes, with a matching Content-Length (a corrupt model)
+//   ?rate=N       at about N bytes per second (a download slow enough to interrupt)
+
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { Transform } from 'node:stream';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.txt': 'text/plain; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.gguf': 'application/octet-stream',
+};
+
+/**
+ * Starts the server. `mounts` maps URL prefixes to directories (the longest prefix wins);
+ * by default `/` is the repository root.
+ * @returns {Promise<{ origin: string, hits: (path: string) => number, cutShort: (path: string) => number, close: () => Promise<void> }>}
+ */
+export async function startServer({ port = 0, mounts = { '/': REPO_ROOT } } = {}) {
+  const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
+  const hits = new Map();
+  const cutShort = new Map();
+
+  const server = createServer(async (request, response) => {
+    const url = new URL(request.url, 'http://localhost');
+    const pathname = decodeURIComponent(url.pathname);
+    const key = pathname + url.search;
+    hits.set(key, (hits.get(key) ?? 0) + 1);
+    response.on('close', () => {
+      if (!response.writableFinished) cutShort.set(key, (cutShort.get(key) ?? 0) + 1);
+    });
+    try {
+      if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'method not allowed');
+      const file = resolvePath(pathname, prefixes, mounts);
+      if (!file) return send(response, 404, 'not found');
+      let info = await stat(file).catch(() => null);
+      let path = file;
+      if (info?.isDirectory()) {
+        path = join(file, 'index.html');
+        info = await stat(path).catch(() => null);
+      }
+      if (!info?.isFile()) return send(response, 404, 'not found');
+
+      const truncate = url.searchParams.get('truncate');
+      const length = truncate === null ? info.size : Math.min(info.size, Number(truncate));
+      response.writeHead(200, {
+        'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
+        'content-length': length,
+        'cache-control': 'no-store',
+      });
+      if (request.method === 'HEAD' || length === 0) return response.end();
+      const body = createReadStream(path, { start: 0, end: length - 1, highWaterMark: 64 * 1024 });
+      const rate = Number(url.searchParams.get('rate'));
+      if (rate > 0) body.pipe(throttle(rate)).pipe(response);
+      else body.pipe(response);
+      response.on('close', () => body.destroy());
+    } catch (error) {
+      send(response, 500, String(error));
+    }
+  });
+
+  await new Promise((done) => server.listen(port, '127.0.0.1', done));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  return {
+    origin,
+    /** How many requests asked for `path` (with its query string, if any). */
+    hits: (path) => hits.get(path) ?? 0,
+    /** How many responses for `path` (with its query) ended before all their bytes were sent. */
+    cutShort: (path) => cutShort.get(path) ?? 0,
+    close: () => new Promise((done) => {
+      server.closeAllConnections();
+      server.close(() => done());
+    }),
+  };
+}
+
+function resolvePath(pathname, prefixes, mounts) {
+  const prefix = prefixes.find((p) => pathname === p || pathname.startsWith(p.endsWith('/') ? p : `${p}/`));
+  if (prefix === undefined) return null;
+  const root = resolve(mounts[prefix]);
+  const file = normalize(join(root, pathname.slice(prefix.length)));
+  // Never outside the mounted directory.
+  return file === root || file.startsWith(root + sep) ? file : null;
+}
+
+/** Passes chunks on at about `bytesPerSecond`. */
+function throttle(bytesPerSecond) {
+  return new Transform({
+    transform(chunk, _encoding, done) {
+      setTimeout(() => done(null, chunk), (chunk.length / bytesPerSecond) * 1000);
+    },
+  });
+}
+
+function send(response, status, text) {
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+  response.end(text);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const option = (name, fallback) => {
+    const at = args.indexOf(name);
+    return at === -1 ? fallback : args[at + 1];
+  };
+  const { origin } = await startServer({
+    port: Number(option('--port', 8080)),
+    mounts: { '/': resolve(option('--root', REPO_ROOT)) },
+  });
+  console.log(`serving ${resolve(option('--root', REPO_ROOT))} on ${origin}/`);
+}
