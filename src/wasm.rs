@@ -8,7 +8,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::gguf::GgufModel;
-use crate::rerank::{RerankOptions, Reranker};
+use crate::fusion::{Fusion, ScoreScale};
+use crate::rerank::{RankedDocument, RerankOptions, RerankRequest, Reranker};
+use crate::windows::{Aggregate, Window, WindowOptions};
 use crate::tokenize::TokenizerSource;
 
 /// Logs panics to the console before the instance traps, so a bug report has a message.
@@ -31,11 +33,74 @@ fn invalid(message: String) -> JsValue {
 
 /// Options as JS passes them; numbers arrive as f64 and are checked before use.
 #[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JsOptions {
     top_k: Option<f64>,
     max_length: Option<f64>,
     batch_size: Option<f64>,
+    /// `true`, or `{ overlap, aggregate: "max" | "mean" | "first" }`.
+    windows: Option<JsWindows>,
+    /// `{ type: "rrf", k? }` or `{ type: "weighted", weight }`.
+    fusion: Option<JsFusion>,
+    /// `"sigmoid"` (default) or `"minmax"`.
+    score_scale: Option<String>,
+    threshold: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum JsWindows {
+    Enabled(bool),
+    Options { overlap: Option<f64>, aggregate: Option<String> },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum JsFusion {
+    Rrf { k: Option<f64> },
+    Weighted { weight: f64 },
+}
+
+/// A query with its candidates, for `rerankMany`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsRequest {
+    query: String,
+    documents: Vec<String>,
+    first_stage: Option<Vec<f64>>,
+}
+
+/// A result as JS sees it: window offsets in UTF-16 code units, so `text.slice(start, end)` works.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsRanked {
+    index: usize,
+    logit: f32,
+    score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fused: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best_window: Option<Window>,
+}
+
+fn utf16_offset(text: &str, chars: usize) -> usize {
+    text.chars().take(chars).map(char::len_utf16).sum()
+}
+
+fn to_js_ranked(ranked: Vec<RankedDocument>, documents: &[String]) -> Vec<JsRanked> {
+    ranked
+        .into_iter()
+        .map(|r| JsRanked {
+            index: r.index,
+            logit: r.logit,
+            score: r.score,
+            fused: r.fused,
+            best_window: r.best_window.map(|w| {
+                let text = &documents[r.index];
+                Window { index: w.index, start: utf16_offset(text, w.start), end: utf16_offset(text, w.end) }
+            }),
+        })
+        .collect()
 }
 
 /// A positive whole number that fits in usize, or a named error.
@@ -53,10 +118,35 @@ fn options(value: JsValue) -> Result<RerankOptions, JsValue> {
     }
     let js: JsOptions = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("options: {e}")))?;
     let defaults = RerankOptions::default();
+    let windows = match js.windows {
+        None | Some(JsWindows::Enabled(false)) => None,
+        Some(JsWindows::Enabled(true)) => Some(WindowOptions::default()),
+        Some(JsWindows::Options { overlap, aggregate }) => Some(WindowOptions {
+            overlap: match overlap {
+                None => WindowOptions::default().overlap,
+                Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => v as usize,
+                Some(v) => return Err(invalid(format!("windows.overlap must be a whole number ≥ 0, got {v}"))),
+            },
+            aggregate: Aggregate::parse(aggregate.as_deref().unwrap_or("max")).map_err(to_js)?,
+        }),
+    };
+    let fusion = js.fusion.map(|fusion| match fusion {
+        JsFusion::Rrf { k } => Fusion::Rrf { k: k.map_or(Fusion::DEFAULT_RRF_K, |k| k as f32) },
+        JsFusion::Weighted { weight } => Fusion::Weighted { weight: weight as f32 },
+    });
+    let score_scale = match js.score_scale.as_deref() {
+        None | Some("sigmoid") => ScoreScale::Sigmoid,
+        Some("minmax") => ScoreScale::MinMax,
+        Some(other) => return Err(invalid(format!("scoreScale must be \"sigmoid\" or \"minmax\", got \"{other}\""))),
+    };
     Ok(RerankOptions {
         top_k: count("topK", js.top_k)?,
         max_length: count("maxLength", js.max_length)?,
         batch_size: count("batchSize", js.batch_size)?.unwrap_or(defaults.batch_size),
+        windows,
+        fusion,
+        score_scale,
+        threshold: js.threshold.map(|t| t as f32),
     })
 }
 
@@ -80,6 +170,11 @@ struct Info {
     num_layers: usize,
     hidden_size: usize,
     vocab_size: usize,
+}
+
+/// Plain objects (not `Map`s) for JS.
+fn to_value<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| to_js(Error::Compute(e.to_string())))
 }
 
 #[wasm_bindgen]
@@ -107,13 +202,37 @@ impl WasmReranker {
         Ok(Self { reranker, precision: "safetensors".into() })
     }
 
-    /// `[{ index, score, logit }]`, best first, cut to `options.topK`.
-    pub fn rerank(&self, query: &str, documents: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    /// `[{ index, score, logit, fused?, bestWindow? }]`, best first, cut to `options.topK`.
+    /// `firstStage`: the first stage's scores (for fusion), or `undefined`.
+    pub fn rerank(&self, query: &str, documents: JsValue, options: JsValue, first_stage: Option<Vec<f64>>) -> Result<JsValue, JsValue> {
         let options = self::options(options)?;
         let documents = self::documents(documents)?;
         let refs: Vec<&str> = documents.iter().map(String::as_str).collect();
-        let ranked = self.reranker.rerank(query, &refs, &options).map_err(to_js)?;
-        serde_wasm_bindgen::to_value(&ranked).map_err(|e| to_js(Error::Compute(e.to_string())))
+        let first_stage: Option<Vec<f32>> = first_stage.map(|scores| scores.into_iter().map(|s| s as f32).collect());
+        let request = RerankRequest { query, documents: &refs, first_stage: first_stage.as_deref() };
+        let ranked = self.reranker.rerank_many(&[request], &options).map_err(to_js)?.pop().unwrap_or_default();
+        to_value(&to_js_ranked(ranked, &documents))
+    }
+
+    /// Several queries at once, batched together: `[{ query, documents, firstStage? }]` → one result list each.
+    #[wasm_bindgen(js_name = rerankMany)]
+    pub fn rerank_many(&self, requests: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+        let options = self::options(options)?;
+        let requests: Vec<JsRequest> =
+            serde_wasm_bindgen::from_value(requests).map_err(|e| invalid(format!("requests must be [{{ query, documents }}]: {e}")))?;
+        let first_stages: Vec<Option<Vec<f32>>> =
+            requests.iter().map(|r| r.first_stage.as_ref().map(|s| s.iter().map(|&v| v as f32).collect())).collect();
+        let refs: Vec<Vec<&str>> = requests.iter().map(|r| r.documents.iter().map(String::as_str).collect()).collect();
+        let core: Vec<RerankRequest> = requests
+            .iter()
+            .zip(&refs)
+            .zip(&first_stages)
+            .map(|((request, documents), first_stage)| RerankRequest { query: &request.query, documents, first_stage: first_stage.as_deref() })
+            .collect();
+        let results = self.reranker.rerank_many(&core, &options).map_err(to_js)?;
+        let results: Vec<Vec<JsRanked>> =
+            results.into_iter().zip(&requests).map(|(ranked, request)| to_js_ranked(ranked, &request.documents)).collect();
+        to_value(&results)
     }
 
     /// Raw logits in input order.
@@ -133,6 +252,6 @@ impl WasmReranker {
             hidden_size: config.hidden_size,
             vocab_size: config.vocab_size,
         };
-        serde_wasm_bindgen::to_value(&info).map_err(|e| to_js(Error::Compute(e.to_string())))
+        to_value(&info)
     }
 }
