@@ -11,9 +11,14 @@ use crate::model::{Config, CrossEncoder};
 use crate::tokenize::{EncodedPair, PairTokenizer, TokenizerSource};
 use crate::weights::WeightStore;
 
-/// How many pairs go through the model at once: bounds peak memory (activations grow with
-/// batch × length²) while keeping matrix products large enough to be efficient.
+/// At most this many pairs go through the model at once: large enough for efficient matrix
+/// products on short pairs.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
+
+/// Attention scores (rows × heads × length²) dominate peak memory for long pairs; a batch holds at
+/// most this many score elements (16 Mi f32 = 64 MiB), so 512-token pairs go 2 at a time with 12 heads
+/// while 128-token pairs go 16 at a time. Peak memory is then bounded whatever the input size.
+pub const MAX_ATTENTION_ELEMENTS_PER_BATCH: usize = 1 << 24;
 
 /// Options of [`Reranker::rerank`]. The defaults give sentence-transformers' behaviour: plain
 /// truncation, `score = sigmoid(logit)`, order by the cross-encoder alone, every document kept.
@@ -191,7 +196,18 @@ impl Reranker {
         order.sort_by_key(|&index| std::cmp::Reverse(pairs[index].input_ids.len()));
         let mut logits = vec![0.0f32; pairs.len()];
         let device = self.model.device();
-        for chunk in order.chunks(batch_size.max(1)) {
+        let heads = self.model.config().num_attention_heads;
+        let mut batches: Vec<&[usize]> = Vec::new();
+        let mut rest = &order[..];
+        while !rest.is_empty() {
+            // The first pair of a batch is its longest, since `order` is sorted by length.
+            let longest = pairs[rest[0]].input_ids.len().max(1);
+            let fit = (MAX_ATTENTION_ELEMENTS_PER_BATCH / (heads * longest * longest)).max(1);
+            let (batch, tail) = rest.split_at(batch_size.max(1).min(fit).min(rest.len()));
+            batches.push(batch);
+            rest = tail;
+        }
+        for chunk in batches {
             let batch = self.tokenizer.pad(&chunk.iter().map(|&index| &pairs[index]).collect::<Vec<_>>());
             let shape = (batch.rows, batch.seq_len);
             let input_ids = Tensor::from_vec(batch.input_ids, shape, device)?;
