@@ -1,0 +1,105 @@
+//! The bad-input catalogue at the Rust layer (issue 9): every entry gets its exact error code, or a
+//! correct answer, and the same reranker keeps working afterwards.
+
+mod common;
+
+use candle_core::Device;
+use crossrank::local::load_model;
+use crossrank::{RerankOptions, Reranker, WindowOptions};
+
+fn tiny() -> Reranker {
+    load_model(&common::tiny_dir(), &Device::Cpu).unwrap()
+}
+
+fn tiny_gguf() -> Vec<u8> {
+    let hf = crossrank::local::HfDir::read(&common::tiny_dir(), &Device::Cpu).unwrap();
+    let config = String::from_utf8(hf.config_json.clone()).unwrap();
+    let input = crossrank::gguf::ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "tiny" };
+    crossrank::gguf::convert(&hf.weights, &input, crossrank::gguf::Precision::Q8_0).unwrap()
+}
+
+/// A deterministic byte stream (no RNG dependency): xorshift64.
+fn pseudo_random_bytes(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn empty_and_random_model_files() {
+    let device = Device::Cpu;
+    let config = std::fs::read(common::tiny_dir().join("config.json")).unwrap();
+    let tokenizer = std::fs::read(common::tiny_dir().join("tokenizer.json")).unwrap();
+    let source = || crossrank::TokenizerSource::Json(&tokenizer);
+    for bytes in [Vec::new(), pseudo_random_bytes(10, 1), pseudo_random_bytes(100_000, 2), b"GGUF".to_vec()] {
+        assert_eq!(Reranker::from_gguf(&bytes, &device).err().unwrap().code(), "model_format");
+        assert_eq!(Reranker::from_safetensors(&config, &bytes, source(), &device).err().unwrap().code(), "model_format");
+    }
+    // GGUF magic followed by noise.
+    let mut noisy = b"GGUF\x03\x00\x00\x00".to_vec();
+    noisy.extend(pseudo_random_bytes(4096, 3));
+    assert_eq!(Reranker::from_gguf(&noisy, &device).err().unwrap().code(), "model_format");
+    // Every prefix of a valid quantised GGUF fails cleanly.
+    let gguf = tiny_gguf();
+    for cut in (0..gguf.len()).step_by(gguf.len() / 97) {
+        let error = Reranker::from_gguf(&gguf[..cut], &device).err().unwrap();
+        assert_eq!(error.code(), "model_format", "cut at {cut}: {error}");
+    }
+    assert!(Reranker::from_gguf(&gguf, &device).is_ok());
+    // A config that is not JSON, or JSON of the wrong shape.
+    let safetensors = std::fs::read(common::tiny_dir().join("model.safetensors")).unwrap();
+    for bad in [&b""[..], b"{", b"[]", b"{\"hidden_size\": \"big\"}"] {
+        assert_eq!(Reranker::from_safetensors(bad, &safetensors, source(), &device).err().unwrap().code(), "config");
+    }
+    assert_eq!(
+        Reranker::from_safetensors(&config, &safetensors, crossrank::TokenizerSource::Json(b"not json"), &device).err().unwrap().code(),
+        "tokenizer"
+    );
+}
+
+#[test]
+fn odd_documents_are_scored_not_refused() {
+    let reranker = tiny();
+    let huge = "lorem ipsum dolor sit amet ".repeat(40_000); // ~1 MB
+    let documents = ["", "   \t\n ", "\u{0}\u{0}", "\u{fffd}\u{fffd}", "e\u{301}\u{200d}🏳️‍🌈", &huge];
+    let ranked = reranker.rerank("query", &documents, &RerankOptions::default()).unwrap();
+    assert_eq!(ranked.len(), documents.len());
+    assert!(ranked.iter().all(|r| r.logit.is_finite()));
+    // The 1 MB document is cut to 512 tokens: the same score as its first part.
+    let head: String = huge.chars().take(5_000).collect();
+    let cut = reranker.logits("query", &[&huge, &head]).unwrap();
+    assert!((cut[0] - cut[1]).abs() < 1e-5);
+    // Whitespace-only documents score like empty ones (the tokenizer drops whitespace).
+    let blank = reranker.logits("query", &["", "   \t\n "]).unwrap();
+    assert!((blank[0] - blank[1]).abs() < 1e-6);
+}
+
+#[test]
+fn ten_thousand_documents_in_bounded_batches() {
+    let reranker = tiny();
+    let texts: Vec<String> = (0..10_000).map(|i| format!("document number {i} about topic {}", i % 37)).collect();
+    let documents: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let ranked = reranker.rerank("topic 5", &documents, &RerankOptions { top_k: Some(10), ..Default::default() }).unwrap();
+    assert_eq!(ranked.len(), 10);
+    // Batching does not change scores.
+    let single = reranker.logits("topic 5", &[documents[ranked[0].index]]).unwrap()[0];
+    assert!((single - ranked[0].logit).abs() < 1e-5);
+}
+
+#[test]
+fn bad_options_are_named() {
+    let reranker = tiny();
+    let code = |options: RerankOptions| reranker.rerank("q", &["a", "b"], &options).unwrap_err().code();
+    assert_eq!(code(RerankOptions { top_k: Some(0), ..Default::default() }), "invalid_input");
+    assert_eq!(code(RerankOptions { batch_size: 0, ..Default::default() }), "invalid_input");
+    assert_eq!(code(RerankOptions { max_length: Some(100_000), ..Default::default() }), "invalid_input");
+    let windows = Some(WindowOptions { overlap: 1_000, ..Default::default() });
+    assert_eq!(code(RerankOptions { windows, ..Default::default() }), "invalid_input");
+    // A top_k beyond the list is not an error: every document comes back.
+    assert_eq!(reranker.rerank("q", &["a", "b"], &RerankOptions { top_k: Some(99), ..Default::default() }).unwrap().len(), 2);
+}
