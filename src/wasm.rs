@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::gguf::GgufModel;
 use crate::fusion::{Fusion, ScoreScale};
 use crate::rerank::{RankedDocument, RerankOptions, RerankRequest, Reranker};
+use crate::weights::QuantizedMatmul;
 use crate::windows::{Aggregate, Window, WindowOptions};
 use crate::tokenize::TokenizerSource;
 
@@ -185,10 +186,17 @@ pub struct WasmReranker {
 
 #[wasm_bindgen]
 impl WasmReranker {
-    /// From a crossrank GGUF file (weights, config and tokenizer in one).
+    /// From a crossrank GGUF file (weights, config and tokenizer in one). `matmul`: `"dequantize"`
+    /// (default: weights widened to f32 once, most exact) or `"blocks"` (candle's SIMD128 quantised
+    /// kernels on the stored blocks: a quarter of the memory, 8-bit activations).
     #[wasm_bindgen(js_name = fromGguf)]
-    pub fn from_gguf(bytes: &[u8]) -> Result<WasmReranker, JsValue> {
-        let model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
+    pub fn from_gguf(bytes: &[u8], matmul: Option<String>) -> Result<WasmReranker, JsValue> {
+        let mut model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
+        model.weights.set_quantized_matmul(match matmul.as_deref() {
+            None | Some("dequantize") => QuantizedMatmul::Dequantize,
+            Some("blocks") => QuantizedMatmul::Blocks,
+            Some(other) => return Err(invalid(format!("matmul must be \"dequantize\" or \"blocks\", got \"{other}\""))),
+        });
         let reranker = Reranker::from_gguf_model(&model).map_err(to_js)?;
         Ok(Self { reranker, precision: model.precision().to_string() })
     }

@@ -52,9 +52,8 @@ impl WeightStore {
         Self { file: file.into(), tensors, device: device.clone(), quantized_matmul: QuantizedMatmul::default() }
     }
 
-    pub fn with_quantized_matmul(mut self, quantized_matmul: QuantizedMatmul) -> Self {
+    pub fn set_quantized_matmul(&mut self, quantized_matmul: QuantizedMatmul) {
         self.quantized_matmul = quantized_matmul;
-        self
     }
 
     pub fn quantized_matmul(&self) -> QuantizedMatmul {

@@ -200,6 +200,8 @@ test('a sha256 mismatch rejects with "integrity" and is never cached', TIMEOUT, 
 
 test('abort: before start, while queued, and mid-rerank; the next call works', TIMEOUT, () =>
   withPage(async ({ page }) => {
+    let workersClosed = 0;
+    page.on('worker', (worker) => worker.on('close', () => workersClosed++));
     const long = MINILM_CASES.find((c) => c.name === 'long_passage');
     const plain = MINILM_CASES.find((c) => c.name === 'plain');
     const got = await page.evaluate(async ({ url, long, plain }) => {
@@ -243,6 +245,37 @@ test('abort: before start, while queued, and mid-rerank; the next call works', T
     assert.equal(got.next.ok, true, got.next.message);
     assertLogit(got.next.value[0], plain.logit, 1e-4, 'the call after the abort');
     assert.equal(browser.server.hits(`${MINILM_F32}?t=abort`), 1, 'the fresh worker downloaded the model again');
+    // One worker ended by the mid-rerank abort (the others must not end one), one by dispose().
+    for (let i = 0; i < 50 && workersClosed < 2; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(workersClosed, 2);
+  }));
+
+test('after an abort, a model given as bytes or loaded with cache: false comes back without the network', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const url = `${TINY}?t=abort-uncached`;
+    const c = TINY_CASES[0];
+    const got = await page.evaluate(async ({ url, c }) => {
+      const { Reranker } = window.crossrank;
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      const outcome = {};
+      for (const [name, options] of [['bytes', { model: bytes }], ['cache: false', { model: url, cache: false }]]) {
+        const reranker = await Reranker.create(options);
+        if (name === 'bytes') bytes.fill(0); // the caller's buffer is theirs again once loaded
+        const controller = new AbortController();
+        // The call is in the worker as soon as it is made, so this aborts a running call.
+        const running = window.settle(reranker.rerank(c.query, [c.passage], { signal: controller.signal }));
+        controller.abort();
+        outcome[name] = { aborted: await running, next: await window.settle(reranker.rerank(c.query, [c.passage])) };
+        reranker.dispose();
+      }
+      return outcome;
+    }, { url, c });
+    for (const [name, { aborted, next }] of Object.entries(got)) {
+      assert.equal(aborted.code, 'aborted', `${name}: ${aborted.message}`);
+      assert.equal(next.ok, true, `${name}: ${next.message}`);
+      assertLogit(next.value[0], c.logit, 1e-4, `${name}, after the abort`);
+    }
+    assert.equal(browser.server.hits(url), 2, 'one fetch by the page, one load with cache: false');
   }));
 
 test('aborting a load mid-download rejects with "aborted"; a later load works', TIMEOUT, () =>

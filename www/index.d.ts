@@ -1,0 +1,146 @@
+// Types for crossrank's browser API (src/index.js). Written by hand: the package ships plain JS.
+
+/** The stable codes of {@link RerankerError}. */
+export type ErrorCodeValue =
+  // from Rust (crossrank's error enum)
+  | 'config'
+  | 'tokenizer'
+  | 'weights'
+  | 'model_format'
+  | 'invalid_input'
+  | 'unsupported'
+  | 'compute'
+  // from the JS side
+  /** The model (or the .wasm) could not be downloaded. */
+  | 'fetch'
+  /** The downloaded model's sha256 is not the one given. */
+  | 'integrity'
+  /** No model is loaded (none yet, the last load failed, or the reranker was disposed). */
+  | 'not_loaded'
+  /** The call's AbortSignal fired. */
+  | 'aborted'
+  /** The worker died or its WebAssembly trapped; the next call starts a fresh one. */
+  | 'worker_crashed'
+  /** A bug in crossrank: please report it. */
+  | 'internal';
+
+export declare const ErrorCode: Readonly<{
+  CONFIG: 'config';
+  TOKENIZER: 'tokenizer';
+  WEIGHTS: 'weights';
+  MODEL_FORMAT: 'model_format';
+  INVALID_INPUT: 'invalid_input';
+  UNSUPPORTED: 'unsupported';
+  COMPUTE: 'compute';
+  FETCH: 'fetch';
+  INTEGRITY: 'integrity';
+  NOT_LOADED: 'not_loaded';
+  ABORTED: 'aborted';
+  WORKER_CRASHED: 'worker_crashed';
+  INTERNAL: 'internal';
+}>;
+
+export declare class RerankerError extends Error {
+  constructor(code: ErrorCodeValue, message: string, options?: { cause?: unknown });
+  readonly name: 'RerankerError';
+  readonly code: ErrorCodeValue;
+}
+
+/** What the loaded model is (from the GGUF file). */
+export interface ModelInfo {
+  precision: string;
+  maxPositions: number;
+  numLayers: number;
+  hiddenSize: number;
+  vocabSize: number;
+}
+
+/** Loading progress, one union keyed on `status` (as in transformers.js). */
+export type ProgressInfo =
+  /** A download (or Cache API read) of `file` starts. */
+  | { status: 'initiate'; file: string }
+  /** `progress` is a percentage, 0–100; `total` is 0 while the size is unknown. */
+  | { status: 'progress'; file: string; loaded: number; total: number; progress: number }
+  /** The file's bytes are all here; `fromCache` tells whether they came from the Cache API. */
+  | { status: 'done'; file: string; fromCache: boolean }
+  /** The model is loaded and can rerank. `file` is null when the model was given as bytes. */
+  | { status: 'ready'; file: string | null; info: ModelInfo };
+
+export type ModelSource = string | URL | ArrayBuffer | Uint8Array;
+
+export interface LoadOptions {
+  /** Called with each {@link ProgressInfo}. */
+  onProgress?: (progress: ProgressInfo) => void;
+  /**
+   * Keep downloaded models in the Cache API ("crossrank-models-v1") and load them from there
+   * next time, offline. Default true. Cache failures are never fatal.
+   */
+  cache?: boolean;
+  /** Lowercase or uppercase hex; a file with another digest rejects with code "integrity". */
+  sha256?: string;
+  /** Aborting rejects the load with code "aborted"; the reranker is then without a model. */
+  signal?: AbortSignal;
+}
+
+export interface CreateOptions extends LoadOptions {
+  /** A URL (resolved against the page) or the GGUF file's bytes. */
+  model: ModelSource;
+  /** Where crossrank_wasm_bg.wasm is, when it is not next to crossrank_wasm.js. */
+  wasmUrl?: string | URL;
+}
+
+/** A document: its text, or an object with the text and anything else (an id, metadata). */
+export type Document = string | { text: string; id?: unknown; [key: string]: unknown };
+
+export interface RerankOptions {
+  /** Return only the best `topK` results. */
+  topK?: number;
+  /** Add each input document to its result as `document`. Default false. */
+  returnDocuments?: boolean;
+  /** Truncate each (query, document) pair to this many tokens (longest first); at most the model's maxPositions. */
+  maxLength?: number;
+  /**
+   * Aborting rejects with code "aborted" at once. A running rerank is stopped by ending its
+   * worker; the model is then loaded again (from the cache) before the next call runs.
+   */
+  signal?: AbortSignal;
+}
+
+export interface RerankResult<D extends Document = Document> {
+  /** Position of the document in the input array. */
+  index: number;
+  /** sigmoid(logit), in (0, 1). */
+  score: number;
+  /** The model's raw output. */
+  logit: number;
+  /** The document's `id`, when it was an object with one. */
+  id?: D extends { id?: infer I } ? I : never;
+  /** The input document, with `returnDocuments: true`. */
+  document?: D;
+}
+
+export declare class Reranker {
+  /** Starts a worker and loads `model` into it. */
+  static create(options: CreateOptions): Promise<Reranker>;
+
+  /** A reranker with no model yet: call {@link Reranker.load}. */
+  constructor(options?: { wasmUrl?: string | URL });
+
+  /** The loaded model's description, or null when none is loaded. */
+  readonly info: ModelInfo | null;
+
+  /**
+   * Loads a crossrank GGUF file, replacing (and first freeing) the current model. Calls made
+   * while it loads wait for it; if it fails they reject with code "not_loaded".
+   */
+  load(model: ModelSource, options?: LoadOptions): Promise<ModelInfo>;
+
+  /**
+   * Scores each document against `query`; results are sorted by score, highest first.
+   * Calls are queued and run one at a time.
+   */
+  rerank<D extends Document>(query: string, documents: readonly D[], options?: RerankOptions): Promise<RerankResult<D>[]>;
+
+  /** Terminates the worker, freeing its memory. Pending and later calls reject with code "not_loaded". */
+  dispose(): void;
+}

@@ -1,0 +1,60 @@
+// The messages between the page (src/index.js) and the worker (src/worker.js), defined once.
+//
+// Every request carries an `id` chosen by the page; every reply carries the `id` of the
+// request it answers. A request gets any number of `progress` replies, then exactly one
+// `result` or `error` reply.
+//
+// Requests (page → worker):
+//   { id, kind: 'load', source, cache, sha256, wasmUrl }
+//       source: { url: string }             an absolute URL (the worker cannot see the page's base URL)
+//             | { bytes: ArrayBuffer }      the model file itself
+//       cache:  boolean                     read and write the Cache API (only for `url` sources)
+//       sha256: string | null               lowercase hex digest the file must have
+//       wasmUrl: string | null              where crossrank_wasm_bg.wasm lives (null: next to the glue)
+//     result value: { info, cached, bytes? }
+//       info:   the model's WasmReranker.info()
+//       cached: whether the file is now in the Cache API, so a fresh worker can load it offline
+//       bytes:  the file (transferred) when it is not cached, for the same reason
+//   { id, kind: 'rerank', query, documents, options }
+//       documents: string[]; options: { topK?, maxLength? }
+//     result value: [{ index, score, logit }] sorted by score, highest first
+//
+// There is no 'dispose' request: Reranker.dispose() terminates the worker, which frees the
+// wasm memory at once and also works while a rerank is running.
+//
+// Replies (worker → page):
+//   { id, kind: 'result', value }
+//   { id, kind: 'error', code, message }     code: one of ErrorCode
+//   { id, kind: 'progress', progress }       progress: a ProgressInfo (see index.d.ts)
+
+export const RequestKind = Object.freeze({
+  LOAD: 'load',
+  RERANK: 'rerank',
+});
+
+export const ReplyKind = Object.freeze({
+  RESULT: 'result',
+  ERROR: 'error',
+  PROGRESS: 'progress',
+});
+
+/** The stable error codes. The first seven come from Rust (crossrank's error enum). */
+export const ErrorCode = Object.freeze({
+  CONFIG: 'config',
+  TOKENIZER: 'tokenizer',
+  WEIGHTS: 'weights',
+  MODEL_FORMAT: 'model_format',
+  INVALID_INPUT: 'invalid_input',
+  UNSUPPORTED: 'unsupported',
+  COMPUTE: 'compute',
+  // JS side
+  FETCH: 'fetch',
+  INTEGRITY: 'integrity',
+  NOT_LOADED: 'not_loaded',
+  ABORTED: 'aborted',
+  WORKER_CRASHED: 'worker_crashed',
+  INTERNAL: 'internal',
+});
+
+/** The Cache API bucket that holds downloaded model files, keyed by their absolute URL. */
+export const CACHE_NAME = 'crossrank-models-v1';
