@@ -89,8 +89,34 @@ export interface CreateOptions extends LoadOptions {
   wasmUrl?: string | URL;
 }
 
-/** A document: its text, or an object with the text and anything else (an id, metadata). */
-export type Document = string | { text: string; id?: unknown; [key: string]: unknown };
+/**
+ * A document: its text, or an object with the text and anything else (an id, metadata). A numeric
+ * `score` on every object is taken as the first stage's score (for `fusion`).
+ */
+export type Document = string | { text: string; id?: unknown; score?: number; [key: string]: unknown };
+
+/** Score long documents by overlapping windows instead of truncating them (one pair per window). */
+export interface WindowOptions {
+  /** Passage tokens shared by consecutive windows. Default 64. */
+  overlap?: number;
+  /** How window logits become the document's: the best (default), the mean, or the first window. */
+  aggregate?: 'max' | 'mean' | 'first';
+}
+
+/** Order by a fusion with the first stage instead of the cross-encoder alone. */
+export type Fusion =
+  /** Reciprocal Rank Fusion; the first stage's ranking is the `score`s, else the input order. k defaults to 60. */
+  | { type: 'rrf'; k?: number }
+  /** weight · minmax(logit) + (1 − weight) · minmax(first-stage score); needs `score` on every document. */
+  | { type: 'weighted'; weight: number };
+
+/** A character span of a document, in UTF-16 code units: `text.slice(start, end)`. */
+export interface Window {
+  /** Which window (0 = the start of the document). */
+  index: number;
+  start: number;
+  end: number;
+}
 
 export interface RerankOptions {
   /** Return only the best `topK` results. */
@@ -99,6 +125,13 @@ export interface RerankOptions {
   returnDocuments?: boolean;
   /** Truncate each (query, document) pair to this many tokens (longest first); at most the model's maxPositions. */
   maxLength?: number;
+  /** Long documents as windows: `true` for the defaults. */
+  windows?: boolean | WindowOptions;
+  fusion?: Fusion;
+  /** `score` as sigmoid(logit) (default, comparable across calls) or min-max over this result list. */
+  scoreScale?: 'sigmoid' | 'minmax';
+  /** Drop results whose `score` is below this. */
+  threshold?: number;
   /**
    * Aborting rejects with code "aborted" at once. A running rerank is stopped by ending its
    * worker; the model is then loaded again (from the cache) before the next call runs.
@@ -111,8 +144,12 @@ export interface RerankResult<D extends Document = Document> {
   index: number;
   /** sigmoid(logit), in (0, 1). */
   score: number;
-  /** The model's raw output. */
+  /** The model's raw output (with windows: the aggregate of the window logits). */
   logit: number;
+  /** The fused score the order follows, with `fusion`. */
+  fused?: number;
+  /** With `windows`: the best window of the document. */
+  bestWindow?: Window;
   /** The document's `id`, when it was an object with one. */
   id?: D extends { id?: infer I } ? I : never;
   /** The input document, with `returnDocuments: true`. */
@@ -140,6 +177,12 @@ export declare class Reranker {
    * Calls are queued and run one at a time.
    */
   rerank<D extends Document>(query: string, documents: readonly D[], options?: RerankOptions): Promise<RerankResult<D>[]>;
+
+  /** Several queries at once (pairs batched across queries); one result list per request. */
+  rerankMany<D extends Document>(
+    requests: readonly { query: string; documents: readonly D[] }[],
+    options?: RerankOptions,
+  ): Promise<RerankResult<D>[][]>;
 
   /** Terminates the worker, freeing its memory. Pending and later calls reject with code "not_loaded". */
   dispose(): void;

@@ -100,21 +100,46 @@ export class Reranker {
    * @returns {Promise<Array<{ index: number, score: number, logit: number, id?: unknown, document?: unknown }>>}
    *   sorted by score, highest first
    */
-  async rerank(query, documents, { topK, returnDocuments = false, maxLength, signal } = {}) {
+  async rerank(query, documents, options = {}) {
+    const [results] = await this.rerankMany([{ query, documents }], options);
+    return results;
+  }
+
+  /**
+   * Reranks several queries' candidates in one call (one worker round trip, pairs batched
+   * across queries). Resolves to one result list per request, in order.
+   */
+  async rerankMany(requests, { topK, returnDocuments = false, maxLength, windows, fusion, scoreScale, threshold, signal } = {}) {
     this.#throwIfDisposed();
-    const texts = documentTexts(query, documents);
+    if (!Array.isArray(requests)) {
+      throw new RerankerError(ErrorCode.INVALID_INPUT, `requests must be an array, got ${describe(requests)}`);
+    }
+    const prepared = requests.map(({ query, documents } = {}) => ({
+      query,
+      documents: documentTexts(query, documents),
+      firstStage: firstStageScores(documents),
+    }));
     const options = {};
     if (topK !== undefined && topK !== null) options.topK = positiveInteger(topK, 'topK');
     if (maxLength !== undefined && maxLength !== null) options.maxLength = positiveInteger(maxLength, 'maxLength');
+    // Validated by Rust, which names the problem: windows, fusion, scoreScale, threshold.
+    if (windows !== undefined) options.windows = windows;
+    if (fusion !== undefined) options.fusion = fusion;
+    if (scoreScale !== undefined) options.scoreScale = scoreScale;
+    if (threshold !== undefined) options.threshold = threshold;
 
-    const ranked = await this.#enqueue({ kind: RequestKind.RERANK, signal, run: () => this.#runRerank(query, texts, options) });
-    return ranked.map(({ index, score, logit }) => {
-      const document = documents[index];
-      const result = { index, score, logit };
-      if (typeof document === 'object' && document.id !== undefined) result.id = document.id;
-      if (returnDocuments) result.document = document;
-      return result;
-    });
+    const ranked = await this.#enqueue({ kind: RequestKind.RERANK, signal, run: () => this.#runRerank(prepared, options) });
+    return ranked.map((results, requestIndex) =>
+      results.map(({ index, score, logit, fused, bestWindow }) => {
+        const document = requests[requestIndex].documents[index];
+        const result = { index, score, logit };
+        if (fused !== undefined) result.fused = fused;
+        if (bestWindow !== undefined) result.bestWindow = bestWindow;
+        if (typeof document === 'object' && document.id !== undefined) result.id = document.id;
+        if (returnDocuments) result.document = document;
+        return result;
+      }),
+    );
   }
 
   /**
@@ -202,14 +227,17 @@ export class Reranker {
     }
   }
 
-  async #runRerank(query, documents, options) {
+  async #runRerank(requests, options) {
     if (!this.#model) {
       const reason = this.#lastLoadError ? ` (the last load failed: ${this.#lastLoadError.message})` : '';
       throw new RerankerError(ErrorCode.NOT_LOADED, `no model is loaded${reason}`, { cause: this.#lastLoadError ?? undefined });
     }
-    if (documents.length === 0) return [];
+    // An empty candidate list has an empty ranking; Rust (which refuses it) never sees one.
+    const nonEmpty = requests.filter((request) => request.documents.length > 0);
+    if (nonEmpty.length === 0) return requests.map(() => []);
     if (!this.#workerHasModel) await this.#restore();
-    return this.#request({ kind: RequestKind.RERANK, query, documents, options });
+    const ranked = await this.#request({ kind: RequestKind.RERANK, requests: nonEmpty, options });
+    return requests.map((request) => (request.documents.length > 0 ? ranked.shift() : []));
   }
 
   /**
@@ -353,6 +381,12 @@ function documentTexts(query, documents) {
       `documents[${index}] must be a string or an object with a string \`text\`, got ${describe(document)}`,
     );
   });
+}
+
+/** First-stage scores from `{ text, score }` documents, when every document has a numeric score. */
+function firstStageScores(documents) {
+  const scores = documents.map((document) => (typeof document === 'object' && document !== null ? document.score : undefined));
+  return scores.length > 0 && scores.every((score) => typeof score === 'number') ? scores : undefined;
 }
 
 function positiveInteger(value, name) {

@@ -15,9 +15,11 @@
 //       info:   the model's WasmReranker.info()
 //       cached: whether the file is now in the Cache API, so a fresh worker can load it offline
 //       bytes:  the file (transferred) when it is not cached, for the same reason
-//   { id, kind: 'rerank', query, documents, options }
-//       documents: string[]; options: { topK?, maxLength? }
-//     result value: [{ index, score, logit }] sorted by score, highest first
+//   { id, kind: 'rerank', requests, options }
+//       requests: [{ query: string, documents: string[], firstStage?: number[] }]  (none empty)
+//       options: { topK?, maxLength?, windows?, fusion?, scoreScale?, threshold? }
+//     result value: one list per request of [{ index, score, logit, fused?, bestWindow? }],
+//       best first
 //
 // There is no 'dispose' request: Reranker.dispose() terminates the worker, which frees the
 // wasm memory at once and also works while a rerank is running.

@@ -260,9 +260,13 @@ async function sha256Hex(bytes) {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
-async function rerank({ query, documents, options }) {
+async function rerank({ requests, options }) {
   // The page sends one request at a time; this wait only matters to a caller that doesn't.
   if (loading) await loading.catch(() => {});
   if (!reranker) throw new CodedError(ErrorCode.NOT_LOADED, 'no model is loaded');
-  return reranker.rerank(query, documents, options);
+  if (requests.length === 1) {
+    const [{ query, documents, firstStage }] = requests;
+    return [reranker.rerank(query, documents, options, firstStage)];
+  }
+  return reranker.rerankMany(requests, options);
 }
