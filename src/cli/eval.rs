@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crossrank::eval::{evaluate, Metrics, Qrels, Run};
 use crossrank::local::{load_model, read};
-use crossrank::{Error, RerankRequest, Result};
+use crossrank::{Error, Fusion, RerankOptions, Result, WindowOptions};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -32,8 +32,22 @@ pub struct EvalArgs {
     /// Rerank only the first N candidates of each query (the rest keep their first-stage order below them).
     #[arg(long, default_value_t = 100)]
     depth: usize,
-    #[command(flatten)]
-    ranking: crate::RankingArgs,
+    /// Tokens per (query, document) pair; defaults to the model's position embeddings (512).
+    #[arg(long)]
+    max_length: Option<usize>,
+    #[arg(long, default_value_t = crossrank::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// Score long documents by overlapping windows (max over windows) instead of truncating.
+    #[arg(long)]
+    windows: bool,
+    #[arg(long, default_value_t = WindowOptions::default().overlap)]
+    window_overlap: usize,
+    /// k of the RRF row (every model is also reported fused with the first stage).
+    #[arg(long, default_value_t = Fusion::DEFAULT_RRF_K)]
+    rrf_k: f32,
+    /// Cross-encoder weight of the weighted-fusion row (needs first-stage scores in the candidates).
+    #[arg(long, default_value_t = 0.5)]
+    fusion_weight: f32,
     /// Write each model's run (TREC format) into this directory.
     #[arg(long)]
     write_runs: Option<PathBuf>,
@@ -102,24 +116,44 @@ fn read_candidates(path: &Path) -> Result<(Run, HashMap<String, Vec<f32>>)> {
     Ok((run, scores))
 }
 
-/// A TREC run: `query Q0 doc rank score name`, ordered by score (descending).
-fn read_run(path: &Path) -> Result<Run> {
-    let mut scored: HashMap<String, Vec<(f64, String)>> = HashMap::new();
+/// A TREC run (`query Q0 doc rank score name`) applied like a reranker: the first `depth`
+/// candidates of each query are ordered by the run's scores (descending, ties in first-stage
+/// order) and the rest keep their first-stage order, exactly as `--model` reranking does.
+fn rerank_with_run(path: &Path, candidates: &Run, depth: usize) -> Result<Run> {
+    let mut scores: HashMap<(String, String), f64> = HashMap::new();
     for (number, line) in lines(path)?.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() < 5 {
             return Err(bad_line(path, number, "expected `query Q0 doc rank score [name]`"));
         }
         let score: f64 = fields[4].parse().map_err(|_| bad_line(path, number, "score is not a number"))?;
-        scored.entry(fields[0].to_string()).or_default().push((score, fields[2].to_string()));
+        scores.insert((fields[0].to_string(), fields[2].to_string()), score);
     }
-    Ok(scored
-        .into_iter()
-        .map(|(query, mut docs)| {
-            docs.sort_by(|a, b| b.0.total_cmp(&a.0));
-            (query, docs.into_iter().map(|(_, doc)| doc).collect())
+    candidates
+        .iter()
+        .map(|(query, docs)| {
+            let (head, tail) = docs.split_at(depth.min(docs.len()));
+            let mut scored = head
+                .iter()
+                .map(|doc| {
+                    let score = scores.get(&(query.clone(), doc.clone())).ok_or_else(|| {
+                        Error::invalid(format!("{}: no score for query {query}, document {doc}", path.display()))
+                    })?;
+                    Ok((*score, doc.clone()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let order = scored.into_iter().map(|(_, doc)| doc).chain(tail.iter().cloned()).collect();
+            Ok((query.clone(), order))
         })
-        .collect())
+        .collect()
+}
+
+/// Indices of `values` best first; ties keep first-stage order.
+fn order_by(values: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    order
 }
 
 fn report(label: &str, metrics: &Metrics, markdown: bool) {
@@ -143,21 +177,34 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     report(&format!("first stage ({})", args.candidates.display()), &evaluate(&qrels, &candidates), args.markdown);
     for path in &args.run {
-        report(&path.display().to_string(), &evaluate(&qrels, &read_run(path)?), args.markdown);
+        let run = rerank_with_run(path, &candidates, args.depth)?;
+        report(&format!("{} (top {} reranked)", path.display(), args.depth), &evaluate(&qrels, &run), args.markdown);
     }
     if args.model.is_empty() {
         return Ok(());
     }
     let corpus = read_texts(&args.corpus, true)?;
     let queries = read_texts(&args.queries, false)?;
-    let options = args.ranking.options(None)?;
+    let options = RerankOptions {
+        max_length: args.max_length,
+        batch_size: args.batch_size,
+        windows: args.windows.then_some(WindowOptions { overlap: args.window_overlap, ..WindowOptions::default() }),
+        ..RerankOptions::default()
+    };
     let mut query_ids: Vec<&String> = qrels.keys().filter(|id| candidates.contains_key(*id)).collect();
     query_ids.sort();
+    // One scoring pass per model; the plain order and the fusions with the first stage are all
+    // computed from the same logits.
+    let mut variants: Vec<(String, Option<Fusion>)> = vec![(String::new(), None)];
+    variants.push((format!(" +RRF(k={})", args.rrf_k), Some(Fusion::Rrf { k: args.rrf_k })));
+    if !first_stage_scores.is_empty() {
+        variants.push((format!(" +weighted(w={})", args.fusion_weight), Some(Fusion::Weighted { weight: args.fusion_weight })));
+    }
     for model_path in &args.model {
         let reranker = load_model(model_path, &candle_core::Device::Cpu)?;
-        let mut run = Run::new();
+        let mut runs: Vec<Run> = vec![Run::new(); variants.len()];
         let mut trec = String::new();
-        for query_id in &query_ids {
+        for (done, query_id) in query_ids.iter().enumerate() {
             let query = queries.get(*query_id).ok_or_else(|| Error::invalid(format!("query {query_id} is not in {}", args.queries.display())))?;
             let docs = &candidates[*query_id];
             let (head, tail) = docs.split_at(args.depth.min(docs.len()));
@@ -165,24 +212,32 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 .iter()
                 .map(|id| corpus.get(id).map(String::as_str).ok_or_else(|| Error::invalid(format!("document {id} is not in the corpus"))))
                 .collect::<Result<_>>()?;
-            let first_stage = first_stage_scores.get(*query_id).map(|scores| &scores[..head.len()]);
-            let request = RerankRequest { query, documents: &texts, first_stage };
-            let ranked = reranker.rerank_many(&[request], &options)?.pop().unwrap_or_default();
-            let mut order: Vec<String> = ranked.iter().map(|r| head[r.index].clone()).collect();
-            for (rank, r) in ranked.iter().enumerate() {
-                trec.push_str(&format!("{query_id} Q0 {} {} {} crossrank\n", head[r.index], rank + 1, r.fused.unwrap_or(r.logit)));
+            let logits = reranker.logits_with(query, &texts, &options)?;
+            for (rank, index) in order_by(&logits).into_iter().enumerate() {
+                trec.push_str(&format!("{query_id} Q0 {} {} {} crossrank\n", head[index], rank + 1, logits[index]));
             }
-            order.extend(tail.iter().cloned());
-            run.insert((*query_id).clone(), order);
+            let first_stage = first_stage_scores.get(*query_id).map(|scores| &scores[..head.len()]);
+            for ((_, fusion), run) in variants.iter().zip(runs.iter_mut()) {
+                let values = match fusion {
+                    None => logits.clone(),
+                    Some(fusion) => crossrank::fusion::fuse(fusion, &logits, first_stage)?,
+                };
+                let order = order_by(&values).into_iter().map(|index| head[index].clone()).chain(tail.iter().cloned()).collect();
+                run.insert((*query_id).clone(), order);
+            }
+            if (done + 1) % 50 == 0 {
+                eprintln!("{}: {}/{} queries", model_path.display(), done + 1, query_ids.len());
+            }
         }
-        let mut label = format!("crossrank {}", model_path.display());
+        let mut label = format!("crossrank {} (top {} reranked)", model_path.display(), args.depth);
         if let Some(windows) = options.windows {
-            label += &format!(" +windows({:?}, overlap {})", windows.aggregate, windows.overlap);
+            label += &format!(" +windows({:?}, overlap {}, max_length {})", windows.aggregate, windows.overlap, reranker.max_positions().min(options.max_length.unwrap_or(usize::MAX)));
+        } else if let Some(max_length) = options.max_length {
+            label += &format!(" max_length {max_length}");
         }
-        if let Some(fusion) = options.fusion {
-            label += &format!(" +{fusion:?}");
+        for ((suffix, _), run) in variants.iter().zip(&runs) {
+            report(&format!("{label}{suffix}"), &evaluate(&qrels, run), args.markdown);
         }
-        report(&label, &evaluate(&qrels, &run), args.markdown);
         if let Some(dir) = &args.write_runs {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io { file: dir.display().to_string(), message: e.to_string() })?;
             let name = model_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
