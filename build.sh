@@ -114,8 +114,8 @@ e2e() {
 test_all() {
   setup
   minilm
-  log "cargo tests"
-  cargo test --features cli
+  log "cargo tests (release: shares its build with the CLI, and the MiniLM tests run faster)"
+  cargo test --release --features cli
   models
   wasm
   e2e
