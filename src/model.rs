@@ -241,9 +241,9 @@ impl Attention {
     }
 
     /// `hidden`: `(batch, seq, hidden)`; `mask_bias`: `(batch, 1, 1, seq)`, 0 for tokens and a large
-    /// negative number for padding. With `cls_only`, only the first position attends (its keys and
+    /// negative number for padding (`None`: no padding). With `cls_only`, only the first position attends (its keys and
     /// values still come from every token) and the output is `(batch, 1, hidden)`.
-    fn forward(&self, hidden: &Tensor, mask_bias: &Tensor, cls_only: bool) -> Result<Tensor> {
+    fn forward(&self, hidden: &Tensor, mask_bias: Option<&Tensor>, cls_only: bool) -> Result<Tensor> {
         let (batch, seq, width) = hidden.dims3()?;
         let split_heads = |x: Tensor, rows: usize| -> Result<Tensor> {
             Ok(x.reshape((batch, rows, self.num_heads, self.head_size))?.transpose(1, 2)?.contiguous()?)
@@ -254,7 +254,10 @@ impl Attention {
         let query = split_heads((self.query.forward(&queries_from)? * scale)?, rows)?;
         let key = split_heads(self.key.forward(hidden)?, seq)?;
         let value = split_heads(self.value.forward(hidden)?, seq)?;
-        let scores = query.matmul(&key.t()?)?.broadcast_add(mask_bias)?;
+        let mut scores = query.matmul(&key.t()?)?;
+        if let Some(mask_bias) = mask_bias {
+            scores = scores.broadcast_add(mask_bias)?;
+        }
         let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probabilities.matmul(&value)?.transpose(1, 2)?.reshape((batch, rows, width))?;
         let projected = self.output.forward(&context)?;
@@ -304,7 +307,7 @@ impl Layer {
         Ok(Self { attention: Attention::load(&weights.pp("attention"), config)?, feed_forward: FeedForward::load(weights, config)? })
     }
 
-    fn forward(&self, hidden: &Tensor, mask_bias: &Tensor, cls_only: bool) -> Result<Tensor> {
+    fn forward(&self, hidden: &Tensor, mask_bias: Option<&Tensor>, cls_only: bool) -> Result<Tensor> {
         let attended = self.attention.forward(hidden, mask_bias, cls_only)?;
         self.feed_forward.forward(&attended)
     }
@@ -401,17 +404,22 @@ impl CrossEncoder {
     }
 
     /// Raw logits `(batch,)` for a padded batch: `input_ids`, `token_type_ids` u32 and
-    /// `attention_mask` (1 for tokens, 0 for padding) f32, all `(batch, seq)`.
-    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+    /// `attention_mask` (1 for tokens, 0 for padding) f32, all `(batch, seq)`; `None` when no pair
+    /// is padded (length-sorted batches often are not), which skips the mask addition.
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
         let (batch, seq) = input_ids.dims2()?;
         // transformers adds dtype-min to masked scores; any large negative gives the same exact zeros.
-        let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * f32::MAX as f64)?.reshape((batch, 1, 1, seq))?;
+        let mask_bias = match attention_mask {
+            Some(mask) => Some(((mask.to_dtype(DType::F32)? - 1.0)? * f32::MAX as f64)?.reshape((batch, 1, 1, seq))?),
+            None => None,
+        };
+        let mask_bias = mask_bias.as_ref();
         let mut hidden = self.embeddings.forward(input_ids, token_type_ids)?;
         let last = self.layers.len() - 1;
         for (index, layer) in self.layers.iter().enumerate() {
             // Only [CLS] reaches the pooler, so the last layer computes its row alone: same logits,
             // a quarter less work for a 4-layer model.
-            hidden = layer.forward(&hidden, &mask_bias, index == last)?;
+            hidden = layer.forward(&hidden, mask_bias, index == last)?;
         }
         let pooled = self.pooler.forward(&hidden)?;
         let logits = self.classifier.forward(&pooled)?;

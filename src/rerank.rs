@@ -212,8 +212,9 @@ impl Reranker {
             let shape = (batch.rows, batch.seq_len);
             let input_ids = Tensor::from_vec(batch.input_ids, shape, device)?;
             let token_type_ids = Tensor::from_vec(batch.token_type_ids, shape, device)?;
-            let attention_mask = Tensor::from_vec(batch.attention_mask, shape, device)?;
-            let batch_logits = self.model.forward(&input_ids, &token_type_ids, &attention_mask)?.to_vec1::<f32>()?;
+            let padded = batch.attention_mask.contains(&0.0);
+            let attention_mask = if padded { Some(Tensor::from_vec(batch.attention_mask, shape, device)?) } else { None };
+            let batch_logits = self.model.forward(&input_ids, &token_type_ids, attention_mask.as_ref())?.to_vec1::<f32>()?;
             for (&index, logit) in chunk.iter().zip(batch_logits) {
                 if !logit.is_finite() {
                     return Err(Error::Compute(format!("the model produced a non-finite logit ({logit}) for document {index}")));
