@@ -107,8 +107,12 @@ e2e() {
   setup_chromium
   [ -f www/pkg/crossrank_wasm_bg.wasm ] || wasm
   [ -f artifacts/models/minilm-l4.q8_0.gguf ] || models
-  log "browser tests (headless Chromium)"
+  [ -x "$CLI" ] || cli
+  log "browser tests (headless Chromium): the npm package"
   (cd www && npm test)
+  log "browser tests (headless Chromium): the demo page against the native CLI"
+  node www/demo/make-corpus.mjs
+  (cd www && npm run test:demo)
 }
 
 test_all() {
