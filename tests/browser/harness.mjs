@@ -28,10 +28,10 @@ const CHROMIUM_ARGS = [
 
 /**
  * Starts the server and a browser with a fresh profile (so the Cache API starts empty).
- * @param {{ mounts?: Record<string, string> }} [options]
+ * @param {{ mounts?: Record<string, string>, headers?: Record<string, string> }} [options]
  */
-export async function startBrowser({ mounts } = {}) {
-  const server = await startServer(mounts ? { mounts } : {});
+export async function startBrowser({ mounts, headers } = {}) {
+  const server = await startServer({ ...(mounts ? { mounts } : {}), ...(headers ? { headers } : {}) });
   const userDataDir = await mkdtemp(join(tmpdir(), 'crossrank-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,

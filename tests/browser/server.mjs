@@ -31,10 +31,10 @@ const TYPES = {
 
 /**
  * Starts the server. `mounts` maps URL prefixes to directories (the longest prefix wins);
- * by default `/` is the repository root.
+ * by default `/` is the repository root. `headers` are added to every file served (e.g. a CSP).
  * @returns {Promise<{ origin: string, hits: (path: string) => number, cutShort: (path: string) => number, close: () => Promise<void> }>}
  */
-export async function startServer({ port = 0, mounts = { '/': REPO_ROOT } } = {}) {
+export async function startServer({ port = 0, mounts = { '/': REPO_ROOT }, headers = {} } = {}) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const hits = new Map();
   const cutShort = new Map();
@@ -65,6 +65,7 @@ export async function startServer({ port = 0, mounts = { '/': REPO_ROOT } } = {}
         'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
         'content-length': length,
         'cache-control': 'no-store',
+        ...headers,
       });
       if (request.method === 'HEAD' || length === 0) return response.end();
       const body = createReadStream(path, { start: 0, end: length - 1, highWaterMark: 64 * 1024 });
