@@ -16,9 +16,10 @@ use crate::weights::WeightStore;
 pub const DEFAULT_BATCH_SIZE: usize = 16;
 
 /// Attention scores (rows × heads × length²) dominate peak memory for long pairs; a batch holds at
-/// most this many score elements (16 Mi f32 = 64 MiB), so 512-token pairs go 2 at a time with 12 heads
-/// while 128-token pairs go 16 at a time. Peak memory is then bounded whatever the input size.
-pub const MAX_ATTENTION_ELEMENTS_PER_BATCH: usize = 1 << 24;
+/// most this many score elements (4 Mi f32 = 16 MiB per copy), so with 12 heads 512-token pairs go
+/// one at a time (already a 512-row matrix product), 256-token pairs 5 at a time and 128-token pairs
+/// 16. Peak memory is then bounded whatever the input size, which matters on phones.
+pub const MAX_ATTENTION_ELEMENTS_PER_BATCH: usize = 1 << 22;
 
 /// Options of [`Reranker::rerank`]. The defaults give sentence-transformers' behaviour: plain
 /// truncation, `score = sigmoid(logit)`, order by the cross-encoder alone, every document kept.
