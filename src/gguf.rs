@@ -143,6 +143,7 @@ pub struct GgufModel {
 
 impl GgufModel {
     pub fn read(file: &str, bytes: &[u8], device: &Device) -> Result<Self> {
+        preflight(file, bytes)?;
         let mut reader = Cursor::new(bytes);
         let content = gguf_file::Content::read(&mut reader).map_err(|e| Error::format(file, format!("not a readable GGUF file ({e})")))?;
         let text = |key: &str| -> Result<String> {
@@ -190,6 +191,132 @@ impl GgufModel {
             _ => "unknown",
         }
     }
+}
+
+/// Walks a GGUF header before candle reads it, rejecting what candle's reader (0.11.1) does not
+/// survive: a `general.alignment` of 0 (it divides by it: a panic, an abort in the wasm build), a
+/// tensor whose dimensions multiply past `usize` (an overflow panic with overflow checks, a wrapped
+/// size without), and a tensor with no elements (candle builds its slice from the empty buffer's
+/// dangling pointer: undefined behaviour, an abort with debug assertions). A tensor with more
+/// elements than 4 × the file's bytes cannot be stored in it (no GGML type packs more than 4
+/// elements per byte), so it is rejected before any size is computed from it. Anything this walk
+/// cannot follow (truncation, unknown value types) is left to candle, whose errors name the problem.
+fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
+    struct Walk<'a> {
+        bytes: &'a [u8],
+        at: usize,
+        wide: bool,
+    }
+    impl Walk<'_> {
+        fn take(&mut self, n: u64) -> Option<&[u8]> {
+            let end = self.at.checked_add(usize::try_from(n).ok()?)?;
+            let slice = self.bytes.get(self.at..end)?;
+            self.at = end;
+            Some(slice)
+        }
+        fn u32(&mut self) -> Option<u32> {
+            Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        }
+        fn u64(&mut self) -> Option<u64> {
+            Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        }
+        /// Lengths and dimensions: u32 in GGUF v1, u64 from v2 on.
+        fn length(&mut self) -> Option<u64> {
+            if self.wide { self.u64() } else { self.u32().map(u64::from) }
+        }
+        fn string(&mut self) -> Option<&[u8]> {
+            let len = self.length()?;
+            self.take(len)
+        }
+        /// A little-endian integer of `n` bytes (1, 2 or 4).
+        fn int(&mut self, n: usize, signed: bool) -> Option<i128> {
+            let mut buf = [0u8; 8];
+            buf[..n].copy_from_slice(self.take(n as u64)?);
+            let value = u64::from_le_bytes(buf);
+            let shift = 64 - 8 * n as u32;
+            Some(if signed { ((value << shift) as i64 >> shift) as i128 } else { value as i128 })
+        }
+        /// Skips a value of GGUF type `kind`, returning it when it is an integer of at most 32 bits.
+        fn value(&mut self, kind: u32, depth: usize) -> Option<Option<i128>> {
+            let size = |kind: u32| match kind {
+                0 | 1 | 7 => Some(1u64),
+                2 | 3 => Some(2),
+                4..=6 => Some(4),
+                10..=12 => Some(8),
+                _ => None,
+            };
+            match kind {
+                // u8, i8, u16, i16, u32, i32: the odd ones are signed.
+                0..=5 => Some(Some(self.int(size(kind)? as usize, kind % 2 == 1)?)),
+                6 | 7 | 10..=12 => self.take(size(kind)?).map(|_| None),
+                8 => self.string().map(|_| None),
+                9 if depth < 64 => {
+                    let element = self.u32()?;
+                    let len = self.length()?;
+                    match size(element) {
+                        Some(size) => {
+                            self.take(len.checked_mul(size)?)?;
+                        }
+                        // Strings and arrays: every element consumes bytes, so this ends with the file.
+                        None => {
+                            for _ in 0..len {
+                                self.value(element, depth + 1)?;
+                            }
+                        }
+                    }
+                    Some(None)
+                }
+                _ => None,
+            }
+        }
+    }
+
+    let Some(version) = bytes.get(4..8).map(|b| u32::from_le_bytes(b.try_into().unwrap())) else { return Ok(()) };
+    let mut walk = Walk { bytes, at: 8, wide: version >= 2 };
+    let (Some(tensor_count), Some(metadata_count)) = (walk.length(), walk.length()) else { return Ok(()) };
+    // What candle's metadata map will hold for `general.alignment` (the last entry wins), as an integer.
+    let mut alignment = None;
+    for _ in 0..metadata_count {
+        let Some(key) = walk.string().map(|key| key == b"general.alignment") else { return Ok(()) };
+        let Some(kind) = walk.u32() else { return Ok(()) };
+        let Some(value) = walk.value(kind, 0) else { return Ok(()) };
+        if key {
+            // candle takes u8/u16/u32 and non-negative i8/i16/i32 values, else its default of 32.
+            alignment = value;
+        }
+    }
+    if alignment == Some(0) {
+        return Err(Error::format(file, "metadata `general.alignment` is 0"));
+    }
+    let max_elements = bytes.len().saturating_mul(4);
+    for _ in 0..tensor_count {
+        let Some(name) = walk.string().map(|name| String::from_utf8_lossy(name).into_owned()) else { return Ok(()) };
+        let Some(dims) = walk.u32() else { return Ok(()) };
+        if dims > 4 {
+            return Ok(());
+        }
+        let mut shape = Vec::with_capacity(dims as usize);
+        for _ in 0..dims {
+            let Some(dim) = walk.length() else { return Ok(()) };
+            shape.push(dim);
+        }
+        // candle reads each dimension `as usize`.
+        let elements = shape.iter().try_fold(1usize, |count, &dim| count.checked_mul(dim as usize));
+        match elements {
+            Some(0) => return Err(Error::format(file, format!("tensor `{name}` has no elements (dimensions {shape:?})"))),
+            Some(count) if count <= max_elements => {}
+            _ => {
+                return Err(Error::format(
+                    file,
+                    format!("tensor `{name}` has dimensions {shape:?}, more elements than a {}-byte file can hold", bytes.len()),
+                ))
+            }
+        }
+        if walk.take(12).is_none() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 impl Reranker {

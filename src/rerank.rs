@@ -203,7 +203,10 @@ impl Reranker {
         while !rest.is_empty() {
             // The first pair of a batch is its longest, since `order` is sorted by length.
             let longest = pairs[rest[0]].input_ids.len().max(1);
-            let fit = (MAX_ATTENTION_ELEMENTS_PER_BATCH / (heads * longest * longest)).max(1);
+            // Saturating: on wasm32 (32-bit usize) heads × longest² can pass usize::MAX (e.g. 64 heads
+            // and 8192 positions) and would wrap, possibly to 0, and divide by zero.
+            let per_pair = heads.saturating_mul(longest).saturating_mul(longest).max(1);
+            let fit = (MAX_ATTENTION_ELEMENTS_PER_BATCH / per_pair).max(1);
             let (batch, tail) = rest.split_at(batch_size.max(1).min(fit).min(rest.len()));
             batches.push(batch);
             rest = tail;

@@ -16,6 +16,31 @@ use tokenizers::{PostProcessor, Tokenizer, TruncationDirection, TruncationParams
 
 use crate::error::{Error, Result};
 
+/// Rejects the `tokenizer.json` inputs on which tokenizers 0.23.2 panics instead of returning an
+/// error (found by fuzzing, see HARDENING.md): any JSON syntax error inside the `decoder` value
+/// (`.expect("Helper")` in its `DecoderWrapper` deserializer), and a `Precompiled` normalizer whose
+/// `precompiled_charsmap` is missing or unreadable (`.expect("Precompiled")`). A document that is
+/// valid JSON can no longer hit the first; the second is tried here exactly as tokenizers would.
+fn check_tokenizer_json(file: &str, bytes: &[u8]) -> Result<()> {
+    let json: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Error::tokenizer(file, format!("not a readable tokenizer.json ({e})")))?;
+    fn check_normalizer(file: &str, normalizer: &serde_json::Value) -> Result<()> {
+        match normalizer {
+            serde_json::Value::Object(fields) => {
+                if fields.get("type").and_then(serde_json::Value::as_str) == Some("Precompiled") {
+                    let text = serde_json::to_string(normalizer).map_err(|e| Error::tokenizer(file, e))?;
+                    serde_json::from_str::<tokenizers::normalizers::precompiled::Precompiled>(&text)
+                        .map_err(|e| Error::tokenizer(file, format!("unreadable Precompiled normalizer ({e})")))?;
+                }
+                fields.values().try_for_each(|value| check_normalizer(file, value))
+            }
+            serde_json::Value::Array(items) => items.iter().try_for_each(|item| check_normalizer(file, item)),
+            _ => Ok(()),
+        }
+    }
+    json.get("normalizer").map_or(Ok(()), |normalizer| check_normalizer(file, normalizer))
+}
+
 /// Token ids of one (query, passage) pair, before padding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPair {
@@ -62,6 +87,7 @@ impl PairTokenizer {
 
     /// From a `tokenizer.json`; its own truncation and padding settings are discarded.
     pub fn from_tokenizer_json(file: &str, bytes: &[u8]) -> Result<Self> {
+        check_tokenizer_json(file, bytes)?;
         let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| Error::tokenizer(file, format!("not a readable tokenizer.json ({e})")))?;
         Self::new(file, tokenizer)
     }

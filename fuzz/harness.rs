@@ -1,0 +1,334 @@
+//! What each fuzz target does with its input, shared by the libFuzzer targets in
+//! `fuzz/fuzz_targets/` and by the root crate's `tests/fuzz_regressions.rs` (which mounts this file
+//! with `#[path = "../fuzz/harness.rs"] mod harness;` and replays `fuzz/regressions/<target>/*`).
+//!
+//! The contract under test: every entry point returns `Ok` or a `crossrank::Error` with a known
+//! code on any input, never panics, aborts, hangs or allocates without bound. Each function below
+//! also checks the invariants an `Ok` promises (lengths, indices, finite numbers) and panics
+//! (= a finding) when one is broken.
+//!
+//! Only `crossrank`, `candle_core` and `std` are used, so the file compiles in both crates.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use candle_core::Device;
+use crossrank::gguf::GgufModel;
+use crossrank::model::CrossEncoder;
+use crossrank::weights::WeightStore;
+use crossrank::{
+    Aggregate, Config, Fusion, PairTokenizer, RerankOptions, RerankRequest, Reranker, ScoreScale, TokenizerSource,
+    WindowOptions,
+};
+
+/// The fuzz targets, by the name of their folder under `fuzz/regressions/` and `fuzz/corpus/`.
+pub const TARGETS: [(&str, fn(&[u8]) -> Outcome); 4] = [
+    ("gguf_loader", gguf_loader),
+    ("safetensors_loader", safetensors_loader),
+    ("config_parser", config_parser),
+    ("pair_tokenizer", pair_tokenizer),
+];
+
+/// The tiny test model (tests/models/tiny), compiled in so the targets need no files at run time.
+pub const TINY_CONFIG: &[u8] = include_bytes!("../tests/models/tiny/config.json");
+pub const TINY_TOKENIZER: &[u8] = include_bytes!("../tests/models/tiny/tokenizer.json");
+pub const TINY_SAFETENSORS: &[u8] = include_bytes!("../tests/models/tiny/model.safetensors");
+
+/// A micro BERT (1 layer, hidden 32, 16 tokens) whose files are a few KiB: most seeds are built
+/// from it (`cargo run --example make_seeds`), so that each execution is cheap and mutations hit
+/// the structure rather than the bulk of the weights. Rows of 32 so that Q8_0 and Q4_0 apply.
+pub const MICRO_CONFIG: &str = r#"{
+  "architectures": ["BertForSequenceClassification"],
+  "model_type": "bert",
+  "vocab_size": 16,
+  "hidden_size": 32,
+  "num_hidden_layers": 1,
+  "num_attention_heads": 2,
+  "intermediate_size": 32,
+  "hidden_act": "gelu",
+  "max_position_embeddings": 32,
+  "type_vocab_size": 2,
+  "layer_norm_eps": 1e-12,
+  "num_labels": 1
+}"#;
+pub const MICRO_VOCAB: &str =
+    "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\nvitamin\nc\nscurvy\n##s\ncause\nwhat\n.\nstock\nprice\n##d\n";
+
+/// What one input did: `Ok`, or the code of the `crossrank::Error` it was rejected with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Err(&'static str),
+}
+
+const CODES: [&str; 8] = ["config", "tokenizer", "weights", "model_format", "io", "invalid_input", "unsupported", "compute"];
+
+fn rejected(error: crossrank::Error) -> Outcome {
+    let code = error.code();
+    assert!(CODES.contains(&code), "unknown error code {code:?}");
+    assert!(!error.to_string().is_empty(), "error {code} without a message");
+    Outcome::Err(code)
+}
+
+fn outcome<T>(result: crossrank::Result<T>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(error) => rejected(error),
+    }
+}
+
+fn tiny_tokenizer() -> &'static PairTokenizer {
+    static TOKENIZER: OnceLock<PairTokenizer> = OnceLock::new();
+    TOKENIZER.get_or_init(|| PairTokenizer::from_tokenizer_json("tokenizer.json", TINY_TOKENIZER).expect("the tiny tokenizer loads"))
+}
+
+fn tiny_reranker() -> &'static Reranker {
+    static RERANKER: OnceLock<Reranker> = OnceLock::new();
+    RERANKER.get_or_init(|| {
+        Reranker::from_safetensors(TINY_CONFIG, TINY_SAFETENSORS, TokenizerSource::Json(TINY_TOKENIZER), &Device::Cpu)
+            .expect("the tiny model loads")
+    })
+}
+
+/// A loaded model must score a tiny request without panicking; weights from a fuzzed file may make
+/// it fail (non-finite logits, ids past the embedding table), but only with an error.
+fn exercise(reranker: &Reranker) -> Outcome {
+    let documents = ["Vitamin C deficiency causes scurvy.", "Stock prices fell.", ""];
+    match reranker.rerank("what causes scurvy", &documents, &RerankOptions::default()) {
+        Ok(ranked) => {
+            check_ranked(&ranked, documents.len());
+            Outcome::Ok
+        }
+        Err(error) => rejected(error),
+    }
+}
+
+fn check_ranked(ranked: &[crossrank::RankedDocument], documents: usize) {
+    let mut seen = vec![false; documents];
+    for document in ranked {
+        assert!(document.index < documents, "index {} of {documents} documents", document.index);
+        assert!(!seen[document.index], "document {} ranked twice", document.index);
+        seen[document.index] = true;
+        assert!(document.logit.is_finite(), "non-finite logit {}", document.logit);
+        assert!(!document.score.is_nan(), "NaN score");
+    }
+}
+
+/// `GgufModel::read` then `Reranker::from_gguf_model` (together: `Reranker::from_gguf`), then a
+/// rerank through whatever loaded.
+pub fn gguf_loader(data: &[u8]) -> Outcome {
+    let device = Device::Cpu;
+    let model = match GgufModel::read("fuzz.gguf", data, &device) {
+        Ok(model) => model,
+        Err(error) => return rejected(error),
+    };
+    let _ = (model.precision(), model.source());
+    match Reranker::from_gguf_model(&model) {
+        Ok(reranker) => exercise(&reranker),
+        Err(error) => rejected(error),
+    }
+}
+
+/// `WeightStore::from_safetensors`; a store that parses is then loaded as the tiny model (its
+/// config and tokenizer) and as the micro model, and whatever loads is reranked through
+/// `Reranker::from_safetensors`.
+pub fn safetensors_loader(data: &[u8]) -> Outcome {
+    let device = Device::Cpu;
+    let weights = match WeightStore::from_safetensors("model.safetensors", data, &device) {
+        Ok(weights) => weights,
+        Err(error) => return rejected(error),
+    };
+    let mut outcomes = Vec::new();
+    for (config_json, tokenizer) in [
+        (TINY_CONFIG, TokenizerSource::Json(TINY_TOKENIZER)),
+        (MICRO_CONFIG.as_bytes(), TokenizerSource::VocabTxt { text: MICRO_VOCAB, lowercase: true }),
+    ] {
+        let config = Config::from_json("config.json", config_json).expect("the fixed configs are valid");
+        // Load the encoder alone first: parsing the 67 KB tokenizer only for stores that fit.
+        outcomes.push(match CrossEncoder::load(&weights, &config) {
+            Err(error) => rejected(error),
+            Ok(_) => match Reranker::from_safetensors(config_json, data, tokenizer, &device) {
+                Ok(reranker) => exercise(&reranker),
+                Err(error) => rejected(error),
+            },
+        });
+    }
+    // Ok when the store loaded as either model, else the tiny model's error.
+    if outcomes.contains(&Outcome::Ok) { Outcome::Ok } else { outcomes.swap_remove(0) }
+}
+
+/// `Config::from_json` and `PairTokenizer::from_tokenizer_json` on the same bytes (both parse JSON
+/// from the model directory or the GGUF metadata); a tokenizer that loads encodes a pair.
+pub fn config_parser(data: &[u8]) -> Outcome {
+    let config = match Config::from_json("config.json", data) {
+        Ok(config) => {
+            assert!(config.hidden_size > 0 && config.num_attention_heads > 0, "{config:?}");
+            assert_eq!(config.hidden_size % config.num_attention_heads, 0, "{config:?}");
+            assert_eq!(config.num_labels(), 1, "{config:?}");
+            assert!(config.head_size() > 0);
+            Outcome::Ok
+        }
+        Err(error) => rejected(error),
+    };
+    let tokenizer = match PairTokenizer::from_tokenizer_json("tokenizer.json", data) {
+        Ok(tokenizer) => {
+            let _ = tokenizer.vocab_size();
+            let _ = tokenizer.to_json().map_err(rejected);
+            for max_length in [0, 3, 5, 16, 512] {
+                if let Ok(pairs) = tokenizer.encode_pairs("what causes scurvy", &["Vitamin C deficiency.", ""], max_length) {
+                    check_pairs(&pairs, 2, max_length);
+                }
+            }
+            let _ = tokenizer.passage_tokens("Vitamin C deficiency causes scurvy.").map_err(rejected);
+            Outcome::Ok
+        }
+        Err(error) => rejected(error),
+    };
+    // A config.json is reported by its config outcome, anything else by the tokenizer's.
+    if config == Outcome::Ok { config } else { tokenizer }
+}
+
+fn check_pairs(pairs: &[crossrank::tokenize::EncodedPair], passages: usize, max_length: usize) {
+    assert_eq!(pairs.len(), passages);
+    for pair in pairs {
+        assert!(pair.input_ids.len() <= max_length, "{} tokens for max_length {max_length}", pair.input_ids.len());
+        assert_eq!(pair.input_ids.len(), pair.token_type_ids.len());
+    }
+}
+
+/// The input, decoded by [`PairInput::decode`]: options from the first 4 bytes, then the query and
+/// up to 8 passages separated by NUL bytes (invalid UTF-8 replaced, so every input is used).
+#[derive(Debug)]
+pub struct PairInput {
+    pub max_length: usize,
+    pub options: RerankOptions,
+    pub first_stage: Option<Vec<f32>>,
+    pub query: String,
+    pub passages: Vec<String>,
+}
+
+impl PairInput {
+    pub fn decode(data: &[u8]) -> Option<Self> {
+        if data.len() < 4 {
+            return None;
+        }
+        let (head, text) = data.split_at(4);
+        // 0..=599: below the 3 special tokens + 2, inside the model's 512, and beyond it.
+        let max_length = u16::from_le_bytes([head[0], head[1]]) as usize % 600;
+        let (flags, param) = (head[2], head[3] as usize);
+        let text = String::from_utf8_lossy(text);
+        let mut parts = text.split('\0').map(str::to_string);
+        let query = parts.next().unwrap_or_default();
+        let passages: Vec<String> = parts.take(8).collect();
+        let windows = (flags & 0b11 != 0).then(|| WindowOptions {
+            overlap: param % 80,
+            aggregate: match flags & 0b11 {
+                1 => Aggregate::Max,
+                2 => Aggregate::Mean,
+                _ => Aggregate::First,
+            },
+        });
+        let fusion = match (flags >> 2) & 0b11 {
+            1 => Some(Fusion::Rrf { k: [0.0, 60.0, -1.0, f32::NAN, f32::INFINITY][param % 5] }),
+            2 => Some(Fusion::Weighted { weight: [0.0, 0.5, 1.0, 1.5, f32::NAN][param % 5] }),
+            _ => None,
+        };
+        let options = RerankOptions {
+            top_k: (flags & 0x10 != 0).then_some(param % 10),
+            max_length: (flags & 0x20 != 0).then_some(max_length),
+            batch_size: param % 20,
+            windows,
+            fusion,
+            score_scale: if flags & 0x40 != 0 { ScoreScale::MinMax } else { ScoreScale::Sigmoid },
+            threshold: (param % 7 == 6).then_some([0.5, f32::NAN, -1.0][param % 3]),
+        };
+        let first_stage = (flags & 0x80 != 0)
+            .then(|| (0..passages.len() + param % 3).map(|i| if i == param % 11 { f32::NAN } else { i as f32 * 0.5 }).collect());
+        Some(Self { max_length, options, first_stage, query, passages })
+    }
+}
+
+/// The pair tokenizer of the tiny model on arbitrary text and max_length, then (for inputs small
+/// enough to keep executions fast) a rerank through the tiny model with fuzzed options.
+pub fn pair_tokenizer(data: &[u8]) -> Outcome {
+    let Some(input) = PairInput::decode(data) else { return Outcome::Ok };
+    let tokenizer = tiny_tokenizer();
+    let passages: Vec<&str> = input.passages.iter().map(String::as_str).collect();
+    let encoded = match tokenizer.encode_pairs(&input.query, &passages, input.max_length) {
+        Ok(pairs) => {
+            check_pairs(&pairs, passages.len(), input.max_length);
+            Outcome::Ok
+        }
+        Err(error) => rejected(error),
+    };
+    for passage in &passages {
+        if let Ok((offsets, word_starts)) = tokenizer.passage_tokens(passage) {
+            assert_eq!(offsets.len(), word_starts.len());
+            let chars = passage.chars().count();
+            for (start, end) in offsets {
+                assert!(start <= end && end <= chars, "offset ({start}, {end}) in a passage of {chars} characters");
+            }
+        }
+    }
+    // The model runs only on small inputs (a few ms each), so that most executions reach it.
+    let text_len = input.query.len() + input.passages.iter().map(String::len).sum::<usize>();
+    if text_len > 256 || passages.len() > 4 {
+        return encoded;
+    }
+    let reranker = tiny_reranker();
+    let request = RerankRequest { query: &input.query, documents: &passages, first_stage: input.first_stage.as_deref() };
+    // Reported: the rerank's outcome (the tokenizer's when the input is too large to rerank).
+    match reranker.rerank_many(&[request], &input.options) {
+        Ok(mut ranked) => {
+            assert_eq!(ranked.len(), 1);
+            let ranked = ranked.pop().unwrap();
+            check_ranked(&ranked, passages.len());
+            if let Some(k) = input.options.top_k {
+                assert!(ranked.len() <= k);
+            }
+            for document in &ranked {
+                if let Some(window) = document.best_window {
+                    let chars = passages[document.index].chars().count();
+                    assert!(window.start <= window.end && window.end <= chars, "{window:?} in {chars} characters");
+                }
+            }
+            Outcome::Ok
+        }
+        Err(error) => rejected(error),
+    }
+}
+
+/// Replays every file under `dir/<target>/` through its target; returns how many ran. Panics are
+/// caught per file so that one report names every failing input.
+pub fn run_regressions(dir: &Path) -> usize {
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for (target, run) in TARGETS {
+        let Ok(entries) = std::fs::read_dir(dir.join(target)) else { continue };
+        let mut files: Vec<_> = entries.filter_map(|entry| entry.ok().map(|entry| entry.path())).collect();
+        files.sort();
+        for file in files {
+            if !file.is_file() || file.extension().is_some_and(|extension| extension == "md") {
+                continue;
+            }
+            let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            ran += 1;
+            let name = format!("{target}/{}", file.file_name().unwrap_or_default().to_string_lossy());
+            match std::panic::catch_unwind(|| run(&data)) {
+                Ok(outcome) => println!("{name}: {outcome:?}"),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.push(format!("{name}: panicked: {message}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} fuzz regression input(s) panicked:\n{}", failures.len(), failures.join("\n"));
+    ran
+}
