@@ -1,0 +1,326 @@
+#!/usr/bin/env node
+// crossrank (wasm) against transformers.js in headless Chromium, each in a Web Worker, on the same
+// model and workloads as bench/peers.py.
+//
+//   node bench/browser.mjs [--model tests/models/minilm-l4] [--repeat 5] [--workload W30 --workload W100 …]
+//                          [--threads 1 --threads 2] [--systems crossrank-f32,tjs-q8,…] [--out FILE.md]
+//
+// Needs: bench/node_modules (npm ci in bench/), www/pkg (./build.sh wasm), the ONNX export and
+// PyTorch reference of bench/export_onnx.py, and the GGUFs that bench/peers.py converts (this
+// script converts them too when target/release/crossrank exists). Everything is served from
+// 127.0.0.1 with COOP/COEP headers, so the page is cross-origin isolated and ONNX Runtime Web may
+// use 2 threads; no request leaves the machine (transformers.js: allowRemoteModels = false, ONNX
+// Runtime's .wasm/.mjs from node_modules). Writes artifacts/bench/browser.md and browser.json.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { cpus, loadavg } from 'node:os';
+import { basename, extname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const BENCH = join(ROOT, 'artifacts', 'bench');
+// W100 only when asked (--workload W100): the targets are about W30, and W100 triples the run time.
+const WORKLOADS = ['W30', 'W30-short'];
+const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-blocks', 'tjs-fp32', 'tjs-q8'];
+const LABELS = {
+  'crossrank-f32': 'crossrank wasm f32',
+  'crossrank-q8_0': 'crossrank wasm q8_0 (dequantised at load)',
+  'crossrank-q8_0-blocks': 'crossrank wasm q8_0 (matmul "blocks")',
+  'tjs-fp32': 'transformers.js fp32',
+  'tjs-q8': 'transformers.js q8 (int8)',
+};
+const SERVED = ['/bench/browser/', '/bench/node_modules/', '/www/pkg/', '/artifacts/bench/'];
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.txt': 'text/plain' };
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
+// An inert switch that tells this run's browser process apart from any other Chromium on the machine.
+const MARKER = `--crossrank-bench=${process.pid}`;
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+function parseArgs(argv) {
+  const args = { model: 'tests/models/minilm-l4', repeat: 5, repeatW100: 3, workloads: [], threads: [], systems: SYSTEMS, out: join(BENCH, 'browser.md') };
+  for (let i = 0; i < argv.length; i++) {
+    const value = () => argv[++i];
+    switch (argv[i]) {
+      case '--model': args.model = value(); break;
+      case '--repeat': args.repeat = Number(value()); break;
+      case '--repeat-w100': args.repeatW100 = Number(value()); break;
+      case '--workload': args.workloads.push(value()); break;
+      case '--threads': args.threads.push(Number(value())); break;
+      case '--systems': args.systems = value().split(','); break;
+      case '--out': args.out = resolve(value()); break;
+      default: throw new Error(`unknown argument ${argv[i]} (see the comment at the top of bench/browser.mjs)`);
+    }
+  }
+  if (!args.workloads.length) args.workloads = WORKLOADS;
+  if (!args.threads.length) args.threads = [1, 2];
+  for (const system of args.systems) if (!SYSTEMS.includes(system)) throw new Error(`unknown system ${system}: one of ${SYSTEMS.join(', ')}`);
+  return args;
+}
+
+function need(path, how) {
+  if (!existsSync(path)) throw new Error(`${path.replace(ROOT + sep, '')} is missing: ${how}`);
+  return path;
+}
+
+/** The GGUFs bench/peers.py writes; converted here when missing and the CLI is built. */
+function ensureGguf(modelDir, name, dtype) {
+  const path = join(BENCH, 'gguf', `${name}.${dtype}.gguf`);
+  if (!existsSync(path)) {
+    const cli = need(join(ROOT, 'target', 'release', 'crossrank'), 'run ./build.sh cli (or python3 bench/peers.py first)');
+    mkdirSync(join(BENCH, 'gguf'), { recursive: true });
+    execFileSync(cli, ['convert', '--model', modelDir, '--dtype', dtype, '--out', path, '--source', name], { stdio: 'inherit' });
+  }
+  return path;
+}
+
+/** A static server for the few folders the page needs, cross-origin isolated. */
+function serve() {
+  const server = createServer((request, response) => {
+    const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
+    const file = resolve(ROOT, '.' + path);
+    const allowed = SERVED.some((prefix) => path.startsWith(prefix)) && file.startsWith(ROOT + sep);
+    const headers = {
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+      'Cross-Origin-Resource-Policy': 'same-origin',
+      'Cache-Control': 'no-store',
+    };
+    if (!allowed || !existsSync(file) || !statSync(file).isFile()) {
+      response.writeHead(404, headers).end();
+      return;
+    }
+    const body = readFileSync(file);
+    response.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+    response.end(request.method === 'HEAD' ? undefined : body);
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+/** /proc/<pid>/stat of every process: pid -> { ppid, cpu seconds (user + system) }. */
+function processTable() {
+  const table = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(entry), { ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS });
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return table;
+}
+
+function findBrowserPid() {
+  for (const entry of readdirSync('/proc')) {
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (argv.includes(MARKER) && !argv.some((arg) => arg.startsWith('--type='))) return Number(entry);
+    } catch {
+      // not ours or gone
+    }
+  }
+  throw new Error('cannot find the Chromium browser process in /proc');
+}
+
+/** CPU seconds used so far by the browser and all its descendants (renderer, workers' threads, GPU, utility). */
+function treeCpuSeconds(root) {
+  const table = processTable();
+  const children = new Map();
+  for (const [pid, { ppid }] of table) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  let total = 0;
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop();
+    total += table.get(pid)?.cpu ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/** HEAD's short hash, marked when the work tree differs from it (the build may hold uncommitted code). */
+function gitRevision() {
+  const git = (...args) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  return (git('rev-parse', '--short', 'HEAD') || 'unknown') + (git('status', '--porcelain', '--untracked-files=no') ? '+changes' : '');
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const maxDelta = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+const bytesOf = (path) => statSync(path).size;
+const gzipBytes = (path) => gzipSync(readFileSync(path), { level: 9 }).length;
+const load = () => loadavg().slice(0, 2).map((x) => x.toFixed(1)).join('/');
+const fmt = (n) => n.toLocaleString('en-US');
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const modelDir = resolve(ROOT, args.model);
+  const name = basename(modelDir);
+  const onnxDir = need(join(BENCH, 'onnx', name), `run python3 bench/export_onnx.py --model ${args.model}`);
+  const reference = JSON.parse(readFileSync(need(join(onnxDir, 'reference.json'), `run python3 bench/export_onnx.py --model ${args.model}`), 'utf8'));
+  need(join(ROOT, 'bench', 'node_modules', '@huggingface', 'transformers'), 'run npm ci in bench/');
+  need(join(ROOT, 'www', 'pkg', 'crossrank_wasm_bg.wasm'), 'run ./build.sh wasm');
+  const workloads = Object.fromEntries(
+    args.workloads.map((w) => [w, JSON.parse(readFileSync(need(join(BENCH, `${w}.json`), 'run python3 bench/make_workloads.py'), 'utf8'))]),
+  );
+  const repeats = Object.fromEntries(args.workloads.map((w) => [w, w === 'W100' ? args.repeatW100 : args.repeat]));
+  const ggufs = {};
+  for (const dtype of ['f32', 'q8_0']) ggufs[dtype] = ensureGguf(modelDir, name, dtype);
+
+  const { chromium } = await import(join(ROOT, 'bench', 'node_modules', 'playwright-core', 'index.mjs'));
+  const server = await serve();
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, MARKER] });
+  const report = {
+    machine: `${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs`,
+    chromium: browser.version(),
+    model: args.model,
+    load_start: load(),
+    repeats,
+    rows: [],
+  };
+  try {
+    const browserPid = findBrowserPid();
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(`page error: ${error.message}`));
+    page.on('requestfailed', (request) => errors.push(`request failed: ${request.url()}`));
+    page.on('response', (response) => response.status() >= 400 && errors.push(`HTTP ${response.status()}: ${response.url()}`));
+    page.on('console', (message) => message.type() === 'error' && errors.push(`console: ${message.text()}`));
+    await page.goto(`${origin}/bench/browser/index.html`);
+    await page.waitForFunction(() => window.ready === true);
+    const isolated = await page.evaluate(() => self.crossOriginIsolated);
+    report.crossOriginIsolated = isolated;
+    for (const threads of args.threads) {
+      if (threads > 1 && !isolated) {
+        console.error(`skipping ${threads} threads: the page is not cross-origin isolated`);
+        continue;
+      }
+      for (const system of args.systems) {
+        // crossrank's wasm build is single-threaded: run it once, at 1 thread.
+        if (system.startsWith('crossrank') && threads !== 1) continue;
+        const model = system.startsWith('crossrank')
+          ? { gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`, matmul: system.endsWith('blocks') ? 'blocks' : null }
+          : { localModelPath: '/artifacts/bench/onnx/', name };
+        const loadAt = load();
+        errors.length = 0;
+        await page.evaluate(() => window.startWorker());
+        const loaded = await page.evaluate((message) => window.call(message), { type: 'load', system, threads, model });
+        const row = { system, label: LABELS[system], threads, load: loadAt, load_ms: loaded.load_ms, info: loaded.info, results: {} };
+        for (const w of args.workloads) {
+          const ref = reference.workloads[w];
+          const call = () => page.evaluate((workload) => window.call({ type: 'run', workload }), workloads[w]);
+          const first = await call(); // warm-up
+          if (first.input_ids && JSON.stringify(first.input_ids) !== JSON.stringify(ref.input_ids)) throw new Error(`${system} ${w}: token ids differ from PyTorch's`);
+          const times = [];
+          const cpu = [];
+          for (let i = 0; i < repeats[w]; i++) {
+            const cpuBefore = treeCpuSeconds(browserPid);
+            const run = await call();
+            cpu.push((treeCpuSeconds(browserPid) - cpuBefore) * 1e3);
+            times.push(run.ms);
+            if (run.memory_bytes) row.wasm_memory_bytes = run.memory_bytes;
+          }
+          const sorted = [...times].sort((a, b) => a - b);
+          row.results[w] = { median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: maxDelta(first.logits, ref.logits) };
+        }
+        await page.evaluate(() => window.stopWorker());
+        if (errors.length) throw new Error(`${system}: ${errors.join('\n')}`);
+        row.model_bytes = system.startsWith('crossrank')
+          ? bytesOf(system.includes('f32') ? ggufs.f32 : ggufs.q8_0)
+          : bytesOf(join(onnxDir, 'onnx', system === 'tjs-q8' ? 'model_quantized.onnx' : 'model.onnx'));
+        report.rows.push(row);
+        console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${r.max_delta.toExponential(1)})`).join(', ') + `  [load ${loadAt}]`);
+      }
+    }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  report.load_end = load();
+  const ortWasm = join(ROOT, 'bench', 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.asyncify.wasm');
+  const crossrankWasm = join(ROOT, 'www', 'pkg', 'crossrank_wasm_bg.wasm');
+  const transformersJs = join(ROOT, 'bench', 'node_modules', '@huggingface', 'transformers', 'dist', 'transformers.min.js');
+  report.code_bytes = {
+    'crossrank_wasm_bg.wasm': [bytesOf(crossrankWasm), gzipBytes(crossrankWasm)],
+    'crossrank_wasm.js': [bytesOf(join(ROOT, 'www', 'pkg', 'crossrank_wasm.js')), gzipBytes(join(ROOT, 'www', 'pkg', 'crossrank_wasm.js'))],
+    'ort-wasm-simd-threaded.asyncify.wasm (ONNX Runtime Web)': [bytesOf(ortWasm), gzipBytes(ortWasm)],
+    'transformers.min.js (bundles ONNX Runtime Web\'s JS)': [bytesOf(transformersJs), gzipBytes(transformersJs)],
+  };
+  report.versions = {
+    '@huggingface/transformers': JSON.parse(readFileSync(join(ROOT, 'bench/node_modules/@huggingface/transformers/package.json'))).version,
+    'onnxruntime-web': JSON.parse(readFileSync(join(ROOT, 'bench/node_modules/onnxruntime-web/package.json'))).version,
+    chromium: report.chromium,
+    crossrank: `www/pkg built ${statSync(crossrankWasm).mtime.toISOString().slice(0, 16)} UTC, tree ${gitRevision()}`,
+  };
+  const text = render(report, args.workloads);
+  mkdirSync(BENCH, { recursive: true });
+  writeFileSync(args.out.replace(/\.md$/, '.json'), JSON.stringify(report, null, 1));
+  writeFileSync(args.out, text);
+  process.stdout.write(text);
+}
+
+function render(report, workloads) {
+  const lines = [];
+  lines.push(`Headless Chromium ${report.chromium} on ${report.machine}; cross-origin isolated: ${report.crossOriginIsolated}. Model: \`${report.model}\`. ` +
+    `Each system in a fresh module Web Worker; repeats ${Object.entries(report.repeats).map(([w, n]) => `${w} ×${n}`).join(', ')} after one warm-up. ` +
+    `Load average (1/5 min) ${report.load_start} at start, ${report.load_end} at end. ` +
+    '"CPU ms/run": CPU time of the whole Chromium process tree during a timed run (every thread, from /proc), the measure that other work on the cores does not inflate. ' +
+    '"wasm memory": crossrank\'s linear memory after the runs (it only grows). "load ms": worker start to ready (fetch, compile, parse).');
+  lines.push('');
+  lines.push('| system | threads | workload | median ms | min–max ms | CPU ms/run | ms/pair | max \\|Δlogit\\| vs PyTorch | model bytes | wasm memory MiB | load ms | load avg |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const row of report.rows) {
+    for (const w of workloads) {
+      const r = row.results[w];
+      if (!r) continue;
+      lines.push(`| ${row.label} | ${row.threads} | ${w} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)}–${r.max_ms.toFixed(0)} | ${r.cpu_ms.toFixed(0)} | ` +
+        `${(r.median_ms / pairsOf(w)).toFixed(1)} | ${r.max_delta.toExponential(1)} | ${fmt(row.model_bytes)} | ` +
+        `${row.wasm_memory_bytes ? (row.wasm_memory_bytes / 2 ** 20).toFixed(0) : '—'} | ${row.load_ms.toFixed(0)} | ${row.load} |`);
+    }
+  }
+  lines.push('');
+  lines.push('transformers.js\'s median time over crossrank\'s, same workload, same run (above 1 means crossrank is faster):');
+  lines.push('');
+  const crossrankRows = report.rows.filter((row) => row.system.startsWith('crossrank'));
+  const peerRows = report.rows.filter((row) => !row.system.startsWith('crossrank'));
+  lines.push('| crossrank (1 thread) | workload | ' + peerRows.map((row) => `${row.label} ×${row.threads}`).join(' | ') + ' |');
+  lines.push('|---|---|' + peerRows.map(() => '---|').join(''));
+  for (const mine of crossrankRows) {
+    for (const w of workloads) {
+      if (!mine.results[w]) continue;
+      lines.push(`| ${mine.label.replace('crossrank wasm ', '')} | ${w} | ` +
+        peerRows.map((peer) => (peer.results[w] ? (peer.results[w].median_ms / mine.results[w].median_ms).toFixed(2) : '—')).join(' | ') + ' |');
+    }
+  }
+  lines.push('');
+  lines.push('| code | bytes | gzip -9 |\n|---|---|---|');
+  for (const [file, [raw, gz]] of Object.entries(report.code_bytes)) lines.push(`| ${file} | ${fmt(raw)} | ${fmt(gz)} |`);
+  lines.push('');
+  lines.push('Versions: ' + Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ') + '.');
+  return lines.join('\n') + '\n';
+}
+
+const PAIRS = {};
+function pairsOf(workload) {
+  PAIRS[workload] ??= JSON.parse(readFileSync(join(BENCH, `${workload}.json`), 'utf8')).documents.length;
+  return PAIRS[workload];
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
