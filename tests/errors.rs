@@ -88,6 +88,19 @@ fn missing_tensor_and_bare_encoder() {
 }
 
 #[test]
+fn tensor_of_the_wrong_dtype() {
+    let dir = tiny_copy("wrong-dtype");
+    edit_tensors(&dir, |tensors| {
+        let ids = candle_core::Tensor::zeros((32,), candle_core::DType::I64, &Device::Cpu).unwrap();
+        tensors.insert("bert.encoder.layer.0.attention.self.value.bias".into(), ids);
+    });
+    assert_error(load_error(&dir), "weights", &["bert.encoder.layer.0.attention.self.value.bias", "expected a float tensor, found dtype I64"]);
+    // The same directory fixed again loads: the error was about that tensor only.
+    let good = load_model(&tiny_dir(), &Device::Cpu).unwrap();
+    assert!(good.logits("q", &["d"]).unwrap()[0].is_finite());
+}
+
+#[test]
 fn non_finite_weights_are_caught_at_load() {
     let dir = tiny_copy("nan");
     edit_tensors(&dir, |tensors| {
