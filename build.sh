@@ -154,6 +154,20 @@ fixtures() {
   "$venv/bin/python" tests/make_fixtures.py
 }
 
+# Benchmarks against PyTorch, ONNX Runtime and transformers.js (BENCHMARKS.md); not run by CI.
+bench() {
+  cli
+  wasm
+  minilm
+  local venv=$ROOT/.venv-bench model=${BENCH_MODEL:-tests/models/minilm-l4}
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r bench/requirements.txt
+  (cd bench && npm ci --no-audit --no-fund)
+  python3 bench/make_workloads.py
+  "$venv/bin/python" bench/peers.py --model "$model"
+  node bench/browser.mjs --model "$model"
+}
+
 case "${1:-}" in
   setup) setup ;;
   minilm) minilm ;;
@@ -165,5 +179,6 @@ case "${1:-}" in
   run) run_example ;;
   demo) demo ;;
   fixtures) fixtures ;;
+  bench) bench ;;
   *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
