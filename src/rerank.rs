@@ -165,8 +165,9 @@ impl Reranker {
                     owners.extend((0..request.documents.len()).map(|document| (request_index, document, None)));
                 }
                 Some(window_options) => {
+                    let query_tokens = self.tokenizer.count_tokens(request.query)?;
                     for (document, passage) in request.documents.iter().enumerate() {
-                        let windows = windows::split(&self.tokenizer, request.query, passage, max_length, window_options.overlap)?;
+                        let windows = windows::split(&self.tokenizer, query_tokens, passage, max_length, window_options.overlap)?;
                         let texts: Vec<String> = windows.iter().map(|window| windows::text(passage, window)).collect();
                         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
                         pairs.extend(self.tokenizer.encode_pairs(request.query, &refs, max_length)?);

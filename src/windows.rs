@@ -59,11 +59,10 @@ pub struct Window {
 /// The fewest passage tokens a window may hold; a longer query is cut (longest-first) instead.
 const MIN_WINDOW_TOKENS: usize = 32;
 
-/// Splits `passage` into windows of at most the tokens left beside `query` in `max_length`,
-/// overlapping by `overlap` tokens. Returns the windows' character spans, in order; together they
+/// Splits `passage` into windows of at most the tokens left beside a query of `query_tokens`
+/// tokens (counted once per query by the caller) in `max_length`, overlapping by `overlap` tokens. Returns the windows' character spans, in order; together they
 /// cover every token of the passage. An empty passage is one empty window.
-pub fn split(tokenizer: &PairTokenizer, query: &str, passage: &str, max_length: usize, overlap: usize) -> Result<Vec<Window>> {
-    let query_tokens = tokenizer.count_tokens(query)?;
+pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_length: usize, overlap: usize) -> Result<Vec<Window>> {
     let budget = max_length.saturating_sub(query_tokens + 3).max(MIN_WINDOW_TOKENS.min(max_length.saturating_sub(3)));
     if budget == 0 {
         return Err(Error::invalid(format!("max_length {max_length} leaves no room for passage windows")));

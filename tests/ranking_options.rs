@@ -29,7 +29,8 @@ fn windows_cover_every_token_with_the_stated_overlap() {
     let pairs = reranker.encode(QUERY, &[&passage], Some(10_000.min(512))).unwrap();
     assert_eq!(pairs[0].input_ids.len(), 512, "the passage is longer than the model");
 
-    let windows = crossrank::windows::split(&reranker_tokenizer(&reranker), QUERY, &passage, max_length, overlap).unwrap();
+    let tokenizer = reranker_tokenizer(&reranker);
+    let windows = crossrank::windows::split(&tokenizer, tokenizer.count_tokens(QUERY).unwrap(), &passage, max_length, overlap).unwrap();
     assert!(windows.len() > 3, "{} windows", windows.len());
     assert_eq!(windows[0].start, 0);
     assert_eq!(windows.last().unwrap().end, passage.chars().count());

@@ -17,17 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-const TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.txt': 'text/plain; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.gguf': 'application/octet-stream',
-};
+import { CONTENT_TYPES as TYPES } from '../../www/demo/serve.mjs';
 
 /**
  * Starts the server. `mounts` maps URL prefixes to directories (the longest prefix wins);

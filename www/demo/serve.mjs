@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-const TYPES = {
+/** Content types by extension; the browser tests' server uses the same map. */
+export const CONTENT_TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8',
@@ -53,7 +54,7 @@ export async function startServer({ port = 8080, host = '127.0.0.1', root = REPO
       if (!info?.isFile()) return send(response, 404, 'not found');
 
       const headers = {
-        'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
+        'content-type': CONTENT_TYPES[extname(path)] ?? 'application/octet-stream',
         'content-length': String(info.size),
         // Always revalidate: the demo is for development; the service worker handles offline.
         'cache-control': 'no-cache',
