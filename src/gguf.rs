@@ -23,6 +23,8 @@ pub const KEY_CONFIG: &str = "crossrank.config_json";
 pub const KEY_TOKENIZER: &str = "tokenizer.huggingface.json";
 pub const KEY_PRECISION: &str = "crossrank.precision";
 pub const KEY_SOURCE: &str = "crossrank.source";
+/// Optional: the `max_length` a call without one gets (the length the model was trained at).
+pub const KEY_MAX_LENGTH: &str = "crossrank.max_length";
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The precisions crossrank writes.
@@ -84,6 +86,9 @@ pub struct ConvertInput<'a> {
     pub tokenizer: &'a PairTokenizer,
     /// Where the weights came from, e.g. `cross-encoder/ms-marco-MiniLM-L-4-v2@<revision>`.
     pub source: &'a str,
+    /// The default `max_length` to record (an HF directory's `model_max_length`); `None` means the
+    /// model's position embeddings.
+    pub max_length: Option<usize>,
 }
 
 /// Writes a crossrank GGUF from an HF checkpoint's tensors. The model is built once first, so a
@@ -117,7 +122,15 @@ pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Preci
         tensors.push((name.clone(), qtensor));
     }
 
-    let metadata = [
+    if let Some(max_length) = input.max_length {
+        if max_length > config.max_position_embeddings {
+            return Err(Error::invalid(format!(
+                "max_length {max_length} exceeds the model's {} position embeddings",
+                config.max_position_embeddings
+            )));
+        }
+    }
+    let mut metadata = vec![
         ("general.architecture", Value::String("bert".into())),
         ("general.name", Value::String(input.source.into())),
         (KEY_FORMAT_VERSION, Value::U32(FORMAT_VERSION)),
@@ -126,6 +139,9 @@ pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Preci
         (KEY_CONFIG, Value::String(input.config_json.into())),
         (KEY_TOKENIZER, Value::String(tokenizer_json)),
     ];
+    if let Some(max_length) = input.max_length {
+        metadata.push((KEY_MAX_LENGTH, Value::U32(u32::try_from(max_length).unwrap_or(u32::MAX))));
+    }
     let metadata_refs: Vec<(&str, &Value)> = metadata.iter().map(|(key, value)| (*key, value)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(name, qtensor)| (name.as_str(), qtensor)).collect();
     let mut out = Cursor::new(Vec::new());
@@ -182,6 +198,17 @@ impl GgufModel {
         match self.metadata.get(KEY_PRECISION) {
             Some(Value::String(precision)) => precision,
             _ => "unknown",
+        }
+    }
+
+    /// The default `max_length` the file records, if any.
+    pub fn max_length(&self) -> Result<Option<usize>> {
+        match self.metadata.get(KEY_MAX_LENGTH) {
+            None => Ok(None),
+            Some(value) => value
+                .to_u32()
+                .map(|n| Some(n as usize))
+                .map_err(|_| Error::format(self.weights.file(), format!("metadata `{KEY_MAX_LENGTH}` is not an unsigned integer"))),
         }
     }
 
@@ -329,6 +356,12 @@ impl Reranker {
         let file = model.weights.file();
         let config = Config::from_json(&format!("{file} ({KEY_CONFIG})"), model.config_json.as_bytes())?;
         let tokenizer = PairTokenizer::from_tokenizer_json(&format!("{file} ({KEY_TOKENIZER})"), model.tokenizer_json.as_bytes())?;
-        Self::new(CrossEncoder::load(&model.weights, &config)?, tokenizer)
+        let reranker = Self::new(CrossEncoder::load(&model.weights, &config)?, tokenizer)?;
+        match model.max_length()? {
+            Some(max_length) => reranker.with_default_max_length(max_length).map_err(|e| {
+                Error::format(file, format!("metadata `{KEY_MAX_LENGTH}`: {e}"))
+            }),
+            None => Ok(reranker),
+        }
     }
 }

@@ -25,6 +25,9 @@ pub struct HfDir {
     pub config_json: Vec<u8>,
     pub weights: WeightStore,
     pub tokenizer: PairTokenizer,
+    /// `tokenizer_config.json`'s `model_max_length` when it is below the position embeddings:
+    /// the length sentence-transformers truncates to by default, so crossrank does too.
+    pub max_length: Option<usize>,
 }
 
 impl HfDir {
@@ -37,11 +40,17 @@ impl HfDir {
         let config_json = read(&dir.join("config.json"))?;
         let weights = read_weights(dir, device)?;
         let tokenizer = read_tokenizer(dir)?;
-        Ok(Self { config_json, weights, tokenizer })
+        let positions = config_positions(&config_json);
+        let max_length = model_max_length(dir)?.filter(|&n| positions.is_some_and(|p| n < p));
+        Ok(Self { config_json, weights, tokenizer, max_length })
     }
 
     pub fn into_reranker(self, dir: &Path) -> Result<Reranker> {
-        Reranker::from_parts(&self.config_json, &self.weights, self.tokenizer).map_err(|e| name_config(e, dir))
+        let reranker = Reranker::from_parts(&self.config_json, &self.weights, self.tokenizer).map_err(|e| name_config(e, dir))?;
+        match self.max_length {
+            Some(max_length) => reranker.with_default_max_length(max_length),
+            None => Ok(reranker),
+        }
     }
 }
 
@@ -97,6 +106,24 @@ fn lowercase_from_tokenizer_config(dir: &Path) -> Result<bool> {
     let file = path.display().to_string();
     let value: serde_json::Value = serde_json::from_slice(&read(&path)?).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))?;
     Ok(value.get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true))
+}
+
+/// `max_position_embeddings` of a config.json, if it parses (the full check comes later).
+fn config_positions(config_json: &[u8]) -> Option<usize> {
+    let value: serde_json::Value = serde_json::from_slice(config_json).ok()?;
+    value.get("max_position_embeddings")?.as_u64().map(|n| n as usize)
+}
+
+/// `model_max_length` from `tokenizer_config.json`, when present as an integer (transformers
+/// writes a huge float for "no limit", which is ignored).
+fn model_max_length(dir: &Path) -> Result<Option<usize>> {
+    let path = dir.join("tokenizer_config.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let file = path.display().to_string();
+    let value: serde_json::Value = serde_json::from_slice(&read(&path)?).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))?;
+    Ok(value.get("model_max_length").and_then(|v| v.as_u64()).map(|n| n as usize))
 }
 
 /// The byte-level constructor calls it `config.json`; here we know the real path.

@@ -82,9 +82,15 @@ pub struct RankedDocument {
     pub best_window: Option<Window>,
 }
 
+/// Shorter defaults leave no room for a passage next to a typical query.
+const MIN_DEFAULT_MAX_LENGTH: usize = 16;
+
 pub struct Reranker {
     model: CrossEncoder,
     tokenizer: PairTokenizer,
+    /// The `max_length` used when a call names none: the length the model was trained at when its
+    /// files say so (`model_max_length`), else its position embeddings.
+    default_max_length: usize,
 }
 
 impl Reranker {
@@ -111,14 +117,30 @@ impl Reranker {
                 ),
             });
         }
-        Ok(Self { model, tokenizer })
+        let default_max_length = model.config().max_position_embeddings;
+        Ok(Self { model, tokenizer, default_max_length })
+    }
+
+    /// Sets the length used when a call names no `max_length`. A model fine-tuned on short pairs
+    /// can rank much worse on longer ones, so its files carry the length it was trained at.
+    pub fn with_default_max_length(mut self, max_length: usize) -> Result<Self> {
+        if max_length < MIN_DEFAULT_MAX_LENGTH {
+            return Err(Error::invalid(format!("a default max_length of {max_length} is too short (at least {MIN_DEFAULT_MAX_LENGTH})")));
+        }
+        self.default_max_length = self.check_max_length(Some(max_length))?;
+        Ok(self)
+    }
+
+    /// The `max_length` a call without one gets.
+    pub fn default_max_length(&self) -> usize {
+        self.default_max_length
     }
 
     pub fn config(&self) -> &Config {
         self.model.config()
     }
 
-    /// The longest pair the model accepts, and the default `max_length`.
+    /// The longest pair the model accepts.
     pub fn max_positions(&self) -> usize {
         self.model.config().max_position_embeddings
     }
@@ -257,7 +279,7 @@ impl Reranker {
     fn check_max_length(&self, max_length: Option<usize>) -> Result<usize> {
         let positions = self.max_positions();
         match max_length {
-            None => Ok(positions),
+            None => Ok(self.default_max_length),
             Some(length) if length > positions => Err(Error::invalid(format!(
                 "max_length {length} exceeds the model's {positions} position embeddings"
             ))),

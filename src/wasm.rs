@@ -168,6 +168,8 @@ fn documents(value: JsValue) -> Result<Vec<String>, JsValue> {
 struct Info {
     precision: String,
     max_positions: usize,
+    /// The max_length a call without one gets (the length the model was trained at, if recorded).
+    default_max_length: usize,
     num_layers: usize,
     hidden_size: usize,
     vocab_size: usize,
@@ -256,6 +258,7 @@ impl WasmReranker {
         let info = Info {
             precision: self.precision.clone(),
             max_positions: config.max_position_embeddings,
+            default_max_length: self.reranker.default_max_length(),
             num_layers: config.num_hidden_layers,
             hidden_size: config.hidden_size,
             vocab_size: config.vocab_size,

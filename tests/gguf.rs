@@ -9,14 +9,14 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use common::{fixture, max_abs_diff, minilm_dir, tiny_dir, Fixture};
-use crossrank::gguf::{convert, ConvertInput, GgufModel, Precision, KEY_CONFIG, KEY_FORMAT_VERSION, KEY_TOKENIZER};
+use crossrank::gguf::{convert, ConvertInput, GgufModel, Precision, KEY_CONFIG, KEY_FORMAT_VERSION, KEY_MAX_LENGTH, KEY_TOKENIZER};
 use crossrank::local::{load_hf_dir, HfDir};
 use crossrank::{Error, Reranker};
 
 fn gguf_of(dir: &std::path::Path, precision: Precision) -> Vec<u8> {
     let hf = HfDir::read(dir, &Device::Cpu).unwrap();
     let config = String::from_utf8(hf.config_json.clone()).unwrap();
-    convert(&hf.weights, &ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "test" }, precision).unwrap()
+    convert(&hf.weights, &ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "test", max_length: hf.max_length }, precision).unwrap()
 }
 
 fn fixture_logits(reranker: &Reranker, fixture: &Fixture) -> Vec<f32> {
@@ -170,4 +170,51 @@ fn info_reads_back_precision_and_source() {
     let model = GgufModel::read("x.gguf", &gguf_of(&tiny_dir(), Precision::Q8_0), &Device::Cpu).unwrap();
     assert_eq!(model.precision(), "q8_0");
     assert_eq!(model.source(), "test");
+}
+
+/// The tiny model with `model_max_length` set in its tokenizer_config.json, in a temporary copy.
+fn tiny_with_model_max_length(max_length: usize) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("crossrank-tiny-max-length-{max_length}-{}", std::process::id()));
+    common::copy_dir(&tiny_dir(), &dir);
+    let path = dir.join("tokenizer_config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["model_max_length"] = serde_json::json!(max_length);
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn the_trained_length_is_the_default_max_length_from_the_directory_and_the_gguf() {
+    let fixture = fixture("tiny.json");
+    let case = fixture.cases.iter().find(|c| c.name == "long_passage").unwrap();
+    let dir = tiny_with_model_max_length(64);
+    let from_dir = load_hf_dir(&dir, &Device::Cpu).unwrap();
+    assert_eq!(from_dir.default_max_length(), 64);
+    let gguf = gguf_of(&dir, Precision::F32);
+    assert_eq!(GgufModel::read("x.gguf", &gguf, &Device::Cpu).unwrap().max_length().unwrap(), Some(64));
+    let from_gguf = Reranker::from_gguf(&gguf, &Device::Cpu).unwrap();
+    assert_eq!(from_gguf.default_max_length(), 64);
+    // A call without max_length truncates to 64 tokens, exactly like an explicit 64, and differs from 512.
+    let explicit = |reranker: &Reranker, max_length| {
+        let options = crossrank::RerankOptions { max_length: Some(max_length), ..Default::default() };
+        reranker.logits_with(&case.query, &[case.passage.as_str()], &options).unwrap()[0]
+    };
+    for reranker in [&from_dir, &from_gguf] {
+        let default = reranker.logits(&case.query, &[case.passage.as_str()]).unwrap()[0];
+        assert_eq!(default, explicit(reranker, 64));
+        assert!((default - explicit(reranker, 512)).abs() > 1e-4, "the long passage must score differently at 512 tokens");
+    }
+    // Models whose files name no shorter length keep their position embeddings as the default.
+    assert_eq!(load_hf_dir(&tiny_dir(), &Device::Cpu).unwrap().default_max_length(), 512);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_recorded_max_length_beyond_the_positions_or_too_short_is_a_named_error() {
+    let too_long = rewrite(|_| {}, |m| drop(m.insert(KEY_MAX_LENGTH.into(), Value::U32(4096))));
+    assert_error(load_error(&too_long), "model_format", "crossrank.max_length`: invalid input: max_length 4096 exceeds the model's 512 position embeddings");
+    let too_short = rewrite(|_| {}, |m| drop(m.insert(KEY_MAX_LENGTH.into(), Value::U32(3))));
+    assert_error(load_error(&too_short), "model_format", "a default max_length of 3 is too short");
+    let not_a_number = rewrite(|_| {}, |m| drop(m.insert(KEY_MAX_LENGTH.into(), Value::String("128".into()))));
+    assert_error(load_error(&not_a_number), "model_format", "is not an unsigned integer");
 }

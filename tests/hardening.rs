@@ -14,7 +14,7 @@ fn tiny() -> Reranker {
 fn tiny_gguf() -> Vec<u8> {
     let hf = crossrank::local::HfDir::read(&common::tiny_dir(), &Device::Cpu).unwrap();
     let config = String::from_utf8(hf.config_json.clone()).unwrap();
-    let input = crossrank::gguf::ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "tiny" };
+    let input = crossrank::gguf::ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "tiny", max_length: None };
     crossrank::gguf::convert(&hf.weights, &input, crossrank::gguf::Precision::Q8_0).unwrap()
 }
 

@@ -50,6 +50,8 @@ export declare class RerankerError extends Error {
 export interface ModelInfo {
   precision: string;
   maxPositions: number;
+  /** The maxLength a call without one gets: the length the model was trained at when its file records it, else maxPositions. */
+  defaultMaxLength: number;
   numLayers: number;
   hiddenSize: number;
   vocabSize: number;
@@ -123,7 +125,7 @@ export interface RerankOptions {
   topK?: number;
   /** Add each input document to its result as `document`. Default false. */
   returnDocuments?: boolean;
-  /** Truncate each (query, document) pair to this many tokens (longest first); at most the model's maxPositions. */
+  /** Truncate each (query, document) pair to this many tokens (longest first); at most the model's maxPositions. Default: info.defaultMaxLength. */
   maxLength?: number;
   /** Long documents as windows: `true` for the defaults. */
   windows?: boolean | WindowOptions;

@@ -117,7 +117,7 @@ fn main() {
     let dir = corpus.join("gguf_loader");
     let micro_store = WeightStore::from_safetensors("micro.safetensors", &micro_st, &device).unwrap();
     let micro_tokenizer = PairTokenizer::from_vocab_txt("vocab.txt", MICRO_VOCAB, true).unwrap();
-    let input = ConvertInput { config_json: MICRO_CONFIG, tokenizer: &micro_tokenizer, source: "crossrank-fuzz/micro" };
+    let input = ConvertInput { config_json: MICRO_CONFIG, tokenizer: &micro_tokenizer, source: "crossrank-fuzz/micro", max_length: None };
     for precision in [Precision::F32, Precision::F16, Precision::Q8_0, Precision::Q4_0] {
         let bytes = convert(&micro_store, &input, precision).unwrap();
         if precision == Precision::F32 {
@@ -128,7 +128,7 @@ fn main() {
     let tiny_store = WeightStore::from_safetensors("model.safetensors", TINY_SAFETENSORS, &device).unwrap();
     let tiny_tokenizer = PairTokenizer::from_tokenizer_json("tokenizer.json", TINY_TOKENIZER).unwrap();
     let tiny_config = std::str::from_utf8(TINY_CONFIG).unwrap();
-    let input = ConvertInput { config_json: tiny_config, tokenizer: &tiny_tokenizer, source: "tests/models/tiny" };
+    let input = ConvertInput { config_json: tiny_config, tokenizer: &tiny_tokenizer, source: "tests/models/tiny", max_length: None };
     write(&dir, "tiny.f32.gguf", &convert(&tiny_store, &input, Precision::F32).unwrap());
 
     // Config and tokenizer JSON.

@@ -151,6 +151,10 @@ enum Command {
         /// Recorded in the file, e.g. `cross-encoder/ms-marco-MiniLM-L-4-v2@<revision>`; defaults to the directory name.
         #[arg(long)]
         source: Option<String>,
+        /// The max_length calls get by default, recorded in the file; defaults to the directory's
+        /// `tokenizer_config.json` `model_max_length` when that is below the position embeddings.
+        #[arg(long)]
+        max_length: Option<usize>,
     },
     /// Prints what a crossrank GGUF holds: precision, tensors, bytes, config, source, sha256.
     Info { model: PathBuf },
@@ -185,7 +189,7 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Score { model } => score(&model),
         Command::Rerank { model, query, top_k, input } => rerank(&model, &query, top_k, input.as_deref()),
-        Command::Convert { model, dtype, out, source } => convert(&model, &dtype, &out, source),
+        Command::Convert { model, dtype, out, source, max_length } => convert(&model, &dtype, &out, source, max_length),
         Command::Info { model } => info(&model),
         Command::Eval(args) => eval_command::run(&args),
         Command::Bench(args) => bench_command::run(&args),
@@ -291,13 +295,14 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
     writeln!(std::io::stdout().lock(), "{text}").map_err(stdout_error)
 }
 
-fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>) -> Result<()> {
+fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_length: Option<usize>) -> Result<()> {
     let precision = Precision::parse(dtype)?;
     let dir = HfDir::read(model, &Device::Cpu)?;
     let config_json =
         String::from_utf8(dir.config_json.clone()).map_err(|_| Error::config(&model.join("config.json").display().to_string(), "not UTF-8"))?;
     let source = source.unwrap_or_else(|| model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    let bytes = gguf::convert(&dir.weights, &ConvertInput { config_json: &config_json, tokenizer: &dir.tokenizer, source: &source }, precision)?;
+    let input = ConvertInput { config_json: &config_json, tokenizer: &dir.tokenizer, source: &source, max_length: max_length.or(dir.max_length) };
+    let bytes = gguf::convert(&dir.weights, &input, precision)?;
     std::fs::write(out, &bytes).map_err(|e| Error::Io { file: out.display().to_string(), message: e.to_string() })?;
     eprintln!("wrote {} ({} bytes, {})", out.display(), bytes.len(), precision.name());
     Ok(())
@@ -321,6 +326,7 @@ fn info(path: &Path) -> Result<()> {
         "sha256": hex(&Sha256::digest(&bytes)),
         "precision": model.precision(),
         "source": model.source(),
+        "default_max_length": model.max_length()?.unwrap_or(config["max_position_embeddings"].as_u64().unwrap_or(0) as usize),
         "tensors": model.weights.names().count(),
         "tensor_dtypes": dtypes,
         "config": {

@@ -231,7 +231,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
         let mut label = format!("crossrank {} (top {} reranked)", model_path.display(), args.depth);
         if let Some(windows) = options.windows {
-            label += &format!(" +windows({:?}, overlap {}, max_length {})", windows.aggregate, windows.overlap, reranker.max_positions().min(options.max_length.unwrap_or(usize::MAX)));
+            label += &format!(" +windows({:?}, overlap {}, max_length {})", windows.aggregate, windows.overlap, options.max_length.unwrap_or(reranker.default_max_length()));
         } else if let Some(max_length) = options.max_length {
             label += &format!(" max_length {max_length}");
         }

@@ -10,7 +10,7 @@
 // The corpus is the 3,128 abstracts of the BM25 top-20 subset (../shared/data/scifact/
 // subset_test_bm25top20/, described in its PROVENANCE.md); pass another corpus.jsonl to use it.
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,12 +20,12 @@ const REPO = join(DEMO, '..', '..');
 
 const CORPUS = process.argv[2] ?? join(REPO, '..', 'shared', 'data', 'scifact', 'subset_test_bm25top20', 'corpus.jsonl');
 
-// The page's default model: the first of these that exists (paths from the repository root).
-// The page can load another one with ?model=URL.
-const MODEL_CANDIDATES = [
-  'models/crossrank-scifact-minilm-l4.q8_0.gguf',
-  'artifacts/models/minilm-l4.q8_0.gguf',
-];
+// The page's default model: the shipped one (the only models/*.gguf), else the MiniLM-L-4 test
+// model (paths from the repository root). The page can load another one with ?model=URL.
+const SHIPPED = existsSync(join(REPO, 'models'))
+  ? readdirSync(join(REPO, 'models')).filter((name) => name.endsWith('.gguf')).sort().map((name) => `models/${name}`)
+  : [];
+const MODEL_CANDIDATES = [...SHIPPED, 'artifacts/models/minilm-l4.q8_0.gguf'];
 
 function writeCorpus() {
   if (!existsSync(CORPUS)) {
