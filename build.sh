@@ -12,6 +12,8 @@
 #   ./build.sh e2e        the browser tests only (headless Chromium)
 #   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
 #   ./build.sh bench      benchmarks (see BENCHMARKS.md)
+#   ./build.sh train      retrain the default model, score it on SciFact test, rewrite its GGUF
+#                         and fixture (needs torch; ~2 h on 2 cores; not run by CI)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -154,6 +156,21 @@ fixtures() {
   "$venv/bin/python" tests/make_fixtures.py
 }
 
+# The default model from scratch: models/train.py (the recipe of models/MODEL_CARD.md, seeded),
+# the evaluation table, the shipped GGUF with its sha256, and the test fixture that pins it.
+train() {
+  cli
+  local venv=$ROOT/.venv-train data=${DATA:-../shared/data/scifact} shipped=models/crossrank-scifact-minilm-l4.q8_0.gguf
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -r models/requirements-train.txt
+  "$venv/bin/python" models/train.py --data-dir "$data" --loss mnrl --hard-neg 3 --in-batch-neg 4 --title-pairs 3000 \
+    --cls-mean-init --max-length 128 --batch-size 16 --lr 1e-4 --epochs 2 --evals-per-epoch 2 --time-budget-min 55 --skip-test-runs
+  PYTHON="$venv/bin/python" DATA="$data" models/evaluate.sh
+  "$CLI" convert --model models/hf/crossrank-scifact-minilm-l4 --dtype q8_0 --out "$shipped" --source "crossrank/scifact-minilm-l4 (models/train.py)"
+  (cd models && sha256sum "$(basename "$shipped")" > "$(basename "$shipped").sha256")
+  "$venv/bin/python" models/make_default_fixture.py --gguf "$shipped" --data-dir "$data"
+}
+
 # Benchmarks against PyTorch, ONNX Runtime and transformers.js (BENCHMARKS.md); not run by CI.
 bench() {
   cli
@@ -180,5 +197,6 @@ case "${1:-}" in
   demo) demo ;;
   fixtures) fixtures ;;
   bench) bench ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  train) train ;;
+  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
