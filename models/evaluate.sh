@@ -50,6 +50,6 @@ fi
     "$RUNS/crossrank-crossrank-scifact-minilm-l4.q8_0.gguf.tsv" "$RUNS/crossrank-crossrank-scifact-minilm-l4.q4_0.gguf.tsv"
   echo
   echo "## Long documents: truncation vs windows (max over windows of $MAXLEN tokens, overlap 32), BM25 top $WINDOW_DEPTH"
-  "$CLI" eval "${eval_args[@]}" --depth "$WINDOW_DEPTH" --run "$RUNS/crossrank-crossrank-scifact-minilm-l4.f32.gguf.tsv" | tail -n +3
+  "$CLI" eval "${eval_args[@]}" --depth "$WINDOW_DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" | tail -n +3
   "$CLI" eval "${eval_args[@]}" --depth "$WINDOW_DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" --windows --window-overlap 32 | tail -n +4
 } | tee -a "$OUT/results.md"
