@@ -14,7 +14,7 @@ use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
 use crate::model::{Config, CrossEncoder};
-use crate::rerank::Reranker;
+use crate::rerank::{check_default_max_length, Reranker};
 use crate::tokenize::PairTokenizer;
 use crate::weights::{StoredTensor, WeightStore};
 
@@ -123,12 +123,7 @@ pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Preci
     }
 
     if let Some(max_length) = input.max_length {
-        if max_length > config.max_position_embeddings {
-            return Err(Error::invalid(format!(
-                "max_length {max_length} exceeds the model's {} position embeddings",
-                config.max_position_embeddings
-            )));
-        }
+        check_default_max_length(max_length, config.max_position_embeddings)?;
     }
     let mut metadata = vec![
         ("general.architecture", Value::String("bert".into())),

@@ -39,9 +39,16 @@ impl HfDir {
         }
         let config_json = read(&dir.join("config.json"))?;
         let weights = read_weights(dir, device)?;
-        let tokenizer = read_tokenizer(dir)?;
+        let tokenizer_config = read_tokenizer_config(dir)?;
+        let tokenizer = read_tokenizer(dir, tokenizer_config.as_ref())?;
         let positions = config_positions(&config_json);
-        let max_length = model_max_length(dir)?.filter(|&n| positions.is_some_and(|p| n < p));
+        let max_length = tokenizer_config
+            .as_ref()
+            .and_then(|config| config.get("model_max_length"))
+            // transformers writes a huge float for "no limit": only an integer below the positions counts
+            .and_then(|value| value.as_u64())
+            .map(|n| n as usize)
+            .filter(|&n| positions.is_some_and(|p| n < p));
         Ok(Self { config_json, weights, tokenizer, max_length })
     }
 
@@ -85,45 +92,34 @@ fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
     }
 }
 
-fn read_tokenizer(dir: &Path) -> Result<PairTokenizer> {
+fn read_tokenizer(dir: &Path, tokenizer_config: Option<&serde_json::Value>) -> Result<PairTokenizer> {
     if let Some(path) = find(dir, &["tokenizer.json"]) {
         return PairTokenizer::from_tokenizer_json(&path.display().to_string(), &read(&path)?);
     }
     if let Some(path) = find(dir, &["vocab.txt"]) {
         let file = path.display().to_string();
         let text = String::from_utf8(read(&path)?).map_err(|_| Error::tokenizer(&file, "vocab.txt is not UTF-8"))?;
-        return PairTokenizer::from_source(TokenizerSource::VocabTxt { text: &text, lowercase: lowercase_from_tokenizer_config(dir)? });
+        // `do_lower_case`; BERT's default (true) when tokenizer_config.json is absent.
+        let lowercase = tokenizer_config.and_then(|config| config.get("do_lower_case")).and_then(|v| v.as_bool()).unwrap_or(true);
+        return PairTokenizer::from_source(TokenizerSource::VocabTxt { text: &text, lowercase });
     }
     Err(Error::Io { file: dir.display().to_string(), message: "no tokenizer.json or vocab.txt in the model directory".into() })
 }
 
-/// `do_lower_case` from `tokenizer_config.json`; BERT's default (true) when the file is absent.
-fn lowercase_from_tokenizer_config(dir: &Path) -> Result<bool> {
+/// `tokenizer_config.json`, parsed, when the directory has one.
+fn read_tokenizer_config(dir: &Path) -> Result<Option<serde_json::Value>> {
     let path = dir.join("tokenizer_config.json");
     if !path.is_file() {
-        return Ok(true);
+        return Ok(None);
     }
     let file = path.display().to_string();
-    let value: serde_json::Value = serde_json::from_slice(&read(&path)?).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))?;
-    Ok(value.get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true))
+    serde_json::from_slice(&read(&path)?).map(Some).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))
 }
 
 /// `max_position_embeddings` of a config.json, if it parses (the full check comes later).
 fn config_positions(config_json: &[u8]) -> Option<usize> {
     let value: serde_json::Value = serde_json::from_slice(config_json).ok()?;
     value.get("max_position_embeddings")?.as_u64().map(|n| n as usize)
-}
-
-/// `model_max_length` from `tokenizer_config.json`, when present as an integer (transformers
-/// writes a huge float for "no limit", which is ignored).
-fn model_max_length(dir: &Path) -> Result<Option<usize>> {
-    let path = dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let file = path.display().to_string();
-    let value: serde_json::Value = serde_json::from_slice(&read(&path)?).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))?;
-    Ok(value.get("model_max_length").and_then(|v| v.as_u64()).map(|n| n as usize))
 }
 
 /// The byte-level constructor calls it `config.json`; here we know the real path.

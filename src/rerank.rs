@@ -85,6 +85,17 @@ pub struct RankedDocument {
 /// Shorter defaults leave no room for a passage next to a typical query.
 const MIN_DEFAULT_MAX_LENGTH: usize = 16;
 
+/// The one check of a default `max_length`, whether it is being written into a file or read from one.
+pub fn check_default_max_length(max_length: usize, positions: usize) -> Result<usize> {
+    if max_length < MIN_DEFAULT_MAX_LENGTH {
+        return Err(Error::invalid(format!("a default max_length of {max_length} is too short (at least {MIN_DEFAULT_MAX_LENGTH})")));
+    }
+    if max_length > positions {
+        return Err(Error::invalid(format!("max_length {max_length} exceeds the model's {positions} position embeddings")));
+    }
+    Ok(max_length)
+}
+
 pub struct Reranker {
     model: CrossEncoder,
     tokenizer: PairTokenizer,
@@ -124,10 +135,7 @@ impl Reranker {
     /// Sets the length used when a call names no `max_length`. A model fine-tuned on short pairs
     /// can rank much worse on longer ones, so its files carry the length it was trained at.
     pub fn with_default_max_length(mut self, max_length: usize) -> Result<Self> {
-        if max_length < MIN_DEFAULT_MAX_LENGTH {
-            return Err(Error::invalid(format!("a default max_length of {max_length} is too short (at least {MIN_DEFAULT_MAX_LENGTH})")));
-        }
-        self.default_max_length = self.check_max_length(Some(max_length))?;
+        self.default_max_length = check_default_max_length(max_length, self.max_positions())?;
         Ok(self)
     }
 

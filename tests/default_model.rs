@@ -118,11 +118,9 @@ fn spearman(a: &[f32], b: &[f32]) -> f64 {
     cov / (var(&ra) * var(&rb)).sqrt()
 }
 
+/// Indices of the three best logits, best first, by the engine's own ordering.
 fn top3(logits: &[f32]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-    order.truncate(3);
-    order
+    crossrank::rank(logits, Some(3)).iter().map(|ranked| ranked.index).collect()
 }
 
 #[test]
