@@ -32,7 +32,8 @@ DEPTH = 20  # BM25 candidates per query
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="models/hf/crossrank-scifact-minilm-l4", help="trained HF directory")
-    p.add_argument("--gguf", required=True, help="the shipped GGUF (its name and sha256 go in the fixture)")
+    p.add_argument("--gguf", required=True, action="append",
+                   help="a shipped GGUF (its name and sha256 go in the fixture); repeat for each precision")
     p.add_argument("--data-dir", default="../shared/data/scifact")
     p.add_argument("--out", default="tests/fixtures/default_model.json")
     args = p.parse_args()
@@ -57,17 +58,15 @@ def main() -> None:
                                activation_fn=torch.nn.Identity(), convert_to_numpy=True)
         ranking.append({"query_id": qid, "doc_ids": doc_ids, "logits": [float(x) for x in logits]})
 
-    gguf = Path(args.gguf)
     fixture = {
-        "about": "PyTorch f32 reference for the shipped default model (models/make_default_fixture.py): raw logits "
+        "about": "PyTorch f32 reference for the shipped default model files (models/make_default_fixture.py): raw logits "
                  f"at its default max_length {max_length} for the parity pairs of tests/make_fixtures.py and for the first "
                  f"{QUERIES} SciFact test queries x their BM25 top {DEPTH} (texts read from ../shared by id; "
                  "document text = title + ' ' + abstract, as crossrank eval builds it).",
         "command": "python3 " + " ".join(sys.argv),
         "versions": make_fixtures.versions(),
         "max_length": max_length,
-        "gguf": gguf.name,
-        "sha256": hashlib.sha256(gguf.read_bytes()).hexdigest(),
+        "shipped": [{"gguf": Path(g).name, "sha256": hashlib.sha256(Path(g).read_bytes()).hexdigest()} for g in args.gguf],
         "cases": cases,
         "scifact": ranking,
     }

@@ -15,12 +15,18 @@ use sha2::{Digest, Sha256};
 
 #[derive(Deserialize)]
 struct DefaultFixture {
-    gguf: String,
-    sha256: String,
+    /// Every precision of the default model that ships in models/.
+    shipped: Vec<ShippedFile>,
     /// The length the model was trained at: PyTorch's default and the GGUF's.
     max_length: usize,
     cases: Vec<PairCase>,
     scifact: Vec<RankedQuery>,
+}
+
+#[derive(Deserialize)]
+struct ShippedFile {
+    gguf: String,
+    sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -57,8 +63,8 @@ fn fixture() -> DefaultFixture {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn shipped_bytes(fixture: &DefaultFixture) -> Vec<u8> {
-    let path = root().join("models").join(&fixture.gguf);
+fn shipped_bytes(file: &ShippedFile) -> Vec<u8> {
+    let path = root().join("models").join(&file.gguf);
     std::fs::read(&path).unwrap_or_else(|e| panic!("the default model {} cannot be read: {e}", path.display()))
 }
 
@@ -67,28 +73,33 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn the_committed_default_model_has_the_recorded_sha256() {
+fn the_committed_default_models_have_the_recorded_sha256() {
     let fixture = fixture();
-    let digest = hex(&Sha256::digest(shipped_bytes(&fixture)));
-    assert_eq!(digest, fixture.sha256, "models/{} changed without its fixture", fixture.gguf);
-    let sidecar = root().join("models").join(format!("{}.sha256", fixture.gguf));
-    let recorded = std::fs::read_to_string(&sidecar).unwrap();
-    assert_eq!(recorded.split_whitespace().next(), Some(digest.as_str()), "{} is stale", sidecar.display());
+    assert!(!fixture.shipped.is_empty());
+    for file in &fixture.shipped {
+        let digest = hex(&Sha256::digest(shipped_bytes(file)));
+        assert_eq!(digest, file.sha256, "models/{} changed without its fixture", file.gguf);
+        let sidecar = root().join("models").join(format!("{}.sha256", file.gguf));
+        let recorded = std::fs::read_to_string(&sidecar).unwrap();
+        assert_eq!(recorded.split_whitespace().next(), Some(digest.as_str()), "{} is stale", sidecar.display());
+    }
 }
 
 #[test]
-fn the_default_model_matches_pytorch_within_its_precision_tolerance() {
+fn the_default_models_match_pytorch_within_their_precision_tolerance() {
     let fixture = fixture();
-    let model = GgufModel::read(&fixture.gguf, &shipped_bytes(&fixture), &Device::Cpu).unwrap();
-    let precision = model.precision().to_string();
-    let (_, tolerance, why) = TOLERANCES.iter().find(|(name, _, _)| *name == precision).unwrap();
-    let reranker = Reranker::from_gguf_model(&model).unwrap();
-    assert_eq!(reranker.default_max_length(), fixture.max_length, "the GGUF does not record the trained length");
-    let got: Vec<f32> = fixture.cases.iter().map(|c| reranker.logits(&c.query, &[c.passage.as_str()]).unwrap()[0]).collect();
-    let want: Vec<f32> = fixture.cases.iter().map(|c| c.logit).collect();
-    let diff = max_abs_diff(&got, &want);
-    let per_case: Vec<String> = fixture.cases.iter().zip(got.iter().zip(&want)).map(|(c, (g, w))| format!("{} {:.4}", c.name, g - w)).collect();
-    assert!(diff <= *tolerance, "{precision}: max |Δlogit| {diff} > {tolerance} ({why}); per case: {}", per_case.join(", "));
+    for file in &fixture.shipped {
+        let model = GgufModel::read(&file.gguf, &shipped_bytes(file), &Device::Cpu).unwrap();
+        let precision = model.precision().to_string();
+        let (_, tolerance, why) = TOLERANCES.iter().find(|(name, _, _)| *name == precision).unwrap();
+        let reranker = Reranker::from_gguf_model(&model).unwrap();
+        assert_eq!(reranker.default_max_length(), fixture.max_length, "{}: the GGUF does not record the trained length", file.gguf);
+        let got: Vec<f32> = fixture.cases.iter().map(|c| reranker.logits(&c.query, &[c.passage.as_str()]).unwrap()[0]).collect();
+        let want: Vec<f32> = fixture.cases.iter().map(|c| c.logit).collect();
+        let diff = max_abs_diff(&got, &want);
+        let per_case: Vec<String> = fixture.cases.iter().zip(got.iter().zip(&want)).map(|(c, (g, w))| format!("{} {:.4}", c.name, g - w)).collect();
+        assert!(diff <= *tolerance, "{precision}: max |Δlogit| {diff} > {tolerance} ({why}); per case: {}", per_case.join(", "));
+    }
 }
 
 /// Ranks with ties sharing their mean rank, for Spearman's rho.
@@ -143,37 +154,40 @@ fn read_jsonl_texts(path: &std::path::Path, text: impl Fn(&serde_json::Value) ->
 }
 
 #[test]
-fn the_default_model_ranks_scifact_candidates_like_pytorch() {
+fn the_default_models_rank_scifact_candidates_like_pytorch() {
     let fixture = fixture();
     let data = scifact_dir();
     let field = |row: &serde_json::Value, key: &str| row[key].as_str().unwrap_or("").to_string();
     // The same document text as `crossrank eval` and models/train.py: title + " " + abstract.
     let corpus = read_jsonl_texts(&data.join("corpus.jsonl"), |row| format!("{} {}", field(row, "title"), field(row, "text")).trim().to_string());
     let queries = read_jsonl_texts(&data.join("queries.jsonl"), |row| field(row, "text"));
-    let model = GgufModel::read(&fixture.gguf, &shipped_bytes(&fixture), &Device::Cpu).unwrap();
-    let tolerance = tolerance(model.precision());
-    let reranker = Reranker::from_gguf_model(&model).unwrap();
     assert!(fixture.scifact.len() >= 20);
-    let mut identical_top3 = 0;
-    for query in &fixture.scifact {
-        let documents: Vec<&str> = query.doc_ids.iter().map(|id| corpus[id].as_str()).collect();
-        let got = reranker.logits(&queries[&query.query_id], &documents).unwrap();
-        let rho = spearman(&got, &query.logits);
-        assert!(rho >= 0.99, "query {}: Spearman {rho:.4} against PyTorch f32", query.query_id);
-        // The same top 3 in the same order, except where PyTorch's own logits are a near-tie
-        // (closer than the precision's tolerance), which any lossy precision may swap.
-        let (ours, theirs) = (top3(&got), top3(&query.logits));
-        identical_top3 += usize::from(ours == theirs);
-        for (rank, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-            let gap = (query.logits[*a] - query.logits[*b]).abs();
-            assert!(
-                gap <= tolerance,
-                "query {}: rank {} holds candidate {a} instead of {b}, whose PyTorch logits are {gap} apart (tolerance {tolerance})",
-                query.query_id,
-                rank + 1
-            );
+    for file in &fixture.shipped {
+        let model = GgufModel::read(&file.gguf, &shipped_bytes(file), &Device::Cpu).unwrap();
+        let tolerance = tolerance(model.precision());
+        let reranker = Reranker::from_gguf_model(&model).unwrap();
+        let mut identical_top3 = 0;
+        for query in &fixture.scifact {
+            let documents: Vec<&str> = query.doc_ids.iter().map(|id| corpus[id].as_str()).collect();
+            let got = reranker.logits(&queries[&query.query_id], &documents).unwrap();
+            let rho = spearman(&got, &query.logits);
+            assert!(rho >= 0.99, "{}, query {}: Spearman {rho:.4} against PyTorch f32", file.gguf, query.query_id);
+            // The same top 3 in the same order, except where PyTorch's own logits are a near-tie
+            // (closer than the precision's tolerance), which any lossy precision may swap.
+            let (ours, theirs) = (top3(&got), top3(&query.logits));
+            identical_top3 += usize::from(ours == theirs);
+            for (rank, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                let gap = (query.logits[*a] - query.logits[*b]).abs();
+                assert!(
+                    gap <= tolerance,
+                    "{}, query {}: rank {} holds candidate {a} instead of {b}, whose PyTorch logits are {gap} apart (tolerance {tolerance})",
+                    file.gguf,
+                    query.query_id,
+                    rank + 1
+                );
+            }
         }
+        // Measured (Q8_0): 19 of the 20 queries keep the exact top 3; the other swaps a near-tie (0.017 apart).
+        assert!(identical_top3 >= fixture.scifact.len() - 2, "{}: only {identical_top3} queries keep PyTorch's exact top 3", file.gguf);
     }
-    // Measured: 19 of the 20 queries keep the exact top 3; the other swaps a near-tie (0.017 apart).
-    assert!(identical_top3 >= fixture.scifact.len() - 2, "only {identical_top3} queries keep PyTorch's exact top 3");
 }
