@@ -53,6 +53,6 @@ fi
   "$CLI" eval "${eval_args[@]}" --depth "$WINDOW_DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" | tail -n +3
   "$CLI" eval "${eval_args[@]}" --depth "$WINDOW_DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" --windows --window-overlap 32 | tail -n +4
   echo
-  echo "## Windows at BM25 top $DEPTH (~90,000 pairs: the slowest row, ~50 min on 2 cores)"
+  echo "## Windows at BM25 top $DEPTH (~90,000 pairs: the slowest row, ~55 min on 2 cores)"
   "$CLI" eval "${eval_args[@]}" --depth "$DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" --windows --window-overlap 32 | tail -n +4
 } | tee -a "$OUT/results.md"
