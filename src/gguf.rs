@@ -96,6 +96,10 @@ pub struct ConvertInput<'a> {
 pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Precision) -> Result<Vec<u8>> {
     let config = Config::from_json("config.json", input.config_json.as_bytes())?;
     CrossEncoder::load(weights, &config)?;
+    // Before the slow part: a length the loader would refuse is not worth quantising for.
+    if let Some(max_length) = input.max_length {
+        check_default_max_length(max_length, config.max_position_embeddings)?;
+    }
     let tokenizer_json = input.tokenizer.to_json()?;
 
     let mut names: Vec<&String> = weights.names().filter(|name| !name.ends_with("position_ids")).collect();
@@ -122,9 +126,6 @@ pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Preci
         tensors.push((name.clone(), qtensor));
     }
 
-    if let Some(max_length) = input.max_length {
-        check_default_max_length(max_length, config.max_position_embeddings)?;
-    }
     let mut metadata = vec![
         ("general.architecture", Value::String("bert".into())),
         ("general.name", Value::String(input.source.into())),

@@ -90,6 +90,11 @@ pub fn check_default_max_length(max_length: usize, positions: usize) -> Result<u
     if max_length < MIN_DEFAULT_MAX_LENGTH {
         return Err(Error::invalid(format!("a default max_length of {max_length} is too short (at least {MIN_DEFAULT_MAX_LENGTH})")));
     }
+    check_within_positions(max_length, positions)
+}
+
+/// Every `max_length`, a call's or a default, must fit the model's position embeddings.
+fn check_within_positions(max_length: usize, positions: usize) -> Result<usize> {
     if max_length > positions {
         return Err(Error::invalid(format!("max_length {max_length} exceeds the model's {positions} position embeddings")));
     }
@@ -285,13 +290,9 @@ impl Reranker {
     }
 
     fn check_max_length(&self, max_length: Option<usize>) -> Result<usize> {
-        let positions = self.max_positions();
         match max_length {
             None => Ok(self.default_max_length),
-            Some(length) if length > positions => Err(Error::invalid(format!(
-                "max_length {length} exceeds the model's {positions} position embeddings"
-            ))),
-            Some(length) => Ok(length),
+            Some(length) => check_within_positions(length, self.max_positions()),
         }
     }
 }
