@@ -4,7 +4,7 @@
 Simulates GGUF block quantisation in PyTorch (quantise, dequantise, run in f32) on chosen groups
 of the trained model's weights and compares each variant's ranking with the f32 model on SciFact
 test queries x their BM25 top-N candidates: per query Spearman, same top 3, and max |Δlogit|.
-The quantisers reproduce candle 0.11's Q8_0/Q4_0 rounding bit for bit ("candle"), and a
+Rounding is candle 0.11's own, bit for bit (models/qat.py `round_like_candle`), or a
 per-block scale search that writes the same Q4_0/Q8_0 format with a smaller squared error
 ("search": 3% less for Q4_0, 12% less for Q8_0, and no better ranking, so `crossrank convert`
 keeps candle's rounding). Needs torch; not part of CI.
@@ -22,6 +22,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+from compare_runs import spearman  # noqa: E402
+from qat import round_like_candle  # noqa: E402  (candle's own rounding, bit for bit)
 from train import doc_text, read_candidates, read_jsonl  # noqa: E402
 
 BLOCK = 32
@@ -52,30 +54,18 @@ def search_scales(b, divisors, reference, qmin, qmax):
     return best_q * best_d
 
 
-def q8_0(w, search=False):
+def q8_0_search(w):
     b = w.reshape(-1, BLOCK)
     amax = np.abs(b).max(axis=1, keepdims=True)
-    if search:
-        return search_scales(b, np.linspace(127.0, 110.0, 18), amax, -128, 127).reshape(w.shape)
-    d = amax / np.float32(127.0)
-    inv = np.where(d > 0, np.float32(1.0) / np.where(d > 0, d, 1), 0).astype(np.float32)  # candle: 1/d in f32
-    x = b * inv
-    q = np.sign(x) * np.floor(np.abs(x) + 0.5)  # Rust's f32::round: halves away from zero
-    return (q * f16(d)).reshape(w.shape)
+    return search_scales(b, np.linspace(127.0, 110.0, 18), amax, -128, 127).reshape(w.shape)
 
 
-def q4_0(w, search=False):
+def q4_0_search(w):
     b = w.reshape(-1, BLOCK)
-    idx = np.abs(b).argmax(axis=1)
-    signed_max = b[np.arange(b.shape[0]), idx][:, None]
-    if search:
-        # The extreme value may map to -8 (candle's choice) or to +7; try scales around both.
-        divisors = np.concatenate([np.linspace(-8.0, -6.0, 17), np.linspace(7.0, 5.5, 13)])
-        return search_scales(b, divisors, signed_max, -8, 7).reshape(w.shape)
-    d32 = signed_max / -8.0
-    inv = np.where(d32 != 0, 1.0 / np.where(d32 != 0, d32, 1), 0)
-    q = np.minimum(15, np.floor(b * inv + 8.5)) - 8  # candle: (x*id + 8.5) as u8, min 15
-    return (q * f16(d32)).reshape(w.shape)
+    signed_max = b[np.arange(b.shape[0]), np.abs(b).argmax(axis=1)][:, None]
+    # The extreme value may map to -8 (candle's choice) or to +7; try scales around both.
+    divisors = np.concatenate([np.linspace(-8.0, -6.0, 17), np.linspace(7.0, 5.5, 13)])
+    return search_scales(b, divisors, signed_max, -8, 7).reshape(w.shape)
 
 
 def group_of(name):
@@ -101,11 +91,6 @@ def layer_of(name):
 
 def quantisable(name):
     return name.endswith(".weight") and group_of(name) is not None
-
-
-def spearman(a, b):
-    ra, rb = np.argsort(np.argsort(-a)), np.argsort(np.argsort(-b))
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def main():
@@ -156,14 +141,12 @@ def main():
             if isinstance(as_is, tuple):  # another model's weights, every tensor as stored
                 state[name] = as_is[1][name].float()
                 continue
-            if kind == "q8":
-                w = q8_0(w)
+            if kind in ("q8", "q4"):
+                w = round_like_candle(torch.from_numpy(w), f"{kind}_0").numpy()
             elif kind == "q8s":
-                w = q8_0(w, search=True)
-            elif kind == "q4":
-                w = q4_0(w)
+                w = q8_0_search(w)
             elif kind == "q4s":
-                w = q4_0(w, search=True)
+                w = q4_0_search(w)
             state[name] = torch.from_numpy(np.ascontiguousarray(w))
         model.load_state_dict(state)
 
@@ -208,7 +191,7 @@ def main():
     for label, plan in chosen.items():
         apply(plan)
         got = score()
-        rhos = [spearman(got[a:b], ref[a:b]) for a, b in spans]
+        rhos = [spearman(list(got[a:b]), list(ref[a:b])) for a, b in spans]
         top3 = [list(np.argsort(-got[a:b], kind="stable")[:3]) == list(np.argsort(-ref[a:b], kind="stable")[:3]) for a, b in spans]
         d = np.abs(got - ref)
         print(f"| {label} | {min(rhos):.4f} | {np.mean(rhos):.4f} | {np.mean(np.array(rhos) >= 0.99):.1%} "
