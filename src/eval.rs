@@ -1,6 +1,10 @@
 //! Ranking metrics, computed the same way for every system compared (BM25, PyTorch runs,
 //! crossrank at any precision): nDCG@10, MRR@10, Recall@10/100 and precision@1, averaged over
 //! the queries of the relevance judgements, as pytrec_eval does for BEIR (linear gain).
+//!
+//! nDCG uses the grades themselves; the binary metrics (MRR, recall, P@1) count a document as
+//! relevant when its grade is at least `min_relevance`: 1 for BEIR's binary sets, 2 for TREC Deep
+//! Learning (TREC's convention: grade 1 means "related, does not answer").
 
 use std::collections::HashMap;
 
@@ -34,33 +38,44 @@ pub fn ndcg_at(ranking: &[String], relevant: &HashMap<String, u32>, k: usize) ->
     }
 }
 
-fn is_relevant(doc: &String, relevant: &HashMap<String, u32>) -> bool {
-    relevant.get(doc).is_some_and(|&grade| grade > 0)
+/// Graded judgements seen as binary: a document counts when its grade is at least `min_relevance` (≥ 1).
+#[derive(Clone, Copy)]
+pub struct Binary<'a> {
+    pub grades: &'a HashMap<String, u32>,
+    pub min_relevance: u32,
 }
 
-pub fn mrr_at(ranking: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
-    ranking.iter().take(k).position(|doc| is_relevant(doc, relevant)).map_or(0.0, |i| 1.0 / (i as f64 + 1.0))
+impl Binary<'_> {
+    fn counts(&self, doc: &String) -> bool {
+        self.grades.get(doc).is_some_and(|&grade| grade >= self.min_relevance.max(1))
+    }
 }
 
-pub fn recall_at(ranking: &[String], relevant: &HashMap<String, u32>, k: usize) -> f64 {
-    let total = relevant.values().filter(|&&grade| grade > 0).count();
+pub fn mrr_at(ranking: &[String], relevant: Binary, k: usize) -> f64 {
+    ranking.iter().take(k).position(|doc| relevant.counts(doc)).map_or(0.0, |i| 1.0 / (i as f64 + 1.0))
+}
+
+pub fn recall_at(ranking: &[String], relevant: Binary, k: usize) -> f64 {
+    let total = relevant.grades.keys().filter(|doc| relevant.counts(doc)).count();
     if total == 0 {
         return 0.0;
     }
-    ranking.iter().take(k).filter(|doc| is_relevant(doc, relevant)).count() as f64 / total as f64
+    ranking.iter().take(k).filter(|doc| relevant.counts(doc)).count() as f64 / total as f64
 }
 
 /// Averages over every query in `qrels`; a query missing from `run` counts as a ranking with no hits.
-pub fn evaluate(qrels: &Qrels, run: &Run) -> Metrics {
+/// `min_relevance` is the lowest grade the binary metrics count (see the module docs).
+pub fn evaluate(qrels: &Qrels, run: &Run, min_relevance: u32) -> Metrics {
     let empty = Vec::new();
     let mut metrics = Metrics::default();
-    for (query_id, relevant) in qrels {
+    for (query_id, grades) in qrels {
         let ranking = run.get(query_id).unwrap_or(&empty);
-        metrics.ndcg_at_10 += ndcg_at(ranking, relevant, 10);
+        let relevant = Binary { grades, min_relevance };
+        metrics.ndcg_at_10 += ndcg_at(ranking, grades, 10);
         metrics.mrr_at_10 += mrr_at(ranking, relevant, 10);
         metrics.recall_at_10 += recall_at(ranking, relevant, 10);
         metrics.recall_at_100 += recall_at(ranking, relevant, 100);
-        metrics.precision_at_1 += ranking.first().map_or(0.0, |doc| is_relevant(doc, relevant) as u8 as f64);
+        metrics.precision_at_1 += ranking.first().map_or(0.0, |doc| relevant.counts(doc) as u8 as f64);
     }
     let n = qrels.len().max(1) as f64;
     Metrics {
@@ -89,15 +104,36 @@ mod tests {
         let dcg = 1.0 / 3f64.log2() + 1.0 / 5f64.log2();
         let idcg = 1.0 + 1.0 / 3f64.log2();
         assert!((ndcg_at(&ranking, &relevant, 10) - dcg / idcg).abs() < 1e-12);
-        assert_eq!(mrr_at(&ranking, &relevant, 10), 0.5);
-        assert_eq!(recall_at(&ranking, &relevant, 3), 0.5);
-        assert_eq!(recall_at(&ranking, &relevant, 10), 1.0);
+        let binary = Binary { grades: &relevant, min_relevance: 1 };
+        assert_eq!(mrr_at(&ranking, binary, 10), 0.5);
+        assert_eq!(recall_at(&ranking, binary, 3), 0.5);
+        assert_eq!(recall_at(&ranking, binary, 10), 1.0);
         let qrels: Qrels = [("q".to_string(), relevant)].into();
-        let metrics = evaluate(&qrels, &[("q".to_string(), ranking)].into());
+        let metrics = evaluate(&qrels, &[("q".to_string(), ranking)].into(), 1);
         assert_eq!(metrics.precision_at_1, 0.0);
         assert_eq!(metrics.queries, 1);
         // A query absent from the run scores zero, it is not skipped.
-        let metrics = evaluate(&qrels, &Run::new());
+        let metrics = evaluate(&qrels, &Run::new(), 1);
         assert_eq!(metrics.ndcg_at_10, 0.0);
+    }
+
+    #[test]
+    fn min_relevance_changes_the_binary_metrics_only() {
+        // TREC DL grades: "a" is related (1), "b" answers (2). At min_relevance 2 only "b" counts.
+        let grades: HashMap<String, u32> = [("a".to_string(), 1), ("b".to_string(), 2)].into();
+        let ranking = ids(&["a", "x", "b"]);
+        let qrels: Qrels = [("q".to_string(), grades.clone())].into();
+        let run: Run = [("q".to_string(), ranking.clone())].into();
+        let loose = evaluate(&qrels, &run, 1);
+        let strict = evaluate(&qrels, &run, 2);
+        assert_eq!((loose.mrr_at_10, loose.precision_at_1, loose.recall_at_10), (1.0, 1.0, 1.0));
+        assert_eq!((strict.mrr_at_10, strict.precision_at_1), (1.0 / 3.0, 0.0));
+        assert_eq!(strict.recall_at_10, 1.0);
+        assert_eq!(recall_at(&ids(&["a"]), Binary { grades: &grades, min_relevance: 2 }, 10), 0.0);
+        // nDCG keeps the grades whatever the threshold.
+        assert_eq!(loose.ndcg_at_10, strict.ndcg_at_10);
+        assert_eq!(loose.ndcg_at_10, ndcg_at(&ranking, &grades, 10));
+        // 0 is read as 1: a grade-0 judgement never counts as relevant.
+        assert_eq!(evaluate(&qrels, &run, 0), loose);
     }
 }

@@ -90,3 +90,36 @@ fn convert_then_info() {
     let refused = crossrank(&["convert", "--model", &tiny(), "--dtype", "q6_k", "--out", &out_path], "");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("divisible by 256"));
 }
+
+/// `eval --min-relevance`: TREC's convention for graded judgements (grade ≥ 2 answers the query)
+/// changes MRR and P@1 only; nDCG keeps the grades. First stage only, so no model is needed.
+#[test]
+fn eval_min_relevance_sets_what_the_binary_metrics_count() {
+    let dir = std::env::temp_dir().join(format!("crossrank-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let corpus = file("corpus.jsonl", "{\"_id\": \"a\", \"text\": \"related\"}\n{\"_id\": \"x\", \"text\": \"off topic\"}\n{\"_id\": \"b\", \"text\": \"answers\"}\n");
+    let queries = file("queries.jsonl", "{\"_id\": \"q\", \"text\": \"question\"}\n");
+    let qrels = file("qrels.tsv", "query-id\tcorpus-id\tscore\nq\ta\t1\nq\tb\t2\n");
+    let candidates = file("candidates.tsv", "query-id\tcorpus-id\trank\nq\ta\t1\nq\tx\t2\nq\tb\t3\n");
+    let eval = |min_relevance: &str| {
+        let args = ["eval", "--corpus", &corpus, "--queries", &queries, "--qrels", &qrels, "--candidates", &candidates, "--min-relevance", min_relevance];
+        crossrank(&args, "")
+    };
+    let metrics = |output: Output| -> serde_json::Value {
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["metrics"].clone()
+    };
+    let (loose, strict) = (metrics(eval("1")), metrics(eval("2")));
+    assert_eq!((loose["mrr_at_10"].as_f64(), loose["precision_at_1"].as_f64()), (Some(1.0), Some(1.0)));
+    assert_eq!((strict["mrr_at_10"].as_f64(), strict["precision_at_1"].as_f64()), (Some(1.0 / 3.0), Some(0.0)));
+    assert_eq!(loose["ndcg_at_10"], strict["ndcg_at_10"]);
+    let zero = eval("0");
+    assert!(!zero.status.success(), "a threshold of 0 would count unjudged-irrelevant grades");
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--min-relevance"), "{}", String::from_utf8_lossy(&zero.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

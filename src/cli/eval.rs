@@ -51,6 +51,10 @@ pub struct EvalArgs {
     /// Write each model's run (TREC format) into this directory.
     #[arg(long)]
     write_runs: Option<PathBuf>,
+    /// Lowest grade the binary metrics (MRR@10, recall, P@1) count as relevant; nDCG always uses
+    /// the grades. 1 for BEIR's binary sets; TREC Deep Learning's convention is 2.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    min_relevance: u32,
     /// Print a Markdown table instead of JSON lines.
     #[arg(long)]
     markdown: bool,
@@ -175,10 +179,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if args.markdown {
         println!("| system | nDCG@10 | MRR@10 | R@10 | R@100 | P@1 |\n|---|---|---|---|---|---|");
     }
-    report(&format!("first stage ({})", args.candidates.display()), &evaluate(&qrels, &candidates), args.markdown);
+    report(&format!("first stage ({})", args.candidates.display()), &evaluate(&qrels, &candidates, args.min_relevance), args.markdown);
     for path in &args.run {
         let run = rerank_with_run(path, &candidates, args.depth)?;
-        report(&format!("{} (top {} reranked)", path.display(), args.depth), &evaluate(&qrels, &run), args.markdown);
+        report(&format!("{} (top {} reranked)", path.display(), args.depth), &evaluate(&qrels, &run, args.min_relevance), args.markdown);
     }
     if args.model.is_empty() {
         return Ok(());
@@ -236,7 +240,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             label += &format!(" max_length {max_length}");
         }
         for ((suffix, _), run) in variants.iter().zip(&runs) {
-            report(&format!("{label}{suffix}"), &evaluate(&qrels, run), args.markdown);
+            report(&format!("{label}{suffix}"), &evaluate(&qrels, run, args.min_relevance), args.markdown);
         }
         if let Some(dir) = &args.write_runs {
             std::fs::create_dir_all(dir).map_err(|e| Error::Io { file: dir.display().to_string(), message: e.to_string() })?;
