@@ -1,58 +1,52 @@
 #!/usr/bin/env bash
-# Reproduces every figure of models/MODEL_CARD.md's results tables: SciFact test (300 queries),
-# BM25's top 100 reranked, metrics by `crossrank eval` for every system (PyTorch through its run file).
+# Reproduces every figure of models/MODEL_CARD.md's results table for the default model:
+# TREC DL 2019 and 2020 (BM25 top 100, TREC's binary convention: grade >= 2), BEIR SciFact test
+# (BM25 top 100, zero-shot) and SQuAD v1.1 dev (500 questions, BM25 top 20 over all dev
+# paragraphs), every row by `crossrank eval` (plain rerank, + RRF, + weighted fusion).
 #
-#   models/evaluate.sh        (PYTHON=/path/to/python with torch for the PyTorch row)
+#   models/evaluate.sh         (DATA=../shared/data by default; ~25 min on 2 cores)
 #
-# Needs the trained HF directory from models/train.py (models/hf/crossrank-scifact-minilm-l4) and
-# its starting point (…-untrained). MAXLEN is the length the model was trained at (chosen on dev:
-# 0.57 at 128 vs 0.44 at 512). About 70 min on 2 cores; the output is artifacts/eval/results.md.
+# Needs the trained HF directory of models/train.py (models/hf/crossrank-minilm-l4). The model is
+# scored at its default max_length (the trained length, recorded in the GGUF). Output:
+# artifacts/eval/results.md, and run files under artifacts/runs/ for models/compare_runs.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${DATA:-../shared/data/scifact}
-DEPTH=${DEPTH:-100}
-WINDOW_DEPTH=${WINDOW_DEPTH:-20}
-MAXLEN=${MAXLEN:-128}
-PYTHON=${PYTHON:-python3}
-TRAINED=models/hf/crossrank-scifact-minilm-l4
-UNTRAINED=models/hf/crossrank-scifact-minilm-l4-untrained
+DATA=${DATA:-../shared/data}
+PYTHON=${PYTHON:-.venv-train/bin/python}
+TRAINED=${TRAINED:-models/hf/crossrank-minilm-l4}
 CLI=target/release/crossrank
 OUT=artifacts/eval
 RUNS=artifacts/runs
 mkdir -p "$OUT" "$RUNS"
 ./build.sh cli >&2
 
-SOURCE="crossrank/scifact-minilm-l4 (models/train.py)"
-"$CLI" convert --model "$UNTRAINED" --dtype f32 --out "$OUT/untrained.f32.gguf" --source "all-MiniLM-L6-v2 first 4 layers, untrained head"
-for dtype in f32 q8_0 q4_0; do
-  "$CLI" convert --model "$TRAINED" --dtype $dtype --out "$OUT/crossrank-scifact-minilm-l4.$dtype.gguf" --source "$SOURCE"
+SOURCE="crossrank/minilm-l4 (models/train.py, SQuAD v1.1 train)"
+for dtype in f32 q8_0; do
+  "$CLI" convert --model "$TRAINED" --dtype $dtype --out "$OUT/crossrank-minilm-l4.$dtype.gguf" --source "$SOURCE" >&2
 done
+F32=$OUT/crossrank-minilm-l4.f32.gguf
+Q8=$OUT/crossrank-minilm-l4.q8_0.gguf
+"$PYTHON" models/make_squad_eval.py --squad "$DATA/squad" --out artifacts/eval-data/squad-dev >&2
 
-eval_args=(--corpus "$DATA/corpus.jsonl" --queries "$DATA/queries.jsonl" --qrels "$DATA/qrels/test.tsv"
-  --candidates "$DATA/bm25_top100_test.tsv" --max-length "$MAXLEN" --markdown)
+# eval NAME DIR CANDIDATES MIN_RELEVANCE MODEL...
+eval_set() {
+  local name=$1 dir=$2 candidates=$3 min_relevance=$4; shift 4
+  local models=(); for m in "$@"; do models+=(--model "$m"); done
+  echo
+  echo "## $name"
+  "$CLI" eval --corpus "$dir/corpus.jsonl" --queries "$dir/queries.jsonl" --qrels "$dir/qrels/test.tsv" \
+    --candidates "$dir/$candidates" --min-relevance "$min_relevance" --markdown --write-runs "$RUNS/$name" "${models[@]}"
+}
 {
-  echo "## Reranking quality: BM25 top $DEPTH reranked, max_length $MAXLEN"
-  "$CLI" eval "${eval_args[@]}" --depth "$DEPTH" --write-runs "$RUNS" \
-    --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" --model "$OUT/crossrank-scifact-minilm-l4.q8_0.gguf" \
-    --model "$OUT/crossrank-scifact-minilm-l4.q4_0.gguf" --model "$OUT/untrained.f32.gguf"
+  echo "# crossrank-minilm-l4: reranking quality (crossrank eval; nDCG@10 uses the grades)"
+  eval_set dl19 "$DATA/trec-dl/dl19" bm25_top100.tsv 2 "$F32" "$Q8"
+  eval_set dl20 "$DATA/trec-dl/dl20" bm25_top100.tsv 2 "$F32" "$Q8"
+  eval_set scifact-test "$DATA/scifact" bm25_top100_test.tsv 1 "$Q8"
+  eval_set squad-dev artifacts/eval-data/squad-dev bm25_top20.tsv 1 "$Q8"
+  echo
+  echo "## Does Q8_0 keep the f32 ranking? (per query, BM25 top 100)"
+  for set in dl19 dl20; do
+    echo "### $set"
+    python3 models/compare_runs.py "$RUNS/$set/crossrank-crossrank-minilm-l4.f32.gguf.tsv" "$RUNS/$set/crossrank-crossrank-minilm-l4.q8_0.gguf.tsv"
+  done
 } | tee "$OUT/results.md"
-
-if "$PYTHON" -c 'import torch, sentence_transformers' 2>/dev/null; then
-  "$PYTHON" models/pytorch_run.py --model "$TRAINED" --data-dir "$DATA" --depth "$DEPTH" --max-length "$MAXLEN" --out "$RUNS/pytorch.tsv" >&2
-fi
-{
-  echo
-  echo "## PyTorch (run file, same candidates and metric code)"
-  [ -f "$RUNS/pytorch.tsv" ] && "$CLI" eval "${eval_args[@]}" --depth "$DEPTH" --run "$RUNS/pytorch.tsv" | tail -n 1
-  echo
-  echo "## Do the quantised files keep the f32 ranking? (per query, BM25 top $DEPTH)"
-  python3 models/compare_runs.py "$RUNS/crossrank-crossrank-scifact-minilm-l4.f32.gguf.tsv" \
-    "$RUNS/crossrank-crossrank-scifact-minilm-l4.q8_0.gguf.tsv" "$RUNS/crossrank-crossrank-scifact-minilm-l4.q4_0.gguf.tsv"
-  echo
-  echo "## Long documents: truncation vs windows (max over windows of $MAXLEN tokens, overlap 32), BM25 top $WINDOW_DEPTH"
-  "$CLI" eval "${eval_args[@]}" --depth "$WINDOW_DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" | tail -n +3
-  "$CLI" eval "${eval_args[@]}" --depth "$WINDOW_DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" --windows --window-overlap 32 | tail -n +4
-  echo
-  echo "## Windows at BM25 top $DEPTH (~90,000 pairs: the slowest row, ~55 min on 2 cores)"
-  "$CLI" eval "${eval_args[@]}" --depth "$DEPTH" --model "$OUT/crossrank-scifact-minilm-l4.f32.gguf" --windows --window-overlap 32 | tail -n +4
-} | tee -a "$OUT/results.md"

@@ -2,7 +2,7 @@
 """Quantisation-aware distillation: make a model whose Q4_0 (or Q8_0) ranks like its f32 teacher.
 
 Plain rounding to 4 bits moves this model's logits by up to ~0.9 on SciFact candidates and
-changes the top 3 of half the queries (models/quant_study.py): no mix of Q4_0 and Q8_0 tensors
+changes the top 3 of half the queries (models/studies/quant_study.py): no mix of Q4_0 and Q8_0 tensors
 that fits 12 MB keeps the ranking, because even a 4-bit word-embedding table alone does not.
 So the student here runs with every quantisable weight rounded exactly as candle's `convert`
 rounds it (straight-through gradients to a float copy), and learns to reproduce the f32 teacher's
@@ -12,7 +12,7 @@ in float in the GGUF, are free to absorb the rounding error.
 The saved weights already lie on the precision's grid (rounding is idempotent), so
 `crossrank convert --dtype q4_0` of the output stores exactly what the student ran with.
 
-    python3 models/qat.py --precision q4_0 --out models/hf/crossrank-scifact-minilm-l4-q4_0 --steps 900 --time-budget-min 30
+    python3 models/studies/qat.py --precision q4_0 --out models/hf/crossrank-scifact-minilm-l4-q4_0 --steps 900 --time-budget-min 30
 
 Measured (that command: 900 steps, 29 min on 2 cores; models/MODEL_CARD.md has the table): the
 held-out |Δlogit| fell from 0.24 to 0.11 and then stayed; on the 20 fixture test queries the
@@ -34,8 +34,8 @@ import torch
 from torch.nn.utils import parametrize
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import BM25, doc_text, log, read_jsonl, read_qrels  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import BM25, doc_text, log, read_jsonl, read_qrels  # noqa: E402
 
 BLOCK = 32
 

@@ -4,12 +4,12 @@
 Simulates GGUF block quantisation in PyTorch (quantise, dequantise, run in f32) on chosen groups
 of the trained model's weights and compares each variant's ranking with the f32 model on SciFact
 test queries x their BM25 top-N candidates: per query Spearman, same top 3, and max |Δlogit|.
-Rounding is candle 0.11's own, bit for bit (models/qat.py `round_like_candle`), or a
+Rounding is candle 0.11's own, bit for bit (models/studies/qat.py `round_like_candle`), or a
 per-block scale search that writes the same Q4_0/Q8_0 format with a smaller squared error
 ("search": 3% less for Q4_0, 12% less for Q8_0, and no better ranking, so `crossrank convert`
 keeps candle's rounding). Needs torch; not part of CI.
 
-    python3 models/quant_study.py --queries 300 --depth 20
+    python3 models/studies/quant_study.py --queries 300 --depth 20
 """
 import argparse
 import sys
@@ -22,9 +22,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT.parent))
 from compare_runs import spearman  # noqa: E402
 from qat import round_like_candle  # noqa: E402  (candle's own rounding, bit for bit)
-from train import doc_text, read_candidates, read_jsonl  # noqa: E402
+from common import doc_text, read_candidates, read_jsonl  # noqa: E402
 
 BLOCK = 32
 
