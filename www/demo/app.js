@@ -1,6 +1,6 @@
-// The demo page: BM25 over SciFact abstracts (MiniSearch), then the crossrank cross-encoder
-// reranks the top N in a Web Worker. Nothing is sent anywhere: the corpus, the index and the
-// model are all in this page (and, after the first visit, in its caches).
+// The demo page: BM25 (MiniSearch) over Wikipedia paragraphs (SQuAD v1.1 dev), then the crossrank
+// cross-encoder reranks the top N in a Web Worker. Nothing is sent anywhere: the corpus, the index
+// and the model are all in this page (and, after the first visit, in its caches).
 //
 // For tests, window.__crossrankDemo holds the model URL, the model's state and, for the last
 // run, the exact texts given to the reranker and what it returned.
@@ -16,17 +16,17 @@ const DEFAULT_TOP_N = 30;
 const MAX_TOP_N = 100;
 const MAX_PASSAGES = 200;
 /**
- * Tokens per (query, abstract) pair. Unset, the model's own limit (512) applies: most SciFact
- * abstracts fit, at the cost of time. The native CLI takes the same as --max-length.
+ * Tokens per (query, paragraph) pair. Unset, the model's own default length applies (the default
+ * model records 128 tokens, what it was trained on). The native CLI takes the same as --max-length.
  */
 const MAX_LENGTH = undefined;
-// BM25 as in the SciFact baseline (PROVENANCE.md: k1 = 0.9, b = 0.4), without BM25+'s delta.
+// BM25 with k1 = 0.9, b = 0.4 (Anserini's defaults), without BM25+'s delta.
 const BM25 = { k: 0.9, b: 0.4, d: 0 };
 const STOP_WORDS = new Set(
   'a an and are as at be by does do for from has have in is it its of on or that the their this to was were which with'.split(' '),
 );
 
-/** The text the cross-encoder reads for an abstract: title and abstract, as BEIR joins them. */
+/** The text the cross-encoder reads for a paragraph: its article's title, then the paragraph. */
 const documentText = ({ title, text }) => (title ? `${title} ${text}` : text);
 
 const $ = (id) => document.getElementById(id);
@@ -110,10 +110,10 @@ async function loadCorpus() {
     demo.corpusSize = documents.length;
     for (const count of document.querySelectorAll('.corpus-count')) count.textContent = documents.length.toLocaleString('en');
     document.documentElement.dataset.corpusState = 'ready';
-    if (demo.modelState === 'loading') setModelStatus(`Search index ready (${documents.length.toLocaleString('en')} abstracts). Loading the model…`);
+    if (demo.modelState === 'loading') setModelStatus(`Search index ready (${documents.length.toLocaleString('en')} paragraphs). Loading the model…`);
   } catch (error) {
     document.documentElement.dataset.corpusState = 'error';
-    showMessage(`Could not load the SciFact abstracts (${error.message}). Run node www/demo/make-corpus.mjs, or paste your own passages.`);
+    showMessage(`Could not load the Wikipedia paragraphs (${error.message}). Run node www/demo/make-corpus.mjs, or paste your own passages.`);
   }
 }
 
@@ -226,7 +226,7 @@ function readCandidates(query) {
 
   if (!index) {
     showMessage(document.documentElement.dataset.corpusState === 'error'
-      ? 'The SciFact abstracts could not be loaded; paste your own passages instead.'
+      ? 'The Wikipedia paragraphs could not be loaded; paste your own passages instead.'
       : 'The search index is still loading; try again in a moment.');
     return null;
   }
@@ -240,7 +240,7 @@ function readCandidates(query) {
   const hits = index.search(query).slice(0, topN);
   const firstStageMs = performance.now() - started;
   if (hits.length === 0) {
-    showMessage(`No abstract contains any word of “${query}”. Try other words.`);
+    showMessage(`No paragraph contains any word of “${query}”. Try other words.`);
     return null;
   }
   const candidates = hits.map(({ id, score }) => ({ ...documentsById.get(id), firstScore: score }));
@@ -276,7 +276,7 @@ async function run() {
   renderList(ui.firstList, candidates.map((candidate, i) => ({ candidate, rank: i, score: candidate.firstScore, moved: null })), 'bm25');
   renderPlaceholders(ui.rerankedList, candidates.length);
   setRunState('scoring');
-  const firstStage = firstStageMs === null ? '' : `BM25: ${formatMs(firstStageMs)} over ${demo.corpusSize.toLocaleString('en')} abstracts. `;
+  const firstStage = firstStageMs === null ? '' : `BM25: ${formatMs(firstStageMs)} over ${demo.corpusSize.toLocaleString('en')} paragraphs. `;
   ui.runStatus.textContent = demo.modelState === 'loading'
     ? `${firstStage}Waiting for the model, then scoring ${plural(texts.length, 'passage')}…`
     : `${firstStage}Scoring ${plural(texts.length, 'passage')}…`;

@@ -1,24 +1,26 @@
-// Generates the demo's git-ignored files from data that must not be committed:
+// Generates the demo's git-ignored files:
 //
-//   node www/demo/make-corpus.mjs          (from the repository root, or anywhere)
+//   node www/demo/make-corpus.mjs [corpus.jsonl[.gz]]   (from the repository root, or anywhere)
 //
-//   www/demo/data/corpus.json      the SciFact abstracts to search: [{ id, title, text }]
-//   www/demo/data/config.json      { model, source }: the model the page loads by default
+//   www/demo/data/corpus.json      the paragraphs to search: [{ id, title, text }]
+//   www/demo/data/config.json      { model }: the model the page loads by default
 //   www/demo/vendor/minisearch.js  MiniSearch's ESM build, so the page needs no CDN and no bundler
 //
-// SciFact is CC BY-NC 2.0 (non-commercial), so only this script is in git, not the data.
-// The corpus is the 3,128 abstracts of the BM25 top-20 subset (../shared/data/scifact/
-// subset_test_bm25top20/, described in its PROVENANCE.md); pass another corpus.jsonl to use it.
+// By default the corpus is the 2,067 Wikipedia paragraphs of SQuAD v1.1 dev (CC BY-SA 4.0),
+// committed in corpus/squad-dev-v1.1.jsonl.gz (corpus/README.md says where it comes from), so
+// this needs nothing outside the repository. Pass a BEIR corpus.jsonl (plain or gzipped; one
+// { _id, title, text } a line) to search another corpus instead.
 
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 
 const DEMO = dirname(fileURLToPath(import.meta.url));
 const REPO = join(DEMO, '..', '..');
 
-const CORPUS = process.argv[2] ?? join(REPO, '..', 'shared', 'data', 'scifact', 'subset_test_bm25top20', 'corpus.jsonl');
+const CORPUS = process.argv[2] ?? join(DEMO, 'corpus', 'squad-dev-v1.1.jsonl.gz');
 
 // The page's default model: the shipped one (the only models/*.gguf), else the MiniLM-L-4 test
 // model (paths from the repository root). The page can load another one with ?model=URL.
@@ -29,14 +31,17 @@ const MODEL_CANDIDATES = [...SHIPPED, 'artifacts/models/minilm-l4.q8_0.gguf'];
 
 function writeCorpus() {
   if (!existsSync(CORPUS)) {
-    throw new Error(`${CORPUS} not found: give the path of a BEIR corpus.jsonl as the first argument`);
+    throw new Error(`${CORPUS} not found: give the path of a BEIR corpus.jsonl (or .jsonl.gz) as the first argument`);
   }
-  const documents = readFileSync(CORPUS, 'utf8')
+  const raw = readFileSync(CORPUS);
+  const documents = (CORPUS.endsWith('.gz') ? gunzipSync(raw) : raw)
+    .toString('utf8')
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => {
-      const { _id, title, text } = JSON.parse(line);
-      return { id: String(_id), title: (title ?? '').trim(), text: (text ?? '').trim() };
+      // BEIR names the id _id; the committed corpus names it id.
+      const { _id, id, title, text } = JSON.parse(line);
+      return { id: String(_id ?? id), title: (title ?? '').trim(), text: (text ?? '').trim() };
     });
   const out = join(DEMO, 'data', 'corpus.json');
   mkdirSync(dirname(out), { recursive: true });
