@@ -12,8 +12,9 @@
 #   ./build.sh e2e        the browser tests only (headless Chromium)
 #   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
 #   ./build.sh bench      benchmarks (see BENCHMARKS.md)
-#   ./build.sh train      retrain the default model, score it on SciFact test, rewrite its GGUF
-#                         and fixture (needs torch; ~2 h on 2 cores; not run by CI)
+#   ./build.sh train      retrain the default model on SQuAD, evaluate it (TREC DL, SciFact, SQuAD),
+#                         rewrite its GGUF and fixture (needs torch and ../shared/data; resumable;
+#                         ~2 h on 2 cores, DEVICE=cuda on a GPU; not run by CI)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -136,9 +137,8 @@ default_model() {
 run_example() {
   cli
   local model; model=$(default_model)
-  log "crossrank rerank --model $model (examples/candidates.txt)"
-  "$CLI" rerank --model "$model" --query "Does vitamin D supplementation reduce the risk of fractures?" \
-    --top-k 3 --input examples/candidates.txt
+  log "crossrank rerank --model $model (tests/data/candidates.txt)"
+  "$CLI" rerank --model "$model" --query "why does earth have seasons" --top-k 3 --input tests/data/candidates.txt
 }
 
 demo() {
@@ -156,19 +156,19 @@ fixtures() {
   "$venv/bin/python" tests/make_fixtures.py
 }
 
-# The default model from scratch: models/train.py (the recipe of models/MODEL_CARD.md, seeded),
-# the evaluation table, the shipped GGUF with its sha256, and the test fixture that pins it.
+# The default model from scratch: models/train.py (the recipe of models/MODEL_CARD.md, seeded,
+# resumable: run it again after a stop), the evaluation table, the shipped GGUF with its sha256, and
+# the test fixture that pins it. Reads ../shared/data (SQuAD to train; TREC DL, SciFact to evaluate).
 train() {
   cli
-  local venv=$ROOT/.venv-train data=${DATA:-../shared/data/scifact} shipped=models/crossrank-scifact-minilm-l4.q8_0.gguf
+  local venv=$ROOT/.venv-train data=${DATA:-../shared/data} shipped=models/crossrank-minilm-l4.q8_0.gguf
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r models/requirements-train.txt
-  "$venv/bin/python" models/train.py --data-dir "$data" --loss mnrl --hard-neg 3 --in-batch-neg 4 --title-pairs 3000 \
-    --cls-mean-init --max-length 128 --batch-size 16 --lr 1e-4 --epochs 2 --evals-per-epoch 2 --time-budget-min 55 --skip-test-runs
+  "$venv/bin/python" models/train.py --squad "$data/squad" --device "${DEVICE:-cpu}" --resume
   PYTHON="$venv/bin/python" DATA="$data" models/evaluate.sh
-  "$CLI" convert --model models/hf/crossrank-scifact-minilm-l4 --dtype q8_0 --out "$shipped" --source "crossrank/scifact-minilm-l4 (models/train.py)"
+  "$CLI" convert --model models/hf/crossrank-minilm-l4 --dtype q8_0 --out "$shipped" --source "crossrank/minilm-l4 (models/train.py, SQuAD v1.1 train)"
   (cd models && sha256sum "$(basename "$shipped")" > "$(basename "$shipped").sha256")
-  "$venv/bin/python" models/make_default_fixture.py --gguf "$shipped" --data-dir "$data"
+  "$venv/bin/python" models/make_default_fixture.py --gguf "$shipped"
 }
 
 # Benchmarks against PyTorch, ONNX Runtime and transformers.js (BENCHMARKS.md); not run by CI.
@@ -198,5 +198,5 @@ case "${1:-}" in
   fixtures) fixtures ;;
   bench) bench ;;
   train) train ;;
-  *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
