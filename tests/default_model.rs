@@ -1,13 +1,12 @@
 //! The shipped default model (models/*.gguf): its checksum, its logits against PyTorch and its
-//! ranking of real SciFact candidates. The reference is tests/fixtures/default_model.json, written
-//! by models/make_default_fixture.py from the trained model in f32.
+//! ranking of real candidates (SQuAD dev questions and keyword queries × BM25's top 20, texts in the
+//! fixture). The reference is tests/fixtures/default_model.json, written by
+//! models/make_default_fixture.py from the trained model in f32.
 
 mod common;
 
-use std::collections::HashMap;
-
 use candle_core::Device;
-use common::{max_abs_diff, root, scifact_dir};
+use common::{max_abs_diff, root};
 use crossrank::gguf::GgufModel;
 use crossrank::Reranker;
 use serde::Deserialize;
@@ -20,7 +19,7 @@ struct DefaultFixture {
     /// The length the model was trained at: PyTorch's default and the GGUF's.
     max_length: usize,
     cases: Vec<PairCase>,
-    scifact: Vec<RankedQuery>,
+    ranking: Vec<RankedQuery>,
 }
 
 #[derive(Deserialize)]
@@ -39,16 +38,17 @@ struct PairCase {
 
 #[derive(Deserialize)]
 struct RankedQuery {
-    query_id: String,
-    doc_ids: Vec<String>,
+    query: String,
+    documents: Vec<String>,
     logits: Vec<f32>,
 }
 
 /// max |Δlogit| against PyTorch f32 on the parity pairs, per shipped precision; the bound is
 /// about twice what was measured on this model (see models/MODEL_CARD.md). The trained model's
-/// logits spread over ±4 (std 1.6), so Q8_0's relative error is ~3%, ten times the fixture
-/// model's absolute 1.2e-2 only because that model's logits barely moved.
-const TOLERANCES: [(&str, f32, &str); 1] = [("q8_0", 0.25, "8-bit blocks of 32: measured 0.12 on the trained model")];
+/// logits spread from -3.4 to 5.1 (std 1.7), so Q8_0's error is ~4% of their standard deviation, larger
+/// than the fixture model's absolute 1.2e-2 only because that model's logits barely moved.
+const TOLERANCES: [(&str, f32, &str); 1] =
+    [("q8_0", 0.15, "8-bit blocks of 32: measured 0.067 on the parity pairs, 0.076 on the ranking pairs")];
 
 fn tolerance(precision: &str) -> f32 {
     TOLERANCES
@@ -141,37 +141,20 @@ fn spearman_sees_a_swap() {
     assert!((spearman(&[4.0, 3.0, 2.0, 1.0], &[4.0, 2.0, 3.0, 1.0]) - 0.8).abs() < 1e-12);
 }
 
-fn read_jsonl_texts(path: &std::path::Path, text: impl Fn(&serde_json::Value) -> String) -> HashMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            let row: serde_json::Value = serde_json::from_str(line).unwrap();
-            (row["_id"].as_str().unwrap().to_string(), text(&row))
-        })
-        .collect()
-}
-
 #[test]
-fn the_default_models_rank_scifact_candidates_like_pytorch() {
+fn the_default_models_rank_real_candidates_like_pytorch() {
     let fixture = fixture();
-    let data = scifact_dir();
-    let field = |row: &serde_json::Value, key: &str| row[key].as_str().unwrap_or("").to_string();
-    // The same document text as `crossrank eval` and models/train.py: title + " " + abstract.
-    let corpus = read_jsonl_texts(&data.join("corpus.jsonl"), |row| format!("{} {}", field(row, "title"), field(row, "text")).trim().to_string());
-    let queries = read_jsonl_texts(&data.join("queries.jsonl"), |row| field(row, "text"));
-    assert!(fixture.scifact.len() >= 20);
+    assert!(fixture.ranking.len() >= 20);
     for file in &fixture.shipped {
         let model = GgufModel::read(&file.gguf, &shipped_bytes(file), &Device::Cpu).unwrap();
         let tolerance = tolerance(model.precision());
         let reranker = Reranker::from_gguf_model(&model).unwrap();
         let mut identical_top3 = 0;
-        for query in &fixture.scifact {
-            let documents: Vec<&str> = query.doc_ids.iter().map(|id| corpus[id].as_str()).collect();
-            let got = reranker.logits(&queries[&query.query_id], &documents).unwrap();
+        for query in &fixture.ranking {
+            let documents: Vec<&str> = query.documents.iter().map(String::as_str).collect();
+            let got = reranker.logits(&query.query, &documents).unwrap();
             let rho = spearman(&got, &query.logits);
-            assert!(rho >= 0.99, "{}, query {}: Spearman {rho:.4} against PyTorch f32", file.gguf, query.query_id);
+            assert!(rho >= 0.99, "{}, query {:?}: Spearman {rho:.4} against PyTorch f32", file.gguf, query.query);
             // The same top 3 in the same order, except where PyTorch's own logits are a near-tie
             // (closer than the precision's tolerance), which any lossy precision may swap.
             let (ours, theirs) = (top3(&got), top3(&query.logits));
@@ -180,14 +163,14 @@ fn the_default_models_rank_scifact_candidates_like_pytorch() {
                 let gap = (query.logits[*a] - query.logits[*b]).abs();
                 assert!(
                     gap <= tolerance,
-                    "{}, query {}: rank {} holds candidate {a} instead of {b}, whose PyTorch logits are {gap} apart (tolerance {tolerance})",
+                    "{}, query {:?}: rank {} holds candidate {a} instead of {b}, whose PyTorch logits are {gap} apart (tolerance {tolerance})",
                     file.gguf,
-                    query.query_id,
+                    query.query,
                     rank + 1
                 );
             }
         }
-        // Measured (Q8_0): 19 of the 20 queries keep the exact top 3; the other swaps a near-tie (0.017 apart).
-        assert!(identical_top3 >= fixture.scifact.len() - 2, "{}: only {identical_top3} queries keep PyTorch's exact top 3", file.gguf);
+        // A lossy precision may swap a near-tie now and then, never often.
+        assert!(identical_top3 >= fixture.ranking.len() - 2, "{}: only {identical_top3} queries keep PyTorch's exact top 3", file.gguf);
     }
 }

@@ -53,17 +53,6 @@ pub fn minilm_dir() -> PathBuf {
     dir
 }
 
-/// BEIR SciFact beside the checkout (`../shared/data/scifact`), or `SCIFACT_DIR`.
-pub fn scifact_dir() -> PathBuf {
-    let dir = std::env::var_os("SCIFACT_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data/scifact"));
-    assert!(
-        dir.join("corpus.jsonl").is_file(),
-        "{} is missing: these tests read BEIR SciFact from ../shared/data/scifact beside the checkout (or set SCIFACT_DIR)",
-        dir.display()
-    );
-    dir
-}
-
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
