@@ -29,27 +29,28 @@ def read_jsonl(path):
         return [json.loads(l) for l in f if l.strip()]
 
 
-def read_qrels(path):
-    """query-id -> {corpus-id: grade} from a BEIR qrels TSV (with its header)."""
-    qrels = collections.defaultdict(dict)
+def tsv_rows(path):
+    """The rows of a TSV file with a header line (skipped), as lists of fields."""
     with open(path, encoding="utf-8") as f:
         next(f)
         for line in f:
             if line.strip():
-                q, d, s = line.rstrip("\n").split("\t")
-                qrels[q][d] = int(s)
+                yield line.rstrip("\n").split("\t")
+
+
+def read_qrels(path):
+    """query-id -> {corpus-id: grade} from a BEIR qrels TSV (with its header)."""
+    qrels = collections.defaultdict(dict)
+    for q, d, s in tsv_rows(path):
+        qrels[q][d] = int(s)
     return dict(qrels)
 
 
 def read_candidates(path):
     """query-id -> [(doc_id, rank, score_string)] in rank order."""
     cands = collections.defaultdict(list)
-    with open(path, encoding="utf-8") as f:
-        next(f)
-        for line in f:
-            if line.strip():
-                q, d, r, s = line.rstrip("\n").split("\t")
-                cands[q].append((d, int(r), s))
+    for q, d, r, s in tsv_rows(path):
+        cands[q].append((d, int(r), s))
     for q in cands:
         cands[q].sort(key=lambda x: x[1])
     return dict(cands)

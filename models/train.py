@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import re
@@ -332,11 +331,13 @@ def main():
     model.train()
     kl = torch.nn.KLDivLoss(reduction="batchmean")
     t_train, steps_this_run = time.time(), 0
+    per_epoch = len(groups) // args.batch_queries
+    perms = {}
     while state["step"] < args.steps:
-        step = state["step"]
-        per_epoch = len(groups) // args.batch_queries
-        epoch, k = divmod(step, per_epoch)
-        perm = np.random.RandomState(args.seed + epoch).permutation(len(groups))
+        epoch, k = divmod(state["step"], per_epoch)
+        if epoch not in perms:
+            perms[epoch] = np.random.RandomState(args.seed + epoch).permutation(len(groups))
+        perm = perms[epoch]
         batch = [groups[i] for i in perm[k * args.batch_queries : (k + 1) * args.batch_queries]]
         qs = [questions[g["q"]][0] for g in batch for _ in g["ids"]]
         ds = [passages[i] for g in batch for i in g["ids"]]
@@ -353,7 +354,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         state["step"] += 1
         steps_this_run += 1
-        state["loss_log"].append(round(float(loss), 4))
+        state["loss_log"].append(round(loss.item(), 4))
         if state["step"] % 10 == 0:
             rate = (time.time() - t_train) / steps_this_run
             log(f"step {state['step']}/{args.steps} loss {np.mean(state['loss_log'][-10:]):.4f} lr {sched.get_last_lr()[0]:.2e} "
@@ -370,8 +371,8 @@ def main():
             save_checkpoint()
         if time.time() - t_train > args.time_budget_min * 60 and state["step"] < args.steps:
             save_checkpoint()
-            log(f"time budget reached at step {state['step']}: checkpoint written, continue with --resume")
-            return
+            # Non-zero, so `./build.sh train` stops here instead of evaluating an unfinished model.
+            sys.exit(f"time budget reached at step {state['step']}: checkpoint written, continue with --resume")
 
     # ---- the selected model, its tokenizer (model_max_length = --max-length) and a summary
     import shutil
@@ -380,8 +381,6 @@ def main():
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(work / "best", out)
-    import sentence_transformers  # noqa: F401  (versions only)
-
     summary = {
         "recipe": "models/train.py (see its docstring and models/MODEL_CARD.md)",
         "command": " ".join([sys.executable] + sys.argv),

@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.utils import parametrize
 from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -45,12 +45,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import copy
 import json
 import math
-import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -64,6 +61,12 @@ from common import (  # noqa: E402
     BM25, build_untrained, check_hf_dir, doc_text, log, mean_metrics, read_candidates, read_jsonl, read_qrels,
     recall_at_k, write_tokenizer,
 )
+
+def rank_by_scores(doc_ids, scores):
+    # Descending score; ties keep the candidate (first-stage) order, like `crossrank eval`.
+    order = sorted(range(len(doc_ids)), key=lambda i: -scores[i])
+    return [doc_ids[i] for i in order], [scores[i] for i in order]
+
 
 # ----------------------------------------------------------------------------- model helpers
 
