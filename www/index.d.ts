@@ -175,8 +175,8 @@ export declare class Reranker {
   load(model: ModelSource, options?: LoadOptions): Promise<ModelInfo>;
 
   /**
-   * Scores each document against `query`; results are sorted by score, highest first.
-   * Calls are queued and run one at a time.
+   * Scores each document against `query`; results are ordered by `logit` (or by `fused` with
+   * `fusion`), highest first, ties in input order. Calls are queued and run one at a time.
    */
   rerank<D extends Document>(query: string, documents: readonly D[], options?: RerankOptions): Promise<RerankResult<D>[]>;
 

@@ -1,0 +1,33 @@
+// Type-checked by tests/browser/api_contract.test.mjs (`tsc --noEmit --strict`): the calls the
+// README shows must compile against www/index.d.ts, and misuse must not.
+import { ErrorCode, Reranker, RerankerError, type ErrorCodeValue, type RerankResult } from '../../www/index';
+
+export async function readme(): Promise<number> {
+  const reranker = await Reranker.create({ model: '/models/crossrank-minilm-l4.q8_0.gguf' });
+  const docs = [{ text: 'Vitamin C prevents scurvy.', id: 7, score: 12.5 }, { text: 'Stocks fell.', id: 8, score: 3.1 }];
+  const results: RerankResult<(typeof docs)[number]>[] = await reranker.rerank('what prevents scurvy', docs, {
+    topK: 1,
+    windows: { overlap: 32, aggregate: 'max' },
+    fusion: { type: 'weighted', weight: 0.5 },
+    scoreScale: 'minmax',
+    threshold: 0.2,
+  });
+  const id: number | undefined = results[0]?.id;
+  const many = await reranker.rerankMany([{ query: 'q', documents: ['a', 'b'] }]);
+  reranker.dispose();
+  return (id ?? 0) + many.length;
+}
+
+export function codes(error: unknown): ErrorCodeValue | null {
+  if (error instanceof RerankerError && error.code === ErrorCode.NOT_LOADED) return error.code;
+  return null;
+}
+
+export async function misuse(reranker: Reranker): Promise<void> {
+  // @ts-expect-error topK is a number, not a string
+  await reranker.rerank('q', ['a'], { topK: '3' });
+  // @ts-expect-error there is no option named top_k
+  await reranker.rerank('q', ['a'], { top_k: 3 });
+  // @ts-expect-error a fusion needs its type
+  await reranker.rerank('q', ['a'], { fusion: { weight: 0.5 } });
+}
