@@ -40,6 +40,9 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
         badFusion: ['q', ['a'], { fusion: { type: 'magic' } }],
         badWindows: ['q', ['a'], { windows: { overlap: -1 } }],
         megabyte: ['q', ['word '.repeat(200_000)]],
+        snakeCaseOption: ['q', ['a'], { top_k: 1 }],
+        misspeltOption: ['q', ['a'], { treshold: 0.5 }],
+        unrelatedOption: ['q', ['a'], { colour: 'blue' }],
       };
       for (const [name, args] of Object.entries(cases)) {
         outcome[name] = await run(...args);
@@ -67,6 +70,7 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
       emptyQuery: 'invalid_input', blankQuery: 'invalid_input', nonString: 'invalid_input', nullDocument: 'invalid_input',
       topKZero: 'invalid_input', topKNegative: 'invalid_input', topKNaN: 'invalid_input', thresholdNaN: 'invalid_input',
       badFusion: 'invalid_input', badWindows: 'invalid_input',
+      snakeCaseOption: 'invalid_input', misspeltOption: 'invalid_input', unrelatedOption: 'invalid_input',
     };
     for (const [name, code] of Object.entries(codes)) {
       assert.equal(got[name].ok, false, `${name} should fail`);
@@ -77,6 +81,10 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
       assert.ok(got[name].value.every((r) => Number.isFinite(r.logit)), name);
     }
     assert.equal(got.topKHuge.value.length, 2);
+    // Unknown option names are refused, naming the option meant when one is close.
+    assert.match(got.snakeCaseOption.message, /^unknown option "top_k": did you mean "topK"\?/);
+    assert.match(got.misspeltOption.message, /^unknown option "treshold": did you mean "threshold"\?/);
+    assert.match(got.unrelatedOption.message, /^unknown option "colour" \(options: topK, returnDocuments,/);
     for (const [name, value] of Object.entries(got)) {
       if (name.endsWith('After')) assert.equal(value.ok, true, `${name}: ${value.message}`);
     }

@@ -98,7 +98,7 @@ export class Reranker {
    * @param {Array<string | { text: string, id?: unknown }>} documents
    * @param {{ topK?: number, returnDocuments?: boolean, maxLength?: number, signal?: AbortSignal }} [options]
    * @returns {Promise<Array<{ index: number, score: number, logit: number, id?: unknown, document?: unknown }>>}
-   *   sorted by score, highest first
+   *   ordered by logit (or by `fused` with `fusion`), highest first
    */
   async rerank(query, documents, options = {}) {
     const [results] = await this.rerankMany([{ query, documents }], options);
@@ -109,8 +109,10 @@ export class Reranker {
    * Reranks several queries' candidates in one call (one worker round trip, pairs batched
    * across queries). Resolves to one result list per request, in order.
    */
-  async rerankMany(requests, { topK, returnDocuments = false, maxLength, windows, fusion, scoreScale, threshold, signal } = {}) {
+  async rerankMany(requests, rerankOptions = {}) {
     this.#throwIfDisposed();
+    checkOptionNames(rerankOptions, RERANK_OPTIONS);
+    const { topK, returnDocuments = false, maxLength, windows, fusion, scoreScale, threshold, signal } = rerankOptions;
     if (!Array.isArray(requests)) {
       throw new RerankerError(ErrorCode.INVALID_INPUT, `requests must be an array, got ${describe(requests)}`);
     }
@@ -394,6 +396,39 @@ function positiveInteger(value, name) {
     throw new RerankerError(ErrorCode.INVALID_INPUT, `${name} must be a positive integer, got ${describe(value)}`);
   }
   return value;
+}
+
+/** The options `rerank` and `rerankMany` take; any other name is a mistake worth naming. */
+const RERANK_OPTIONS = ['topK', 'returnDocuments', 'maxLength', 'windows', 'fusion', 'scoreScale', 'threshold', 'signal'];
+
+/** Rejects an option name that is not in `known`, naming the closest known one (`top_k` → `topK`). */
+function checkOptionNames(options, known) {
+  if (options === null || typeof options !== 'object') {
+    throw new RerankerError(ErrorCode.INVALID_INPUT, `options must be an object, got ${describe(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const nearest = known.reduce((best, candidate) =>
+      (editDistance(fold(name), fold(candidate)) < editDistance(fold(name), fold(best)) ? candidate : best));
+    const close = editDistance(fold(name), fold(nearest)) <= Math.max(2, Math.floor(nearest.length / 3));
+    throw new RerankerError(ErrorCode.INVALID_INPUT,
+      `unknown option "${name}"${close ? `: did you mean "${nearest}"?` : ''} (options: ${known.join(', ')})`);
+  }
+}
+
+/** Case and separators do not count: top_k, TopK and top-k all read as topk. */
+const fold = (name) => name.toLowerCase().replace(/[_-]/g, '');
+
+function editDistance(a, b) {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
 }
 
 function describe(value) {
