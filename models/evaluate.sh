@@ -4,7 +4,7 @@
 # (BM25 top 100, zero-shot) and SQuAD v1.1 dev (500 questions, BM25 top 20 over all dev
 # paragraphs), every row by `crossrank eval` (plain rerank, + RRF, + weighted fusion).
 #
-#   models/evaluate.sh         (DATA=../shared/data by default; ~25 min on 2 cores)
+#   models/evaluate.sh         (DATA=../shared/data by default; ~45 min on 2 cores)
 #
 # Needs the trained HF directory of models/train.py (models/hf/crossrank-minilm-l4). The model is
 # scored at its default max_length (the trained length, recorded in the GGUF). Output:
@@ -48,5 +48,15 @@ eval_set() {
   for set in dl19 dl20; do
     echo "### $set"
     python3 models/compare_runs.py "$RUNS/$set/crossrank-crossrank-minilm-l4.f32.gguf.tsv" "$RUNS/$set/crossrank-crossrank-minilm-l4.q8_0.gguf.tsv"
+  done
+  echo
+  echo "## Long passages: windows of 128 tokens (overlap 32, best window) vs truncation"
+  squad=artifacts/eval-data/squad-dev scifact=$DATA/scifact
+  "$CLI" eval --corpus "$squad/corpus.jsonl" --queries "$squad/queries.jsonl" --qrels "$squad/qrels/test.tsv" \
+    --candidates "$squad/bm25_top20.tsv" --markdown --windows --window-overlap 32 --model "$Q8"
+  for windows in "" "--windows --window-overlap 32"; do
+    # shellcheck disable=SC2086  # $windows is zero or three words
+    "$CLI" eval --corpus "$scifact/corpus.jsonl" --queries "$scifact/queries.jsonl" --qrels "$scifact/qrels/test.tsv" \
+      --candidates "$scifact/bm25_top100_test.tsv" --depth 20 --markdown $windows --model "$Q8"
   done
 } | tee "$OUT/results.md"
