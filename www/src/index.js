@@ -408,9 +408,10 @@ function checkOptionNames(options, known) {
   }
   for (const name of Object.keys(options)) {
     if (known.includes(name)) continue;
-    const nearest = known.reduce((best, candidate) =>
-      (editDistance(fold(name), fold(candidate)) < editDistance(fold(name), fold(best)) ? candidate : best));
-    const close = editDistance(fold(name), fold(nearest)) <= Math.max(2, Math.floor(nearest.length / 3));
+    const distances = known.map((candidate) => editDistance(fold(name), fold(candidate)));
+    const best = distances.indexOf(Math.min(...distances));
+    const nearest = known[best];
+    const close = distances[best] <= Math.max(2, Math.floor(nearest.length / 3));
     throw new RerankerError(ErrorCode.INVALID_INPUT,
       `unknown option "${name}"${close ? `: did you mean "${nearest}"?` : ''} (options: ${known.join(', ')})`);
   }
