@@ -12,6 +12,9 @@
 #   ./build.sh e2e        the browser tests only (headless Chromium)
 #   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
 #   ./build.sh bench      benchmarks (see BENCHMARKS.md)
+#   ./build.sh cuda       the CUDA CLI (target/cuda/release/crossrank) from PyPI's CUDA 13.4 toolkit, no GPU
+#                         needed; smoke-tests it against a stand-in driver with no device (test runs it)
+#   ./build.sh cuda-parity  on a machine with an NVIDIA GPU: PyTorch parity, DL19 and throughput on CUDA
 #   ./build.sh train      retrain the default model on SQuAD, evaluate it (TREC DL, SciFact, SQuAD),
 #                         rewrite its GGUF and fixture (needs torch and ../shared/data; resumable;
 #                         ~2 h on 2 cores, DEVICE=cuda on a GPU; not run by CI)
@@ -20,6 +23,8 @@ cd "$(dirname "$0")"
 ROOT=$PWD
 VENV=$ROOT/.venv
 CLI=$ROOT/target/release/crossrank
+CUDA_VENV=$ROOT/.venv-cuda
+CUDA_CLI=$ROOT/target/cuda/release/crossrank
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -126,6 +131,60 @@ test_all() {
   models
   wasm
   e2e
+  cuda
+}
+
+# The CUDA toolkit from PyPI (cuda/requirements.txt) and the stand-in libraries the build links
+# against (cuda/stubs.py); prints CUDA_HOME.
+setup_cuda() {
+  [ -x "$CUDA_VENV/bin/python" ] || python3 -m venv "$CUDA_VENV"
+  local home
+  home=$("$CUDA_VENV/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))' 2>/dev/null || true)
+  if [ -z "$home" ] || ! "$home/bin/nvcc" --version 2>/dev/null | grep -q "release 13.4"; then
+    log "installing the CUDA 13.4 toolkit wheels (cuda/requirements.txt)" >&2
+    "$CUDA_VENV/bin/pip" install -q -r cuda/requirements.txt >&2
+    home=$("$CUDA_VENV/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')
+  fi
+  [ -L "$home/lib/stubs/libcudart.so" ] || python3 cuda/stubs.py "$home/lib/stubs" >&2
+  echo "$home"
+}
+
+# `--features cli,cuda` into target/cuda (the CPU build in target/release stays as it is). PTX for
+# compute capability $CUDA_COMPUTE_CAP (default 90: H100/H200; 80 for A100, 89 for L4/RTX 40xx).
+cuda() {
+  cli
+  local home; home=$(setup_cuda)
+  log "building the CUDA CLI (nvcc compiles candle's kernels: ~10 min on 2 cores)"
+  CUDA_HOME=$home PATH=$home/bin:$PATH CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
+    cargo build --release --features cli,cuda --target-dir target/cuda
+  cuda_smoke "$home/lib/stubs:$home/lib"
+}
+
+# On a machine without NVIDIA's driver the stand-in libcuda answers "no device": the CUDA build
+# must start, score on the CPU exactly as the CPU build does, and refuse --device cuda by name.
+cuda_smoke() {
+  local library_path=$1 expected actual  # the stand-ins, then the wheel's real CUDA runtime
+  log "smoke test of the CUDA build against a stand-in driver with no device"
+  LD_LIBRARY_PATH=$library_path "$CUDA_CLI" --help >/dev/null
+  expected=$("$CLI" rerank --model tests/models/tiny --query "why does earth have seasons" --input tests/data/candidates.txt)
+  actual=$(LD_LIBRARY_PATH=$library_path "$CUDA_CLI" rerank --model tests/models/tiny --query "why does earth have seasons" \
+    --input tests/data/candidates.txt --device cpu)
+  [ "$expected" = "$actual" ] || { echo "the CUDA build's --device cpu scores differ from the CPU build's" >&2; exit 1; }
+  expected="crossrank: error [unsupported]: no usable CUDA device 0 (CUDA_ERROR_NO_DEVICE); run with --device cpu"
+  if actual=$(LD_LIBRARY_PATH=$library_path "$CUDA_CLI" rerank --model tests/models/tiny --query q --device cuda \
+    --input tests/data/candidates.txt 2>&1); then
+    echo "--device cuda succeeded without a device" >&2; exit 1
+  fi
+  [ "$actual" = "$expected" ] || { printf 'expected: %s\nactual:   %s\n' "$expected" "$actual" >&2; exit 1; }
+  echo "CUDA build: --help, --device cpu (same scores as the CPU build) and --device cuda (named error) as expected" >&2
+}
+
+# On a machine with an NVIDIA GPU and driver (and the cuBLAS/cuRAND/NVRTC 13 libraries, e.g. from
+# PyTorch's cu13 wheels): parity and throughput on the GPU; see cuda/parity.py.
+cuda_parity() {
+  [ -x "$CUDA_CLI" ] || cuda
+  [ -f artifacts/bench/W30.json ] || [ ! -d ../shared/data/scifact ] || python3 bench/make_workloads.py
+  python3 cuda/parity.py
 }
 
 # The shipped default model when it exists, else the MiniLM-L-4 fixture model at Q8_0.
@@ -197,6 +256,8 @@ case "${1:-}" in
   demo) demo ;;
   fixtures) fixtures ;;
   bench) bench ;;
+  cuda) cuda ;;
+  cuda-parity) cuda_parity ;;
   train) train ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

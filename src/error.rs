@@ -58,6 +58,15 @@ impl Error {
         Error::Config { file: file.to_string(), message: message.into() }
     }
 
+    /// The message without the kind's own prefix ("invalid input: ", "unsupported: ", "compute: "),
+    /// for output that prints [`Error::code`] beside it, as the CLI does.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::InvalidInput(message) | Error::Unsupported(message) | Error::Compute(message) => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn tokenizer(file: &str, message: impl std::fmt::Display) -> Self {
         Error::Tokenizer { file: file.to_string(), message: message.to_string() }
     }

@@ -60,12 +60,18 @@ fn rerank_reads_lines_or_json_and_prints_ranked_json() {
 
 #[test]
 fn bad_input_exits_non_zero_with_the_error_code() {
-    let cases: [(&[&str], &str, &str); 5] = [
+    let cases: [(&[&str], &str, &str); 6] = [
         (&["rerank", "--model", "/no/such/dir", "--query", "q"], "a\n", "error [io]"),
-        (&["rerank", "--model", &tiny(), "--query", ""], "a\n", "error [invalid_input]: invalid input: the query is empty"),
-        (&["rerank", "--model", &tiny(), "--query", "q"], "\n\n", "error [invalid_input]: invalid input: no documents"),
+        (&["rerank", "--model", &tiny(), "--query", ""], "a\n", "crossrank: error [invalid_input]: the query is empty\n"),
+        (&["rerank", "--model", &tiny(), "--query", "q"], "\n\n", "crossrank: error [invalid_input]: no documents"),
         (&["rerank", "--model", &tiny(), "--query", "q"], "[1, 2]", "candidate 0 is 1, not a string"),
         (&["score", "--model", &tiny()], "{\"query\": \"q\"}\n", "line 1: expected"),
+        // The default build is CPU-only and says how to get the CUDA one (./build.sh cuda smoke-tests that one).
+        (
+            &["score", "--model", &tiny(), "--device", "cuda"],
+            "",
+            "crossrank: error [unsupported]: --device cuda needs a crossrank built with `--features cuda` (./build.sh cuda)\n",
+        ),
     ];
     for (args, stdin, needle) in cases {
         let output = crossrank(args, stdin);

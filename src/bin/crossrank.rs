@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 mod eval_command;
 #[path = "../cli/bench.rs"]
 mod bench_command;
+#[path = "../cli/device.rs"]
+mod device;
 
 #[derive(Parser)]
 #[command(name = "crossrank", version, about = "A BERT cross-encoder reranker: same scores natively and in the browser.")]
@@ -24,28 +26,15 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum DeviceName {
-    Cpu,
-    Cuda,
-}
-
 #[derive(clap::Args)]
 struct ModelArgs {
     /// A Hugging Face model directory (config.json, model.safetensors, tokenizer.json) or a crossrank .gguf file.
     #[arg(long)]
     model: PathBuf,
-    /// Where to compute.
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceName,
+    #[command(flatten)]
+    device: device::DeviceArg,
     #[command(flatten)]
     ranking: RankingArgs,
-}
-
-impl ModelArgs {
-    fn device(&self) -> Result<Device> {
-        open_device(self.device)
-    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,22 +153,12 @@ enum Command {
     Bench(bench_command::BenchArgs),
 }
 
-fn open_device(name: DeviceName) -> Result<Device> {
-    match name {
-        DeviceName::Cpu => Ok(Device::Cpu),
-        #[cfg(feature = "cuda")]
-        DeviceName::Cuda => Device::new_cuda(0).map_err(|e| Error::Unsupported(format!("CUDA device 0: {e}"))),
-        #[cfg(not(feature = "cuda"))]
-        DeviceName::Cuda => Err(Error::Unsupported("this crossrank was built without the `cuda` feature".into())),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("crossrank: error [{}]: {error}", error.code());
+            eprintln!("crossrank: error [{}]: {}", error.code(), error.detail());
             ExitCode::FAILURE
         }
     }
@@ -201,7 +180,7 @@ fn stdout_error(e: std::io::Error) -> Error {
 }
 
 fn score(args: &ModelArgs) -> Result<()> {
-    let reranker = load_model(&args.model, &args.device()?)?;
+    let reranker = load_model(&args.model, &args.device.open()?)?;
     let stdin = std::io::stdin();
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (number, line) in stdin.lock().lines().enumerate() {
@@ -279,7 +258,7 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
     };
     let (candidates, first_stage) = parse_candidates(&text)?;
     let options = args.ranking.options(top_k)?;
-    let reranker = load_model(&args.model, &args.device()?)?;
+    let reranker = load_model(&args.model, &args.device.open()?)?;
     let documents: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let request = RerankRequest { query, documents: &documents, first_stage: first_stage.as_deref() };
     let ranked = reranker.rerank_many(&[request], &options)?.pop().unwrap_or_default();

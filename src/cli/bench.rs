@@ -22,6 +22,8 @@ pub struct BenchArgs {
     batch_size: usize,
     #[arg(long)]
     max_length: Option<usize>,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 #[derive(serde::Deserialize)]
@@ -33,7 +35,7 @@ struct Workload {
 pub fn run(args: &BenchArgs) -> Result<()> {
     println!("| model | workload | pairs | median ms | min ms | max ms | ms/pair |\n|---|---|---|---|---|---|---|");
     for model_path in &args.model {
-        let reranker = load_model(model_path, &candle_core::Device::Cpu)?;
+        let reranker = load_model(model_path, &args.device.open()?)?;
         for workload_path in &args.workload {
             let workload: Workload = serde_json::from_slice(&read(workload_path)?)
                 .map_err(|e| Error::invalid(format!("{}: {e}", workload_path.display())))?;

@@ -58,6 +58,8 @@ pub struct EvalArgs {
     /// Print a Markdown table instead of JSON lines.
     #[arg(long)]
     markdown: bool,
+    #[command(flatten)]
+    device: super::device::DeviceArg,
 }
 
 fn lines(path: &Path) -> Result<Vec<String>> {
@@ -205,7 +207,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         variants.push((format!(" +weighted(w={})", args.fusion_weight), Some(Fusion::Weighted { weight: args.fusion_weight })));
     }
     for model_path in &args.model {
-        let reranker = load_model(model_path, &candle_core::Device::Cpu)?;
+        let reranker = load_model(model_path, &args.device.open()?)?;
         let mut runs: Vec<Run> = vec![Run::new(); variants.len()];
         let mut trec = String::new();
         for (done, query_id) in query_ids.iter().enumerate() {
