@@ -24,10 +24,11 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BENCH = join(ROOT, 'artifacts', 'bench');
 // W100 only when asked (--workload W100): the targets are about W30, and W100 triples the run time.
 const WORKLOADS = ['W30', 'W30-short'];
-const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-blocks', 'tjs-fp32', 'tjs-q8'];
+const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'tjs-fp32', 'tjs-q8'];
 const LABELS = {
   'crossrank-f32': 'crossrank wasm f32',
-  'crossrank-q8_0': 'crossrank wasm q8_0 (dequantised at load)',
+  'crossrank-q8_0': 'crossrank wasm q8_0 (default: matmul "int8")',
+  'crossrank-q8_0-dequantize': 'crossrank wasm q8_0 (matmul "dequantize")',
   'crossrank-q8_0-blocks': 'crossrank wasm q8_0 (matmul "blocks")',
   'tjs-fp32': 'transformers.js fp32',
   'tjs-q8': 'transformers.js q8 (int8)',
@@ -213,7 +214,7 @@ async function main() {
         // crossrank's wasm build is single-threaded: run it once, at 1 thread.
         if (system.startsWith('crossrank') && threads !== 1) continue;
         const model = system.startsWith('crossrank')
-          ? { gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`, matmul: system.endsWith('blocks') ? 'blocks' : null }
+          ? { gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`, matmul: system.match(/-(blocks|dequantize)$/)?.[1] ?? null }
           : { localModelPath: '/artifacts/bench/onnx/', name };
         const loadAt = load();
         errors.length = 0;

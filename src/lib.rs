@@ -12,10 +12,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod activations;
 pub mod error;
 pub mod eval;
 pub mod fusion;
 pub mod gguf;
+pub mod int8;
 pub mod linear;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;

@@ -6,12 +6,14 @@ use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{Module, Tensor};
 
 use crate::error::Result;
+use crate::int8::{Int8Matrix, QuantizedRows};
 use crate::weights::{check_finite, QuantizedMatmul, StoredTensor, Weights};
 
 enum LinearWeight {
     /// `(out, in)` as in the checkpoint.
     Float(Tensor),
     Quantized(QMatMul),
+    Int8(Int8Matrix),
 }
 
 pub struct Linear {
@@ -37,6 +39,13 @@ impl Linear {
                     .map_err(|e| crate::error::Error::weights(file, &name, e.to_string()))?;
                 LinearWeight::Quantized(matmul)
             }
+            StoredTensor::Quantized(qtensor) if weights.store().quantized_matmul() == QuantizedMatmul::Int8 => {
+                // Integers are finite and from_qtensor refuses a non-finite block scale.
+                match Int8Matrix::from_qtensor(file, &name, qtensor)? {
+                    Some(matrix) => LinearWeight::Int8(matrix),
+                    None => LinearWeight::Float(weights.tensor("weight", &[out_features, in_features])?),
+                }
+            }
             _ => LinearWeight::Float(weights.tensor("weight", &[out_features, in_features])?),
         };
         let bias = weights.tensor("bias", &[out_features])?;
@@ -52,6 +61,11 @@ impl Linear {
         let y = match &self.weight {
             LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?,
             LinearWeight::Quantized(matmul) => matmul.forward(&x2)?,
+            LinearWeight::Int8(matrix) => {
+                let values = x2.flatten_all()?.to_vec1::<f32>()?;
+                let y = matrix.matmul(&QuantizedRows::new(&values, in_features));
+                Tensor::from_vec(y, (rows, matrix.rows()), x2.device())?
+            }
         };
         let y = y.broadcast_add(&self.bias)?;
         let mut out_dims = dims;

@@ -258,7 +258,7 @@ impl Attention {
         if let Some(mask_bias) = mask_bias {
             scores = scores.broadcast_add(mask_bias)?;
         }
-        let probabilities = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probabilities = crate::activations::softmax_last_dim(&scores)?;
         let context = probabilities.matmul(&value)?.transpose(1, 2)?.reshape((batch, rows, width))?;
         let projected = self.output.forward(&context)?;
         self.layer_norm.forward(&projected.add(&queries_from)?)
@@ -287,7 +287,7 @@ impl FeedForward {
     fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
         let inner = self.intermediate.forward(hidden)?;
         let inner = match self.activation {
-            HiddenAct::Gelu => inner.gelu_erf()?,
+            HiddenAct::Gelu => crate::activations::gelu_erf(&inner)?,
             HiddenAct::GeluNew => inner.gelu()?,
             HiddenAct::Relu => inner.relu()?,
         };

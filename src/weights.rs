@@ -26,7 +26,9 @@ impl StoredTensor {
     }
 }
 
-/// How a linear layer with quantised weights multiplies.
+/// How a linear layer with quantised weights multiplies. Natively the default is `Dequantize`
+/// (candle's multi-threaded f32 GEMM measured faster than the portable int8 loops); the wasm
+/// build defaults to `Int8` (src/wasm.rs), whose SIMD128 kernel is faster there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QuantizedMatmul {
     /// Dequantise the weights once at load and multiply in f32: only the weights carry rounding
@@ -37,6 +39,10 @@ pub enum QuantizedMatmul {
     /// Keep the blocks and use candle's quantised matmul (activations are quantised to 8 bits):
     /// a quarter of the memory, but less exact and tuned for one row at a time.
     Blocks,
+    /// Keep Q8_0/Q4_0 weights as integers with their block scales and multiply with integer dot
+    /// products (activations quantised per row to 16 bits: as exact as `Dequantize`); see
+    /// [`crate::int8`]. Other quantisations take the `Dequantize` path.
+    Int8,
 }
 
 /// All tensors of one model file, by their checkpoint names.
