@@ -111,15 +111,6 @@ impl Int8Matrix {
         self.rows
     }
 
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// Bytes held (values and scales), for the memory figures.
-    pub fn size_in_bytes(&self) -> usize {
-        self.values.len() + 4 * self.scales.len()
-    }
-
     /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major.
     pub fn matmul(&self, x: &QuantizedRows) -> Vec<f32> {
         assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");

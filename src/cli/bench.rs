@@ -34,8 +34,9 @@ struct Workload {
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     println!("| model | workload | pairs | median ms | min ms | max ms | ms/pair |\n|---|---|---|---|---|---|---|");
+    let device = args.device.open()?; // once: a CUDA device is a context, not a name
     for model_path in &args.model {
-        let reranker = load_model(model_path, &args.device.open()?)?;
+        let reranker = load_model(model_path, &device)?;
         for workload_path in &args.workload {
             let workload: Workload = serde_json::from_slice(&read(workload_path)?)
                 .map_err(|e| Error::invalid(format!("{}: {e}", workload_path.display())))?;

@@ -5,7 +5,7 @@ use candle_core::Device;
 use crossrank::{Error, Result};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum DeviceName {
+enum DeviceName {
     Cpu,
     Cuda,
 }

@@ -206,8 +206,9 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if !first_stage_scores.is_empty() {
         variants.push((format!(" +weighted(w={})", args.fusion_weight), Some(Fusion::Weighted { weight: args.fusion_weight })));
     }
+    let device = args.device.open()?; // once: a CUDA device is a context, not a name
     for model_path in &args.model {
-        let reranker = load_model(model_path, &args.device.open()?)?;
+        let reranker = load_model(model_path, &device)?;
         let mut runs: Vec<Run> = vec![Run::new(); variants.len()];
         let mut trec = String::new();
         for (done, query_id) in query_ids.iter().enumerate() {
