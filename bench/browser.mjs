@@ -24,16 +24,18 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BENCH = join(ROOT, 'artifacts', 'bench');
 // W100 only when asked (--workload W100): the targets are about W30, and W100 triples the run time.
 const WORKLOADS = ['W30', 'W30-short'];
-const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'tjs-fp32', 'tjs-q8'];
+const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'crossrank-q8_0-npm', 'tjs-fp32', 'tjs-q8'];
 const LABELS = {
   'crossrank-f32': 'crossrank wasm f32',
   'crossrank-q8_0': 'crossrank wasm q8_0 (default: matmul "int8")',
   'crossrank-q8_0-dequantize': 'crossrank wasm q8_0 (matmul "dequantize")',
   'crossrank-q8_0-blocks': 'crossrank wasm q8_0 (matmul "blocks")',
+  // The npm package as users call it: Reranker.create({ threads }), one worker per thread.
+  'crossrank-q8_0-npm': 'crossrank npm package q8_0 (Reranker, `threads` workers)',
   'tjs-fp32': 'transformers.js fp32',
   'tjs-q8': 'transformers.js q8 (int8)',
 };
-const SERVED = ['/bench/browser/', '/bench/node_modules/', '/www/pkg/', '/artifacts/bench/'];
+const SERVED = ['/bench/browser/', '/bench/node_modules/', '/www/pkg/', '/www/src/', '/artifacts/bench/'];
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.txt': 'text/plain' };
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 // An inert switch that tells this run's browser process apart from any other Chromium on the machine.
@@ -211,10 +213,11 @@ async function main() {
         continue;
       }
       for (const system of args.systems) {
-        // crossrank's wasm build is single-threaded: run it once, at 1 thread.
-        if (system.startsWith('crossrank') && threads !== 1) continue;
+        // crossrank's wasm module is single-threaded: run it directly at 1 thread only; the npm
+        // package spreads a call over `threads` workers.
+        if (system.startsWith('crossrank') && !system.endsWith('-npm') && threads !== 1) continue;
         const model = system.startsWith('crossrank')
-          ? { gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`, matmul: system.match(/-(blocks|dequantize)$/)?.[1] ?? null }
+          ? { gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`, matmul: system.match(/-(blocks|dequantize)$/)?.[1] ?? null, npm: system.endsWith('-npm') }
           : { localModelPath: '/artifacts/bench/onnx/', name };
         const loadAt = load();
         errors.length = 0;

@@ -73,11 +73,7 @@ impl Int8Matrix {
         if cols % BLOCK != 0 {
             return Ok(None);
         }
-        let block_bytes = match tensor.dtype() {
-            GgmlDType::Q8_0 => 2 + BLOCK,
-            GgmlDType::Q4_0 => 2 + BLOCK / 2,
-            _ => return Ok(None),
-        };
+        let Some(block_bytes) = block_bytes(tensor.dtype()) else { return Ok(None) };
         let data = tensor.data().map_err(|e| bad(e.to_string()))?;
         let blocks = rows * cols / BLOCK;
         if data.len() != blocks * block_bytes {
@@ -145,6 +141,36 @@ impl Int8Matrix {
             }
         }
     }
+}
+
+/// Bytes per block of 32 values: a little-endian f16 scale, then the values.
+fn block_bytes(dtype: GgmlDType) -> Option<usize> {
+    match dtype {
+        GgmlDType::Q8_0 => Some(2 + BLOCK),
+        GgmlDType::Q4_0 => Some(2 + BLOCK / 2),
+        _ => None,
+    }
+}
+
+/// Whether every value of a Q8_0/Q4_0 tensor is finite, read from its block scales alone (the
+/// values are small integers): checking a 30k-row embedding table this way allocates nothing,
+/// where dequantising it would grow wasm memory, which never shrinks, by 47 MB. `Ok(false)` for
+/// other types: the caller must check another way.
+pub fn check_block_scales(file: &str, name: &str, tensor: &QTensor) -> Result<bool> {
+    let Some(block_bytes) = block_bytes(tensor.dtype()) else { return Ok(false) };
+    let bad = |message: String| Error::weights(file, name, message);
+    let data = tensor.data().map_err(|e| bad(e.to_string()))?;
+    let blocks = tensor.shape().elem_count() / BLOCK;
+    if tensor.shape().elem_count() % BLOCK != 0 || data.len() != blocks * block_bytes {
+        return Err(bad(format!("holds {} bytes of blocks, expected {}", data.len(), blocks * block_bytes)));
+    }
+    for (position, block) in data.chunks_exact(block_bytes).enumerate() {
+        let scale = half_to_f32(u16::from_le_bytes([block[0], block[1]]));
+        if !scale.is_finite() {
+            return Err(bad(format!("holds a non-finite block scale ({scale}) in block {position}")));
+        }
+    }
+    Ok(true)
 }
 
 /// IEEE half to f32 (the block scales), without a dependency.

@@ -36,6 +36,6 @@ compile_error!("the wasm32 build needs SIMD128: build with RUSTFLAGS=\"-C target
 pub use error::{Error, Result};
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
-pub use rerank::{rank, sigmoid, RankedDocument, RerankOptions, RerankRequest, Reranker, DEFAULT_BATCH_SIZE};
+pub use rerank::{order, rank, sigmoid, RankedDocument, RerankOptions, RerankRequest, Reranker, ScoredDocument, DEFAULT_BATCH_SIZE};
 pub use windows::{Aggregate, Window, WindowOptions};
 pub use tokenize::{PairTokenizer, TokenizerSource};

@@ -162,8 +162,12 @@ impl EmbeddingTable {
         let (_, stored) = weights.stored("weight", &[rows, width])?;
         match stored {
             StoredTensor::Quantized(qtensor) if qtensor.dtype() != candle_core::quantized::GgmlDType::F32 => {
-                // Dequantise once to check for NaN/Inf; the quantised table itself is what we keep.
-                weights.tensor("weight", &[rows, width])?;
+                // Check for NaN/Inf (by the block scales where the type allows, else by
+                // dequantising once); the quantised table itself is what we keep.
+                let (name, _) = weights.stored("weight", &[rows, width])?;
+                if !crate::int8::check_block_scales(weights.store().file(), &name, qtensor)? {
+                    weights.tensor("weight", &[rows, width])?;
+                }
                 Ok(EmbeddingTable::Quantized(qtensor.clone()))
             }
             _ => Ok(EmbeddingTable::Float(weights.tensor("weight", &[rows, width])?)),
@@ -213,6 +217,10 @@ impl Embeddings {
     }
 }
 
+/// At most this many attention scores (f32) exist at once per copy: 1 Mi = 4 MiB, e.g. 4 heads
+/// of one 512-token pair or all 12 heads of 5 pairs of 128 tokens.
+pub const ATTENTION_ELEMENTS_PER_STEP: usize = 1 << 20;
+
 /// `BertSelfAttention` + `BertSelfOutput`: multi-head attention, projection, residual LayerNorm.
 struct Attention {
     query: Linear,
@@ -254,12 +262,32 @@ impl Attention {
         let query = split_heads((self.query.forward(&queries_from)? * scale)?, rows)?;
         let key = split_heads(self.key.forward(hidden)?, seq)?;
         let value = split_heads(self.value.forward(hidden)?, seq)?;
-        let mut scores = query.matmul(&key.t()?)?;
-        if let Some(mask_bias) = mask_bias {
-            scores = scores.broadcast_add(mask_bias)?;
-        }
-        let probabilities = crate::activations::softmax_last_dim(&scores)?;
-        let context = probabilities.matmul(&value)?.transpose(1, 2)?.reshape((batch, rows, width))?;
+        // Heads in groups, so that one group's scores (batch × heads × rows × seq) stay within
+        // ATTENTION_ELEMENTS_PER_STEP whatever the pair length or head count: peak memory is
+        // then bounded by the budget, not by the square of the length. Heads are independent,
+        // so grouping does not change any value.
+        let per_head = batch.saturating_mul(rows).saturating_mul(seq).max(1);
+        let group = (ATTENTION_ELEMENTS_PER_STEP / per_head).clamp(1, self.num_heads);
+        let attend = |query: &Tensor, key: &Tensor, value: &Tensor| -> Result<Tensor> {
+            let mut scores = query.matmul(&key.t()?)?;
+            if let Some(mask_bias) = mask_bias {
+                scores = scores.broadcast_add(mask_bias)?;
+            }
+            let probabilities = crate::activations::softmax_last_dim(&scores)?;
+            Ok(probabilities.matmul(value)?)
+        };
+        let context = if group >= self.num_heads {
+            attend(&query, &key, &value)?
+        } else {
+            let mut parts = Vec::with_capacity(self.num_heads.div_ceil(group));
+            for start in (0..self.num_heads).step_by(group) {
+                let n = group.min(self.num_heads - start);
+                let take = |x: &Tensor| -> Result<Tensor> { Ok(x.narrow(1, start, n)?.contiguous()?) };
+                parts.push(attend(&take(&query)?, &take(&key)?, &take(&value)?)?);
+            }
+            Tensor::cat(&parts, 1)?
+        };
+        let context = context.transpose(1, 2)?.reshape((batch, rows, width))?;
         let projected = self.output.forward(&context)?;
         self.layer_norm.forward(&projected.add(&queries_from)?)
     }

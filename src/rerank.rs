@@ -15,11 +15,12 @@ use crate::weights::WeightStore;
 /// products on short pairs.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
 
-/// Attention scores (rows × heads × length²) dominate peak memory for long pairs; a batch holds at
-/// most this many score elements (4 Mi f32 = 16 MiB per copy), so with 12 heads 512-token pairs go
-/// one at a time (already a 512-row matrix product), 256-token pairs 5 at a time and 128-token pairs
-/// 16. Peak memory is then bounded whatever the input size, which matters on phones.
-pub const MAX_ATTENTION_ELEMENTS_PER_BATCH: usize = 1 << 22;
+/// A batch holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of
+/// 512. The feed-forward activations (tokens × intermediate size) are then at most ~6 MiB per
+/// copy, and attention is bounded separately ([`crate::model::ATTENTION_ELEMENTS_PER_STEP`]), so
+/// peak memory is bounded whatever the input size: a worker with the Q8_0 MiniLM-L-4 stays near
+/// 64 MiB of wasm memory. A single pair longer than this is still one batch.
+pub const MAX_TOKENS_PER_BATCH: usize = 1024;
 
 /// Options of [`Reranker::rerank`]. The defaults give sentence-transformers' behaviour: plain
 /// truncation, `score = sigmoid(logit)`, order by the cross-encoder alone, every document kept.
@@ -55,6 +56,28 @@ impl Default for RerankOptions {
     }
 }
 
+impl RerankOptions {
+    /// Every check that needs no model, so a bad option fails before any pair is scored — also
+    /// when the scoring is split over several workers ([`Reranker::score_many`] then [`order`]).
+    pub fn validate(&self) -> Result<()> {
+        if self.top_k == Some(0) {
+            return Err(Error::invalid("top_k must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size must be at least 1"));
+        }
+        if let Some(threshold) = self.threshold {
+            if !threshold.is_finite() {
+                return Err(Error::invalid(format!("threshold must be a finite number, got {threshold}")));
+            }
+        }
+        if let Some(fusion) = &self.fusion {
+            fusion.validate()?;
+        }
+        Ok(())
+    }
+}
+
 /// One query and its candidates, for [`Reranker::rerank_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct RerankRequest<'a> {
@@ -63,6 +86,14 @@ pub struct RerankRequest<'a> {
     /// The first stage's scores (higher is better), for fusion; without them the input order is
     /// taken as the first stage's ranking.
     pub first_stage: Option<&'a [f32]>,
+}
+
+/// One document's score before ordering: what the model said, and which window won.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredDocument {
+    /// The raw logit; with windows, the aggregate of the window logits.
+    pub logit: f32,
+    pub best_window: Option<Window>,
 }
 
 /// One document's place in the new order.
@@ -173,16 +204,16 @@ impl Reranker {
     /// windows, each document's aggregate logit.
     pub fn logits_with(&self, query: &str, documents: &[&str], options: &RerankOptions) -> Result<Vec<f32>> {
         let request = RerankRequest { query, documents, first_stage: None };
-        let scored = self.score_documents(&[request], options)?;
-        Ok(scored.into_iter().next().unwrap_or_default().into_iter().map(|(logit, _)| logit).collect())
+        let scored = self.score_many(&[request], options)?;
+        Ok(scored.into_iter().next().unwrap_or_default().into_iter().map(|document| document.logit).collect())
     }
 
-    /// Encodes every (query, document or window) pair of every request, scores them all in shared
-    /// length-sorted batches, and gives each document its logit (and best window).
-    fn score_documents(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<(f32, Option<Window>)>>> {
-        if options.batch_size == 0 {
-            return Err(Error::invalid("batch_size must be at least 1"));
-        }
+    /// The first half of [`Reranker::rerank_many`]: encodes every (query, document or window) pair
+    /// of every request, scores them all in shared length-sorted batches, and gives each document
+    /// its logit (and best window), in input order. All options are checked, even those only
+    /// [`order`] uses, so that a bad one fails before the work.
+    pub fn score_many(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<ScoredDocument>>> {
+        options.validate()?;
         let max_length = self.check_max_length(options.max_length)?;
         let mut pairs = Vec::new();
         // For every pair: (request, document, window).
@@ -214,10 +245,10 @@ impl Reranker {
         let logits = self.score_encoded(&pairs, options.batch_size)?;
 
         // Gather window logits per document, then aggregate.
-        let mut per_document: Vec<Vec<Vec<(f32, Option<Window>)>>> =
+        let mut per_document: Vec<Vec<Vec<ScoredDocument>>> =
             requests.iter().map(|request| vec![Vec::new(); request.documents.len()]).collect();
         for ((request, document, window), logit) in owners.into_iter().zip(logits) {
-            per_document[request][document].push((logit, window));
+            per_document[request][document].push(ScoredDocument { logit, best_window: window });
         }
         let aggregate = options.windows.map(|w| w.aggregate).unwrap_or_default();
         Ok(per_document
@@ -233,16 +264,12 @@ impl Reranker {
         order.sort_by_key(|&index| std::cmp::Reverse(pairs[index].input_ids.len()));
         let mut logits = vec![0.0f32; pairs.len()];
         let device = self.model.device();
-        let heads = self.model.config().num_attention_heads;
         let mut batches: Vec<&[usize]> = Vec::new();
         let mut rest = &order[..];
         while !rest.is_empty() {
             // The first pair of a batch is its longest, since `order` is sorted by length.
             let longest = pairs[rest[0]].input_ids.len().max(1);
-            // Saturating: on wasm32 (32-bit usize) heads × longest² can pass usize::MAX (e.g. 64 heads
-            // and 8192 positions) and would wrap, possibly to 0, and divide by zero.
-            let per_pair = heads.saturating_mul(longest).saturating_mul(longest).max(1);
-            let fit = (MAX_ATTENTION_ELEMENTS_PER_BATCH / per_pair).max(1);
+            let fit = (MAX_TOKENS_PER_BATCH / longest).max(1);
             let (batch, tail) = rest.split_at(batch_size.max(1).min(fit).min(rest.len()));
             batches.push(batch);
             rest = tail;
@@ -274,18 +301,7 @@ impl Reranker {
 
     /// Reranks several queries' candidates with one set of options, batching pairs across queries.
     pub fn rerank_many(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<RankedDocument>>> {
-        if options.top_k == Some(0) {
-            return Err(Error::invalid("top_k must be at least 1"));
-        }
-        if let Some(threshold) = options.threshold {
-            if !threshold.is_finite() {
-                return Err(Error::invalid(format!("threshold must be a finite number, got {threshold}")));
-            }
-        }
-        if let Some(fusion) = &options.fusion {
-            fusion.validate()?;
-        }
-        let scored = self.score_documents(requests, options)?;
+        let scored = self.score_many(requests, options)?;
         requests.iter().zip(scored).map(|(request, documents)| order(&documents, request.first_stage, options)).collect()
     }
 
@@ -298,18 +314,24 @@ impl Reranker {
 }
 
 /// One document's logit from its windows' (a single entry without windows).
-fn aggregate_windows(windows: &[(f32, Option<Window>)], aggregate: Aggregate) -> (f32, Option<Window>) {
-    let best = windows.iter().copied().reduce(|best, next| if next.0 > best.0 { next } else { best }).unwrap_or((f32::NAN, None));
+fn aggregate_windows(windows: &[ScoredDocument], aggregate: Aggregate) -> ScoredDocument {
+    let none = ScoredDocument { logit: f32::NAN, best_window: None };
+    let best = windows.iter().copied().reduce(|best, next| if next.logit > best.logit { next } else { best }).unwrap_or(none);
     match aggregate {
         Aggregate::Max => best,
-        Aggregate::Mean => (windows.iter().map(|(logit, _)| logit).sum::<f32>() / windows.len() as f32, best.1),
-        Aggregate::First => windows[0],
+        Aggregate::Mean => ScoredDocument {
+            logit: windows.iter().map(|window| window.logit).sum::<f32>() / windows.len() as f32,
+            best_window: best.best_window,
+        },
+        Aggregate::First => windows.first().copied().unwrap_or(none),
     }
 }
 
-/// Scores, fuses, orders (stably), thresholds and cuts one request's documents.
-fn order(documents: &[(f32, Option<Window>)], first_stage: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedDocument>> {
-    let logits: Vec<f32> = documents.iter().map(|(logit, _)| *logit).collect();
+/// The second half of [`Reranker::rerank_many`], which needs no model: scores, fuses, orders
+/// (stably), thresholds and cuts one request's scored documents.
+pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedDocument>> {
+    options.validate()?;
+    let logits: Vec<f32> = documents.iter().map(|document| document.logit).collect();
     let scores = match options.score_scale {
         ScoreScale::Sigmoid => logits.iter().map(|&logit| sigmoid(logit)).collect(),
         ScoreScale::MinMax => fusion::min_max(&logits),
@@ -318,7 +340,7 @@ fn order(documents: &[(f32, Option<Window>)], first_stage: Option<&[f32]>, optio
     let mut ranked: Vec<RankedDocument> = documents
         .iter()
         .enumerate()
-        .map(|(index, &(logit, best_window))| RankedDocument {
+        .map(|(index, &ScoredDocument { logit, best_window })| RankedDocument {
             index,
             logit,
             score: scores[index],
@@ -342,7 +364,7 @@ fn order(documents: &[(f32, Option<Window>)], first_stage: Option<&[f32]>, optio
 
 /// Orders logits best first, stably, and keeps the first `top_k` (the default options of [`Reranker::rerank`]).
 pub fn rank(logits: &[f32], top_k: Option<usize>) -> Vec<RankedDocument> {
-    let documents: Vec<(f32, Option<Window>)> = logits.iter().map(|&logit| (logit, None)).collect();
+    let documents: Vec<ScoredDocument> = logits.iter().map(|&logit| ScoredDocument { logit, best_window: None }).collect();
     let options = RerankOptions { top_k, ..RerankOptions::default() };
     order(&documents, None, &options).unwrap_or_default()
 }

@@ -9,10 +9,9 @@ use wasm_bindgen::prelude::*;
 use crate::error::Error;
 use crate::gguf::GgufModel;
 use crate::fusion::{Fusion, ScoreScale};
-use crate::rerank::{RankedDocument, RerankOptions, RerankRequest, Reranker};
+use crate::rerank::{RerankOptions, RerankRequest, Reranker, ScoredDocument};
 use crate::weights::QuantizedMatmul;
 use crate::windows::{Aggregate, Window, WindowOptions};
-use crate::tokenize::TokenizerSource;
 
 /// Logs panics to the console before the instance traps, so a bug report has a message.
 #[wasm_bindgen(start)]
@@ -62,16 +61,33 @@ enum JsFusion {
     Weighted { weight: f64 },
 }
 
-/// A query with its candidates, for `rerankMany`.
+/// A query with its candidates (or some of them: a worker of a pool scores a share), for `score`.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JsRequest {
+#[serde(deny_unknown_fields)]
+struct JsScoreRequest {
     query: String,
     documents: Vec<String>,
+}
+
+/// A scored document as it travels from the workers that score to the one that orders: window
+/// offsets already in UTF-16 code units, so `text.slice(start, end)` works.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsScored {
+    logit: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    best_window: Option<Window>,
+}
+
+/// One request's scored documents (all of them, in input order), for `orderScored`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsOrderRequest {
+    scored: Vec<JsScored>,
     first_stage: Option<Vec<f64>>,
 }
 
-/// A result as JS sees it: window offsets in UTF-16 code units, so `text.slice(start, end)` works.
+/// A result as JS sees it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsRanked {
@@ -88,20 +104,11 @@ fn utf16_offset(text: &str, chars: usize) -> usize {
     text.chars().take(chars).map(char::len_utf16).sum()
 }
 
-fn to_js_ranked(ranked: Vec<RankedDocument>, documents: &[String]) -> Vec<JsRanked> {
-    ranked
-        .into_iter()
-        .map(|r| JsRanked {
-            index: r.index,
-            logit: r.logit,
-            score: r.score,
-            fused: r.fused,
-            best_window: r.best_window.map(|w| {
-                let text = &documents[r.index];
-                Window { index: w.index, start: utf16_offset(text, w.start), end: utf16_offset(text, w.end) }
-            }),
-        })
-        .collect()
+fn to_js_scored(scored: ScoredDocument, text: &str) -> JsScored {
+    JsScored {
+        logit: scored.logit,
+        best_window: scored.best_window.map(|w| Window { index: w.index, start: utf16_offset(text, w.start), end: utf16_offset(text, w.end) }),
+    }
 }
 
 /// A positive whole number that fits in usize, or a named error.
@@ -205,46 +212,27 @@ impl WasmReranker {
         Ok(Self { reranker, precision: model.precision().to_string() })
     }
 
-    /// From a Hugging Face directory's `config.json`, `model.safetensors` and `tokenizer.json`.
-    #[wasm_bindgen(js_name = fromHfFiles)]
-    pub fn from_hf_files(config: &[u8], safetensors: &[u8], tokenizer_json: &[u8]) -> Result<WasmReranker, JsValue> {
-        let reranker =
-            Reranker::from_safetensors(config, safetensors, TokenizerSource::Json(tokenizer_json), &candle_core::Device::Cpu)
-                .map_err(to_js)?;
-        Ok(Self { reranker, precision: "safetensors".into() })
-    }
-
-    /// `[{ index, score, logit, fused?, bestWindow? }]`, best first, cut to `options.topK`.
-    /// `firstStage`: the first stage's scores (for fusion), or `undefined`.
-    pub fn rerank(&self, query: &str, documents: JsValue, options: JsValue, first_stage: Option<Vec<f64>>) -> Result<JsValue, JsValue> {
+    /// Scores several queries' documents, batched together: `[{ query, documents }]` → one
+    /// `[{ logit, bestWindow? }]` per request, in input order. Every option is checked (also those
+    /// only `orderScored` uses), so a bad one fails before any work. A pool of workers gives each
+    /// a share of the documents and orders the union with `orderScored`.
+    pub fn score(&self, requests: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
         let options = self::options(options)?;
-        let documents = self::documents(documents)?;
-        let refs: Vec<&str> = documents.iter().map(String::as_str).collect();
-        let first_stage: Option<Vec<f32>> = first_stage.map(|scores| scores.into_iter().map(|s| s as f32).collect());
-        let request = RerankRequest { query, documents: &refs, first_stage: first_stage.as_deref() };
-        let ranked = self.reranker.rerank_many(&[request], &options).map_err(to_js)?.pop().unwrap_or_default();
-        to_value(&to_js_ranked(ranked, &documents))
-    }
-
-    /// Several queries at once, batched together: `[{ query, documents, firstStage? }]` → one result list each.
-    #[wasm_bindgen(js_name = rerankMany)]
-    pub fn rerank_many(&self, requests: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
-        let options = self::options(options)?;
-        let requests: Vec<JsRequest> =
+        let requests: Vec<JsScoreRequest> =
             serde_wasm_bindgen::from_value(requests).map_err(|e| invalid(format!("requests must be [{{ query, documents }}]: {e}")))?;
-        let first_stages: Vec<Option<Vec<f32>>> =
-            requests.iter().map(|r| r.first_stage.as_ref().map(|s| s.iter().map(|&v| v as f32).collect())).collect();
         let refs: Vec<Vec<&str>> = requests.iter().map(|r| r.documents.iter().map(String::as_str).collect()).collect();
         let core: Vec<RerankRequest> = requests
             .iter()
             .zip(&refs)
-            .zip(&first_stages)
-            .map(|((request, documents), first_stage)| RerankRequest { query: &request.query, documents, first_stage: first_stage.as_deref() })
+            .map(|(request, documents)| RerankRequest { query: &request.query, documents, first_stage: None })
             .collect();
-        let results = self.reranker.rerank_many(&core, &options).map_err(to_js)?;
-        let results: Vec<Vec<JsRanked>> =
-            results.into_iter().zip(&requests).map(|(ranked, request)| to_js_ranked(ranked, &request.documents)).collect();
-        to_value(&results)
+        let scored = self.reranker.score_many(&core, &options).map_err(to_js)?;
+        let scored: Vec<Vec<JsScored>> = scored
+            .into_iter()
+            .zip(&requests)
+            .map(|(documents, request)| documents.into_iter().zip(&request.documents).map(|(d, text)| to_js_scored(d, text)).collect())
+            .collect();
+        to_value(&scored)
     }
 
     /// Raw logits in input order.
@@ -267,4 +255,27 @@ impl WasmReranker {
         };
         to_value(&info)
     }
+}
+
+/// Orders scored documents (the second half of a rerank; needs no model):
+/// `[{ scored: [{ logit, bestWindow? }], firstStage? }]` → one `[{ index, score, logit, fused?,
+/// bestWindow? }]` per request, best first, fused, thresholded and cut to `options.topK`.
+#[wasm_bindgen(js_name = orderScored)]
+pub fn order_scored(requests: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    let options = self::options(options)?;
+    let requests: Vec<JsOrderRequest> = serde_wasm_bindgen::from_value(requests)
+        .map_err(|e| invalid(format!("requests must be [{{ scored: [{{ logit, bestWindow? }}], firstStage? }}]: {e}")))?;
+    let mut results = Vec::with_capacity(requests.len());
+    for request in requests {
+        let scored: Vec<ScoredDocument> =
+            request.scored.iter().map(|d| ScoredDocument { logit: d.logit, best_window: d.best_window }).collect();
+        let first_stage: Option<Vec<f32>> = request.first_stage.map(|scores| scores.into_iter().map(|s| s as f32).collect());
+        let ranked = crate::rerank::order(&scored, first_stage.as_deref(), &options).map_err(to_js)?;
+        let ranked: Vec<JsRanked> = ranked
+            .into_iter()
+            .map(|r| JsRanked { index: r.index, logit: r.logit, score: r.score, fused: r.fused, best_window: r.best_window })
+            .collect();
+        results.push(ranked);
+    }
+    to_value(&results)
 }

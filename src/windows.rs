@@ -5,7 +5,7 @@
 //! Windows start and end on word boundaries, so each window's text, tokenised alone, gives exactly
 //! the window's tokens: the score of the winning window equals that text scored as a document.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::tokenize::PairTokenizer;
@@ -48,7 +48,7 @@ impl Default for WindowOptions {
 }
 
 /// A window of a document, in character offsets (Unicode scalar values) into the document text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
     /// Which window (0 = the start of the document).
     pub index: usize,

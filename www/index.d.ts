@@ -84,11 +84,27 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
-export interface CreateOptions extends LoadOptions {
-  /** A URL (resolved against the page) or the GGUF file's bytes. */
-  model: ModelSource;
+export interface ConstructorOptions {
   /** Where crossrank_wasm_bg.wasm is, when it is not next to crossrank_wasm.js. */
   wasmUrl?: string | URL;
+  /**
+   * Web Workers that share each call, each holding the model (~64 MiB of memory per worker with
+   * a Q8_0 MiniLM-L-4). 1–16; default `min(4, navigator.hardwareConcurrency)`. Needs no
+   * cross-origin isolation.
+   */
+  threads?: number;
+}
+
+export interface CreateOptions extends LoadOptions, ConstructorOptions {
+  /** A URL (resolved against the page) or the GGUF file's bytes. */
+  model: ModelSource;
+}
+
+/** Reranking progress: `scored` of `total` documents (of all requests, for rerankMany) are scored. */
+export interface RerankProgress {
+  status: 'rerank';
+  scored: number;
+  total: number;
 }
 
 /**
@@ -136,9 +152,11 @@ export interface RerankOptions {
   threshold?: number;
   /**
    * Aborting rejects with code "aborted" at once. A running rerank is stopped by ending its
-   * worker; the model is then loaded again (from the cache) before the next call runs.
+   * workers; the model is then loaded again (from the cache) before the next call runs.
    */
   signal?: AbortSignal;
+  /** Called as documents are scored (in chunks, so a few times per worker), last with scored = total. */
+  onProgress?: (progress: RerankProgress) => void;
 }
 
 export interface RerankResult<D extends Document = Document> {
@@ -159,18 +177,22 @@ export interface RerankResult<D extends Document = Document> {
 }
 
 export declare class Reranker {
-  /** Starts a worker and loads `model` into it. */
+  /** Starts the workers and loads `model` into them. */
   static create(options: CreateOptions): Promise<Reranker>;
 
   /** A reranker with no model yet: call {@link Reranker.load}. */
-  constructor(options?: { wasmUrl?: string | URL });
+  constructor(options?: ConstructorOptions);
 
   /** The loaded model's description, or null when none is loaded. */
   readonly info: ModelInfo | null;
 
+  /** How many workers share each call. */
+  readonly threads: number;
+
   /**
-   * Loads a crossrank GGUF file, replacing (and first freeing) the current model. Calls made
-   * while it loads wait for it; if it fails they reject with code "not_loaded".
+   * Loads a crossrank GGUF file into every worker, replacing (and first freeing) the current
+   * model. Calls made while it loads wait for it; if it fails they reject with code "not_loaded".
+   * Progress events come from the first worker, which downloads the file once for all.
    */
   load(model: ModelSource, options?: LoadOptions): Promise<ModelInfo>;
 
@@ -186,6 +208,6 @@ export declare class Reranker {
     options?: RerankOptions,
   ): Promise<RerankResult<D>[][]>;
 
-  /** Terminates the worker, freeing its memory. Pending and later calls reject with code "not_loaded". */
+  /** Terminates the workers, freeing their memory. Pending and later calls reject with code "not_loaded". */
   dispose(): void;
 }

@@ -15,7 +15,7 @@ let system = null;
 self.onmessage = async ({ data }) => {
   try {
     if (data.type === 'load') {
-      system = data.system.startsWith('crossrank') ? await crossrank(data) : await transformersJs(data);
+      system = data.model.npm ? await crossrankPackage(data) : data.system.startsWith('crossrank') ? await crossrank(data) : await transformersJs(data);
       self.postMessage({ ok: true, load_ms: system.load_ms, info: system.info });
     } else {
       const start = performance.now();
@@ -40,6 +40,24 @@ async function crossrank({ model }) {
     info: { crossOriginIsolated: self.crossOriginIsolated },
     // wasm memory only grows: its size after a run is the high-water mark so far.
     run: async ({ query, documents }) => ({ logits: Array.from(reranker.logits(query, documents)), memory_bytes: wasm.memory.buffer.byteLength }),
+  };
+}
+
+/** The npm package (www/src/index.js) with its own pool of `threads` workers, nested in this one. */
+async function crossrankPackage({ model, threads }) {
+  const start = performance.now();
+  const { Reranker } = await import('/www/src/index.js');
+  const reranker = await Reranker.create({ model: model.gguf, threads, cache: false });
+  const load_ms = performance.now() - start;
+  return {
+    load_ms,
+    info: { crossOriginIsolated: self.crossOriginIsolated, threads: reranker.threads },
+    run: async ({ query, documents }) => {
+      const ranked = await reranker.rerank(query, documents, { maxLength: MAX_LENGTH });
+      const logits = new Array(documents.length);
+      for (const { index, logit } of ranked) logits[index] = logit;
+      return { logits };
+    },
   };
 }
 

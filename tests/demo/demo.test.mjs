@@ -172,8 +172,14 @@ describe('demo page', () => {
     assertNoProblems();
   });
 
-  test('reserves the results space while scoring (no layout jump)', TIMEOUT, async () => {
+  test('reserves the results space while scoring (no layout jump) and shows progress', TIMEOUT, async () => {
     const runsBefore = await page.evaluate(() => window.__crossrankDemo.runs);
+    // Every text the status line shows during the run.
+    await page.evaluate(() => {
+      const status = document.getElementById('run-status');
+      window.__statusTexts = [];
+      new MutationObserver(() => window.__statusTexts.push(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+    });
     await page.fill('#query', QUERIES[0]);
     await page.click('#submit');
     await page.waitForSelector('html[data-run-state="scoring"]', WAIT);
@@ -183,6 +189,9 @@ describe('demo page', () => {
     await page.waitForFunction((n) => window.__crossrankDemo.runs > n, runsBefore, WAIT);
     const footerAfter = await page.$eval('footer', (footer) => footer.getBoundingClientRect().top + window.scrollY);
     assert.equal(footerAfter, footerWhileScoring, 'the page below the results must not move when the scores arrive');
+    const texts = await page.evaluate(() => window.__statusTexts);
+    const progress = texts.filter((text) => /Scoring 30 passages: \d+ of 30 done…$/.test(text));
+    assert.ok(progress.length > 0, `no progress shown while scoring: ${JSON.stringify(texts)}`);
     assertNoProblems();
   });
 

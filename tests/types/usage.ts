@@ -3,7 +3,8 @@
 import { ErrorCode, Reranker, RerankerError, type ErrorCodeValue, type RerankResult } from '../../www/index';
 
 export async function readme(): Promise<number> {
-  const reranker = await Reranker.create({ model: '/models/crossrank-minilm-l4.q8_0.gguf' });
+  const reranker = await Reranker.create({ model: '/models/crossrank-minilm-l4.q8_0.gguf', threads: 2 });
+  const threads: number = reranker.threads;
   const docs = [{ text: 'Vitamin C prevents scurvy.', id: 7, score: 12.5 }, { text: 'Stocks fell.', id: 8, score: 3.1 }];
   const results: RerankResult<(typeof docs)[number]>[] = await reranker.rerank('what prevents scurvy', docs, {
     topK: 1,
@@ -11,11 +12,12 @@ export async function readme(): Promise<number> {
     fusion: { type: 'weighted', weight: 0.5 },
     scoreScale: 'minmax',
     threshold: 0.2,
+    onProgress: ({ scored, total }) => console.log(`${scored}/${total}`),
   });
   const id: number | undefined = results[0]?.id;
   const many = await reranker.rerankMany([{ query: 'q', documents: ['a', 'b'] }]);
   reranker.dispose();
-  return (id ?? 0) + many.length;
+  return (id ?? 0) + many.length + threads;
 }
 
 export function codes(error: unknown): ErrorCodeValue | null {
@@ -28,6 +30,8 @@ export async function misuse(reranker: Reranker): Promise<void> {
   await reranker.rerank('q', ['a'], { topK: '3' });
   // @ts-expect-error there is no option named top_k
   await reranker.rerank('q', ['a'], { top_k: 3 });
+  // @ts-expect-error threads is a number
+  await Reranker.create({ model: 'm.gguf', threads: 'auto' });
   // @ts-expect-error a fusion needs its type
   await reranker.rerank('q', ['a'], { fusion: { weight: 0.5 } });
 }

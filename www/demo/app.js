@@ -285,7 +285,11 @@ async function run() {
     await modelLoad; // not timed: the rerank time is the scoring alone
     if (currentRun !== controller) return;
     const started = performance.now();
-    const ranked = await reranker.rerank(query, texts, { maxLength: MAX_LENGTH, signal: controller.signal });
+    const scoring = ui.runStatus.textContent.replace(/…$/, '');
+    const onProgress = ({ scored, total }) => {
+      if (currentRun === controller && scored < total) ui.runStatus.textContent = `${scoring}: ${scored} of ${total} done…`;
+    };
+    const ranked = await reranker.rerank(query, texts, { maxLength: MAX_LENGTH, signal: controller.signal, onProgress });
     const rerankMs = performance.now() - started;
     if (currentRun !== controller) return;
 
@@ -298,7 +302,8 @@ async function run() {
       ranked.map(({ index, score, logit }, rank) => ({ candidate: candidates[index], index, rank, score, logit, moved: index - rank })),
       'crossrank',
     );
-    ui.runStatus.textContent = `${firstStage}Rerank: ${formatMs(rerankMs)} for ${plural(texts.length, 'passage')} (${formatMs(rerankMs / texts.length)} each).`;
+    const workers = reranker.threads > 1 ? ` on ${reranker.threads} workers` : '';
+    ui.runStatus.textContent = `${firstStage}Rerank: ${formatMs(rerankMs)} for ${plural(texts.length, 'passage')}${workers} (${formatMs(rerankMs / texts.length)} each).`;
     setRunState('done');
   } catch (error) {
     if (currentRun !== controller || error?.code === 'aborted') return;

@@ -1,10 +1,12 @@
-// crossrank: a BERT cross-encoder reranker running as WebAssembly in a Web Worker.
+// crossrank: a BERT cross-encoder reranker running as WebAssembly in Web Workers.
 //
-// The page side. A Reranker owns one worker and runs one request in it at a time; calls made
-// meanwhile wait in a queue here. That is what makes abort possible: WasmReranker's methods
-// are synchronous, so a running rerank cannot be interrupted, only its worker terminated.
-// After that a fresh worker loads the model again, from the Cache API or from bytes kept here,
-// before the next call runs.
+// The page side. A Reranker owns a small pool of workers (`threads`, each holding the model) and
+// runs one call at a time; calls made meanwhile wait in a queue here. A rerank is split into
+// chunks of documents, longest first, that the workers take as they become free (`score`), and
+// the scored union is then ordered by one of them (`order`: fusion, threshold and topK need every
+// document). Abort is possible because a running chunk's worker can be terminated (WasmReranker's
+// methods are synchronous and cannot be interrupted); the model is then loaded again into a fresh
+// worker, from the Cache API or from bytes kept here, before the next call runs.
 
 import { ErrorCode, ReplyKind, RequestKind } from './protocol.js';
 
@@ -27,39 +29,37 @@ export class RerankerError extends Error {
 export class Reranker {
   /** @type {string | null} */
   #wasmUrl;
-  /** @type {Worker | null} */
-  #worker = null;
-  /** Whether #worker holds the model described by #model. */
-  #workerHasModel = false;
+  /** The workers, each holding the model once loaded; the first also downloads and orders. */
+  #slots;
   /** The last successful load, kept to load the model again into a fresh worker; null when none. */
   #model = null;
   /** Why the last load failed, for the message of calls that find no model. */
   #lastLoadError = null;
   /** Calls not started yet, oldest first. */
   #queue = [];
-  /** The call whose requests are in the worker now. */
+  /** The call whose requests are in the workers now. */
   #running = null;
-  /** Requests sent to #worker and not answered yet, by id. */
-  #pending = new Map();
-  #nextId = 1;
   #disposed = false;
 
   /**
    * A reranker with no model yet; call load(). Reranker.create() does both.
-   * @param {{ wasmUrl?: string | URL }} [options]
+   * @param {{ wasmUrl?: string | URL, threads?: number }} [options]
    */
-  constructor({ wasmUrl } = {}) {
+  constructor({ wasmUrl, threads } = {}) {
     this.#wasmUrl = wasmUrl === undefined || wasmUrl === null ? null : resolveUrl(wasmUrl, 'wasmUrl');
+    const count = threads === undefined || threads === null ? defaultThreads() : threadCount(threads);
+    this.#slots = Array.from({ length: count }, () => new WorkerSlot());
   }
 
   /**
-   * Starts a worker and loads a model into it.
+   * Starts the workers and loads a model into them.
    * @param {{ model: string | URL | ArrayBuffer | Uint8Array, onProgress?: (p: object) => void,
-   *           cache?: boolean, sha256?: string, signal?: AbortSignal, wasmUrl?: string | URL }} options
+   *           cache?: boolean, sha256?: string, signal?: AbortSignal, wasmUrl?: string | URL,
+   *           threads?: number }} options
    * @returns {Promise<Reranker>}
    */
-  static async create({ model, wasmUrl, ...loadOptions } = {}) {
-    const reranker = new Reranker({ wasmUrl });
+  static async create({ model, wasmUrl, threads, ...loadOptions } = {}) {
+    const reranker = new Reranker({ wasmUrl, threads });
     try {
       await reranker.load(model, loadOptions);
     } catch (error) {
@@ -67,6 +67,11 @@ export class Reranker {
       throw error;
     }
     return reranker;
+  }
+
+  /** How many workers share each call. */
+  get threads() {
+    return this.#slots.length;
   }
 
   /** The loaded model's description ({ precision, maxPositions, … }), or null. */
@@ -106,15 +111,18 @@ export class Reranker {
   }
 
   /**
-   * Reranks several queries' candidates in one call (one worker round trip, pairs batched
-   * across queries). Resolves to one result list per request, in order.
+   * Reranks several queries' candidates in one call (pairs batched across queries and shared by
+   * the workers). Resolves to one result list per request, in order.
    */
   async rerankMany(requests, rerankOptions = {}) {
     this.#throwIfDisposed();
     checkOptionNames(rerankOptions, RERANK_OPTIONS);
-    const { topK, returnDocuments = false, maxLength, windows, fusion, scoreScale, threshold, signal } = rerankOptions;
+    const { topK, returnDocuments = false, maxLength, windows, fusion, scoreScale, threshold, signal, onProgress } = rerankOptions;
     if (!Array.isArray(requests)) {
       throw new RerankerError(ErrorCode.INVALID_INPUT, `requests must be an array, got ${describe(requests)}`);
+    }
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      throw new RerankerError(ErrorCode.INVALID_INPUT, 'onProgress must be a function');
     }
     const prepared = requests.map(({ query, documents } = {}) => ({
       query,
@@ -130,7 +138,9 @@ export class Reranker {
     if (scoreScale !== undefined) options.scoreScale = scoreScale;
     if (threshold !== undefined) options.threshold = threshold;
 
-    const ranked = await this.#enqueue({ kind: RequestKind.RERANK, signal, run: () => this.#runRerank(prepared, options) });
+    const job = { kind: RequestKind.SCORE, signal };
+    job.run = () => this.#runRerank(job, prepared, options, onProgress);
+    const ranked = await this.#enqueue(job);
     return ranked.map((results, requestIndex) =>
       results.map(({ index, score, logit, fused, bestWindow }) => {
         const document = requests[requestIndex].documents[index];
@@ -145,14 +155,14 @@ export class Reranker {
   }
 
   /**
-   * Terminates the worker, which frees all of its memory at once. Calls still waiting, and any
-   * made later, reject with code "not_loaded".
+   * Terminates the workers, which frees all of their memory at once. Calls still waiting, and
+   * any made later, reject with code "not_loaded".
    */
   dispose() {
     if (this.#disposed) return;
     this.#disposed = true;
     const error = disposedError();
-    this.#stopWorker(error);
+    for (const slot of this.#slots) slot.stop(error);
     for (const job of [this.#running, ...this.#queue]) if (job) settle(job, false, error);
     this.#queue = [];
     this.#model = null;
@@ -197,9 +207,9 @@ export class Reranker {
     if (job.settled) return;
     const error = abortError(job.signal);
     if (this.#running === job) {
-      // The worker is busy inside wasm and reads no messages: end it. The model is loaded
-      // again into a fresh worker before anything else runs.
-      this.#stopWorker(error);
+      // Its workers are busy inside wasm and read no messages: end them (idle ones keep their
+      // model). The model is loaded again into fresh workers before anything else runs.
+      for (const slot of this.#slots) if (slot.busy) slot.stop(error);
       this.#queue.unshift({ internal: true, run: () => this.#restoreEarly() });
     } else {
       this.#queue.splice(this.#queue.indexOf(job), 1);
@@ -212,24 +222,29 @@ export class Reranker {
   async #runLoad({ source, cache, sha256 }, onProgress) {
     this.#model = null;
     this.#lastLoadError = null;
+    // Workers still holding the previous model free it when their load request comes.
+    for (const slot of this.#slots) slot.hasModel = false;
+    const [first, ...others] = this.#slots;
     try {
-      const { info, bytes } = await this.#request(
+      const { info, bytes } = await first.request(
         { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl },
         onProgress,
       );
-      this.#workerHasModel = true;
-      // The worker returns the file's bytes when they are not in the Cache API: keep them, so
-      // that a fresh worker can load the model again without the network.
-      this.#model = { source: bytes ? { bytes } : source, cache, sha256, info };
+      first.hasModel = true;
+      // The first worker returns the file's bytes when they are not in the Cache API: keep them,
+      // so that the other workers, and any fresh one later, load the model without the network.
+      const model = { source: bytes ? { bytes } : source, cache, sha256, info };
+      await Promise.all(others.map((slot) => this.#restore(slot, model)));
+      this.#model = model;
       return info;
     } catch (error) {
-      this.#workerHasModel = false;
+      for (const slot of this.#slots) slot.hasModel = false;
       this.#lastLoadError = error;
       throw error;
     }
   }
 
-  async #runRerank(requests, options) {
+  async #runRerank(job, requests, options, onProgress) {
     if (!this.#model) {
       const reason = this.#lastLoadError ? ` (the last load failed: ${this.#lastLoadError.message})` : '';
       throw new RerankerError(ErrorCode.NOT_LOADED, `no model is loaded${reason}`, { cause: this.#lastLoadError ?? undefined });
@@ -237,9 +252,44 @@ export class Reranker {
     // An empty candidate list has an empty ranking; Rust (which refuses it) never sees one.
     const nonEmpty = requests.filter((request) => request.documents.length > 0);
     if (nonEmpty.length === 0) return requests.map(() => []);
-    if (!this.#workerHasModel) await this.#restore();
-    const ranked = await this.#request({ kind: RequestKind.RERANK, requests: nonEmpty, options });
-    return requests.map((request) => (request.documents.length > 0 ? ranked.shift() : []));
+    const model = this.#model;
+    const chunks = planChunks(nonEmpty, this.#slots.length);
+    const total = chunks.reduce((sum, chunk) => sum + chunk.size, 0);
+    const scored = nonEmpty.map((request) => new Array(request.documents.length));
+    let next = 0;
+    let done = 0;
+    let failed = false;
+    // Each worker takes the next chunk when it is free; after a failure (or an abort) no new
+    // chunk starts, and what is still running is ignored.
+    const drain = async (slot) => {
+      while (next < chunks.length && !failed && !job.settled) {
+        const chunk = chunks[next++];
+        try {
+          // A worker that was aborted or died (even between two chunks) comes back with the model.
+          await this.#restore(slot, model);
+          const parts = await slot.request({ kind: RequestKind.SCORE, requests: chunk.requests, options });
+          chunk.requests.forEach(({ from, indices }, part) => {
+            indices.forEach((documentIndex, k) => {
+              scored[from][documentIndex] = parts[part][k];
+            });
+          });
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+        done += chunk.size;
+        if (onProgress && !job.settled) onProgress({ status: 'rerank', scored: done, total });
+      }
+    };
+    await Promise.all(this.#slots.map(drain));
+
+    await this.#restore(this.#slots[0], model);
+    const ordered = await this.#slots[0].request({
+      kind: RequestKind.ORDER,
+      requests: nonEmpty.map((request, i) => ({ scored: scored[i], firstStage: request.firstStage })),
+      options,
+    });
+    return requests.map((request) => (request.documents.length > 0 ? ordered.shift() : []));
   }
 
   /**
@@ -248,20 +298,37 @@ export class Reranker {
    */
   async #restoreEarly() {
     if (this.#queue.some((job) => job.kind === RequestKind.LOAD)) return;
-    await this.#restore().catch(() => {});
+    await Promise.all(this.#slots.map((slot) => this.#restore(slot, this.#model))).catch(() => {});
   }
 
-  /** Loads the current model into a fresh worker (after an abort or a crash). */
-  async #restore() {
-    if (!this.#model || this.#workerHasModel) return;
-    const { source, cache, sha256 } = this.#model;
-    await this.#request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl });
-    this.#workerHasModel = true;
+  /** Loads `model` into a worker that lacks it (a fresh one after an abort or a crash). */
+  async #restore(slot, model) {
+    if (!model || slot.hasModel) return;
+    const { source, cache, sha256 } = model;
+    await slot.request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl });
+    slot.hasModel = true;
+  }
+}
+
+/**
+ * One worker and the requests sent to it. A worker that dies (or is terminated) takes its
+ * requests with it, rejected; the next request starts a fresh worker, without the model.
+ */
+class WorkerSlot {
+  /** @type {Worker | null} */
+  #worker = null;
+  /** Requests sent to #worker and not answered yet, by id. */
+  #pending = new Map();
+  #nextId = 1;
+  /** Whether the worker holds the reranker's current model. */
+  hasModel = false;
+
+  /** Whether a request is in the worker now. */
+  get busy() {
+    return this.#pending.size > 0;
   }
 
-  // ---- the worker ---------------------------------------------------------------------------
-
-  #request(message, onProgress) {
+  request(message, onProgress) {
     const worker = this.#ensureWorker();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
@@ -269,6 +336,16 @@ export class Reranker {
       // Not transferred: bytes we were given stay usable by the caller and by a later restore.
       worker.postMessage({ ...message, id });
     });
+  }
+
+  /** Terminates the worker and rejects what it was doing with `error`. */
+  stop(error) {
+    this.#worker?.terminate();
+    this.#worker = null;
+    this.hasModel = false;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const { reject } of pending) reject(error);
   }
 
   #ensureWorker() {
@@ -283,7 +360,7 @@ export class Reranker {
     });
     worker.addEventListener('messageerror', () => this.#crashed(worker, 'the worker sent a message that could not be read'));
     this.#worker = worker;
-    this.#workerHasModel = false;
+    this.hasModel = false;
     return worker;
   }
 
@@ -313,18 +390,55 @@ export class Reranker {
   /** The worker died or its wasm trapped: what it was doing fails; the next call gets a fresh one. */
   #crashed(worker, message) {
     if (worker !== this.#worker) return;
-    this.#stopWorker(new RerankerError(ErrorCode.WORKER_CRASHED, message));
-  }
-
-  #stopWorker(error) {
-    this.#worker?.terminate();
-    this.#worker = null;
-    this.#workerHasModel = false;
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const { reject } of pending) reject(error);
+    this.stop(new RerankerError(ErrorCode.WORKER_CRASHED, message));
   }
 }
+
+/**
+ * Splits the documents of `requests` into chunks for `threads` workers: longest first (so that
+ * the long ones do not end up last on one worker, and similar lengths share a batch), about four
+ * chunks per worker for balance and progress, at most MAX_CHUNK documents each (a worker's memory
+ * grows with its batch). Each chunk is `{ size, requests: [{ from, query, documents, indices }] }`:
+ * `from` is the request's position, `indices` the documents' positions in it.
+ */
+function planChunks(requests, threads) {
+  const items = [];
+  requests.forEach((request, from) => request.documents.forEach((text, index) => items.push({ from, index, length: text.length })));
+  // Stable, so equal lengths keep input order.
+  items.sort((a, b) => b.length - a.length);
+  const size = Math.min(MAX_CHUNK, Math.max(1, Math.ceil(items.length / (threads * 4))));
+  const chunks = [];
+  for (let start = 0; start < items.length; start += size) {
+    const byRequest = new Map();
+    for (const { from, index } of items.slice(start, start + size)) {
+      if (!byRequest.has(from)) byRequest.set(from, { from, query: requests[from].query, documents: [], indices: [] });
+      const part = byRequest.get(from);
+      part.documents.push(requests[from].documents[index]);
+      part.indices.push(index);
+    }
+    chunks.push({ size: Math.min(size, items.length - start), requests: [...byRequest.values()] });
+  }
+  return chunks;
+}
+
+/** Documents per chunk at most: one batch of the model's (8 pairs of 128 tokens). */
+const MAX_CHUNK = 8;
+
+/** Workers per reranker unless told: one per core, at most 4 (each holds the model). */
+function defaultThreads() {
+  const cores = Number(globalThis.navigator?.hardwareConcurrency) || 1;
+  return Math.max(1, Math.min(4, cores));
+}
+
+function threadCount(value) {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_THREADS) {
+    throw new RerankerError(ErrorCode.INVALID_INPUT, `threads must be a whole number from 1 to ${MAX_THREADS}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Each worker holds a copy of the model: more than this is a mistake, not a speed-up. */
+const MAX_THREADS = 16;
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -399,7 +513,7 @@ function positiveInteger(value, name) {
 }
 
 /** The options `rerank` and `rerankMany` take; any other name is a mistake worth naming. */
-const RERANK_OPTIONS = ['topK', 'returnDocuments', 'maxLength', 'windows', 'fusion', 'scoreScale', 'threshold', 'signal'];
+const RERANK_OPTIONS = ['topK', 'returnDocuments', 'maxLength', 'windows', 'fusion', 'scoreScale', 'threshold', 'signal', 'onProgress'];
 
 /** Rejects an option name that is not in `known`, naming the closest known one (`top_k` → `topK`). */
 function checkOptionNames(options, known) {

@@ -1,4 +1,4 @@
-// The messages between the page (src/index.js) and the worker (src/worker.js), defined once.
+// The messages between the page (src/index.js) and its workers (src/worker.js), defined once.
 //
 // Every request carries an `id` chosen by the page; every reply carries the `id` of the
 // request it answers. A request gets any number of `progress` replies, then exactly one
@@ -15,11 +15,15 @@
 //       info:   the model's WasmReranker.info()
 //       cached: whether the file is now in the Cache API, so a fresh worker can load it offline
 //       bytes:  the file (transferred) when it is not cached, for the same reason
-//   { id, kind: 'rerank', requests, options }
-//       requests: [{ query: string, documents: string[], firstStage?: number[] }]  (none empty)
-//       options: { topK?, maxLength?, windows?, fusion?, scoreScale?, threshold? }
+//   { id, kind: 'score', requests, options }
+//       requests: [{ query: string, documents: string[] }]   (none empty; a worker of a pool gets a share)
+//       options: { topK?, maxLength?, windows?, fusion?, scoreScale?, threshold? }   all checked here,
+//                even those only 'order' uses, so a bad one fails before any work
+//     result value: one list per request of [{ logit, bestWindow? }], in input order
+//   { id, kind: 'order', requests, options }
+//       requests: [{ scored: [{ logit, bestWindow? }], firstStage?: number[] }]   every document
 //     result value: one list per request of [{ index, score, logit, fused?, bestWindow? }],
-//       best first
+//       best first, fused, thresholded and cut to topK
 //
 // There is no 'dispose' request: Reranker.dispose() terminates the worker, which frees the
 // wasm memory at once and also works while a rerank is running.
@@ -31,7 +35,8 @@
 
 export const RequestKind = Object.freeze({
   LOAD: 'load',
-  RERANK: 'rerank',
+  SCORE: 'score',
+  ORDER: 'order',
 });
 
 export const ReplyKind = Object.freeze({

@@ -5,7 +5,7 @@
 // WasmReranker's methods are synchronous: while one runs, this worker reads no messages. The
 // page therefore sends one request at a time and aborts a running one by terminating us.
 
-import init, { WasmReranker } from '../pkg/crossrank_wasm.js';
+import init, { WasmReranker, orderScored } from '../pkg/crossrank_wasm.js';
 import { CACHE_NAME, ErrorCode, ReplyKind, RequestKind } from './protocol.js';
 
 /** @type {Promise<unknown> | null} the wasm module's init, started once and shared */
@@ -43,9 +43,16 @@ async function handle(request) {
         self.postMessage({ id, kind: ReplyKind.RESULT, value }, value.bytes ? [value.bytes] : []);
         return;
       }
-      case RequestKind.RERANK: {
-        const value = await rerank(request);
+      case RequestKind.SCORE: {
+        const value = await score(request);
         self.postMessage({ id, kind: ReplyKind.RESULT, value });
+        return;
+      }
+      case RequestKind.ORDER: {
+        // Needs the wasm module, not the model: any worker that has loaded one can order.
+        if (!initPromise) throw new CodedError(ErrorCode.NOT_LOADED, 'no model is loaded');
+        await initPromise;
+        self.postMessage({ id, kind: ReplyKind.RESULT, value: orderScored(request.requests, request.options) });
         return;
       }
       default:
@@ -260,13 +267,9 @@ async function sha256Hex(bytes) {
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
 
-async function rerank({ requests, options }) {
+async function score({ requests, options }) {
   // The page sends one request at a time; this wait only matters to a caller that doesn't.
   if (loading) await loading.catch(() => {});
   if (!reranker) throw new CodedError(ErrorCode.NOT_LOADED, 'no model is loaded');
-  if (requests.length === 1) {
-    const [{ query, documents, firstStage }] = requests;
-    return [reranker.rerank(query, documents, options, firstStage)];
-  }
-  return reranker.rerankMany(requests, options);
+  return reranker.score(requests, options);
 }
