@@ -84,6 +84,9 @@ models() {
   minilm
   mkdir -p artifacts/models
   "$CLI" convert --model tests/models/tiny --dtype f32 --out artifacts/models/tiny.f32.gguf --source tests/models/tiny
+  for family in electra xlmr; do
+    "$CLI" convert --model tests/models/tiny-$family --dtype f32 --out artifacts/models/tiny-$family.f32.gguf --source tests/models/tiny-$family
+  done
   for dtype in f32 q8_0 q4_0; do
     "$CLI" convert --model tests/models/minilm-l4 --dtype $dtype --out artifacts/models/minilm-l4.$dtype.gguf --source tests/models/minilm-l4
   done

@@ -98,7 +98,7 @@ pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Preci
     CrossEncoder::load(weights, &config)?;
     // Before the slow part: a length the loader would refuse is not worth quantising for.
     if let Some(max_length) = input.max_length {
-        check_default_max_length(max_length, config.max_position_embeddings)?;
+        check_default_max_length(max_length, config.max_positions())?;
     }
     let tokenizer_json = input.tokenizer.to_json()?;
 

@@ -164,7 +164,7 @@ impl Reranker {
                 ),
             });
         }
-        let default_max_length = model.config().max_position_embeddings;
+        let default_max_length = model.config().max_positions();
         Ok(Self { model, tokenizer, default_max_length })
     }
 
@@ -186,7 +186,7 @@ impl Reranker {
 
     /// The longest pair the model accepts.
     pub fn max_positions(&self) -> usize {
-        self.model.config().max_position_embeddings
+        self.model.config().max_positions()
     }
 
     /// Token ids of each (query, document) pair exactly as they enter the model.

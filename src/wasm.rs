@@ -173,6 +173,8 @@ fn documents(value: JsValue) -> Result<Vec<String>, JsValue> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Info {
+    /// The architecture: "bert", "electra" or "xlm-roberta".
+    model_type: &'static str,
     precision: String,
     max_positions: usize,
     /// The max_length a call without one gets (the length the model was trained at, if recorded).
@@ -246,8 +248,9 @@ impl WasmReranker {
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let config = self.reranker.config();
         let info = Info {
+            model_type: config.family().name(),
             precision: self.precision.clone(),
-            max_positions: config.max_position_embeddings,
+            max_positions: config.max_positions(),
             default_max_length: self.reranker.default_max_length(),
             num_layers: config.num_hidden_layers,
             hidden_size: config.hidden_size,

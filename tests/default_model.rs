@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::Device;
-use common::{max_abs_diff, root};
+use common::{max_abs_diff, root, spearman};
 use crossrank::gguf::GgufModel;
 use crossrank::Reranker;
 use serde::Deserialize;
@@ -100,33 +100,6 @@ fn the_default_models_match_pytorch_within_their_precision_tolerance() {
         let per_case: Vec<String> = fixture.cases.iter().zip(got.iter().zip(&want)).map(|(c, (g, w))| format!("{} {:.4}", c.name, g - w)).collect();
         assert!(diff <= *tolerance, "{precision}: max |Δlogit| {diff} > {tolerance} ({why}); per case: {}", per_case.join(", "));
     }
-}
-
-/// Ranks with ties sharing their mean rank, for Spearman's rho.
-fn ranks(values: &[f32]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
-    let mut ranks = vec![0.0; values.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start;
-        while end + 1 < order.len() && values[order[end + 1]] == values[order[start]] {
-            end += 1;
-        }
-        for &i in &order[start..=end] {
-            ranks[i] = (start + end) as f64 / 2.0;
-        }
-        start = end + 1;
-    }
-    ranks
-}
-
-fn spearman(a: &[f32], b: &[f32]) -> f64 {
-    let (ra, rb) = (ranks(a), ranks(b));
-    let mean = (a.len() as f64 - 1.0) / 2.0;
-    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - mean) * (y - mean)).sum();
-    let var = |r: &[f64]| r.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
-    cov / (var(&ra) * var(&rb)).sqrt()
 }
 
 /// Indices of the three best logits, best first, by the engine's own ordering.

@@ -135,7 +135,27 @@ fn bad_configs() {
         &["max_position_embeddings = 1000000000 is out of range"],
     );
     assert_error(edit_config("labels", |c| c["num_labels"] = 2.into()), "config", &["2 labels", "exactly one logit"]);
-    assert_error(edit_config("act", |c| c["hidden_act"] = "swish".into()), "config", &["not a BERT config", "swish"]);
+    assert_error(edit_config("act", |c| c["hidden_act"] = "swish".into()), "config", &["not a BERT, ELECTRA or XLM-RoBERTa config", "swish"]);
+    assert_error(
+        edit_config("type", |c| c["model_type"] = "gpt2".into()),
+        "config",
+        &["crossrank runs BERT, ELECTRA and XLM-RoBERTa cross-encoders (model_type \"bert\", \"electra\", \"xlm-roberta\")"],
+    );
+    // BERT weights under another family's config: named by the tensor the family looks for.
+    assert_error(
+        edit_config("electra", |c| c["model_type"] = "electra".into()),
+        "weights",
+        &["electra.embeddings.word_embeddings.weight", "do not match config.json's model_type \"electra\""],
+    );
+    // RoBERTa positions start after the padding token, which must leave room for tokens.
+    assert_error(
+        edit_config("xlmr-pad", |c| {
+            c["model_type"] = "xlm-roberta".into();
+            c["pad_token_id"] = 600.into();
+        }),
+        "config",
+        &["pad_token_id = 600"],
+    );
 }
 
 #[test]

@@ -79,3 +79,23 @@ fn batched_scores_equal_single_scores() {
         assert!(diff < 1e-5, "batch_size {batch_size}: max |Δ| {diff}");
     }
 }
+
+/// ELECTRA and XLM-RoBERTa (tests/make_family_fixtures.py): each family's tokens and logits, every
+/// pair one at a time and all of them in one padded batch (XLM-R pads with `<pad>` = 1, and its
+/// positions start after it).
+#[test]
+fn other_families_tokens_and_logits_equal_pytorch() {
+    for (dir, fixture_name) in [("tests/models/tiny-electra", "tiny_electra.json"), ("tests/models/tiny-xlmr", "tiny_xlmr.json")] {
+        let reranker = load_hf_dir(&common::root().join(dir), &Device::Cpu).unwrap();
+        let fixture = fixture(fixture_name);
+        check_tokens(&reranker, &fixture);
+        check_logits(&reranker, &fixture, F32_TOLERANCE);
+        assert_eq!(reranker.max_positions(), 512, "{dir}: usable positions");
+        let query = fixture.cases[0].query.as_str();
+        let passages: Vec<&str> = fixture.cases.iter().map(|case| case.passage.as_str()).collect();
+        let single: Vec<f32> = passages.iter().map(|p| reranker.logits(query, &[p]).unwrap()[0]).collect();
+        let batched = reranker.logits(query, &passages).unwrap();
+        let diff = max_abs_diff(&batched, &single);
+        assert!(diff < 1e-5, "{dir}: batched vs single max |Δ| {diff}");
+    }
+}

@@ -48,6 +48,8 @@ export declare class RerankerError extends Error {
 
 /** What the loaded model is (from the GGUF file). */
 export interface ModelInfo {
+  /** The architecture, from the model's config.json. */
+  modelType: 'bert' | 'electra' | 'xlm-roberta';
   precision: string;
   maxPositions: number;
   /** The maxLength a call without one gets: the length the model was trained at when its file records it, else maxPositions. */

@@ -309,6 +309,7 @@ fn info(path: &Path) -> Result<()> {
         "tensors": model.weights.names().count(),
         "tensor_dtypes": dtypes,
         "config": {
+            "model_type": config.get("model_type").cloned().unwrap_or_else(|| "bert".into()),
             "num_hidden_layers": config["num_hidden_layers"], "hidden_size": config["hidden_size"],
             "num_attention_heads": config["num_attention_heads"], "intermediate_size": config["intermediate_size"],
             "vocab_size": config["vocab_size"], "max_position_embeddings": config["max_position_embeddings"],

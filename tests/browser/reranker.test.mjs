@@ -27,7 +27,8 @@ const TIMEOUT = { timeout: 180_000 };
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 
-for (const path of ['www/pkg/crossrank_wasm.js', 'www/pkg/crossrank_wasm_bg.wasm', TINY.slice(1), MINILM_F32.slice(1), MINILM_Q8.slice(1)]) {
+for (const path of ['www/pkg/crossrank_wasm.js', 'www/pkg/crossrank_wasm_bg.wasm', TINY.slice(1), MINILM_F32.slice(1), MINILM_Q8.slice(1),
+  'artifacts/models/tiny-electra.f32.gguf', 'artifacts/models/tiny-xlmr.f32.gguf']) {
   if (!existsSync(file(path))) {
     throw new Error(`${path} is missing: run ./build.sh wasm and ./build.sh models first`);
   }
@@ -66,9 +67,13 @@ function assertSorted(results, label) {
 
 describe('parity with PyTorch', () => {
   const models = [
-    { name: 'tiny f32', url: TINY, cases: TINY_CASES, tolerance: 1e-4, layers: 2 },
+    { name: 'tiny f32', url: TINY, cases: TINY_CASES, tolerance: 1e-4, layers: 2, modelType: 'bert' },
     { name: 'MiniLM-L-4 f32', url: MINILM_F32, cases: MINILM_CASES, tolerance: 1e-4, layers: 4 },
     { name: 'MiniLM-L-4 Q8_0', url: MINILM_Q8, cases: MINILM_CASES, tolerance: 0.05, layers: 4 },
+    // The other families (tests/make_family_fixtures.py): ELECTRA with a projected 32-wide
+    // embedding, XLM-RoBERTa with a SentencePiece tokenizer, offset positions and RTL/CJK pairs.
+    { name: 'tiny ELECTRA f32', url: '/artifacts/models/tiny-electra.f32.gguf', cases: fixture('tiny_electra.json').cases, tolerance: 1e-4, layers: 2, modelType: 'electra' },
+    { name: 'tiny XLM-RoBERTa f32', url: '/artifacts/models/tiny-xlmr.f32.gguf', cases: fixture('tiny_xlmr.json').cases, tolerance: 1e-4, layers: 2, maxPositions: 512, modelType: 'xlm-roberta' },
   ];
   for (const model of models) {
     test(`${model.name}: logits within ${model.tolerance} of the fixture, alone and batched`, TIMEOUT, () =>
@@ -91,6 +96,8 @@ describe('parity with PyTorch', () => {
         }, { url: model.url, cases: model.cases });
 
         assert.equal(got.info.numLayers, model.layers);
+        if (model.maxPositions) assert.equal(got.info.maxPositions, model.maxPositions);
+        if (model.modelType) assert.equal(got.info.modelType, model.modelType);
         model.cases.forEach((c, i) => {
           assert.equal(got.single[i].index, 0);
           assertLogit(got.single[i], c.logit, model.tolerance, `${model.name} ${c.name}`);

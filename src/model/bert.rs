@@ -1,0 +1,14 @@
+//! BERT (`BertForSequenceClassification`): the pooler (dense + tanh on [CLS]) under the encoder's
+//! prefix, then `classifier` at the top level.
+
+use super::{classifier, Config, Head};
+use crate::error::Result;
+use crate::linear::Linear;
+use crate::weights::{WeightStore, Weights};
+
+pub(super) fn head(store: &WeightStore, root: &Weights, config: &Config) -> Result<Head> {
+    let hidden = config.hidden_size;
+    let dense = Linear::load(&root.pp("pooler").pp("dense"), hidden, hidden)?;
+    let classifier = Linear::load(&classifier(store, "weight", "BertForSequenceClassification")?, hidden, 1)?;
+    Ok(Head::Pooler { dense, classifier })
+}
