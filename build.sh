@@ -216,6 +216,7 @@ fixtures() {
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r tests/requirements-fixtures.txt
   "$venv/bin/python" tests/make_fixtures.py
+  "$venv/bin/python" tests/make_family_fixtures.py
 }
 
 # The default model from scratch: models/train.py (the recipe of models/MODEL_CARD.md, seeded,

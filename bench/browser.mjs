@@ -164,6 +164,7 @@ const median = (values) => {
 };
 const maxDelta = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
 const bytesOf = (path) => statSync(path).size;
+const delta = (value) => (Number.isNaN(value) ? '—' : value.toExponential(1));
 const gzipBytes = (path) => gzipSync(readFileSync(path), { level: 9 }).length;
 const load = () => loadavg().slice(0, 2).map((x) => x.toFixed(1)).join('/');
 const fmt = (n) => n.toLocaleString('en-US');
@@ -172,16 +173,26 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const modelDir = resolve(ROOT, args.model);
   const name = basename(modelDir);
-  const onnxDir = need(join(BENCH, 'onnx', name), `run python3 bench/export_onnx.py --model ${args.model}`);
-  const reference = JSON.parse(readFileSync(need(join(onnxDir, 'reference.json'), `run python3 bench/export_onnx.py --model ${args.model}`), 'utf8'));
-  need(join(ROOT, 'bench', 'node_modules', '@huggingface', 'transformers'), 'run npm ci in bench/');
+  // PyTorch's logits (and the ONNX export the peers run) come from export_onnx.py; crossrank alone
+  // can run without them (e.g. on random base-size shapes, bench/family_shapes.py), with no Δ column.
+  const needsPeers = args.systems.some((system) => system.startsWith('tjs'));
+  const onnxDir = join(BENCH, 'onnx', name);
+  const referencePath = join(onnxDir, 'reference.json');
+  const reference = needsPeers || existsSync(referencePath)
+    ? JSON.parse(readFileSync(need(referencePath, `run python3 bench/export_onnx.py --model ${args.model}`), 'utf8'))
+    : null;
+  if (needsPeers) need(join(ROOT, 'bench', 'node_modules', '@huggingface', 'transformers'), 'run npm ci in bench/');
   need(join(ROOT, 'www', 'pkg', 'crossrank_wasm_bg.wasm'), 'run ./build.sh wasm');
   const workloads = Object.fromEntries(
     args.workloads.map((w) => [w, JSON.parse(readFileSync(need(join(BENCH, `${w}.json`), 'run python3 bench/make_workloads.py'), 'utf8'))]),
   );
   const repeats = Object.fromEntries(args.workloads.map((w) => [w, w === 'W100' ? args.repeatW100 : args.repeat]));
   const ggufs = {};
-  for (const dtype of ['f32', 'q8_0']) ggufs[dtype] = ensureGguf(modelDir, name, dtype);
+  for (const dtype of ['f32', 'q8_0']) {
+    if (args.systems.some((system) => system.startsWith('crossrank') && system.includes('f32') === (dtype === 'f32'))) {
+      ggufs[dtype] = ensureGguf(modelDir, name, dtype);
+    }
+  }
 
   const { chromium } = await import(join(ROOT, 'bench', 'node_modules', 'playwright-core', 'index.mjs'));
   const server = await serve();
@@ -225,10 +236,10 @@ async function main() {
         const loaded = await page.evaluate((message) => window.call(message), { type: 'load', system, threads, model });
         const row = { system, label: LABELS[system], threads, load: loadAt, load_ms: loaded.load_ms, info: loaded.info, results: {} };
         for (const w of args.workloads) {
-          const ref = reference.workloads[w];
+          const ref = reference?.workloads[w];
           const call = () => page.evaluate((workload) => window.call({ type: 'run', workload }), workloads[w]);
           const first = await call(); // warm-up
-          if (first.input_ids && JSON.stringify(first.input_ids) !== JSON.stringify(ref.input_ids)) throw new Error(`${system} ${w}: token ids differ from PyTorch's`);
+          if (first.input_ids && ref && JSON.stringify(first.input_ids) !== JSON.stringify(ref.input_ids)) throw new Error(`${system} ${w}: token ids differ from PyTorch's`);
           const times = [];
           const cpu = [];
           for (let i = 0; i < repeats[w]; i++) {
@@ -239,7 +250,7 @@ async function main() {
             if (run.memory_bytes) row.wasm_memory_bytes = run.memory_bytes;
           }
           const sorted = [...times].sort((a, b) => a - b);
-          row.results[w] = { median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: maxDelta(first.logits, ref.logits) };
+          row.results[w] = { median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: ref ? maxDelta(first.logits, ref.logits) : NaN };
         }
         await page.evaluate(() => window.stopWorker());
         if (errors.length) throw new Error(`${system}: ${errors.join('\n')}`);
@@ -247,7 +258,7 @@ async function main() {
           ? bytesOf(system.includes('f32') ? ggufs.f32 : ggufs.q8_0)
           : bytesOf(join(onnxDir, 'onnx', system === 'tjs-q8' ? 'model_quantized.onnx' : 'model.onnx'));
         report.rows.push(row);
-        console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${r.max_delta.toExponential(1)})`).join(', ') + `  [load ${loadAt}]`);
+        console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${delta(r.max_delta)})`).join(', ') + `  [load ${loadAt}]`);
       }
     }
   } finally {
@@ -292,7 +303,7 @@ function render(report, workloads) {
       const r = row.results[w];
       if (!r) continue;
       lines.push(`| ${row.label} | ${row.threads} | ${w} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)}–${r.max_ms.toFixed(0)} | ${r.cpu_ms.toFixed(0)} | ` +
-        `${(r.median_ms / pairsOf(w)).toFixed(1)} | ${r.max_delta.toExponential(1)} | ${fmt(row.model_bytes)} | ` +
+        `${(r.median_ms / pairsOf(w)).toFixed(1)} | ${delta(r.max_delta)} | ${fmt(row.model_bytes)} | ` +
         `${row.wasm_memory_bytes ? (row.wasm_memory_bytes / 2 ** 20).toFixed(0) : '—'} | ${row.load_ms.toFixed(0)} | ${row.load} |`);
     }
   }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod fusion;
 pub mod gguf;
+pub mod hf;
 pub mod int8;
 pub mod linear;
 #[cfg(not(target_arch = "wasm32"))]

@@ -7,8 +7,8 @@ use candle_core::Device;
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufModel;
+use crate::hf::{HfDir, TokenizerFiles};
 use crate::rerank::Reranker;
-use crate::tokenize::{PairTokenizer, TokenizerSource};
 use crate::weights::{StoredTensor, WeightStore};
 
 pub fn read(path: &Path) -> Result<Vec<u8>> {
@@ -20,45 +20,22 @@ fn find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|name| dir.join(name)).find(|path| path.is_file())
 }
 
-/// A Hugging Face cross-encoder directory, read and parsed but not yet built into a model.
-pub struct HfDir {
-    pub config_json: Vec<u8>,
-    pub weights: WeightStore,
-    pub tokenizer: PairTokenizer,
-    /// `tokenizer_config.json`'s `model_max_length` when it is below the position embeddings:
-    /// the length sentence-transformers truncates to by default, so crossrank does too.
-    pub max_length: Option<usize>,
-}
-
-impl HfDir {
-    /// Reads `config.json`, `model.safetensors` (or `pytorch_model.bin`), and `tokenizer.json`
-    /// (or `vocab.txt` with `tokenizer_config.json`'s `do_lower_case`).
-    pub fn read(dir: &Path, device: &Device) -> Result<Self> {
-        if !dir.is_dir() {
-            return Err(Error::Io { file: dir.display().to_string(), message: "not a directory".into() });
-        }
-        let config_json = read(&dir.join("config.json"))?;
-        let weights = read_weights(dir, device)?;
-        let tokenizer_config = read_tokenizer_config(dir)?;
-        let tokenizer = read_tokenizer(dir, tokenizer_config.as_ref())?;
-        let positions = config_positions(&config_json);
-        let max_length = tokenizer_config
-            .as_ref()
-            .and_then(|config| config.get("model_max_length"))
-            // transformers writes a huge float for "no limit": only an integer below the positions counts
-            .and_then(|value| value.as_u64())
-            .map(|n| n as usize)
-            .filter(|&n| positions.is_some_and(|p| n < p));
-        Ok(Self { config_json, weights, tokenizer, max_length })
+/// Reads a Hugging Face directory: `config.json`, `model.safetensors` (or `pytorch_model.bin`),
+/// and `tokenizer.json` (or `vocab.txt` with `tokenizer_config.json`'s `do_lower_case`).
+pub fn read_hf_dir(dir: &Path, device: &Device) -> Result<HfDir> {
+    if !dir.is_dir() {
+        return Err(Error::Io { file: dir.display().to_string(), message: "not a directory".into() });
     }
-
-    pub fn into_reranker(self, dir: &Path) -> Result<Reranker> {
-        let reranker = Reranker::from_parts(&self.config_json, &self.weights, self.tokenizer).map_err(|e| name_config(e, dir))?;
-        match self.max_length {
-            Some(max_length) => reranker.with_default_max_length(max_length),
-            None => Ok(reranker),
-        }
-    }
+    let config_json = read(&dir.join("config.json"))?;
+    let weights = read_weights(dir, device)?;
+    let optional = |name: &str| find(dir, &[name]).map(|path| read(&path)).transpose();
+    let (tokenizer_json, vocab_txt, tokenizer_config_json) = (optional("tokenizer.json")?, optional("vocab.txt")?, optional("tokenizer_config.json")?);
+    let files = TokenizerFiles {
+        tokenizer_json: tokenizer_json.as_deref(),
+        vocab_txt: vocab_txt.as_deref(),
+        tokenizer_config_json: tokenizer_config_json.as_deref(),
+    };
+    HfDir::from_files(config_json, weights, files, |name| dir.join(name).display().to_string())
 }
 
 /// Loads a model from a Hugging Face directory or a crossrank `.gguf` file.
@@ -71,7 +48,7 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Reranker> {
 }
 
 pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Reranker> {
-    HfDir::read(dir, device)?.into_reranker(dir)
+    read_hf_dir(dir, device)?.into_reranker().map_err(|e| name_config(e, dir))
 }
 
 fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
@@ -90,36 +67,6 @@ fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
     } else {
         Err(Error::Io { file: dir.display().to_string(), message: "no model.safetensors or pytorch_model.bin in the model directory".into() })
     }
-}
-
-fn read_tokenizer(dir: &Path, tokenizer_config: Option<&serde_json::Value>) -> Result<PairTokenizer> {
-    if let Some(path) = find(dir, &["tokenizer.json"]) {
-        return PairTokenizer::from_tokenizer_json(&path.display().to_string(), &read(&path)?);
-    }
-    if let Some(path) = find(dir, &["vocab.txt"]) {
-        let file = path.display().to_string();
-        let text = String::from_utf8(read(&path)?).map_err(|_| Error::tokenizer(&file, "vocab.txt is not UTF-8"))?;
-        // `do_lower_case`; BERT's default (true) when tokenizer_config.json is absent.
-        let lowercase = tokenizer_config.and_then(|config| config.get("do_lower_case")).and_then(|v| v.as_bool()).unwrap_or(true);
-        return PairTokenizer::from_source(TokenizerSource::VocabTxt { text: &text, lowercase });
-    }
-    Err(Error::Io { file: dir.display().to_string(), message: "no tokenizer.json or vocab.txt in the model directory".into() })
-}
-
-/// `tokenizer_config.json`, parsed, when the directory has one.
-fn read_tokenizer_config(dir: &Path) -> Result<Option<serde_json::Value>> {
-    let path = dir.join("tokenizer_config.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let file = path.display().to_string();
-    serde_json::from_slice(&read(&path)?).map(Some).map_err(|e| Error::tokenizer(&file, format!("not JSON ({e})")))
-}
-
-/// `max_position_embeddings` of a config.json, if it parses (the full check comes later).
-fn config_positions(config_json: &[u8]) -> Option<usize> {
-    let value: serde_json::Value = serde_json::from_slice(config_json).ok()?;
-    value.get("max_position_embeddings")?.as_u64().map(|n| n as usize)
 }
 
 /// The byte-level constructor calls it `config.json`; here we know the real path.

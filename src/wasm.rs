@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
-use crate::gguf::GgufModel;
+use crate::gguf::{GgufModel, Precision};
+use crate::hf::{HfDir, TokenizerFiles};
 use crate::fusion::{Fusion, ScoreScale};
 use crate::rerank::{RerankOptions, RerankRequest, Reranker, ScoredDocument};
-use crate::weights::QuantizedMatmul;
+use crate::weights::{QuantizedMatmul, WeightStore};
 use crate::windows::{Aggregate, Window, WindowOptions};
 
 /// Logs panics to the console before the instance traps, so a bug report has a message.
@@ -19,9 +20,10 @@ pub fn start() {
     std::panic::set_hook(Box::new(|info| web_sys::console::error_1(&format!("crossrank panicked: {info}").into())));
 }
 
-/// A JS `Error` with `name = "CrossrankError"` and our `code`.
+/// A JS `Error` with `name = "CrossrankError"` and our `code`; the message does not repeat the
+/// kind the code already gives (`threshold: expected a number…`, not `invalid input: threshold…`).
 fn to_js(error: Error) -> JsValue {
-    let js_error = js_sys::Error::new(&error.to_string());
+    let js_error = js_sys::Error::new(&error.detail());
     js_error.set_name("CrossrankError");
     let _ = js_sys::Reflect::set(&js_error, &"code".into(), &error.code().into());
     js_error.into()
@@ -111,6 +113,57 @@ fn to_js_scored(scored: ScoredDocument, text: &str) -> JsScored {
     }
 }
 
+/// Each option's JS type, checked before serde (whose errors do not say which field was wrong):
+/// `threshold: expected a number, got "high"`. Unknown names are serde's to refuse.
+fn check_option_types(options: &JsValue) -> Result<(), JsValue> {
+    fn describe(value: &JsValue) -> String {
+        match value.as_string() {
+            Some(text) => format!("{text:?}"),
+            None if value.is_null() => "null".into(),
+            None if js_sys::Array::is_array(value) => "an array".into(),
+            None if value.is_object() => "an object".into(),
+            None => match (value.as_f64(), value.as_bool()) {
+                (Some(number), _) => format!("number {number}"),
+                (_, Some(flag)) => format!("boolean {flag}"),
+                _ => value.js_typeof().as_string().unwrap_or_default(),
+            },
+        }
+    }
+    fn field(object: &JsValue, name: &str) -> JsValue {
+        js_sys::Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED)
+    }
+    fn expect(path: &str, value: &JsValue, kinds: &[&str]) -> Result<(), JsValue> {
+        let kind = if value.is_null() { "null".to_string() } else { value.js_typeof().as_string().unwrap_or_default() };
+        if value.is_undefined() || kinds.contains(&kind.as_str()) {
+            Ok(())
+        } else {
+            let wanted = kinds.iter().map(|k| if *k == "object" { "an object".to_string() } else { format!("a {k}") }).collect::<Vec<_>>().join(" or ");
+            Err(invalid(format!("{path}: expected {wanted}, got {}", describe(value))))
+        }
+    }
+    if !options.is_object() {
+        return Err(invalid(format!("options: expected an object, got {}", describe(options))));
+    }
+    for name in ["topK", "maxLength", "batchSize", "threshold"] {
+        expect(name, &field(options, name), &["number"])?;
+    }
+    expect("scoreScale", &field(options, "scoreScale"), &["string"])?;
+    let windows = field(options, "windows");
+    expect("windows", &windows, &["boolean", "object"])?;
+    if windows.is_object() {
+        expect("windows.overlap", &field(&windows, "overlap"), &["number"])?;
+        expect("windows.aggregate", &field(&windows, "aggregate"), &["string"])?;
+    }
+    let fusion = field(options, "fusion");
+    expect("fusion", &fusion, &["object"])?;
+    if fusion.is_object() {
+        expect("fusion.type", &field(&fusion, "type"), &["string"])?;
+        expect("fusion.k", &field(&fusion, "k"), &["number"])?;
+        expect("fusion.weight", &field(&fusion, "weight"), &["number"])?;
+    }
+    Ok(())
+}
+
 /// A positive whole number that fits in usize, or a named error.
 fn count(name: &str, value: Option<f64>) -> Result<Option<usize>, JsValue> {
     match value {
@@ -124,6 +177,7 @@ fn options(value: JsValue) -> Result<RerankOptions, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(RerankOptions::default());
     }
+    check_option_types(&value)?;
     let js: JsOptions = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("options: {e}")))?;
     let defaults = RerankOptions::default();
     let windows = match js.windows {
@@ -281,4 +335,35 @@ pub fn order_scored(requests: JsValue, options: JsValue) -> Result<JsValue, JsVa
         results.push(ranked);
     }
     to_value(&results)
+}
+
+/// Converts a Hugging Face model folder's files (fetched from the Hub or a mirror) to a crossrank
+/// GGUF, exactly as `crossrank convert --dtype <dtype>` does on the same files: same bytes.
+/// `folder` (a URL ending in `/`) names the files in errors; `source` is recorded in the file.
+#[wasm_bindgen(js_name = convertHf)]
+#[allow(clippy::too_many_arguments)]
+pub fn convert_hf(
+    folder: &str,
+    source: &str,
+    dtype: &str,
+    config_json: Vec<u8>,
+    safetensors: &[u8],
+    tokenizer_json: Option<Vec<u8>>,
+    vocab_txt: Option<Vec<u8>>,
+    tokenizer_config_json: Option<Vec<u8>>,
+) -> Result<Vec<u8>, JsValue> {
+    let name = |file: &str| format!("{folder}{file}");
+    let precision = Precision::parse(dtype).map_err(to_js)?;
+    let device = candle_core::Device::Cpu;
+    let weights = WeightStore::from_safetensors(&name("model.safetensors"), safetensors, &device).map_err(to_js)?;
+    let files = TokenizerFiles {
+        tokenizer_json: tokenizer_json.as_deref(),
+        vocab_txt: vocab_txt.as_deref(),
+        tokenizer_config_json: tokenizer_config_json.as_deref(),
+    };
+    let dir = HfDir::from_files(config_json, weights, files, name).map_err(to_js)?;
+    dir.convert(source, None, precision).map_err(|e| match e {
+        Error::Config { file, message } if file == "config.json" => to_js(Error::Config { file: format!("{folder}config.json"), message }),
+        other => to_js(other),
+    })
 }

@@ -10,12 +10,12 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use common::{fixture, max_abs_diff, minilm_dir, spearman, tiny_dir, Fixture};
 use crossrank::gguf::{convert, ConvertInput, GgufModel, Precision, KEY_CONFIG, KEY_FORMAT_VERSION, KEY_MAX_LENGTH, KEY_TOKENIZER};
-use crossrank::local::{load_hf_dir, HfDir};
+use crossrank::local::{load_hf_dir, read_hf_dir};
 use crossrank::weights::QuantizedMatmul;
 use crossrank::{Error, Reranker};
 
 fn gguf_of(dir: &std::path::Path, precision: Precision) -> Vec<u8> {
-    let hf = HfDir::read(dir, &Device::Cpu).unwrap();
+    let hf = read_hf_dir(dir, &Device::Cpu).unwrap();
     let config = String::from_utf8(hf.config_json.clone()).unwrap();
     convert(&hf.weights, &ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "test", max_length: hf.max_length }, precision).unwrap()
 }

@@ -63,6 +63,8 @@ export interface ModelInfo {
 export type ProgressInfo =
   /** A download (or Cache API read) of `file` starts. */
   | { status: 'initiate'; file: string }
+  /** A Hugging Face model's files together (config, tokenizer, weights): bytes so far of all of them. */
+  | { status: 'total'; loaded: number; total: number; progress: number }
   /** `progress` is a percentage, 0–100; `total` is 0 while the size is unknown. */
   | { status: 'progress'; file: string; loaded: number; total: number; progress: number }
   /** The file's bytes are all here; `fromCache` tells whether they came from the Cache API. */
@@ -70,20 +72,37 @@ export type ProgressInfo =
   /** The model is loaded and can rerank. `file` is null when the model was given as bytes. */
   | { status: 'ready'; file: string | null; info: ModelInfo };
 
+/**
+ * A crossrank GGUF file (URL or bytes), or a Hugging Face cross-encoder: a Hub id such as
+ * "cross-encoder/ms-marco-MiniLM-L-6-v2" (a string `org/name` not ending in ".gguf"; write
+ * "./org/name" for a relative URL) or a folder URL ending in "/" with the Hub's file layout.
+ */
 export type ModelSource = string | URL | ArrayBuffer | Uint8Array;
 
 export interface LoadOptions {
   /** Called with each {@link ProgressInfo}. */
   onProgress?: (progress: ProgressInfo) => void;
   /**
-   * Keep downloaded models in the Cache API ("crossrank-models-v1") and load them from there
-   * next time, offline. Default true. Cache failures are never fatal.
+   * How the Cache API ("crossrank-models-v1") is used. "default": load from the cache, after asking
+   * the server (HEAD) whether the file changed (ETag, Last-Modified or Content-Length; offline, the
+   * cached copy is used); download and cache otherwise. "reload": download again and cache.
+   * "no-store": neither read nor write. `true`/`false` mean "default"/"no-store". Cache failures
+   * are never fatal. {@link Reranker.clearCache} empties it.
    */
-  cache?: boolean;
-  /** Lowercase or uppercase hex; a file with another digest rejects with code "integrity". */
+  cache?: boolean | 'default' | 'reload' | 'no-store';
+  /** Lowercase or uppercase hex; a GGUF file with another digest rejects with code "integrity". */
   sha256?: string;
   /** Aborting rejects the load with code "aborted"; the reranker is then without a model. */
   signal?: AbortSignal;
+  /**
+   * For a Hugging Face model (Hub id or folder URL): the precision it is converted to in a worker,
+   * exactly as `crossrank convert --dtype` (same GGUF bytes). Default "q8_0".
+   */
+  dtype?: 'q8_0' | 'q4_0' | 'f16' | 'f32';
+  /** Where Hub ids are fetched from: `${hubUrl}/${id}/resolve/${revision}/…`. Default "https://huggingface.co" (a mirror works). */
+  hubUrl?: string | URL;
+  /** Branch, tag or commit of a Hub model. Default "main". */
+  revision?: string;
 }
 
 export interface ConstructorOptions {
@@ -192,8 +211,8 @@ export declare class Reranker {
   readonly threads: number;
 
   /**
-   * Loads a crossrank GGUF file into every worker, replacing (and first freeing) the current
-   * model. Calls made while it loads wait for it; if it fails they reject with code "not_loaded".
+   * Loads a model (a GGUF file, or a Hugging Face model converted in a worker) into every worker,
+   * replacing (and first freeing) the current model. Calls made while it loads wait for it; if it fails they reject with code "not_loaded".
    * Progress events come from the first worker, which downloads the file once for all.
    */
   load(model: ModelSource, options?: LoadOptions): Promise<ModelInfo>;
@@ -209,6 +228,9 @@ export declare class Reranker {
     requests: readonly { query: string; documents: readonly D[] }[],
     options?: RerankOptions,
   ): Promise<RerankResult<D>[][]>;
+
+  /** Deletes every model crossrank cached in this origin; resolves to whether there was anything. */
+  static clearCache(): Promise<boolean>;
 
   /** Terminates the workers, freeing their memory. Pending and later calls reject with code "not_loaded". */
   dispose(): void;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use candle_core::Device;
 use clap::{Parser, Subcommand, ValueEnum};
-use crossrank::gguf::{self, ConvertInput, GgufModel, Precision};
-use crossrank::local::{load_model, read, HfDir};
+use crossrank::gguf::{self, GgufModel, Precision};
+use crossrank::local::{load_model, read, read_hf_dir};
 use crossrank::{Aggregate, Error, Fusion, RerankOptions, RerankRequest, Result, ScoreScale, WindowOptions, DEFAULT_BATCH_SIZE};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -276,12 +276,12 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
 
 fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_length: Option<usize>) -> Result<()> {
     let precision = Precision::parse(dtype)?;
-    let dir = HfDir::read(model, &Device::Cpu)?;
-    let config_json =
-        String::from_utf8(dir.config_json.clone()).map_err(|_| Error::config(&model.join("config.json").display().to_string(), "not UTF-8"))?;
+    let dir = read_hf_dir(model, &Device::Cpu)?;
     let source = source.unwrap_or_else(|| model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    let input = ConvertInput { config_json: &config_json, tokenizer: &dir.tokenizer, source: &source, max_length: max_length.or(dir.max_length) };
-    let bytes = gguf::convert(&dir.weights, &input, precision)?;
+    let bytes = dir.convert(&source, max_length, precision).map_err(|e| match e {
+        Error::Config { file, message } if file == "config.json" => Error::Config { file: model.join(file).display().to_string(), message },
+        other => other,
+    })?;
     std::fs::write(out, &bytes).map_err(|e| Error::Io { file: out.display().to_string(), message: e.to_string() })?;
     eprintln!("wrote {} ({} bytes, {})", out.display(), bytes.len(), precision.name());
     Ok(())

@@ -1,11 +1,12 @@
 // The package's contract with Rust and with its types, checked without a browser:
 // - the error codes: Rust's enum (src/error.rs), protocol.js's ErrorCode and index.d.ts (its union
 //   and its declared ErrorCode) name the same codes, so none can drift;
-// - index.d.ts compiles under `tsc --strict`, with tests/types/usage.ts (the README's calls compile,
-//   misuse does not).
+// - index.d.ts and langchain.d.ts compile under `tsc --strict`, with tests/types/ (the README's calls
+//   compile, misuse does not).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -47,10 +48,23 @@ test('Rust, protocol.js and index.d.ts name the same error codes', () => {
   assert.deepEqual(Object.fromEntries(constEntries), { ...ErrorCode }, 'index.d.ts declares ErrorCode exactly as protocol.js defines it');
 });
 
-test('index.d.ts type-checks, and so do the README calls (tsc --strict)', () => {
+test('index.d.ts and langchain.d.ts type-check, and so do the README calls (tsc --strict)', () => {
   const tsc = join(ROOT, 'www', 'node_modules', '.bin', 'tsc');
-  const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'es2022', '--moduleResolution', 'bundler',
-    '--lib', 'es2022,dom', join(ROOT, 'www', 'index.d.ts'), join(ROOT, 'tests', 'types', 'usage.ts')];
-  const run = spawnSync(tsc, args, { encoding: 'utf8' });
-  assert.equal(run.status, 0, `tsc failed:\n${run.stdout}${run.stderr}`);
+  // A throwaway tsconfig: @langchain/* (www's devDependencies) resolve from www/node_modules also
+  // for tests/types/, which has no node_modules of its own.
+  const config = {
+    compilerOptions: {
+      noEmit: true, strict: true, target: 'es2022', module: 'es2022', moduleResolution: 'bundler', lib: ['es2022', 'dom'],
+      skipLibCheck: true, baseUrl: ROOT, paths: { '@langchain/*': ['www/node_modules/@langchain/*'] },
+    },
+    files: ['www/index.d.ts', 'www/langchain.d.ts', 'tests/types/usage.ts', 'tests/types/langchain.ts'].map((file) => join(ROOT, file)),
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'crossrank-tsc-'));
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(config));
+  try {
+    const run = spawnSync(tsc, ['-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
+    assert.equal(run.status, 0, `tsc failed:\n${run.stdout}${run.stderr}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -43,6 +43,9 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
         snakeCaseOption: ['q', ['a'], { top_k: 1 }],
         misspeltOption: ['q', ['a'], { treshold: 0.5 }],
         unrelatedOption: ['q', ['a'], { colour: 'blue' }],
+        thresholdText: ['q', ['a'], { threshold: 'high' }],
+        fusionWeightText: ['q', ['a'], { fusion: { type: 'weighted', weight: '0.5' } }],
+        windowsNumber: ['q', ['a'], { windows: 3 }],
       };
       for (const [name, args] of Object.entries(cases)) {
         outcome[name] = await run(...args);
@@ -71,6 +74,7 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
       topKZero: 'invalid_input', topKNegative: 'invalid_input', topKNaN: 'invalid_input', thresholdNaN: 'invalid_input',
       badFusion: 'invalid_input', badWindows: 'invalid_input',
       snakeCaseOption: 'invalid_input', misspeltOption: 'invalid_input', unrelatedOption: 'invalid_input',
+      thresholdText: 'invalid_input', fusionWeightText: 'invalid_input', windowsNumber: 'invalid_input',
     };
     for (const [name, code] of Object.entries(codes)) {
       assert.equal(got[name].ok, false, `${name} should fail`);
@@ -85,6 +89,10 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
     assert.match(got.snakeCaseOption.message, /^unknown option "top_k": did you mean "topK"\?/);
     assert.match(got.misspeltOption.message, /^unknown option "treshold": did you mean "threshold"\?/);
     assert.match(got.unrelatedOption.message, /^unknown option "colour" \(options: topK, returnDocuments,/);
+    // A value of the wrong type names the option (Rust checks these, for every caller).
+    assert.equal(got.thresholdText.message, 'threshold: expected a number, got "high"');
+    assert.equal(got.fusionWeightText.message, 'fusion.weight: expected a number, got "0.5"');
+    assert.equal(got.windowsNumber.message, 'windows: expected a boolean or an object, got number 3');
     for (const [name, value] of Object.entries(got)) {
       if (name.endsWith('After')) assert.equal(value.ok, true, `${name}: ${value.message}`);
     }

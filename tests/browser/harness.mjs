@@ -28,10 +28,10 @@ const CHROMIUM_ARGS = [
 
 /**
  * Starts the server and a browser with a fresh profile (so the Cache API starts empty).
- * @param {{ mounts?: Record<string, string>, headers?: Record<string, string> }} [options]
+ * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string> }} [options]
  */
-export async function startBrowser({ mounts, headers } = {}) {
-  const server = await startServer({ ...(mounts ? { mounts } : {}), ...(headers ? { headers } : {}) });
+export async function startBrowser({ mounts, headers, hub } = {}) {
+  const server = await startServer({ ...(mounts ? { mounts } : {}), ...(headers ? { headers } : {}), ...(hub ? { hub } : {}) });
   const userDataDir = await mkdtemp(join(tmpdir(), 'crossrank-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -87,6 +87,15 @@ export async function startBrowser({ mounts, headers } = {}) {
           assert.deepEqual(problems, [], 'page errors, console errors or failed requests');
         },
       };
+    },
+    /** Runs `body(tab)` on a fresh page (the test page by default), then checks it and closes it. */
+    async withPage(body, path) {
+      const tab = await this.openPage(path);
+      try {
+        await body(tab);
+      } finally {
+        await tab.close();
+      }
     },
     async close() {
       await context.close();

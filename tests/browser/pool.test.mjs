@@ -25,14 +25,7 @@ after(async () => {
   await browser?.close();
 });
 
-async function withPage(body) {
-  const tab = await browser.openPage();
-  try {
-    await body(tab);
-  } finally {
-    await tab.close();
-  }
-}
+const withPage = (body) => browser.withPage(body);
 
 /** Same order and indices; logits within `tolerance` (batches differ, so summation order may). */
 function assertSameResults(actual, expected, tolerance, label) {

@@ -42,15 +42,7 @@ after(async () => {
   await browser?.close();
 });
 
-/** Runs `body` with a fresh page and fails on any page error, console error or failed request. */
-async function withPage(body) {
-  const tab = await browser.openPage();
-  try {
-    await body(tab);
-  } finally {
-    await tab.close();
-  }
-}
+const withPage = (body) => browser.withPage(body);
 
 /** Asserts one result against its fixture case. */
 function assertLogit(actual, expected, tolerance, label) {
@@ -163,14 +155,16 @@ test('a second load comes from the Cache API, with no request for the model', TI
   await withPage(async ({ page }) => {
     // Requests from the page and from its worker.
     const requested = [];
-    const onRequest = (request) => requested.push(request.url());
+    const onRequest = (request) => requested.push(`${request.method()} ${request.url()}`);
     page.context().on('request', onRequest);
     const second = await load(page, {});
     page.context().off('request', onRequest);
     assert.equal(second.fromCache, true);
     assertLogit(second.result, TINY_CASES[0].logit, 1e-4, 'from the cache');
     assert.equal(browser.server.hits(url), 1, 'the model was downloaded again');
-    assert.deepEqual(requested.filter((u) => u.includes('.gguf')), []);
+    // Only a HEAD: is the cached file still the one on the server? (Yes: same ETag.)
+    assert.deepEqual(requested.filter((u) => u.includes('.gguf')), [`HEAD ${browser.server.origin}${url}`]);
+    assert.equal(browser.server.heads(url), 1);
 
     const uncached = await load(page, { cache: false });
     assert.equal(uncached.fromCache, false);
@@ -326,6 +320,9 @@ test('a corrupt model rejects with the Rust code; the reranker stays usable', TI
     }, { truncated, good: TINY, c: TINY_CASES[0] });
 
     assert.equal(got.fromUrl.code, 'model_format', got.fromUrl.message);
+    // The message names the URL (not a made-up file name), and bytes as bytes.
+    assert.ok(got.fromUrl.message.startsWith(`${browser.server.origin}${truncated}: `), got.fromUrl.message);
+    assert.match(got.garbage.message, /^the model bytes: /);
     assert.equal(got.rerankAfter.code, 'not_loaded');
     assert.match(got.rerankAfter.message, /last load failed/);
     assert.equal(got.garbage.code, 'model_format', got.garbage.message);

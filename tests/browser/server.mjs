@@ -2,11 +2,17 @@
 //
 //   node tests/browser/server.mjs [--port 8080] [--root DIR]
 //
-// Serves the repository root by default, on 127.0.0.1 only. It counts the requests for each
-// path and query (tests use that to prove a load came from the Cache API), and two query
+// Serves the repository root by default, on 127.0.0.1 only. It counts the GET requests for each
+// path and query (tests use that to prove a load came from the Cache API) and the HEAD requests
+// apart (revalidation), sends an ETag and Last-Modified with every file, and two query
 // parameters change how a file is sent:
 //   ?truncate=N   only the first N bytes, with a matching Content-Length (a corrupt model)
 //   ?rate=N       at about N bytes per second (a download slow enough to interrupt)
+//
+// With `hub: { 'org/name': DIR }` it also serves model folders in the Hugging Face Hub's layout:
+// /hub/org/name/resolve/REVISION/FILE redirects (302) to /cdn/org/name/FILE, as the Hub redirects
+// to its CDN; a missing file is 404 "Entry not found", an unknown repository 404, and any
+// repository under `gated/` answers 401 as a gated one does without a token.
 
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -22,24 +28,37 @@ import { CONTENT_TYPES as TYPES } from '../../www/demo/serve.mjs';
 /**
  * Starts the server. `mounts` maps URL prefixes to directories (the longest prefix wins);
  * by default `/` is the repository root. `headers` are added to every file served (e.g. a CSP).
- * @returns {Promise<{ origin: string, hits: (path: string) => number, cutShort: (path: string) => number, close: () => Promise<void> }>}
+ * @returns {Promise<{ origin: string, hits: (path: string) => number, heads: (path: string) => number, cutShort: (path: string) => number, close: () => Promise<void> }>}
  */
-export async function startServer({ port = 0, mounts = { '/': REPO_ROOT }, headers = {} } = {}) {
+export async function startServer({ port = 0, mounts = { '/': REPO_ROOT }, headers = {}, hub = {} } = {}) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const hits = new Map();
+  const heads = new Map();
   const cutShort = new Map();
 
   const server = createServer(async (request, response) => {
     const url = new URL(request.url, 'http://localhost');
     const pathname = decodeURIComponent(url.pathname);
     const key = pathname + url.search;
-    hits.set(key, (hits.get(key) ?? 0) + 1);
+    const counts = request.method === 'HEAD' ? heads : hits;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
     response.on('close', () => {
       if (!response.writableFinished) cutShort.set(key, (cutShort.get(key) ?? 0) + 1);
     });
     try {
       if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'method not allowed');
-      const file = resolvePath(pathname, prefixes, mounts);
+      const resolve = url.pathname.match(/^\/hub\/([^/]+\/[^/]+)\/resolve\/[^/]+\/(.+)$/);
+      if (resolve) {
+        const [, repo, name] = resolve;
+        if (repo.startsWith('gated/')) return send(response, 401, `Access to model ${repo} is restricted. You must have access to it and be authenticated to access it.`);
+        if (!hub[repo]) return send(response, 404, 'Repository not found');
+        const exists = await stat(join(hub[repo], name)).then((info) => info.isFile(), () => false);
+        if (!exists) return send(response, 404, 'Entry not found');
+        response.writeHead(302, { location: `/cdn/${repo}/${name}`, 'cache-control': 'no-store' });
+        return response.end();
+      }
+      const cdn = url.pathname.match(/^\/cdn\/([^/]+\/[^/]+)\/(.+)$/);
+      const file = cdn ? (hub[cdn[1]] ? resolvePath(`/${cdn[2]}`, ['/'], { '/': hub[cdn[1]] }) : null) : resolvePath(pathname, prefixes, mounts);
       if (!file) return send(response, 404, 'not found');
       let info = await stat(file).catch(() => null);
       let path = file;
@@ -55,6 +74,8 @@ export async function startServer({ port = 0, mounts = { '/': REPO_ROOT }, heade
         'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
         'content-length': length,
         'cache-control': 'no-store',
+        etag: `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
+        'last-modified': info.mtime.toUTCString(),
         ...headers,
       });
       if (request.method === 'HEAD' || length === 0) return response.end();
@@ -72,8 +93,10 @@ export async function startServer({ port = 0, mounts = { '/': REPO_ROOT }, heade
   const origin = `http://127.0.0.1:${server.address().port}`;
   return {
     origin,
-    /** How many requests asked for `path` (with its query string, if any). */
+    /** How many GET requests asked for `path` (with its query string, if any). */
     hits: (path) => hits.get(path) ?? 0,
+    /** How many HEAD requests asked for `path` (a cached file being revalidated). */
+    heads: (path) => heads.get(path) ?? 0,
     /** How many responses for `path` (with its query) ended before all their bytes were sent. */
     cutShort: (path) => cutShort.get(path) ?? 0,
     close: () => new Promise((done) => {

@@ -17,7 +17,14 @@ export async function readme(): Promise<number> {
   const id: number | undefined = results[0]?.id;
   const many = await reranker.rerankMany([{ query: 'q', documents: ['a', 'b'] }]);
   reranker.dispose();
-  return (id ?? 0) + many.length + threads;
+  // A Hugging Face model by id, converted in a worker; the cache modes; clearing the cache.
+  const hub = await Reranker.create({
+    model: 'cross-encoder/ms-marco-MiniLM-L-6-v2', dtype: 'q4_0', revision: 'main', hubUrl: 'https://huggingface.co',
+    cache: 'reload', onProgress: (p) => (p.status === 'total' ? p.progress : 0),
+  });
+  const family: 'bert' | 'electra' | 'xlm-roberta' | undefined = hub.info?.modelType;
+  const cleared: boolean = await Reranker.clearCache();
+  return (id ?? 0) + many.length + threads + (family ? 1 : 0) + (cleared ? 1 : 0);
 }
 
 export function codes(error: unknown): ErrorCodeValue | null {
@@ -30,6 +37,10 @@ export async function misuse(reranker: Reranker): Promise<void> {
   await reranker.rerank('q', ['a'], { topK: '3' });
   // @ts-expect-error there is no option named top_k
   await reranker.rerank('q', ['a'], { top_k: 3 });
+  // @ts-expect-error no such dtype
+  await Reranker.create({ model: 'org/name', dtype: 'q5_1' });
+  // @ts-expect-error cache modes are named
+  await Reranker.create({ model: 'm.gguf', cache: 'sometimes' });
   // @ts-expect-error threads is a number
   await Reranker.create({ model: 'm.gguf', threads: 'auto' });
   // @ts-expect-error a fusion needs its type

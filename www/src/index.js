@@ -8,7 +8,7 @@
 // methods are synchronous and cannot be interrupted); the model is then loaded again into a fresh
 // worker, from the Cache API or from bytes kept here, before the next call runs.
 
-import { ErrorCode, ReplyKind, RequestKind } from './protocol.js';
+import { CACHE_NAME, CacheMode, ErrorCode, ReplyKind, RequestKind } from './protocol.js';
 
 export { ErrorCode };
 
@@ -39,6 +39,8 @@ export class Reranker {
   #queue = [];
   /** The call whose requests are in the workers now. */
   #running = null;
+  /** The worker converting a Hugging Face model for the running load, if any. */
+  #converter = null;
   #disposed = false;
 
   /**
@@ -80,21 +82,44 @@ export class Reranker {
   }
 
   /**
-   * Loads a crossrank GGUF file, replacing the current model (which is freed first).
+   * Loads a model into every worker, replacing the current one (which is freed first): a crossrank
+   * GGUF file (URL or bytes), or a Hugging Face model by Hub id (`'cross-encoder/ms-marco-MiniLM-L-6-v2'`)
+   * or folder URL (ending in `/`), converted in a worker to `dtype` and cached as one GGUF file.
    * Calls made while it loads wait for it.
    * @returns {Promise<object>} the model's info
    */
-  async load(model, { onProgress, cache = true, sha256, signal } = {}) {
+  async load(model, options = {}) {
     this.#throwIfDisposed();
-    const source = modelSource(model);
+    checkOptionNames(options, LOAD_OPTIONS);
+    const { onProgress, cache = true, sha256, signal, dtype, hubUrl = HUB_URL, revision = 'main' } = options;
+    const source = modelSource(model, { hubUrl, revision });
     if (onProgress !== undefined && typeof onProgress !== 'function') {
       throw new RerankerError(ErrorCode.INVALID_INPUT, 'onProgress must be a function');
     }
     if (sha256 !== undefined && sha256 !== null && (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(sha256))) {
       throw new RerankerError(ErrorCode.INVALID_INPUT, 'sha256 must be 64 hexadecimal digits');
     }
-    const request = { source, cache: cache !== false, sha256: sha256 ? sha256.toLowerCase() : null };
+    if (source.folder) {
+      source.dtype = dtype ?? 'q8_0';
+      if (!DTYPES.includes(source.dtype)) {
+        throw new RerankerError(ErrorCode.INVALID_INPUT, `dtype must be one of ${DTYPES.map((d) => `"${d}"`).join(', ')}, got ${describe(dtype)}`);
+      }
+      if (sha256) throw new RerankerError(ErrorCode.INVALID_INPUT, 'sha256 checks a GGUF file; a Hugging Face model is several files');
+    } else if (dtype !== undefined) {
+      throw new RerankerError(ErrorCode.INVALID_INPUT, 'dtype applies to Hugging Face models (a Hub id or folder); a GGUF file keeps its own precision');
+    }
+    const request = { source, cache: cacheMode(cache), sha256: sha256 ? sha256.toLowerCase() : null };
     return this.#enqueue({ kind: RequestKind.LOAD, signal, run: () => this.#runLoad(request, onProgress) });
+  }
+
+  /**
+   * Deletes every model crossrank has cached in this origin (the Cache API bucket
+   * "crossrank-models-v1"). Resolves to whether there was anything to delete.
+   * @returns {Promise<boolean>}
+   */
+  static async clearCache() {
+    if (typeof caches === 'undefined') return false;
+    return caches.delete(CACHE_NAME);
   }
 
   /**
@@ -163,6 +188,7 @@ export class Reranker {
     this.#disposed = true;
     const error = disposedError();
     for (const slot of this.#slots) slot.stop(error);
+    this.#converter?.stop(error);
     for (const job of [this.#running, ...this.#queue]) if (job) settle(job, false, error);
     this.#queue = [];
     this.#model = null;
@@ -210,6 +236,7 @@ export class Reranker {
       // Its workers are busy inside wasm and read no messages: end them (idle ones keep their
       // model). The model is loaded again into fresh workers before anything else runs.
       for (const slot of this.#slots) if (slot.busy) slot.stop(error);
+      this.#converter?.stop(error);
       this.#queue.unshift({ internal: true, run: () => this.#restoreEarly() });
     } else {
       this.#queue.splice(this.#queue.indexOf(job), 1);
@@ -226,14 +253,16 @@ export class Reranker {
     for (const slot of this.#slots) slot.hasModel = false;
     const [first, ...others] = this.#slots;
     try {
+      if (source.folder) source = { bytes: await this.#convert(source, cache, onProgress) };
       const { info, bytes } = await first.request(
         { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl },
         onProgress,
       );
       first.hasModel = true;
       // The first worker returns the file's bytes when they are not in the Cache API: keep them,
-      // so that the other workers, and any fresh one later, load the model without the network.
-      const model = { source: bytes ? { bytes } : source, cache, sha256, info };
+      // so that the other workers, and any fresh one later, load the model without the network
+      // (and read the cache without asking the server again).
+      const model = { source: bytes ? { bytes } : source, cache: CacheMode.RESTORE, sha256, info };
       await Promise.all(others.map((slot) => this.#restore(slot, model)));
       this.#model = model;
       return info;
@@ -290,6 +319,22 @@ export class Reranker {
       options,
     });
     return requests.map((request) => (request.documents.length > 0 ? ordered.shift() : []));
+  }
+
+  /**
+   * A Hugging Face folder converted to GGUF bytes in a worker of its own, ended afterwards so that
+   * the memory conversion needs does not stay in the pool. Aborting the load ends it too.
+   */
+  async #convert({ folder, name, dtype }, cache, onProgress) {
+    const slot = new WorkerSlot();
+    this.#converter = slot;
+    try {
+      const { bytes } = await slot.request({ kind: RequestKind.CONVERT, folder, source: name, dtype, cache, wasmUrl: this.#wasmUrl }, onProgress);
+      return bytes;
+    } finally {
+      slot.stop(new RerankerError(ErrorCode.ABORTED, 'the conversion was stopped'));
+      if (this.#converter === slot) this.#converter = null;
+    }
   }
 
   /**
@@ -471,16 +516,47 @@ function resolveUrl(value, name) {
   }
 }
 
-function modelSource(model) {
-  if (typeof model === 'string' || model instanceof URL) return { url: resolveUrl(model, 'model') };
+/**
+ * Where a model comes from: `{ url }` (a GGUF file), `{ bytes }`, or `{ folder, name }` (a Hugging
+ * Face model: a Hub id `org/name`, or a URL ending in `/`).
+ */
+function modelSource(model, { hubUrl, revision }) {
+  if (typeof model === 'string' && HUB_ID.test(model) && !model.endsWith('.gguf')) {
+    if (typeof hubUrl !== 'string' && !(hubUrl instanceof URL)) throw new RerankerError(ErrorCode.INVALID_INPUT, `hubUrl must be a URL, got ${describe(hubUrl)}`);
+    if (typeof revision !== 'string' || revision === '') throw new RerankerError(ErrorCode.INVALID_INPUT, `revision must be a non-empty string, got ${describe(revision)}`);
+    const base = resolveUrl(hubUrl, 'hubUrl').replace(/\/+$/, '');
+    return { folder: `${base}/${model}/resolve/${encodeURIComponent(revision)}/`, name: model };
+  }
+  if (typeof model === 'string' || model instanceof URL) {
+    const url = resolveUrl(model, 'model');
+    return url.endsWith('/') ? { folder: url, name: url } : { url };
+  }
   if (model instanceof ArrayBuffer) return { bytes: model };
   if (ArrayBuffer.isView(model)) {
     const bytes = new Uint8Array(model.buffer, model.byteOffset, model.byteLength);
     // Posting a view copies its whole buffer; copy just the view's bytes when it is smaller.
     return { bytes: bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer };
   }
-  throw new RerankerError(ErrorCode.INVALID_INPUT, 'model must be a URL (string or URL) or the file\'s bytes (ArrayBuffer or Uint8Array)');
+  throw new RerankerError(ErrorCode.INVALID_INPUT,
+    'model must be a Hugging Face model id ("org/name"), a URL (string or URL; a folder URL ends in "/") or a GGUF file\'s bytes (ArrayBuffer or Uint8Array)');
 }
+
+/** A Hub model id: `org/name` and nothing else (a relative URL needs "./" or a ".gguf" name). */
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+const HUB_URL = 'https://huggingface.co';
+/** What a Hugging Face model can be converted to, as `crossrank convert --dtype`. */
+const DTYPES = ['q8_0', 'q4_0', 'f16', 'f32'];
+
+/** `cache` as the worker takes it: the old booleans still work (true: "default", false: "no-store"). */
+function cacheMode(cache) {
+  if (cache === true || cache === undefined) return CacheMode.DEFAULT;
+  if (cache === false) return CacheMode.NO_STORE;
+  if ([CacheMode.DEFAULT, CacheMode.RELOAD, CacheMode.NO_STORE].includes(cache)) return cache;
+  throw new RerankerError(ErrorCode.INVALID_INPUT, `cache must be "default", "reload" or "no-store" (or a boolean), got ${describe(cache)}`);
+}
+
+/** The options `load` takes (Reranker.create also takes `model`, `wasmUrl` and `threads`). */
+const LOAD_OPTIONS = ['onProgress', 'cache', 'sha256', 'signal', 'dtype', 'hubUrl', 'revision'];
 
 function documentTexts(query, documents) {
   if (typeof query !== 'string') {

@@ -8,13 +8,20 @@
 //   { id, kind: 'load', source, cache, sha256, wasmUrl }
 //       source: { url: string }             an absolute URL (the worker cannot see the page's base URL)
 //             | { bytes: ArrayBuffer }      the model file itself
-//       cache:  boolean                     read and write the Cache API (only for `url` sources)
+//       cache:  a CacheMode                 how the Cache API is used (only for `url` sources)
 //       sha256: string | null               lowercase hex digest the file must have
 //       wasmUrl: string | null              where crossrank_wasm_bg.wasm lives (null: next to the glue)
 //     result value: { info, cached, bytes? }
 //       info:   the model's WasmReranker.info()
 //       cached: whether the file is now in the Cache API, so a fresh worker can load it offline
 //       bytes:  the file (transferred) when it is not cached, for the same reason
+//   { id, kind: 'convert', folder, source, dtype, cache, wasmUrl }
+//       folder: a URL ending in '/' with a Hugging Face model's files (config.json, tokenizer.json or
+//               vocab.txt, tokenizer_config.json, model.safetensors): the Hub's …/resolve/<revision>/
+//       source: what the GGUF records as its source (the Hub id, or the folder)
+//       dtype:  'f32' | 'f16' | 'q8_0' | 'q4_0'
+//     result value: { bytes (transferred): the crossrank GGUF, cached: whether it is in the Cache API }
+//     Sent to a worker of its own, which the page ends afterwards (conversion memory stays behind).
 //   { id, kind: 'score', requests, options }
 //       requests: [{ query: string, documents: string[] }]   (none empty; a worker of a pool gets a share)
 //       options: { topK?, maxLength?, windows?, fusion?, scoreScale?, threshold? }   all checked here,
@@ -35,6 +42,7 @@
 
 export const RequestKind = Object.freeze({
   LOAD: 'load',
+  CONVERT: 'convert',
   SCORE: 'score',
   ORDER: 'order',
 });
@@ -61,6 +69,19 @@ export const ErrorCode = Object.freeze({
   ABORTED: 'aborted',
   WORKER_CRASHED: 'worker_crashed',
   INTERNAL: 'internal',
+});
+
+/**
+ * How a load uses the Cache API. DEFAULT: read it, but first ask the server (HEAD) whether the file
+ * changed (ETag, Last-Modified or Content-Length), keeping the entry when offline; write what was
+ * downloaded. RELOAD: download again and write. NO_STORE: neither read nor write. RESTORE (internal,
+ * a worker loading the model the first worker just loaded): read without asking the server.
+ */
+export const CacheMode = Object.freeze({
+  DEFAULT: 'default',
+  RELOAD: 'reload',
+  NO_STORE: 'no-store',
+  RESTORE: 'restore',
 });
 
 /** The Cache API bucket that holds downloaded model files, keyed by their absolute URL. */

@@ -5,8 +5,8 @@
 // WasmReranker's methods are synchronous: while one runs, this worker reads no messages. The
 // page therefore sends one request at a time and aborts a running one by terminating us.
 
-import init, { WasmReranker, orderScored } from '../pkg/crossrank_wasm.js';
-import { CACHE_NAME, ErrorCode, ReplyKind, RequestKind } from './protocol.js';
+import init, { WasmReranker, convertHf, orderScored } from '../pkg/crossrank_wasm.js';
+import { CACHE_NAME, CacheMode, ErrorCode, ReplyKind, RequestKind } from './protocol.js';
 
 /** @type {Promise<unknown> | null} the wasm module's init, started once and shared */
 let initPromise = null;
@@ -41,6 +41,11 @@ async function handle(request) {
       case RequestKind.LOAD: {
         const value = await startLoad(request);
         self.postMessage({ id, kind: ReplyKind.RESULT, value }, value.bytes ? [value.bytes] : []);
+        return;
+      }
+      case RequestKind.CONVERT: {
+        const value = await convert(request);
+        self.postMessage({ id, kind: ReplyKind.RESULT, value }, [value.bytes]);
         return;
       }
       case RequestKind.SCORE: {
@@ -118,7 +123,7 @@ async function load({ id, source, cache, sha256, wasmUrl }) {
     bytes = new Uint8Array(source.bytes);
     await initWasm(wasmUrl);
     if (sha256) await verify(bytes, sha256, 'the model bytes');
-    model = WasmReranker.fromGguf(bytes);
+    model = fromGguf(bytes, null);
   } else {
     // Compile the wasm while the model downloads.
     const wasmReady = initWasm(wasmUrl);
@@ -138,15 +143,15 @@ async function load({ id, source, cache, sha256, wasmUrl }) {
 
 async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
   postProgress(id, { status: 'initiate', file: url });
-  const store = cache ? await openCache(url) : null;
+  const store = cache === CacheMode.NO_STORE ? null : await openCache(url);
 
-  const hit = store ? await readCache(store, url, sha256) : null;
+  const hit = store && cache !== CacheMode.RELOAD ? await readCache(store, url, { sha256, revalidate: cache === CacheMode.DEFAULT }) : null;
   if (hit) {
     postProgress(id, { status: 'progress', file: url, loaded: hit.length, total: hit.length, progress: 100 });
     postProgress(id, { status: 'done', file: url, fromCache: true });
     await wasmReady;
     try {
-      return { model: WasmReranker.fromGguf(hit), cached: true, bytes: null };
+      return { model: fromGguf(hit, url), cached: true, bytes: null };
     } catch (error) {
       if (error instanceof WebAssembly.RuntimeError) throw error;
       // A cached file this build cannot read (written by an older one, say): drop it and
@@ -155,14 +160,93 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
     }
   }
 
-  const bytes = await download(id, url);
+  const { bytes, validator } = await download(id, url);
   postProgress(id, { status: 'done', file: url, fromCache: false });
   if (sha256) await verify(bytes, sha256, url);
   await wasmReady;
-  const model = WasmReranker.fromGguf(bytes);
+  const model = fromGguf(bytes, url);
   // Cached only once it has parsed, so a bad file is never served from the cache.
-  const cached = store ? await writeCache(store, url, bytes) : false;
+  const cached = store ? await writeCache(store, url, bytes, [[url, validator]]) : false;
   return { model, cached, bytes };
+}
+
+/** A GGUF file's bytes into a model; errors name where the bytes came from, not "model.gguf". */
+function fromGguf(bytes, file) {
+  const name = file ?? 'the model bytes';
+  const start = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart().toLowerCase();
+  if (start.startsWith('<!doctype') || start.startsWith('<html')) {
+    throw new CodedError(ErrorCode.MODEL_FORMAT, `${name} is an HTML page, not a GGUF model file (a wrong URL, or a login or error page?)`);
+  }
+  if (start.startsWith('{')) {
+    throw new CodedError(ErrorCode.MODEL_FORMAT, `${name} is JSON, not a GGUF model file (an error from the server, or a config.json?)`);
+  }
+  try {
+    return WasmReranker.fromGguf(bytes);
+  } catch (error) {
+    if (error instanceof WebAssembly.RuntimeError) throw error;
+    throw new CodedError(error.code ?? ErrorCode.MODEL_FORMAT, `${name}: ${String(error.message).replace(/^model\.gguf: /, '')}`);
+  }
+}
+
+/**
+ * A Hugging Face model folder (`folder` ends in `/`: the Hub's `…/resolve/<revision>/` or any
+ * server with the same layout) converted to a crossrank GGUF in this worker, exactly as
+ * `crossrank convert` does. The converted file is what gets cached, so the next load is one file.
+ * Runs in a worker of its own that the page ends afterwards: conversion needs several times the
+ * model's size, and wasm memory never shrinks.
+ */
+async function convert({ id, folder, source, dtype, cache, wasmUrl }) {
+  const wasmReady = initWasm(wasmUrl);
+  wasmReady.catch(() => {});
+  const key = `${folder}crossrank-${dtype}.gguf`;
+  const store = cache === CacheMode.NO_STORE ? null : await openCache(folder);
+  const hit = store && cache !== CacheMode.RELOAD ? await readCache(store, key, { revalidate: cache === CacheMode.DEFAULT }) : null;
+  if (hit) {
+    postProgress(id, { status: 'done', file: key, fromCache: true });
+    return { bytes: hit.buffer, cached: true };
+  }
+
+  const sizes = new Map();
+  const onTotal = (file, loaded, total) => {
+    sizes.set(file, { loaded, total });
+    const all = [...sizes.values()];
+    const sum = (field) => all.reduce((acc, entry) => acc + entry[field], 0);
+    const known = all.every((entry) => entry.total > 0);
+    postProgress(id, { status: 'total', loaded: sum('loaded'), total: known ? sum('total') : 0, progress: known ? (100 * sum('loaded')) / Math.max(1, sum('total')) : 0 });
+  };
+  const fetchFile = async (name, { optional = false } = {}) => {
+    const url = folder + name;
+    postProgress(id, { status: 'initiate', file: url });
+    const file = await download(id, url, { optional, onTotal: (loaded, total) => onTotal(url, loaded, total) });
+    if (file) postProgress(id, { status: 'done', file: url, fromCache: false });
+    return file ? { url, ...file } : null;
+  };
+  const config = await fetchFile('config.json');
+  const tokenizerJson = await fetchFile('tokenizer.json', { optional: true });
+  const vocabTxt = tokenizerJson ? null : await fetchFile('vocab.txt', { optional: true });
+  if (!tokenizerJson && !vocabTxt) {
+    throw new CodedError(ErrorCode.FETCH, `${folder} has neither tokenizer.json nor vocab.txt: not a Hugging Face model folder`);
+  }
+  const tokenizerConfig = await fetchFile('tokenizer_config.json', { optional: true });
+  const weights = await fetchFile('model.safetensors', { optional: true });
+  if (!weights) {
+    throw new CodedError(ErrorCode.FETCH,
+      `${folder}model.safetensors was not found (404); a pytorch_model.bin cannot be read in the browser: convert it with \`crossrank convert\``);
+  }
+  for (const file of [config, tokenizerJson, vocabTxt, tokenizerConfig]) if (file) checkNotHtml(file.bytes, file.url);
+  await wasmReady;
+  const bytes = convertHf(folder, source, dtype, config.bytes, weights.bytes, tokenizerJson?.bytes, vocabTxt?.bytes, tokenizerConfig?.bytes);
+  const sources = [config, tokenizerJson, vocabTxt, tokenizerConfig, weights].filter(Boolean).map(({ url, validator }) => [url, validator]);
+  const cached = store ? await writeCache(store, key, bytes, sources) : false;
+  return { bytes: bytes.buffer, cached };
+}
+
+/** A page where JSON was expected (a login wall, a 200 "not found" page) is named as such. */
+function checkNotHtml(bytes, url) {
+  const start = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart().toLowerCase();
+  if (start.startsWith('<!doctype') || start.startsWith('<html')) {
+    throw new CodedError(ErrorCode.FETCH, `${url} is an HTML page, not the file expected (a login or error page?)`);
+  }
 }
 
 // The Cache API is an optimisation: every failure here (no secure context, quota, private
@@ -177,14 +261,23 @@ async function openCache(url) {
   }
 }
 
-async function readCache(store, url, sha256) {
+/**
+ * The cached bytes for `key`, or null. With `revalidate`, the files it was made from are asked for
+ * again (HEAD) and a changed ETag, Last-Modified or Content-Length drops the entry; a network
+ * failure keeps it (offline is what the cache is for).
+ */
+async function readCache(store, key, { sha256, revalidate }) {
   try {
-    const response = await store.match(url);
+    const response = await store.match(key);
     if (!response) return null;
+    if (revalidate && !(await stillFresh(response))) {
+      await store.delete(key);
+      return null;
+    }
     const bytes = new Uint8Array(await response.arrayBuffer());
     if (sha256 && (await sha256Hex(bytes)) !== sha256) {
       // The file at this URL has changed since it was cached.
-      await store.delete(url);
+      await store.delete(key);
       return null;
     }
     return bytes;
@@ -193,26 +286,76 @@ async function readCache(store, url, sha256) {
   }
 }
 
-async function writeCache(store, url, bytes) {
+/** Whether every source of a cached entry still has the validator it had when cached. */
+async function stillFresh(response) {
+  let sources;
   try {
-    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) };
-    await store.put(url, new Response(bytes, { headers }));
+    sources = JSON.parse(response.headers.get(SOURCES_HEADER) ?? 'null');
+  } catch {
+    sources = null;
+  }
+  // Written by an older build, which kept no validators: cannot tell, so fetch again.
+  if (!Array.isArray(sources)) return false;
+  // Offline, the cache is what there is; asking would only fail.
+  if (globalThis.navigator?.onLine === false) return true;
+  const checks = await Promise.all(sources.map(async ([url, validator]) => {
+    try {
+      const head = await fetch(url, { method: 'HEAD', cache: 'no-store' });
+      if (!head.ok) return true; // the server cannot say (405, 5xx): keep what we have
+      return validatorOf(head) === validator;
+    } catch {
+      return true; // offline
+    }
+  }));
+  return checks.every(Boolean);
+}
+
+/** What identifies a version of a file: its ETag, else Last-Modified, else its length. */
+function validatorOf(response) {
+  const etag = response.headers.get('etag');
+  if (etag) return `etag ${etag.replace(/^W\//, '')}`;
+  const modified = response.headers.get('last-modified');
+  if (modified) return `modified ${modified}`;
+  return `length ${response.headers.get('content-length') ?? '?'}`;
+}
+
+/** Cache API header holding `[[url, validator], …]` of the files an entry was made from. */
+const SOURCES_HEADER = 'x-crossrank-sources';
+
+async function writeCache(store, key, bytes, sources) {
+  try {
+    const headers = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(bytes.length),
+      [SOURCES_HEADER]: JSON.stringify(sources),
+    };
+    await store.put(key, new Response(bytes, { headers }));
     return true;
   } catch {
     return false;
   }
 }
 
-async function download(id, url) {
+/**
+ * The file at `url` with its validator, reporting progress; `optional` files that are not there
+ * (404) give null. HTTP errors name the URL and, for 401/403, the likely reason.
+ */
+async function download(id, url, { optional = false, onTotal } = {}) {
   let response;
   try {
     response = await fetch(url);
   } catch (error) {
     throw new CodedError(ErrorCode.FETCH, `could not fetch ${url}: ${error?.message ?? error}`, { cause: error });
   }
+  if (optional && response.status === 404) return null;
+  if (response.status === 401 || response.status === 403) {
+    throw new CodedError(ErrorCode.FETCH,
+      `could not fetch ${url}: HTTP ${response.status} (a gated or private repository: the browser cannot send your Hugging Face token; serve the files yourself)`);
+  }
   if (!response.ok) {
     throw new CodedError(ErrorCode.FETCH, `could not fetch ${url}: HTTP ${response.status} ${response.statusText}`.trimEnd());
   }
+  const validator = validatorOf(response);
   // Content-Length counts encoded bytes; with a Content-Encoding the decoded size is unknown.
   const encoding = response.headers.get('content-encoding');
   const total = encoding && encoding !== 'identity' ? 0 : Number(response.headers.get('content-length')) || 0;
@@ -242,6 +385,7 @@ async function download(id, url) {
           lastReported = step;
           const progress = total ? Math.min(100, (loaded / total) * 100) : 0;
           postProgress(id, { status: 'progress', file: url, loaded, total, progress });
+          onTotal?.(loaded, total);
         }
       }
     }
@@ -249,7 +393,8 @@ async function download(id, url) {
     throw new CodedError(ErrorCode.FETCH, `download of ${url} failed after ${loaded} bytes: ${error?.message ?? error}`, { cause: error });
   }
   postProgress(id, { status: 'progress', file: url, loaded, total: loaded, progress: 100 });
-  return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
+  onTotal?.(loaded, loaded);
+  return { bytes: loaded === buffer.length ? buffer : buffer.slice(0, loaded), validator };
 }
 
 async function verify(bytes, expected, what) {

@@ -1,0 +1,222 @@
+// Hugging Face models in the browser by id: a local server serves model folders in the Hub's
+// layout (resolve → 302 → CDN, ETag, 401 for a gated repository), never the internet. The worker
+// fetches config.json, the tokenizer and model.safetensors, converts them exactly as
+// `crossrank convert` does, and caches the GGUF; the cache is revalidated against the server.
+//
+//   node --test tests/browser/hub.test.mjs   (needs ./build.sh cli wasm models)
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { startBrowser } from './harness.mjs';
+
+const ROOT = new URL('../../', import.meta.url);
+const path = (relative) => fileURLToPath(new URL(relative, ROOT));
+const fixture = (name) => JSON.parse(readFileSync(path(`tests/fixtures/${name}`), 'utf8'));
+const CLI = path('target/release/crossrank');
+const TIMEOUT = { timeout: 300_000 };
+const CACHE = 'crossrank-models-v1';
+
+const scratch = mkdtempSync(join(tmpdir(), 'crossrank-hub-'));
+/** A copy of a test model folder, changed by `edit(dir)`. */
+function folder(name, from, edit = () => {}) {
+  const dir = join(scratch, name);
+  cpSync(path(from), dir, { recursive: true });
+  edit(dir);
+  return dir;
+}
+
+const HUB = {
+  'test/minilm-l4': path('tests/models/minilm-l4'),
+  'test/tiny': folder('tiny', 'tests/models/tiny'),
+  'test/tiny-vocab': folder('tiny-vocab', 'tests/models/tiny', (dir) => rmSync(join(dir, 'tokenizer.json'))),
+  'test/xlmr': path('tests/models/tiny-xlmr'),
+  'test/gpt2': folder('gpt2', 'tests/models/tiny', (dir) => {
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }));
+  }),
+  'test/bin-only': path('tests/models/tiny-bin'),
+};
+const GGUFS = join(scratch, 'gguf');
+
+let browser;
+before(async () => {
+  cpSync(path('artifacts/models/tiny.f32.gguf'), join(GGUFS, 'model.gguf'), { recursive: true });
+  browser = await startBrowser({ mounts: { '/': path('.'), '/scratch': GGUFS }, hub: HUB });
+});
+after(async () => {
+  await browser?.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const withPage = (body) => browser.withPage(body);
+
+const hub = () => `${browser.server.origin}/hub`;
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+test('a Hub id loads: the worker\'s q8_0 conversion is the CLI\'s GGUF, byte for byte; the next load is one cached file', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const cases = fixture('minilm_l4.json').cases;
+    const got = await page.evaluate(async ({ hubUrl, cases, cache }) => {
+      const { Reranker } = window.crossrank;
+      const events = [];
+      const reranker = await Reranker.create({ model: 'test/minilm-l4', hubUrl, dtype: 'q8_0', threads: 1, onProgress: (e) => events.push(e) });
+      const logits = [];
+      for (const { query, passage } of cases) logits.push((await reranker.rerank(query, [passage]))[0].logit);
+      const info = reranker.info;
+      reranker.dispose();
+      const entry = await (await caches.open(cache)).match(`${hubUrl}/test/minilm-l4/resolve/main/crossrank-q8_0.gguf`);
+      const bytes = new Uint8Array(await entry.arrayBuffer());
+      const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+      const again = await Reranker.create({ model: 'test/minilm-l4', hubUrl, threads: 1 });
+      const second = (await again.rerank(cases[0].query, [cases[0].passage]))[0].logit;
+      again.dispose();
+      return { events, logits, info, digest, size: bytes.length, second };
+    }, { hubUrl: hub(), cases, cache: CACHE });
+
+    // The CLI on the same folder, recording the same source (the Hub id).
+    const out = join(scratch, 'cli.q8_0.gguf');
+    execFileSync(CLI, ['convert', '--model', HUB['test/minilm-l4'], '--dtype', 'q8_0', '--source', 'test/minilm-l4', '--out', out], { stdio: 'pipe' });
+    const cli = readFileSync(out);
+    assert.equal(got.size, cli.length);
+    assert.equal(got.digest, sha256(cli), 'the browser\'s GGUF differs from crossrank convert\'s');
+
+    assert.equal(got.info.precision, 'q8_0');
+    cases.forEach((c, i) => assert.ok(Math.abs(got.logits[i] - c.logit) <= 0.05, `${c.name}: ${got.logits[i]} vs PyTorch ${c.logit}`));
+    assert.equal(got.second, got.logits[0], 'the cached file gives the same logits');
+    // Each file was fetched once, through the Hub's redirect to the CDN; the second load only asked
+    // whether they changed.
+    for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors']) {
+      assert.equal(browser.server.hits(`/hub/test/minilm-l4/resolve/main/${file}`), 1, file);
+      assert.equal(browser.server.hits(`/cdn/test/minilm-l4/${file}`), 1, file);
+      assert.equal(browser.server.heads(`/cdn/test/minilm-l4/${file}`), 1, `${file} revalidated`);
+    }
+    assert.equal(browser.server.hits('/hub/test/minilm-l4/resolve/main/vocab.txt'), 0, 'tokenizer.json was there: vocab.txt is not needed');
+    // Progress per file and in total.
+    const files = new Set(got.events.filter((e) => e.status === 'initiate').map((e) => e.file.split('/').pop()));
+    assert.deepEqual([...files].sort(), ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    const totals = got.events.filter((e) => e.status === 'total');
+    assert.ok(totals.length > 2);
+    assert.equal(totals.at(-1).loaded, totals.at(-1).total);
+    assert.equal(totals.at(-1).progress, 100);
+    assert.equal(got.events.at(-1).status, 'ready');
+  }));
+
+test('a changed file at the same URL is fetched again; reload, no-store and clearCache', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const c = fixture('tiny.json').cases[0];
+    const load = (options) => page.evaluate(async ({ hubUrl, c, options }) => {
+      const reranker = await window.crossrank.Reranker.create({ model: 'test/tiny', hubUrl, dtype: 'f32', threads: 1, ...options });
+      const [result] = await reranker.rerank(c.query, [c.passage]);
+      reranker.dispose();
+      return result.logit;
+    }, { hubUrl: hub(), c, options });
+    const weights = '/cdn/test/tiny/model.safetensors';
+
+    assert.ok(Math.abs((await load({})) - c.logit) <= 1e-4);
+    await load({});
+    assert.equal(browser.server.hits(weights), 1, 'the second load came from the cache');
+    // The file changes on the server (new mtime, so a new ETag): noticed and fetched again.
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(join(HUB['test/tiny'], 'model.safetensors'), later, later);
+    await load({});
+    assert.equal(browser.server.hits(weights), 2, 'the changed file was not fetched again');
+    await load({ cache: 'reload' });
+    assert.equal(browser.server.hits(weights), 3, 'cache: "reload" downloads');
+    await load({ cache: 'no-store' });
+    assert.equal(browser.server.hits(weights), 4, 'cache: "no-store" downloads');
+    await load({});
+    assert.equal(browser.server.hits(weights), 4, '"reload" wrote the cache');
+
+    const cleared = await page.evaluate(async (cache) => {
+      const deleted = await window.crossrank.Reranker.clearCache();
+      return { deleted, left: await caches.has(cache), again: await window.crossrank.Reranker.clearCache() };
+    }, CACHE);
+    assert.deepEqual(cleared, { deleted: true, left: false, again: false });
+    await load({});
+    assert.equal(browser.server.hits(weights), 5, 'after clearCache the file is downloaded');
+  }));
+
+test('a GGUF URL is revalidated too: a file replaced on the server is noticed', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const load = () => page.evaluate(async (url) => {
+      const reranker = await window.crossrank.Reranker.create({ model: url, threads: 1 });
+      const info = reranker.info;
+      reranker.dispose();
+      return info;
+    }, '/scratch/model.gguf');
+    assert.equal((await load()).hiddenSize, 32);
+    assert.equal((await load()).hiddenSize, 32);
+    assert.equal(browser.server.hits('/scratch/model.gguf'), 1);
+    assert.equal(browser.server.heads('/scratch/model.gguf'), 1);
+    copyFileSync(path('artifacts/models/minilm-l4.q8_0.gguf'), join(GGUFS, 'model.gguf'));
+    assert.equal((await load()).hiddenSize, 384, 'the replaced file was not picked up');
+    assert.equal(browser.server.hits('/scratch/model.gguf'), 2);
+  }));
+
+test('vocab.txt when tokenizer.json is missing; a multilingual XLM-RoBERTa by id', TIMEOUT, () =>
+  withPage(async ({ page, expectProblem }) => {
+    expectProblem(/HTTP 404: .*\/test\/tiny-vocab\/resolve\/main\/tokenizer\.json$/); // asked for first, on purpose
+    const tiny = fixture('tiny.json').cases;
+    const xlmr = fixture('tiny_xlmr.json').cases;
+    const got = await page.evaluate(async ({ hubUrl, tiny, xlmr }) => {
+      const score = async (model, cases) => {
+        const reranker = await window.crossrank.Reranker.create({ model, hubUrl, dtype: 'f32', threads: 1 });
+        const logits = [];
+        for (const { query, passage } of cases) logits.push((await reranker.rerank(query, [passage]))[0].logit);
+        const info = reranker.info;
+        reranker.dispose();
+        return { logits, info };
+      };
+      return { vocab: await score('test/tiny-vocab', tiny), xlmr: await score('test/xlmr', xlmr) };
+    }, { hubUrl: hub(), tiny, xlmr });
+    tiny.forEach((c, i) => assert.ok(Math.abs(got.vocab.logits[i] - c.logit) <= 1e-4, `vocab.txt ${c.name}: ${got.vocab.logits[i]} vs ${c.logit}`));
+    assert.equal(browser.server.hits('/hub/test/tiny-vocab/resolve/main/tokenizer.json'), 1, 'tokenizer.json was asked for first');
+    assert.equal(browser.server.hits('/cdn/test/tiny-vocab/vocab.txt'), 1);
+    assert.equal(got.xlmr.info.modelType, 'xlm-roberta');
+    xlmr.forEach((c, i) => assert.ok(Math.abs(got.xlmr.logits[i] - c.logit) <= 1e-4, `XLM-R ${c.name}: ${got.xlmr.logits[i]} vs ${c.logit}`));
+  }));
+
+test('each failure has its own code and a message naming the file', TIMEOUT, () =>
+  withPage(async ({ page, expectProblem }) => {
+    expectProblem(/HTTP 40[14]/);
+    const got = await page.evaluate(async (hubUrl) => {
+      const { Reranker } = window.crossrank;
+      const attempt = (model, options = {}) => window.settle(Reranker.create({ model, hubUrl, threads: 1, ...options }));
+      return {
+        gated: await attempt('gated/secret-model'),
+        missing: await attempt('test/no-such-model'),
+        architecture: await attempt('test/gpt2'),
+        binOnly: await attempt('test/bin-only'),
+        html: await attempt('/tests/browser/index.html'),
+        json: await attempt('/tests/models/tiny/config.json'),
+        dtype: await attempt('test/tiny', { dtype: 'q5_1' }),
+        dtypeOnGguf: await attempt('/artifacts/models/tiny.f32.gguf', { dtype: 'q8_0' }),
+        cacheMode: await attempt('test/tiny', { cache: 'sometimes' }),
+        unknownOption: await attempt('test/tiny', { revison: 'v1' }),
+      };
+    }, hub());
+    const expect = {
+      gated: ['fetch', /gated\/secret-model\/resolve\/main\/config\.json: HTTP 401 \(a gated or private repository/],
+      missing: ['fetch', /test\/no-such-model\/resolve\/main\/config\.json: HTTP 404/],
+      architecture: ['config', /test\/gpt2\/resolve\/main\/config\.json.*unknown model_type "gpt2"/],
+      binOnly: ['fetch', /model\.safetensors was not found \(404\); a pytorch_model\.bin cannot be read in the browser/],
+      html: ['model_format', /tests\/browser\/index\.html is an HTML page, not a GGUF model file/],
+      json: ['model_format', /tests\/models\/tiny\/config\.json is JSON, not a GGUF model file/],
+      dtype: ['invalid_input', /dtype must be one of "q8_0", "q4_0", "f16", "f32"/],
+      dtypeOnGguf: ['invalid_input', /dtype applies to Hugging Face models/],
+      cacheMode: ['invalid_input', /cache must be "default", "reload" or "no-store"/],
+      unknownOption: ['invalid_input', /unknown option "revison": did you mean "revision"\?/],
+    };
+    for (const [name, [code, message]] of Object.entries(expect)) {
+      assert.equal(got[name].ok, false, name);
+      assert.equal(got[name].code, code, `${name}: ${got[name].message}`);
+      assert.match(got[name].message, message, name);
+    }
+  }));

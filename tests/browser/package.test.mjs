@@ -1,0 +1,44 @@
+// What `npm publish` would ship: `npm pack --dry-run` lists exactly the package's runtime files
+// (the worker, the wasm and its glue, the types, README and LICENSE), no tests, demo or sources
+// of the build, and a size worth stating.
+//
+//   node --test tests/browser/package.test.mjs   (needs ./build.sh wasm)
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const WWW = fileURLToPath(new URL('../../www/', import.meta.url));
+
+test('npm pack ships the runtime files only, with LICENSE and README', () => {
+  const [pack] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: WWW, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const files = pack.files.map((file) => file.path).sort();
+  assert.deepEqual(files, [
+    'LICENSE',
+    'README.md',
+    'index.d.ts',
+    'langchain.d.ts',
+    'package.json',
+    'pkg/crossrank_wasm.d.ts',
+    'pkg/crossrank_wasm.js',
+    'pkg/crossrank_wasm_bg.wasm',
+    'pkg/crossrank_wasm_bg.wasm.d.ts',
+    'src/index.js',
+    'src/langchain.js',
+    'src/protocol.js',
+    'src/worker.js',
+  ]);
+  // Every export points at a shipped file.
+  const manifest = JSON.parse(readFileSync(`${WWW}package.json`, 'utf8'));
+  const targets = Object.values(manifest.exports).flatMap((target) => (typeof target === 'string' ? [target] : Object.values(target)));
+  for (const target of targets) assert.ok(files.includes(target.replace(/^\.\//, '')), `export ${target} is not in the package`);
+  assert.equal(manifest.license, 'Apache-2.0');
+  assert.match(readFileSync(`${WWW}LICENSE`, 'utf8'), /Apache License\s+Version 2\.0/);
+  assert.deepEqual(Object.keys(manifest.dependencies ?? {}), [], 'the package has no runtime dependencies');
+  assert.equal(manifest.peerDependenciesMeta['@langchain/core'].optional, true);
+  // The wasm is most of it: ~1.2 MB packed, ~3.7 MB unpacked (BENCHMARKS.md tracks the module).
+  console.log(`# npm pack: ${pack.size} bytes packed, ${pack.unpackedSize} unpacked, ${files.length} files`);
+  assert.ok(pack.size < 2_000_000, `package is ${pack.size} bytes packed`);
+});

@@ -1,0 +1,48 @@
+// crossrank for LangChain.js: a document compressor that reranks what a retriever found, in the
+// browser, for `ContextualCompressionRetriever` — the JS counterpart of LangChain's
+// `CrossEncoderReranker`. `@langchain/core` is a peer dependency: install it beside crossrank.
+//
+//   import { Reranker } from 'crossrank';
+//   import { CrossrankReranker } from 'crossrank/langchain';
+//   const compressor = new CrossrankReranker({ reranker: await Reranker.create({ model }), topN: 3 });
+//   const retriever = new ContextualCompressionRetriever({ baseCompressor: compressor, baseRetriever });
+
+import { BaseDocumentCompressor } from '@langchain/core/retrievers/document_compressors';
+import { Document } from '@langchain/core/documents';
+
+export class CrossrankReranker extends BaseDocumentCompressor {
+  /**
+   * @param {{ reranker: { rerank: Function }, topN?: number, rerankOptions?: object }} options
+   *   reranker: a crossrank `Reranker` (anything with its `rerank(query, texts, options)`);
+   *   topN: how many documents to keep (default 3, as LangChain's CrossEncoderReranker);
+   *   rerankOptions: passed to every rerank call (maxLength, windows, threshold, …).
+   */
+  constructor({ reranker, topN = 3, rerankOptions = {} } = {}) {
+    super();
+    if (!reranker || typeof reranker.rerank !== 'function') {
+      throw new TypeError('CrossrankReranker needs { reranker }: a crossrank Reranker (await Reranker.create({ model }))');
+    }
+    if (!Number.isInteger(topN) || topN < 1) throw new TypeError(`topN must be a positive integer, got ${String(topN)}`);
+    this.reranker = reranker;
+    this.topN = topN;
+    this.rerankOptions = rerankOptions;
+  }
+
+  /**
+   * The `topN` documents most relevant to `query`, best first, each a copy with the reranker's
+   * score (sigmoid of the logit, in (0, 1)) in `metadata.relevanceScore`.
+   * @param {import('@langchain/core/documents').DocumentInterface[]} documents
+   * @param {string} query
+   */
+  async compressDocuments(documents, query) {
+    if (documents.length === 0) return [];
+    const ranked = await this.reranker.rerank(query, documents.map((document) => document.pageContent), {
+      ...this.rerankOptions,
+      topK: this.topN,
+    });
+    return ranked.map(({ index, score }) => {
+      const { pageContent, metadata, id } = documents[index];
+      return new Document({ pageContent, id, metadata: { ...metadata, relevanceScore: score } });
+    });
+  }
+}
