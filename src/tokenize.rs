@@ -41,6 +41,11 @@ fn check_tokenizer_json(file: &str, bytes: &[u8]) -> Result<()> {
     json.get("normalizer").map_or(Ok(()), |normalizer| check_normalizer(file, normalizer))
 }
 
+/// The first bound on a text's prefix, in bytes per token kept: English averages ~5 bytes per
+/// WordPiece token, CJK 3 per character; a shorter prefix is simply grown.
+const PREFIX_BYTES_PER_TOKEN: usize = 12;
+const MIN_PREFIX_BYTES: usize = 4096;
+
 /// Token ids of one (query, passage) pair, before padding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPair {
@@ -135,7 +140,8 @@ impl PairTokenizer {
             stride: 0,
             direction: TruncationDirection::Right,
         };
-        let encode = |text: &str| self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e));
+        // Neither side can keep more than max_length tokens, so no more are tokenised.
+        let encode = |text: &str| self.encode_prefix(text, max_length);
         let query_encoding = encode(query)?;
         passages
             .iter()
@@ -147,6 +153,49 @@ impl PairTokenizer {
                 Ok(EncodedPair { input_ids: encoding.get_ids().to_vec(), token_type_ids: encoding.get_type_ids().to_vec() })
             })
             .collect()
+    }
+
+    /// The tokens of `text` without special tokens, of which at least the first `need` are exactly
+    /// full tokenisation's (all of them when the text has fewer). Only a prefix of a long text is
+    /// tokenised, so memory and time per text are O(`need`), not O(text): a 10 MB document
+    /// tokenised whole took 5 GB. The prefix ends where a run of whitespace starts; pre-tokenisers
+    /// split there and normalisers do not reach across it, so the prefix's tokens are the text's.
+    /// The bound grows ×4 until the prefix has `need` tokens. A text with no whitespace in the last
+    /// half of the bound (a giant "word") is cut anywhere, but only once it gives 2 × `need` tokens,
+    /// far from the cut.
+    fn encode_prefix(&self, text: &str, need: usize) -> Result<tokenizers::Encoding> {
+        let encode = |text: &str| self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e));
+        let mut limit = need.saturating_mul(PREFIX_BYTES_PER_TOKEN).max(MIN_PREFIX_BYTES);
+        while limit < text.len() {
+            let mut end = limit;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let window = &text[..end];
+            let at_whitespace = window.rfind(char::is_whitespace).filter(|&at| at >= end / 2).map(|at| window[..at].trim_end().len());
+            let (prefix, enough) = match at_whitespace {
+                Some(cut) if cut > 0 => (&text[..cut], need),
+                _ => (window, need.saturating_mul(2)),
+            };
+            let encoding = encode(prefix)?;
+            if encoding.len() >= enough {
+                return Ok(encoding);
+            }
+            limit = limit.saturating_mul(4);
+        }
+        encode(text)
+    }
+
+    /// Every token of `text`, however long: the reference `encode_pairs` must agree with (tests).
+    #[doc(hidden)]
+    pub fn encode_whole(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e))?.get_ids().to_vec())
+    }
+
+    /// The first tokens of `text` as `encode_pairs` tokenises it (at least `need` exact ones).
+    #[doc(hidden)]
+    pub fn encode_bounded(&self, text: &str, need: usize) -> Result<Vec<u32>> {
+        Ok(self.encode_prefix(text, need)?.get_ids().to_vec())
     }
 
     /// How many tokens `text` has on its own, without special tokens.

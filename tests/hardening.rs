@@ -12,7 +12,7 @@ fn tiny() -> Reranker {
 }
 
 fn tiny_gguf() -> Vec<u8> {
-    let hf = crossrank::local::HfDir::read(&common::tiny_dir(), &Device::Cpu).unwrap();
+    let hf = crossrank::local::read_hf_dir(&common::tiny_dir(), &Device::Cpu).unwrap();
     let config = String::from_utf8(hf.config_json.clone()).unwrap();
     let input = crossrank::gguf::ConvertInput { config_json: &config, tokenizer: &hf.tokenizer, source: "tiny", max_length: None };
     crossrank::gguf::convert(&hf.weights, &input, crossrank::gguf::Precision::Q8_0).unwrap()
@@ -102,4 +102,52 @@ fn bad_options_are_named() {
     assert_eq!(code(RerankOptions { windows, ..Default::default() }), "invalid_input");
     // A top_k beyond the list is not an error: every document comes back.
     assert_eq!(reranker.rerank("q", &["a", "b"], &RerankOptions { top_k: Some(99), ..Default::default() }).unwrap().len(), 2);
+}
+
+/// Long and odd texts for the bounded tokenisation: every kind of place a prefix could be cut.
+fn long_texts() -> Vec<(&'static str, String)> {
+    let words = "The cohort study followed patients for years, measuring serum vitamin-D (25-OH) levels; outcomes: 12.5% fewer fractures!";
+    vec![
+        ("english, 1 MB", std::iter::repeat(words).take(8_000).collect::<Vec<_>>().join(" ")),
+        ("whitespace runs", std::iter::repeat("a \t\n  b\u{a0}\u{a0}c\u{2028}d   ").take(20_000).collect()),
+        ("combining marks, emoji, RTL", std::iter::repeat("cafe\u{301} 👩\u{200d}👩\u{200d}👧 القاهرة هي عاصمة مصر שלום עולם ").take(20_000).collect()),
+        ("CJK without spaces", std::iter::repeat("東京は今日晴れです北京和上海的天气也很好서울은흐립니다").take(20_000).collect()),
+        ("a giant word, then words", format!("{} and then some ordinary words follow {}", "x".repeat(300_000), words.repeat(200))),
+        ("no whitespace at all", "abcdefghij".repeat(100_000)),
+    ]
+}
+
+/// Tokenising only a prefix (src/tokenize.rs `encode_prefix`) gives exactly the ids full
+/// tokenisation gives, for the BERT WordPiece and the XLM-R SentencePiece tokenizers, and
+/// tokenises a bounded amount: memory per document is O(max_length), not O(document).
+#[test]
+fn bounded_tokenisation_equals_full_tokenisation() {
+    for dir in ["tests/models/minilm-l4", "tests/models/tiny", "tests/models/tiny-xlmr"] {
+        let hf = crossrank::local::read_hf_dir(&common::root().join(dir), &Device::Cpu).unwrap();
+        for (name, text) in long_texts() {
+            let whole = hf.tokenizer.encode_whole(&text).unwrap();
+            for need in [16, 128, 512] {
+                let bounded = hf.tokenizer.encode_bounded(&text, need).unwrap();
+                let n = need.min(whole.len());
+                assert_eq!(&bounded[..n], &whole[..n], "{dir}, {name}, need {need}: the first tokens differ");
+                // A bounded prefix (at least 4 KB), grown ×4 at a time (a giant word may take the whole text).
+                if name != "a giant word, then words" && name != "no whitespace at all" {
+                    assert!(bounded.len() <= 32 * need.max(128), "{dir}, {name}: {} tokens tokenised for {need}", bounded.len());
+                }
+            }
+        }
+    }
+}
+
+/// Scoring a document through the bounded path equals scoring its first 600 words alone: nothing
+/// past what max_length keeps can change a logit.
+#[test]
+fn a_huge_document_scores_as_its_kept_prefix() {
+    let reranker = tiny();
+    let words: Vec<String> = (0..200_000).map(|i| format!("word{}", i % 97)).collect();
+    let huge = words.join(" ");
+    let head = words[..600].join(" ");
+    let options = RerankOptions { max_length: Some(128), ..RerankOptions::default() };
+    let logits = reranker.logits_with("word5 word7", &[&huge, &head], &options).unwrap();
+    assert_eq!(logits[0], logits[1]);
 }
