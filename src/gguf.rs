@@ -297,20 +297,29 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
     let Some(version) = bytes.get(4..8).map(|b| u32::from_le_bytes(b.try_into().unwrap())) else { return Ok(()) };
     let mut walk = Walk { bytes, at: 8, wide: version >= 2 };
     let (Some(tensor_count), Some(metadata_count)) = (walk.length(), walk.length()) else { return Ok(()) };
-    // What candle's metadata map will hold for `general.alignment` (the last entry wins), as an integer.
+    // What candle's metadata map will hold for `general.alignment`, as an integer.
     let mut alignment = None;
+    // candle keeps the last of two equal keys or tensor names: a file that says two things is refused.
+    let mut keys = std::collections::HashSet::new();
     for _ in 0..metadata_count {
-        let Some(key) = walk.string().map(|key| key == b"general.alignment") else { return Ok(()) };
+        let Some(key) = walk.string().map(|key| String::from_utf8_lossy(key).into_owned()) else { return Ok(()) };
         let Some(kind) = walk.u32() else { return Ok(()) };
         let Some(value) = walk.value(kind, 0) else { return Ok(()) };
-        if key {
+        if key == "general.alignment" {
             // candle takes u8/u16/u32 and non-negative i8/i16/i32 values, else its default of 32.
             alignment = value;
+        }
+        if !keys.insert(key.clone()) {
+            return Err(Error::format(file, format!("metadata key `{key}` appears twice: the file is ambiguous")));
         }
     }
     if alignment == Some(0) {
         return Err(Error::format(file, "metadata `general.alignment` is 0"));
     }
+    let alignment = alignment.and_then(|a| u64::try_from(a).ok()).unwrap_or(32);
+    let mut names = std::collections::HashSet::new();
+    // (offset, bytes when the type's size is known, name), to find tensors that share bytes.
+    let mut extents: Vec<(u64, Option<u64>, String)> = Vec::new();
     let max_elements = bytes.len().saturating_mul(4);
     for _ in 0..tensor_count {
         let Some(name) = walk.string().map(|name| String::from_utf8_lossy(name).into_owned()) else { return Ok(()) };
@@ -335,11 +344,42 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
                 ))
             }
         }
-        if walk.take(12).is_none() {
-            return Ok(());
+        let (Some(kind), Some(offset)) = (walk.u32(), walk.u64()) else { return Ok(()) };
+        if !names.insert(name.clone()) {
+            return Err(Error::format(file, format!("tensor `{name}` appears twice: the file is ambiguous")));
+        }
+        if offset % alignment != 0 {
+            return Err(Error::format(file, format!("tensor `{name}` starts at offset {offset}, not a multiple of the alignment {alignment}")));
+        }
+        let count = elements.unwrap_or(0) as u64;
+        extents.push((offset, ggml_bytes(kind, count), name));
+    }
+    extents.sort();
+    for pair in extents.windows(2) {
+        let ((offset, size, name), (next, _, next_name)) = (&pair[0], &pair[1]);
+        if size.is_some_and(|size| offset.saturating_add(size) > *next) {
+            return Err(Error::format(
+                file,
+                format!("tensors `{name}` (offset {offset}) and `{next_name}` (offset {next}) overlap: the file is damaged or crafted"),
+            ));
         }
     }
     Ok(())
+}
+
+/// Bytes a tensor of GGML type `kind` with `count` elements takes, for the types crossrank writes
+/// and reads (others: unknown, and not checked for overlap).
+fn ggml_bytes(kind: u32, count: u64) -> Option<u64> {
+    let (block, bytes) = match kind {
+        0 => (1, 4),   // F32
+        1 => (1, 2),   // F16
+        30 => (1, 2),  // BF16
+        2 => (32, 18), // Q4_0
+        3 => (32, 20), // Q4_1
+        8 => (32, 34), // Q8_0
+        _ => return None,
+    };
+    Some(count.div_ceil(block) * bytes)
 }
 
 impl Reranker {

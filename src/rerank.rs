@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::fusion::{self, Fusion, ScoreScale};
 use crate::windows::{self, Aggregate, Window, WindowOptions};
-use crate::model::{Config, CrossEncoder};
+use crate::model::{Config, CrossEncoder, Family};
 use crate::tokenize::{EncodedPair, PairTokenizer, TokenizerSource};
 use crate::weights::WeightStore;
 
@@ -113,6 +113,47 @@ pub struct RankedDocument {
     pub best_window: Option<Window>,
 }
 
+/// The tokenizer must be the kind the family was trained with, and every id it can produce (vocab,
+/// special tokens, padding, token types) must index the model's tables: an id past a table fails
+/// every request later, or with a quantised table silently reads zeros.
+fn check_tokenizer_fits(config: &Config, tokenizer: &PairTokenizer) -> Result<()> {
+    let mismatch = |message: String| Error::Tokenizer { file: tokenizer.file().to_string(), message };
+    let family = config.family();
+    let kind = tokenizer.model_kind();
+    let fits = match family {
+        Family::Bert | Family::Electra => kind == "WordPiece",
+        Family::XlmRoberta => kind == "Unigram" || kind == "BPE",
+    };
+    if !fits {
+        return Err(mismatch(format!(
+            "is a {kind} tokenizer, but a model_type \"{}\" model reads {}: they do not belong together",
+            family.name(),
+            if family == Family::XlmRoberta { "SentencePiece Unigram or BPE tokens" } else { "WordPiece tokens" }
+        )));
+    }
+    let vocab_size = config.vocab_size;
+    if tokenizer.vocab_size() > vocab_size {
+        return Err(mismatch(format!(
+            "the tokenizer has {} tokens but the model's embedding table only {vocab_size}: they do not belong together",
+            tokenizer.vocab_size()
+        )));
+    }
+    // A probe pair shows the special tokens and type ids the post-processor adds.
+    let probe = tokenizer.encode_pairs("a", &["b"], config.max_positions().min(64))?;
+    let ids = probe.iter().flat_map(|pair| pair.input_ids.iter().copied()).chain([tokenizer.pad_id()]);
+    if let Some(id) = ids.filter(|&id| id as usize >= vocab_size).max() {
+        return Err(mismatch(format!("produces token id {id}, past the model's {vocab_size}-row embedding table (a special token's id?)")));
+    }
+    let types = probe.iter().flat_map(|pair| pair.token_type_ids.iter().copied());
+    if let Some(kind) = types.filter(|&kind| kind as usize >= config.type_vocab_size).max() {
+        return Err(mismatch(format!(
+            "produces token type {kind}, but the model has type_vocab_size = {}",
+            config.type_vocab_size
+        )));
+    }
+    Ok(())
+}
+
 /// Shorter defaults leave no room for a passage next to a typical query.
 const MIN_DEFAULT_MAX_LENGTH: usize = 16;
 
@@ -154,16 +195,7 @@ impl Reranker {
     }
 
     pub(crate) fn new(model: CrossEncoder, tokenizer: PairTokenizer) -> Result<Self> {
-        let vocab_size = model.config().vocab_size;
-        if tokenizer.vocab_size() > vocab_size {
-            return Err(Error::Tokenizer {
-                file: "tokenizer".into(),
-                message: format!(
-                    "the tokenizer has {} tokens but the model's embedding table only {vocab_size}: they do not belong together",
-                    tokenizer.vocab_size()
-                ),
-            });
-        }
+        check_tokenizer_fits(model.config(), &tokenizer)?;
         let default_max_length = model.config().max_positions();
         Ok(Self { model, tokenizer, default_max_length })
     }

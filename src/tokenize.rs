@@ -113,10 +113,35 @@ impl PairTokenizer {
     }
 
     fn new(file: &str, mut tokenizer: Tokenizer) -> Result<Self> {
+        if tokenizer.get_post_processor().is_none() {
+            return Err(Error::tokenizer(
+                file,
+                "has no post_processor, so pairs would lack the special tokens ([CLS] q [SEP] d [SEP] or <s> q </s></s> d </s>) the model was trained with",
+            ));
+        }
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| Error::tokenizer(file, e))?;
-        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
+        let pad_id = tokenizer.token_to_id("[PAD]").or_else(|| tokenizer.token_to_id("<pad>")).unwrap_or(0);
         Ok(Self { tokenizer, file: file.to_string(), pad_id })
+    }
+
+    /// The tokenizer's model: "WordPiece", "Unigram", "BPE" or "WordLevel".
+    pub fn model_kind(&self) -> &'static str {
+        match self.tokenizer.get_model() {
+            tokenizers::ModelWrapper::WordPiece(_) => "WordPiece",
+            tokenizers::ModelWrapper::Unigram(_) => "Unigram",
+            tokenizers::ModelWrapper::BPE(_) => "BPE",
+            tokenizers::ModelWrapper::WordLevel(_) => "WordLevel",
+        }
+    }
+
+    /// The id padding gets.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    pub fn file(&self) -> &str {
+        &self.file
     }
 
     /// The largest token id this tokenizer can produce (checked against the model's vocabulary).

@@ -174,3 +174,59 @@ fn bad_calls() {
     // After all of that the same reranker still scores.
     assert_eq!(reranker.rerank("q", &["a", "", "\u{0}", "\u{fffd}"], &options).unwrap().len(), 4);
 }
+
+fn edit_tokenizer(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Error {
+    let dir = tiny_copy(name);
+    let path = dir.join("tokenizer.json");
+    let mut tokenizer: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut tokenizer);
+    std::fs::write(&path, serde_json::to_vec(&tokenizer).unwrap()).unwrap();
+    load_error(&dir)
+}
+
+/// Models that used to load and then score wrongly (issue 17): each is a named error at load.
+#[test]
+fn silent_mismatches_are_refused_at_load() {
+    // No post-processor: pairs without [CLS]/[SEP].
+    assert_error(
+        edit_tokenizer("no-post-processor", |t| t["post_processor"] = serde_json::Value::Null),
+        "tokenizer",
+        &["tokenizer.json", "has no post_processor"],
+    );
+    // A BPE tokenizer for a BERT model (the WordPiece vocabulary, no merges).
+    assert_error(
+        edit_tokenizer("bpe", |t| {
+            let vocab = t["model"]["vocab"].clone();
+            t["model"] = serde_json::json!({ "type": "BPE", "vocab": vocab, "merges": [], "unk_token": "[UNK]" });
+        }),
+        "tokenizer",
+        &["is a BPE tokenizer, but a model_type \"bert\" model reads WordPiece tokens"],
+    );
+    // A special token whose id is past the embedding table.
+    assert_error(
+        edit_tokenizer("cls-99999", |t| t["post_processor"]["cls"] = serde_json::json!(["[CLS]", 99999])),
+        "tokenizer",
+        &["produces token id 99999, past the model's 3000-row embedding table"],
+    );
+    // Type ids past the token type table: a one-row table (config and weights agree) under a
+    // tokenizer that gives the passage type 1.
+    let dir = tiny_copy("one-type");
+    edit_tensors(&dir, |tensors| {
+        let name = "bert.embeddings.token_type_embeddings.weight".to_string();
+        let one_row = tensors[&name].narrow(0, 0, 1).unwrap().contiguous().unwrap();
+        tensors.insert(name, one_row);
+    });
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["type_vocab_size"] = 1.into();
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    assert_error(load_error(&dir), "tokenizer", &["produces token type 1, but the model has type_vocab_size = 1"]);
+    // An epsilon that flattens every LayerNorm.
+    assert_error(edit_config("eps", |c| c["layer_norm_eps"] = 1e30.into()), "config", &["layer_norm_eps = 1000000000000000000000000000000 is out of range"]);
+    // Weights for more layers than the config has.
+    assert_error(
+        edit_config("fewer-layers", |c| c["num_hidden_layers"] = 1.into()),
+        "weights",
+        &["bert.encoder.layer.1.", "num_hidden_layers = 1: the checkpoint and its config do not match"],
+    );
+}

@@ -270,3 +270,57 @@ fn a_recorded_max_length_beyond_the_positions_or_too_short_is_a_named_error() {
     let not_a_number = rewrite(|_| {}, |m| drop(m.insert(KEY_MAX_LENGTH.into(), Value::String("128".into()))));
     assert_error(load_error(&not_a_number), "model_format", "is not an unsigned integer");
 }
+
+/// The tiny f32 GGUF written again from (name, value) and (name, tensor) lists as given, so that
+/// a test can repeat a key or a tensor.
+fn write_lists(extra_metadata: Option<(&str, Value)>, repeat_tensor: Option<&str>) -> Vec<u8> {
+    let bytes = gguf_of(&tiny_dir(), Precision::F32);
+    let mut reader = Cursor::new(&bytes);
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let tensors: Vec<(String, QTensor)> = names.iter().map(|name| ((*name).clone(), content.tensor(&mut reader, name, &Device::Cpu).unwrap())).collect();
+    let mut tensor_list: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    if let Some(name) = repeat_tensor {
+        let again = tensors.iter().find(|(k, _)| k == name).unwrap();
+        tensor_list.push((again.0.as_str(), &again.1));
+    }
+    let mut metadata: Vec<(&str, &Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let extra = extra_metadata;
+    if let Some((key, value)) = &extra {
+        metadata.push((key, value));
+    }
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &tensor_list).unwrap();
+    out.into_inner()
+}
+
+/// Sets the data offset recorded for tensor `name` in a GGUF v3 file's header.
+fn set_offset(bytes: &mut [u8], name: &str, offset: u64) {
+    let mut pattern = (name.len() as u64).to_le_bytes().to_vec();
+    pattern.extend_from_slice(name.as_bytes());
+    let at = bytes.windows(pattern.len()).position(|w| w == pattern.as_slice()).unwrap() + pattern.len();
+    let dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let offset_at = at + 4 + 8 * dims + 4;
+    bytes[offset_at..offset_at + 8].copy_from_slice(&offset.to_le_bytes());
+}
+
+/// A file that says two things, or whose tensors share bytes, used to load with whatever candle
+/// kept (the last key, the last tensor, aliased weights): each is now a named error (issue 17).
+#[test]
+fn ambiguous_or_overlapping_files_are_refused() {
+    let duplicate_key = write_lists(Some(("crossrank.source", Value::String("again".into()))), None);
+    assert_error(load_error(&duplicate_key), "model_format", "metadata key `crossrank.source` appears twice");
+    let duplicate_tensor = write_lists(None, Some("classifier.bias"));
+    assert_error(load_error(&duplicate_tensor), "model_format", "tensor `classifier.bias` appears twice");
+
+    // Two tensors at the same offset (aliased), and one that starts inside another.
+    let mut aliased = gguf_of(&tiny_dir(), Precision::F32);
+    set_offset(&mut aliased, "bert.pooler.dense.weight", 0);
+    assert_error(load_error(&aliased), "model_format", "overlap");
+    let mut misaligned = gguf_of(&tiny_dir(), Precision::F32);
+    set_offset(&mut misaligned, "bert.pooler.dense.weight", 4);
+    assert_error(load_error(&misaligned), "model_format", "not a multiple of the alignment 32");
+    // The untouched file still loads.
+    Reranker::from_gguf(&gguf_of(&tiny_dir(), Precision::F32), &Device::Cpu).unwrap();
+}

@@ -276,14 +276,65 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
 
 fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_length: Option<usize>) -> Result<()> {
     let precision = Precision::parse(dtype)?;
+    refuse_input_as_output(model, out)?;
     let dir = read_hf_dir(model, &Device::Cpu)?;
     let source = source.unwrap_or_else(|| model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     let bytes = dir.convert(&source, max_length, precision).map_err(|e| match e {
         Error::Config { file, message } if file == "config.json" => Error::Config { file: model.join(file).display().to_string(), message },
         other => other,
     })?;
-    std::fs::write(out, &bytes).map_err(|e| Error::Io { file: out.display().to_string(), message: e.to_string() })?;
+    write_atomically(out, &bytes)?;
     eprintln!("wrote {} ({} bytes, {})", out.display(), bytes.len(), precision.name());
+    Ok(())
+}
+
+/// The files `convert` reads from a model directory: `--out` must never be one of them.
+const MODEL_INPUTS: [&str; 6] = ["config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt", "tokenizer_config.json"];
+
+fn refuse_input_as_output(model: &Path, out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(Error::invalid(format!("--out {} is a directory; give the path of the .gguf file to write", out.display())));
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let same_dir = match (parent.canonicalize(), model.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if same_dir && MODEL_INPUTS.contains(&name.as_str()) {
+        return Err(Error::invalid(format!(
+            "--out {} is one of the model's own files, which convert reads: write the GGUF elsewhere",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `out`, flushes it to disk and renames it over `out`:
+/// a crash or kill at any moment leaves either the old file or the whole new one, never a part.
+fn write_atomically(out: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |file: &Path, e: std::io::Error| Error::Io { file: file.display().to_string(), message: e.to_string() };
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = out.file_name().ok_or_else(|| Error::invalid(format!("--out {} names no file", out.display())))?;
+    let temp = dir.join(format!(".{}.crossrank-partial", name.to_string_lossy()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(&temp, e));
+    }
+    if let Err(e) = std::fs::rename(&temp, out) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(io(out, e));
+    }
+    // The rename is durable once the directory is synced too.
+    if let Ok(directory) = std::fs::File::open(dir) {
+        let _ = directory.sync_all();
+    }
     Ok(())
 }
 

@@ -84,16 +84,33 @@ fn read_texts(path: &Path, with_title: bool) -> Result<HashMap<String, String>> 
     Ok(texts)
 }
 
-fn read_tsv(path: &Path) -> Result<Vec<Vec<String>>> {
-    Ok(lines(path)?.iter().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').map(str::to_string).collect()).collect())
+/// The rows of a BEIR TSV after its header, which must be there (`query-id\tcorpus-id\t…`): a file
+/// without one would silently lose its first row. An empty file is an error, not zero metrics.
+fn read_tsv(path: &Path, header: &str) -> Result<Vec<Vec<String>>> {
+    let lines = lines(path)?;
+    let Some(first) = lines.first().filter(|line| !line.trim().is_empty()) else {
+        return Err(Error::invalid(format!("{} is empty (expected the header `{header}` and rows)", path.display())));
+    };
+    if !first.trim().to_ascii_lowercase().starts_with("query-id") {
+        return Err(bad_line(path, 0, &format!("expected the header `{header}`, found `{}`: is the header missing?", first.trim())));
+    }
+    let rows: Vec<Vec<String>> =
+        lines.iter().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split('\t').map(str::to_string).collect()).collect();
+    if rows.is_empty() {
+        return Err(Error::invalid(format!("{} has a header but no rows", path.display())));
+    }
+    Ok(rows)
 }
 
 fn read_qrels(path: &Path) -> Result<Qrels> {
     let mut qrels = Qrels::new();
-    for (number, row) in read_tsv(path)?.into_iter().enumerate() {
+    for (number, row) in read_tsv(path, "query-id\tcorpus-id\tscore")?.into_iter().enumerate() {
         let [query, doc, grade] = row.as_slice() else { return Err(bad_line(path, number + 1, "expected 3 columns")) };
-        let grade: u32 = grade.trim().parse().map_err(|_| bad_line(path, number + 1, "grade is not an integer"))?;
-        qrels.entry(query.clone()).or_default().insert(doc.clone(), grade);
+        let grade: i64 = grade.trim().parse().map_err(|_| bad_line(path, number + 1, "grade is not an integer"))?;
+        let grade = u32::try_from(grade).map_err(|_| bad_line(path, number + 1, &format!("grade {grade} is negative or too large (grades are 0, 1, 2, …)")))?;
+        if qrels.entry(query.clone()).or_default().insert(doc.clone(), grade).is_some() {
+            return Err(bad_line(path, number + 1, &format!("document `{doc}` is judged twice for query `{query}`")));
+        }
     }
     Ok(qrels)
 }
@@ -102,12 +119,17 @@ fn read_qrels(path: &Path) -> Result<Qrels> {
 /// the file has a fourth column.
 fn read_candidates(path: &Path) -> Result<(Run, HashMap<String, Vec<f32>>)> {
     let mut ranked: HashMap<String, Vec<(usize, String, Option<f32>)>> = HashMap::new();
-    for (number, row) in read_tsv(path)?.into_iter().enumerate() {
+    let mut seen = std::collections::HashSet::new();
+    for (number, row) in read_tsv(path, "query-id\tcorpus-id\trank[\tscore]")?.into_iter().enumerate() {
         if row.len() < 3 {
             return Err(bad_line(path, number + 1, "expected query-id, corpus-id, rank"));
         }
         let rank: usize = row[2].trim().parse().map_err(|_| bad_line(path, number + 1, "rank is not an integer"))?;
         let score = row.get(3).and_then(|s| s.trim().parse().ok());
+        // A candidate listed twice would be counted twice (nDCG@10 above 1).
+        if !seen.insert((row[0].clone(), row[1].clone())) {
+            return Err(bad_line(path, number + 1, &format!("document `{}` is a candidate twice for query `{}`", row[1], row[0])));
+        }
         ranked.entry(row[0].clone()).or_default().push((rank, row[1].clone(), score));
     }
     let mut run = Run::new();

@@ -27,6 +27,7 @@ const MAX_HIDDEN_SIZE: usize = 8192;
 const MAX_LAYERS: usize = 128;
 const MAX_POSITIONS: usize = 1 << 14;
 const MAX_TYPE_VOCAB: usize = 16;
+const MAX_LAYER_NORM_EPS: f64 = 1e-2;
 
 /// The activation inside the feed-forward block (`hidden_act` in `config.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -228,8 +229,13 @@ impl Config {
                 ));
             }
         }
-        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
-            return Err(Error::config(file, format!("layer_norm_eps = {} must be a positive number", self.layer_norm_eps)));
+        // Real models use 1e-12 … 1e-5; an epsilon near the activations' variance silently flattens
+        // every LayerNorm (1e30 gave the same logit for every pair).
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0 && self.layer_norm_eps <= MAX_LAYER_NORM_EPS) {
+            return Err(Error::config(
+                file,
+                format!("layer_norm_eps = {} is out of range (a positive number up to {MAX_LAYER_NORM_EPS})", self.layer_norm_eps),
+            ));
         }
         if self.num_labels() != 1 {
             return Err(Error::config(
@@ -266,6 +272,26 @@ fn encoder_root<'a>(store: &'a WeightStore, family: Family) -> Result<Weights<'a
             ),
         )),
     }
+}
+
+/// Weights of a layer past `num_hidden_layers` mean the config and the checkpoint disagree (a
+/// 6-layer checkpoint with a 4-layer config would otherwise load and score, wrongly).
+fn check_no_extra_layers(store: &WeightStore, config: &Config) -> Result<()> {
+    for name in store.names() {
+        let Some((_, after)) = name.split_once("encoder.layer.") else { continue };
+        let layer = after.split('.').next().and_then(|index| index.parse::<usize>().ok());
+        if let Some(layer) = layer.filter(|&layer| layer >= config.num_hidden_layers) {
+            return Err(Error::weights(
+                store.file(),
+                name,
+                format!(
+                    "is a weight of layer {layer}, but config.json has num_hidden_layers = {}: the checkpoint and its config do not match",
+                    config.num_hidden_layers
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The encoder layers, written once for every family.
@@ -325,6 +351,7 @@ impl CrossEncoder {
     pub fn load(store: &WeightStore, config: &Config) -> Result<Self> {
         let family = config.family();
         let root = encoder_root(store, family)?;
+        check_no_extra_layers(store, config)?;
         let embeddings = Embeddings::load(&root.pp("embeddings"), config, config.embedding_width())?;
         let layers = encoder_layers(&root, config)?;
         let (project, head) = match family {
