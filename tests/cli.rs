@@ -216,3 +216,62 @@ fn eval_input_errors_are_named() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Endless input ends with a named error within a documented bound (256 MiB for a rerank input,
+/// 64 MiB per score line), instead of growing until the kernel kills the process.
+#[test]
+fn endless_input_is_refused_within_a_bound() {
+    let tiny = tiny();
+    let rerank = Command::new(env!("CARGO_BIN_EXE_crossrank"))
+        .args(["rerank", "--model", &tiny, "--query", "q", "--input", "/dev/zero"])
+        .output()
+        .unwrap();
+    assert!(!rerank.status.success());
+    let stderr = String::from_utf8_lossy(&rerank.stderr);
+    assert!(stderr.contains("[invalid_input]") && stderr.contains("/dev/zero holds more than 256 MiB"), "{stderr}");
+    let score = Command::new(env!("CARGO_BIN_EXE_crossrank"))
+        .args(["score", "--model", &tiny])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    assert!(!score.status.success());
+    let stderr = String::from_utf8_lossy(&score.stderr);
+    assert!(stderr.contains("line 1 is longer than 64 MiB"), "{stderr}");
+}
+
+/// `score` streams: a query's scores are printed as soon as the next query starts, while stdin is
+/// still open, so a long input shows results from the start.
+#[test]
+fn score_prints_each_batch_before_the_input_ends() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crossrank"))
+        .args(["score", "--model", &tiny()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let line = |query: &str, document: &str| serde_json::json!({ "query": query, "document": document }).to_string() + "\n";
+    stdin.write_all((line("first", "a") + &line("first", "b") + &line("second", "c")).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if sender.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // The first query's two scores arrive with stdin still open.
+    for _ in 0..2 {
+        let line = receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("no output while stdin is open: score does not stream");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(value["logit"].as_f64().unwrap().is_finite());
+    }
+    drop(stdin);
+    let last = receiver.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&last).unwrap()["score"].as_f64().is_some());
+    assert!(child.wait().unwrap().success());
+}

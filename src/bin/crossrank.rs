@@ -179,13 +179,48 @@ fn stdout_error(e: std::io::Error) -> Error {
     Error::Io { file: "<stdout>".into(), message: e.to_string() }
 }
 
+/// The most a `rerank` input (one candidate list) may hold, and the longest line `score` takes:
+/// endless or huge input (`/dev/zero`) ends with a named error instead of growing until killed.
+const MAX_RERANK_INPUT_BYTES: u64 = 256 << 20;
+const MAX_SCORE_LINE_BYTES: u64 = 64 << 20;
+/// `score` prints each batch as soon as it is scored: at most this many pairs wait in memory.
+const SCORE_BATCH_PAIRS: usize = 64;
+
 fn score(args: &ModelArgs) -> Result<()> {
     let reranker = load_model(&args.model, &args.device.open()?)?;
-    let stdin = std::io::stdin();
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for (number, line) in stdin.lock().lines().enumerate() {
-        let line = line.map_err(|e| Error::Io { file: "<stdin>".into(), message: e.to_string() })?;
-        if line.trim().is_empty() {
+    let options = args.ranking.options(None)?;
+    let mut input = std::io::stdin().lock();
+    let mut out = std::io::stdout().lock();
+    let mut pending: Vec<(String, String)> = Vec::new();
+    let mut any = false;
+    // Consecutive lines with the same query are scored together, sharing batches; each batch is
+    // printed (and flushed) when the query changes or it is full, so output streams.
+    let flush = |pending: &mut Vec<(String, String)>, out: &mut std::io::StdoutLock| -> Result<()> {
+        if let Some((query, _)) = pending.first() {
+            let documents: Vec<&str> = pending.iter().map(|(_, d)| d.as_str()).collect();
+            for logit in reranker.logits_with(query, &documents, &options)? {
+                writeln!(out, "{}", json!({ "logit": logit, "score": crossrank::sigmoid(logit) })).map_err(stdout_error)?;
+            }
+            out.flush().map_err(stdout_error)?;
+        }
+        pending.clear();
+        Ok(())
+    };
+    let mut number = 0;
+    let mut line = Vec::new();
+    loop {
+        number += 1;
+        line.clear();
+        let read = (&mut input).take(MAX_SCORE_LINE_BYTES + 1).read_until(b'\n', &mut line);
+        read.map_err(|e| Error::Io { file: "<stdin>".into(), message: e.to_string() })?;
+        if line.is_empty() {
+            break;
+        }
+        if line.len() as u64 > MAX_SCORE_LINE_BYTES {
+            return Err(Error::invalid(format!("line {number} is longer than {} MiB", MAX_SCORE_LINE_BYTES >> 20)));
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| Error::invalid(format!("line {number} is not UTF-8")))?;
+        if text.trim().is_empty() {
             continue;
         }
         #[derive(serde::Deserialize)]
@@ -193,26 +228,31 @@ fn score(args: &ModelArgs) -> Result<()> {
             query: String,
             document: String,
         }
-        let pair: Pair = serde_json::from_str(&line)
-            .map_err(|e| Error::invalid(format!("line {}: expected {{\"query\": string, \"document\": string}} ({e})", number + 1)))?;
-        pairs.push((pair.query, pair.document));
+        let pair: Pair = serde_json::from_str(text)
+            .map_err(|e| Error::invalid(format!("line {number}: expected {{\"query\": string, \"document\": string}} ({e})")))?;
+        if pending.first().is_some_and(|(query, _)| *query != pair.query) || pending.len() == SCORE_BATCH_PAIRS {
+            flush(&mut pending, &mut out)?;
+        }
+        pending.push((pair.query, pair.document));
+        any = true;
     }
-    if pairs.is_empty() {
+    if !any {
         return Err(Error::invalid("no pairs on stdin"));
     }
-    // Consecutive lines with the same query are scored together, sharing batches.
-    let mut out = std::io::stdout().lock();
-    let mut start = 0;
-    while start < pairs.len() {
-        let query = &pairs[start].0;
-        let end = start + pairs[start..].iter().take_while(|(q, _)| q == query).count();
-        let documents: Vec<&str> = pairs[start..end].iter().map(|(_, d)| d.as_str()).collect();
-        for logit in reranker.logits_with(query, &documents, &args.ranking.options(None)?)? {
-            writeln!(out, "{}", json!({ "logit": logit, "score": crossrank::sigmoid(logit) })).map_err(stdout_error)?;
-        }
-        start = end;
+    flush(&mut pending, &mut out)
+}
+
+/// All of a `rerank` input, up to MAX_RERANK_INPUT_BYTES.
+fn read_bounded(reader: impl Read, name: &str) -> Result<String> {
+    let mut bytes = Vec::new();
+    reader.take(MAX_RERANK_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::Io { file: name.into(), message: e.to_string() })?;
+    if bytes.len() as u64 > MAX_RERANK_INPUT_BYTES {
+        return Err(Error::invalid(format!(
+            "{name} holds more than {} MiB of candidates: rerank reads one candidate list (split the input)",
+            MAX_RERANK_INPUT_BYTES >> 20
+        )));
     }
-    Ok(())
+    String::from_utf8(bytes).map_err(|_| Error::invalid(format!("{name} is not UTF-8")))
 }
 
 /// Candidates as a JSON array (of strings, or {"text": …, "score": …} objects where `score` is the
@@ -249,12 +289,11 @@ fn parse_candidates(text: &str) -> Result<(Vec<String>, Option<Vec<f32>>)> {
 
 fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>) -> Result<()> {
     let text = match input {
-        Some(path) => String::from_utf8(read(path)?).map_err(|_| Error::invalid(format!("{} is not UTF-8", path.display())))?,
-        None => {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| Error::Io { file: "<stdin>".into(), message: e.to_string() })?;
-            text
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
+            read_bounded(file, &path.display().to_string())?
         }
+        None => read_bounded(std::io::stdin().lock(), "<stdin>")?,
     };
     let (candidates, first_stage) = parse_candidates(&text)?;
     let options = args.ranking.options(top_k)?;
