@@ -24,17 +24,20 @@ use crossrank::{
 };
 
 /// The fuzz targets, by the name of their folder under `fuzz/regressions/` and `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8]) -> Outcome); 4] = [
+pub const TARGETS: [(&str, fn(&[u8]) -> Outcome); 5] = [
     ("gguf_loader", gguf_loader),
     ("safetensors_loader", safetensors_loader),
     ("config_parser", config_parser),
     ("pair_tokenizer", pair_tokenizer),
+    ("pytorch_loader", pytorch_loader),
 ];
 
 /// The tiny test model (tests/models/tiny), compiled in so the targets need no files at run time.
 pub const TINY_CONFIG: &[u8] = include_bytes!("../tests/models/tiny/config.json");
 pub const TINY_TOKENIZER: &[u8] = include_bytes!("../tests/models/tiny/tokenizer.json");
 pub const TINY_SAFETENSORS: &[u8] = include_bytes!("../tests/models/tiny/model.safetensors");
+pub const TINY_VOCAB: &[u8] = include_bytes!("../tests/models/tiny/vocab.txt");
+pub const TINY_PYTORCH_BIN: &[u8] = include_bytes!("../tests/models/tiny-bin/pytorch_model.bin");
 
 /// A micro BERT (1 layer, hidden 32, 16 tokens) whose files are a few KiB: most seeds are built
 /// from it (`cargo run --example make_seeds`), so that each execution is cheap and mutations hit
@@ -157,6 +160,23 @@ pub fn safetensors_loader(data: &[u8]) -> Outcome {
     }
     // Ok when the store loaded as either model, else the tiny model's error.
     if outcomes.contains(&Outcome::Ok) { Outcome::Ok } else { outcomes.swap_remove(0) }
+}
+
+/// A `pytorch_model.bin` (a zip holding a pickle) beside the tiny model's config and vocabulary,
+/// loaded as the CLI loads a model directory: candle's pickle reader behind crossrank's guard
+/// (claimed sizes checked against the file, panics turned into errors). Native only: the browser
+/// never reads pickles.
+pub fn pytorch_loader(data: &[u8]) -> Outcome {
+    // candle's pickle reader takes a path: one folder per thread, reused.
+    let dir = std::env::temp_dir().join(format!("crossrank-fuzz-pytorch-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("config.json"), TINY_CONFIG).expect("config.json");
+    std::fs::write(dir.join("vocab.txt"), TINY_VOCAB).expect("vocab.txt");
+    std::fs::write(dir.join("pytorch_model.bin"), data).expect("pytorch_model.bin");
+    match crossrank::local::load_model(&dir, &Device::Cpu) {
+        Ok(reranker) => exercise(&reranker),
+        Err(error) => rejected(error),
+    }
 }
 
 /// `Config::from_json` and `PairTokenizer::from_tokenizer_json` on the same bytes (both parse JSON

@@ -57,8 +57,7 @@ fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
         WeightStore::from_safetensors(&file, &read(&path)?, device)
     } else if let Some(path) = find(dir, &["pytorch_model.bin"]) {
         let file = path.display().to_string();
-        let tensors = candle_core::pickle::read_all(&path)
-            .map_err(|e| Error::format(&file, format!("not a readable PyTorch checkpoint ({e})")))?;
+        let tensors = read_pickle(&path, &file)?;
         let tensors = tensors
             .into_iter()
             .map(|(name, tensor)| Ok((name, StoredTensor::Float(tensor.to_device(device)?))))
@@ -67,6 +66,38 @@ fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
     } else {
         Err(Error::Io { file: dir.display().to_string(), message: "no model.safetensors or pytorch_model.bin in the model directory".into() })
     }
+}
+
+/// A `pytorch_model.bin` through candle's pickle reader, which can panic on a crafted file (its
+/// unpickler indexes and unwraps what the file says) or try to allocate whatever size a tensor
+/// claims. The claimed sizes are checked against the file first, and a panic becomes a named
+/// error instead of ending the process.
+fn read_pickle(path: &Path, file: &str) -> Result<Vec<(String, candle_core::Tensor)>> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    // candle's messages carry a backtrace after their first line.
+    let unreadable = |detail: String| {
+        Error::format(file, format!("not a readable PyTorch checkpoint ({})", detail.lines().next().unwrap_or_default().trim()))
+    };
+    let panicked = |_| unreadable("its pickle is malformed: the reader failed on it".into());
+    let file_bytes = std::fs::metadata(path).map_err(|e| Error::Io { file: file.to_string(), message: e.to_string() })?.len();
+    let infos = catch_unwind(AssertUnwindSafe(|| candle_core::pickle::read_pth_tensor_info(path, false, None)))
+        .map_err(panicked)?
+        .map_err(|e| unreadable(e.to_string()))?;
+    for info in &infos {
+        let bytes = info
+            .layout
+            .dims()
+            .iter()
+            .try_fold(info.dtype.size_in_bytes() as u64, |acc, &dim| acc.checked_mul(dim as u64))
+            .filter(|&bytes| bytes <= file_bytes);
+        if bytes.is_none() {
+            return Err(Error::format(
+                file,
+                format!("tensor `{}` claims shape {:?}, more data than the {file_bytes}-byte file holds", info.name, info.layout.dims()),
+            ));
+        }
+    }
+    catch_unwind(AssertUnwindSafe(|| candle_core::pickle::read_all(path))).map_err(panicked)?.map_err(|e| unreadable(e.to_string()))
 }
 
 /// The byte-level constructor calls it `config.json`; here we know the real path.

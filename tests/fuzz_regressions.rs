@@ -21,4 +21,5 @@ fn fuzz_seed_models_still_load() {
     assert_eq!(harness::pair_tokenizer(b"\x00\x02\x00\x10what causes scurvy\x00Vitamin C deficiency."), harness::Outcome::Ok);
     assert_eq!(harness::safetensors_loader(harness::TINY_SAFETENSORS), harness::Outcome::Ok);
     assert_eq!(harness::config_parser(harness::TINY_CONFIG), harness::Outcome::Ok);
+    assert_eq!(harness::pytorch_loader(harness::TINY_PYTORCH_BIN), harness::Outcome::Ok);
 }
