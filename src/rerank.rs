@@ -94,6 +94,9 @@ pub struct ScoredDocument {
     /// The raw logit; with windows, the aggregate of the window logits.
     pub logit: f32,
     pub best_window: Option<Window>,
+    /// The document is empty or whitespace only: [`order`] puts it last with score 0, whatever
+    /// the model said of it (a cross-encoder can rate nothing above a relevant passage).
+    pub blank: bool,
 }
 
 /// One document's place in the new order.
@@ -280,7 +283,8 @@ impl Reranker {
         let mut per_document: Vec<Vec<Vec<ScoredDocument>>> =
             requests.iter().map(|request| vec![Vec::new(); request.documents.len()]).collect();
         for ((request, document, window), logit) in owners.into_iter().zip(logits) {
-            per_document[request][document].push(ScoredDocument { logit, best_window: window });
+            let blank = requests[request].documents[document].trim().is_empty();
+            per_document[request][document].push(ScoredDocument { logit, best_window: window, blank });
         }
         let aggregate = options.windows.map(|w| w.aggregate).unwrap_or_default();
         Ok(per_document
@@ -347,37 +351,49 @@ impl Reranker {
 
 /// One document's logit from its windows' (a single entry without windows).
 fn aggregate_windows(windows: &[ScoredDocument], aggregate: Aggregate) -> ScoredDocument {
-    let none = ScoredDocument { logit: f32::NAN, best_window: None };
+    let none = ScoredDocument { logit: f32::NAN, best_window: None, blank: false };
     let best = windows.iter().copied().reduce(|best, next| if next.logit > best.logit { next } else { best }).unwrap_or(none);
     match aggregate {
         Aggregate::Max => best,
         Aggregate::Mean => ScoredDocument {
             logit: windows.iter().map(|window| window.logit).sum::<f32>() / windows.len() as f32,
             best_window: best.best_window,
+            blank: best.blank,
         },
         Aggregate::First => windows.first().copied().unwrap_or(none),
     }
 }
 
 /// The second half of [`Reranker::rerank_many`], which needs no model: scores, fuses, orders
-/// (stably), thresholds and cuts one request's scored documents.
+/// (stably), thresholds and cuts one request's scored documents. Blank documents come last, in
+/// input order, with score 0 (and fused 0): scores, min-max and fusion are computed over the others.
 pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedDocument>> {
     options.validate()?;
-    let logits: Vec<f32> = documents.iter().map(|document| document.logit).collect();
+    let (filled, blank): (Vec<usize>, Vec<usize>) = (0..documents.len()).partition(|&i| !documents[i].blank);
+    let logits: Vec<f32> = filled.iter().map(|&i| documents[i].logit).collect();
     let scores = match options.score_scale {
         ScoreScale::Sigmoid => logits.iter().map(|&logit| sigmoid(logit)).collect(),
         ScoreScale::MinMax => fusion::min_max(&logits),
     };
-    let fused = options.fusion.map(|fusion| fusion::fuse(&fusion, &logits, first_stage)).transpose()?;
-    let mut ranked: Vec<RankedDocument> = documents
+    if let (Some(first_stage), Some(_)) = (first_stage, options.fusion) {
+        if first_stage.len() != documents.len() {
+            return Err(Error::invalid(format!("{} first-stage scores for {} documents", first_stage.len(), documents.len())));
+        }
+        if let Some(position) = first_stage.iter().position(|s| !s.is_finite()) {
+            return Err(Error::invalid(format!("first-stage score {position} is not a finite number")));
+        }
+    }
+    let first_stage: Option<Vec<f32>> = first_stage.map(|scores| filled.iter().map(|&i| scores[i]).collect());
+    let fused = options.fusion.map(|fusion| fusion::fuse(&fusion, &logits, first_stage.as_deref())).transpose()?;
+    let mut ranked: Vec<RankedDocument> = filled
         .iter()
         .enumerate()
-        .map(|(index, &ScoredDocument { logit, best_window })| RankedDocument {
+        .map(|(k, &index)| RankedDocument {
             index,
-            logit,
-            score: scores[index],
-            fused: fused.as_ref().map(|fused| fused[index]),
-            best_window,
+            logit: documents[index].logit,
+            score: scores[k],
+            fused: fused.as_ref().map(|fused| fused[k]),
+            best_window: documents[index].best_window,
         })
         .collect();
     // Sorting on the logit, not the score: sigmoid saturates to 1.0 and would make distinct logits tie.
@@ -385,6 +401,13 @@ pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f32]>, options:
         Some(_) => ranked.sort_by(|a, b| b.fused.unwrap_or(0.0).total_cmp(&a.fused.unwrap_or(0.0))),
         None => ranked.sort_by(|a, b| b.logit.total_cmp(&a.logit)),
     }
+    ranked.extend(blank.into_iter().map(|index| RankedDocument {
+        index,
+        logit: documents[index].logit,
+        score: 0.0,
+        fused: fused.as_ref().map(|_| 0.0),
+        best_window: documents[index].best_window,
+    }));
     if let Some(threshold) = options.threshold {
         ranked.retain(|r| r.score >= threshold);
     }
@@ -396,7 +419,7 @@ pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f32]>, options:
 
 /// Orders logits best first, stably, and keeps the first `top_k` (the default options of [`Reranker::rerank`]).
 pub fn rank(logits: &[f32], top_k: Option<usize>) -> Vec<RankedDocument> {
-    let documents: Vec<ScoredDocument> = logits.iter().map(|&logit| ScoredDocument { logit, best_window: None }).collect();
+    let documents: Vec<ScoredDocument> = logits.iter().map(|&logit| ScoredDocument { logit, best_window: None, blank: false }).collect();
     let options = RerankOptions { top_k, ..RerankOptions::default() };
     order(&documents, None, &options).unwrap_or_default()
 }

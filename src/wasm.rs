@@ -79,6 +79,9 @@ struct JsScored {
     logit: f32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     best_window: Option<Window>,
+    /// Empty or whitespace only: ordered last (see `crate::rerank::order`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    blank: bool,
 }
 
 /// One request's scored documents (all of them, in input order), for `orderScored`.
@@ -109,6 +112,7 @@ fn utf16_offset(text: &str, chars: usize) -> usize {
 fn to_js_scored(scored: ScoredDocument, text: &str) -> JsScored {
     JsScored {
         logit: scored.logit,
+        blank: scored.blank,
         best_window: scored.best_window.map(|w| Window { index: w.index, start: utf16_offset(text, w.start), end: utf16_offset(text, w.end) }),
     }
 }
@@ -325,7 +329,7 @@ pub fn order_scored(requests: JsValue, options: JsValue) -> Result<JsValue, JsVa
     let mut results = Vec::with_capacity(requests.len());
     for request in requests {
         let scored: Vec<ScoredDocument> =
-            request.scored.iter().map(|d| ScoredDocument { logit: d.logit, best_window: d.best_window }).collect();
+            request.scored.iter().map(|d| ScoredDocument { logit: d.logit, best_window: d.best_window, blank: d.blank }).collect();
         let first_stage: Option<Vec<f32>> = request.first_stage.map(|scores| scores.into_iter().map(|s| s as f32).collect());
         let ranked = crate::rerank::order(&scored, first_stage.as_deref(), &options).map_err(to_js)?;
         let ranked: Vec<JsRanked> = ranked
