@@ -18,6 +18,14 @@ fn crossrank(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Writes `text` to `dir/name` (creating `dir`) and returns the path.
+fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 fn tiny() -> String {
     common::tiny_dir().display().to_string()
 }
@@ -102,12 +110,7 @@ fn convert_then_info() {
 #[test]
 fn eval_min_relevance_sets_what_the_binary_metrics_count() {
     let dir = std::env::temp_dir().join(format!("crossrank-eval-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let file = |name: &str, text: &str| write_file(&dir, name, text);
     let corpus = file("corpus.jsonl", "{\"_id\": \"a\", \"text\": \"related\"}\n{\"_id\": \"x\", \"text\": \"off topic\"}\n{\"_id\": \"b\", \"text\": \"answers\"}\n");
     let queries = file("queries.jsonl", "{\"_id\": \"q\", \"text\": \"question\"}\n");
     let qrels = file("qrels.tsv", "query-id\tcorpus-id\tscore\nq\ta\t1\nq\tb\t2\n");
@@ -185,12 +188,7 @@ fn convert_writes_atomically_and_never_over_its_inputs() {
 #[test]
 fn eval_input_errors_are_named() {
     let dir = std::env::temp_dir().join(format!("crossrank-eval-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = |name: &str, text: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let file = |name: &str, text: &str| write_file(&dir, name, text);
     let corpus = file("corpus.jsonl", "{\"_id\": \"a\", \"text\": \"related\"}\n{\"_id\": \"b\", \"text\": \"answers\"}\n");
     let queries = file("queries.jsonl", "{\"_id\": \"q\", \"text\": \"question\"}\n");
     let good_qrels = file("qrels.tsv", "query-id\tcorpus-id\tscore\nq\ta\t1\nq\tb\t2\n");

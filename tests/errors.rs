@@ -112,12 +112,18 @@ fn non_finite_weights_are_caught_at_load() {
     assert_error(load_error(&dir), "weights", &["bert.pooler.dense.weight", "non-finite"]);
 }
 
+/// Edits one JSON file of a model directory in place.
+fn edit_json(dir: &Path, file: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join(file);
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(&path, serde_json::to_vec(&value).unwrap()).unwrap();
+}
+
+/// The load error of a tiny model copy whose config.json was edited.
 fn edit_config(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Error {
     let dir = tiny_copy(name);
-    let path = dir.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    edit(&mut config);
-    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    edit_json(&dir, "config.json", edit);
     load_error(&dir)
 }
 
@@ -175,12 +181,10 @@ fn bad_calls() {
     assert_eq!(reranker.rerank("q", &["a", "", "\u{0}", "\u{fffd}"], &options).unwrap().len(), 4);
 }
 
+/// The load error of a tiny model copy whose tokenizer.json was edited.
 fn edit_tokenizer(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Error {
     let dir = tiny_copy(name);
-    let path = dir.join("tokenizer.json");
-    let mut tokenizer: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    edit(&mut tokenizer);
-    std::fs::write(&path, serde_json::to_vec(&tokenizer).unwrap()).unwrap();
+    edit_json(&dir, "tokenizer.json", edit);
     load_error(&dir)
 }
 
@@ -216,10 +220,7 @@ fn silent_mismatches_are_refused_at_load() {
         let one_row = tensors[&name].narrow(0, 0, 1).unwrap().contiguous().unwrap();
         tensors.insert(name, one_row);
     });
-    let path = dir.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    config["type_vocab_size"] = 1.into();
-    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    edit_json(&dir, "config.json", |c| c["type_vocab_size"] = 1.into());
     assert_error(load_error(&dir), "tokenizer", &["produces token type 1, but the model has type_vocab_size = 1"]);
     // An epsilon that flattens every LayerNorm.
     assert_error(edit_config("eps", |c| c["layer_norm_eps"] = 1e30.into()), "config", &["layer_norm_eps = 1000000000000000000000000000000 is out of range"]);
