@@ -273,3 +273,22 @@ fn score_prints_each_batch_before_the_input_ends() {
     assert!(serde_json::from_str::<serde_json::Value>(&last).unwrap()["score"].as_f64().is_some());
     assert!(child.wait().unwrap().success());
 }
+
+/// `convert` and `info` for the other families: the file records which family it is.
+#[test]
+fn convert_then_info_for_electra_and_xlm_roberta() {
+    for (dir, model_type) in [("tests/models/tiny-electra", "electra"), ("tests/models/tiny-xlmr", "xlm-roberta")] {
+        let out = std::env::temp_dir().join(format!("crossrank-cli-{}-{model_type}.gguf", std::process::id()));
+        let out_path = out.display().to_string();
+        let model = common::root().join(dir).display().to_string();
+        let convert = crossrank(&["convert", "--model", &model, "--dtype", "q8_0", "--out", &out_path], "");
+        assert!(convert.status.success(), "{dir}: {}", String::from_utf8_lossy(&convert.stderr));
+        let info: serde_json::Value = serde_json::from_slice(&crossrank(&["info", &out_path], "").stdout).unwrap();
+        assert_eq!(info["config"]["model_type"], model_type);
+        assert_eq!(info["precision"], "q8_0");
+        assert_eq!(info["default_max_length"], 512);
+        let scored = crossrank(&["score", "--model", &out_path], "{\"query\": \"vitamin d\", \"document\": \"Vitamin D comes from sunlight.\"}\n");
+        assert!(scored.status.success(), "{dir}: {}", String::from_utf8_lossy(&scored.stderr));
+        std::fs::remove_file(&out).unwrap();
+    }
+}
