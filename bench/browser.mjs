@@ -24,10 +24,11 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BENCH = join(ROOT, 'artifacts', 'bench');
 // W100 only when asked (--workload W100): the targets are about W30, and W100 triples the run time.
 const WORKLOADS = ['W30', 'W30-short'];
-const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'crossrank-q8_0-npm', 'tjs-fp32', 'tjs-q8'];
+const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-simd128', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'crossrank-q8_0-npm', 'tjs-fp32', 'tjs-q8'];
 const LABELS = {
   'crossrank-f32': 'crossrank wasm f32',
-  'crossrank-q8_0': 'crossrank wasm q8_0 (default: matmul "int8")',
+  'crossrank-q8_0': 'crossrank wasm q8_0 (default: matmul "int8", relaxed-SIMD build)',
+  'crossrank-q8_0-simd128': 'crossrank wasm q8_0 (matmul "int8", SIMD128 build: browsers without relaxed SIMD)',
   'crossrank-q8_0-dequantize': 'crossrank wasm q8_0 (matmul "dequantize")',
   'crossrank-q8_0-blocks': 'crossrank wasm q8_0 (matmul "blocks")',
   // The npm package as users call it: Reranker.create({ threads }), one worker per thread.
@@ -228,7 +229,14 @@ async function main() {
         // package spreads a call over `threads` workers.
         if (system.startsWith('crossrank') && !system.endsWith('-npm') && threads !== 1) continue;
         const model = system.startsWith('crossrank')
-          ? { gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`, matmul: system.match(/-(blocks|dequantize)$/)?.[1] ?? null, npm: system.endsWith('-npm') }
+          ? {
+            gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`,
+            matmul: system.match(/-(blocks|dequantize)$/)?.[1] ?? null,
+            npm: system.endsWith('-npm'),
+            // The relaxed-SIMD build is what the package runs in Chromium; the other paths have no
+            // relaxed kernel, so they run on the plain build.
+            wasm: /-(simd128|blocks|dequantize)$/.test(system) ? '/www/pkg/crossrank_wasm_bg.wasm' : '/www/pkg/crossrank_wasm_relaxed_bg.wasm',
+          }
           : { localModelPath: '/artifacts/bench/onnx/', name };
         const loadAt = load();
         errors.length = 0;
@@ -250,7 +258,7 @@ async function main() {
             if (run.memory_bytes) row.wasm_memory_bytes = run.memory_bytes;
           }
           const sorted = [...times].sort((a, b) => a - b);
-          row.results[w] = { median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: ref ? maxDelta(first.logits, ref.logits) : NaN };
+          row.results[w] = { first_ms: first.ms, median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: ref ? maxDelta(first.logits, ref.logits) : NaN };
         }
         await page.evaluate(() => window.stopWorker());
         if (errors.length) throw new Error(`${system}: ${errors.join('\n')}`);
@@ -268,9 +276,11 @@ async function main() {
   report.load_end = load();
   const ortWasm = join(ROOT, 'bench', 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.asyncify.wasm');
   const crossrankWasm = join(ROOT, 'www', 'pkg', 'crossrank_wasm_bg.wasm');
+  const crossrankRelaxedWasm = join(ROOT, 'www', 'pkg', 'crossrank_wasm_relaxed_bg.wasm');
   const transformersJs = join(ROOT, 'bench', 'node_modules', '@huggingface', 'transformers', 'dist', 'transformers.min.js');
   report.code_bytes = {
     'crossrank_wasm_bg.wasm': [bytesOf(crossrankWasm), gzipBytes(crossrankWasm)],
+    'crossrank_wasm_relaxed_bg.wasm': [bytesOf(crossrankRelaxedWasm), gzipBytes(crossrankRelaxedWasm)],
     'crossrank_wasm.js': [bytesOf(join(ROOT, 'www', 'pkg', 'crossrank_wasm.js')), gzipBytes(join(ROOT, 'www', 'pkg', 'crossrank_wasm.js'))],
     'ort-wasm-simd-threaded.asyncify.wasm (ONNX Runtime Web)': [bytesOf(ortWasm), gzipBytes(ortWasm)],
     'transformers.min.js (bundles ONNX Runtime Web\'s JS)': [bytesOf(transformersJs), gzipBytes(transformersJs)],
@@ -294,17 +304,18 @@ function render(report, workloads) {
     `Each system in a fresh module Web Worker; repeats ${Object.entries(report.repeats).map(([w, n]) => `${w} ×${n}`).join(', ')} after one warm-up. ` +
     `Load average (1/5 min) ${report.load_start} at start, ${report.load_end} at end. ` +
     '"CPU ms/run": CPU time of the whole Chromium process tree during a timed run (every thread, from /proc), the measure that other work on the cores does not inflate. ' +
-    '"wasm memory": crossrank\'s linear memory after the runs (it only grows). "load ms": worker start to ready (fetch, compile, parse).');
+    '"wasm memory": crossrank\'s linear memory after the runs (it only grows). "load ms": worker start to ready (fetch, compile, parse). ' +
+    '"first ms": the first (cold) call after the load, which the median leaves out.');
   lines.push('');
-  lines.push('| system | threads | workload | median ms | min–max ms | CPU ms/run | ms/pair | max \\|Δlogit\\| vs PyTorch | model bytes | wasm memory MiB | load ms | load avg |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('| system | threads | workload | median ms | min–max ms | CPU ms/run | ms/pair | max \\|Δlogit\\| vs PyTorch | model bytes | wasm memory MiB | load ms | first ms | load avg |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of report.rows) {
     for (const w of workloads) {
       const r = row.results[w];
       if (!r) continue;
       lines.push(`| ${row.label} | ${row.threads} | ${w} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)}–${r.max_ms.toFixed(0)} | ${r.cpu_ms.toFixed(0)} | ` +
         `${(r.median_ms / pairsOf(w)).toFixed(1)} | ${delta(r.max_delta)} | ${fmt(row.model_bytes)} | ` +
-        `${row.wasm_memory_bytes ? (row.wasm_memory_bytes / 2 ** 20).toFixed(0) : '—'} | ${row.load_ms.toFixed(0)} | ${row.load} |`);
+        `${row.wasm_memory_bytes ? (row.wasm_memory_bytes / 2 ** 20).toFixed(0) : '—'} | ${row.load_ms.toFixed(0)} | ${r.first_ms?.toFixed(0) ?? '—'} | ${row.load} |`);
     }
   }
   lines.push('');

@@ -4,9 +4,9 @@
 //! own (AVX2/AVX-512 natively, SIMD128 in wasm). Accuracy (tested below against f64): GELU within
 //! 1e-6 × max(1, |x|) of the exact value, exp within 2 ulp.
 //!
-//! Other devices (CUDA) keep candle's kernels; see [`gelu_erf`] and [`softmax_last_dim`].
+//! Other devices (CUDA) keep candle's kernels; see [`gelu_erf`] and [`masked_softmax`].
 
-use candle_core::{Device, Tensor};
+use candle_core::{CpuStorage, Device, Storage, Tensor};
 
 use crate::error::Result;
 
@@ -15,22 +15,61 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if !matches!(x.device(), Device::Cpu) {
         return Ok(x.gelu_erf()?);
     }
-    map_in_place(x, |values| values.iter_mut().for_each(|v| *v = gelu_erf_scalar(*v)))
-}
-
-/// Softmax over the last dimension.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if !matches!(x.device(), Device::Cpu) {
-        return Ok(candle_nn::ops::softmax_last_dim(x)?);
-    }
-    let width = x.dim(candle_core::D::Minus1)?;
-    map_in_place(x, |values| values.chunks_exact_mut(width.max(1)).for_each(softmax_row))
-}
-
-fn map_in_place(x: &Tensor, f: impl FnOnce(&mut [f32])) -> Result<Tensor> {
-    let mut values = x.flatten_all()?.to_vec1::<f32>()?;
-    f(&mut values);
+    let values = with_values(x, |values| values.iter().map(|&v| gelu_erf_scalar(v)).collect::<Vec<f32>>())?;
     Ok(Tensor::from_vec(values, x.shape(), x.device())?)
+}
+
+/// Attention's softmax over the last dimension of `scores` `(batch, heads, rows, seq)`, after
+/// adding `mask_bias` `(batch, 1, 1, seq)` when there is one: on the CPU in one pass that reads
+/// the scores where they lie, instead of a broadcast add, a copy and a softmax.
+pub fn masked_softmax(scores: &Tensor, mask_bias: Option<&Tensor>) -> Result<Tensor> {
+    if !matches!(scores.device(), Device::Cpu) {
+        let scores = match mask_bias {
+            Some(mask_bias) => scores.broadcast_add(mask_bias)?,
+            None => scores.clone(),
+        };
+        return Ok(candle_nn::ops::softmax_last_dim(&scores)?);
+    }
+    let (batch, heads, rows, seq) = scores.dims4()?;
+    let mask = match mask_bias {
+        Some(mask_bias) => Some(mask_bias.flatten_all()?.to_vec1::<f32>()?),
+        None => None,
+    };
+    if let Some(mask) = &mask {
+        if mask.len() != batch * seq {
+            return Err(crate::error::Error::Compute(format!("attention mask holds {} values for {batch} × {seq}", mask.len())));
+        }
+    }
+    let per_pair = heads * rows * seq;
+    let values = with_values(scores, |scores| {
+        let mut out = vec![0f32; scores.len()];
+        for (i, (row, out_row)) in scores.chunks_exact(seq.max(1)).zip(out.chunks_exact_mut(seq.max(1))).enumerate() {
+            match &mask {
+                Some(mask) => {
+                    let pair = i * seq / per_pair.max(1);
+                    let bias = &mask[pair * seq..(pair + 1) * seq];
+                    out_row.iter_mut().zip(row).zip(bias).for_each(|((o, s), b)| *o = s + b);
+                }
+                None => out_row.copy_from_slice(row),
+            }
+            softmax_row(out_row);
+        }
+        out
+    })?;
+    Ok(Tensor::from_vec(values, (batch, heads, rows, seq), scores.device())?)
+}
+
+/// Runs `f` on an f32 CPU tensor's values, borrowed where they lie contiguously (no copy), else
+/// on a copy.
+pub(crate) fn with_values<T>(x: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
+    {
+        let (storage, layout) = x.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(values)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) {
+            return Ok(f(&values[start..end]));
+        }
+    }
+    let values = x.flatten_all()?.to_vec1::<f32>()?;
+    Ok(f(&values))
 }
 
 #[inline(always)]
@@ -88,7 +127,8 @@ fn exp(input: f32) -> f32 {
 }
 
 fn softmax_row(row: &mut [f32]) {
-    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    // A comparison, not f32::max, which does not vectorise on wasm.
+    let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
     if !max.is_finite() {
         // Only a fully masked row could get here; candle would give NaN, keep that behaviour.
         row.iter_mut().for_each(|v| *v = f32::NAN);
@@ -167,8 +207,23 @@ mod tests {
         let ours = gelu_erf(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let theirs = x.gelu_erf().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         ours.iter().zip(&theirs).for_each(|(a, b)| assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}"));
-        let ours = softmax_last_dim(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let theirs = candle_nn::ops::softmax_last_dim(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        ours.iter().zip(&theirs).for_each(|(a, b)| assert!((a - b).abs() <= 1e-6, "{a} vs {b}"));
+        // Scores (batch 2, heads 3, rows 2, seq 8) with a mask that hides the second pair's last 3 keys.
+        let scores = x.reshape((2, 3, 2, 8)).unwrap();
+        let mask: Vec<f32> = (0..16).map(|i| if i >= 13 { -1e4 } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(mask, (2, 1, 1, 8), &device).unwrap();
+        for mask in [None, Some(&mask)] {
+            let ours = masked_softmax(&scores, mask).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let masked = match mask {
+                Some(mask) => scores.broadcast_add(mask).unwrap(),
+                None => scores.clone(),
+            };
+            let theirs = candle_nn::ops::softmax_last_dim(&masked).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            ours.iter().zip(&theirs).for_each(|(a, b)| assert!((a - b).abs() <= 1e-6, "{a} vs {b}"));
+        }
+        // A transposed (non-contiguous) tensor is read through a copy, with the same values.
+        let transposed = x.reshape((2, 16, 3)).unwrap().transpose(1, 2).unwrap();
+        let ours = gelu_erf(&transposed).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let theirs = transposed.gelu_erf().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        ours.iter().zip(&theirs).for_each(|(a, b)| assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}"));
     }
 }

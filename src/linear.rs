@@ -5,15 +5,17 @@
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{Module, Tensor};
 
+use crate::activations::with_values;
 use crate::error::Result;
-use crate::int8::{Int8Matrix, QuantizedRows};
+use crate::int8::Int8Weight;
 use crate::weights::{check_finite, QuantizedMatmul, StoredTensor, Weights};
 
 enum LinearWeight {
     /// `(out, in)` as in the checkpoint.
     Float(Tensor),
     Quantized(QMatMul),
-    Int8(Int8Matrix),
+    /// With the bias's values, which the int8 kernel adds as it writes its output.
+    Int8(Int8Weight, Vec<f32>),
 }
 
 pub struct Linear {
@@ -41,8 +43,8 @@ impl Linear {
             }
             StoredTensor::Quantized(qtensor) if weights.store().quantized_matmul() == QuantizedMatmul::Int8 => {
                 // Integers are finite and from_qtensor refuses a non-finite block scale.
-                match Int8Matrix::from_qtensor(file, &name, qtensor)? {
-                    Some(matrix) => LinearWeight::Int8(matrix),
+                match Int8Weight::from_qtensor(file, &name, qtensor)? {
+                    Some(matrix) => LinearWeight::Int8(matrix, weights.tensor("bias", &[out_features])?.to_vec1::<f32>()?),
                     None => LinearWeight::Float(weights.tensor("weight", &[out_features, in_features])?),
                 }
             }
@@ -59,15 +61,13 @@ impl Linear {
         let rows = x.elem_count() / in_features.max(1);
         let x2 = x.reshape((rows, in_features))?.contiguous()?;
         let y = match &self.weight {
-            LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?,
-            LinearWeight::Quantized(matmul) => matmul.forward(&x2)?,
-            LinearWeight::Int8(matrix) => {
-                let values = x2.flatten_all()?.to_vec1::<f32>()?;
-                let y = matrix.matmul(&QuantizedRows::new(&values, in_features));
+            LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?.broadcast_add(&self.bias)?,
+            LinearWeight::Quantized(matmul) => matmul.forward(&x2)?.broadcast_add(&self.bias)?,
+            LinearWeight::Int8(matrix, bias) => {
+                let y = with_values(&x2, |values| matrix.matmul(values, in_features, bias))?;
                 Tensor::from_vec(y, (rows, matrix.rows()), x2.device())?
             }
         };
-        let y = y.broadcast_add(&self.bias)?;
         let mut out_dims = dims;
         let last = out_dims.len() - 1;
         out_dims[last] = y.dim(1)?;

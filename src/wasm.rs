@@ -234,6 +234,9 @@ struct Info {
     /// The architecture: "bert", "electra" or "xlm-roberta".
     model_type: &'static str,
     precision: String,
+    /// Which build of the module runs: "relaxed-simd" (the int8 path on the relaxed dot) or
+    /// "simd128" (the fallback for browsers without relaxed SIMD).
+    simd: &'static str,
     max_positions: usize,
     /// The max_length a call without one gets (the length the model was trained at, if recorded).
     default_max_length: usize,
@@ -308,6 +311,7 @@ impl WasmReranker {
         let info = Info {
             model_type: config.family().name(),
             precision: self.precision.clone(),
+            simd: crate::int8::KERNEL,
             max_positions: config.max_positions(),
             default_max_length: self.reranker.default_max_length(),
             num_layers: config.num_hidden_layers,

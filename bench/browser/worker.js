@@ -31,7 +31,7 @@ self.onmessage = async ({ data }) => {
 async function crossrank({ model }) {
   const start = performance.now();
   const { default: init, WasmReranker } = await import('/www/pkg/crossrank_wasm.js');
-  const wasm = await init({ module_or_path: '/www/pkg/crossrank_wasm_bg.wasm' });
+  const wasm = await init({ module_or_path: model.wasm });
   const bytes = new Uint8Array(await (await fetch(model.gguf)).arrayBuffer());
   const reranker = model.matmul ? WasmReranker.fromGguf(bytes, model.matmul) : WasmReranker.fromGguf(bytes);
   const load_ms = performance.now() - start;

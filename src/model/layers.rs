@@ -153,11 +153,8 @@ impl Attention {
         let per_head = batch.saturating_mul(rows).saturating_mul(seq).max(1);
         let group = (ATTENTION_ELEMENTS_PER_STEP / per_head).clamp(1, self.num_heads);
         let attend = |query: &Tensor, key: &Tensor, value: &Tensor| -> Result<Tensor> {
-            let mut scores = query.matmul(&key.t()?)?;
-            if let Some(mask_bias) = mask_bias {
-                scores = scores.broadcast_add(mask_bias)?;
-            }
-            let probabilities = crate::activations::softmax_last_dim(&scores)?;
+            let scores = query.matmul(&key.t()?)?;
+            let probabilities = crate::activations::masked_softmax(&scores, mask_bias)?;
             Ok(probabilities.matmul(value)?)
         };
         let context = if group >= self.num_heads {

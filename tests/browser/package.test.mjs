@@ -25,6 +25,7 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'pkg/crossrank_wasm.js',
     'pkg/crossrank_wasm_bg.wasm',
     'pkg/crossrank_wasm_bg.wasm.d.ts',
+    'pkg/crossrank_wasm_relaxed_bg.wasm',
     'src/index.js',
     'src/langchain.js',
     'src/protocol.js',
@@ -38,7 +39,8 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
   assert.match(readFileSync(`${WWW}LICENSE`, 'utf8'), /Apache License\s+Version 2\.0/);
   assert.deepEqual(Object.keys(manifest.dependencies ?? {}), [], 'the package has no runtime dependencies');
   assert.equal(manifest.peerDependenciesMeta['@langchain/core'].optional, true);
-  // The wasm is most of it: ~1.2 MB packed, ~3.7 MB unpacked (BENCHMARKS.md tracks the module).
+  // The two wasm builds are most of it: ~1.25 MB packed, ~3.8 MB unpacked each (a browser fetches
+  // only one; BENCHMARKS.md tracks the modules).
   console.log(`# npm pack: ${pack.size} bytes packed, ${pack.unpackedSize} unpacked, ${files.length} files`);
-  assert.ok(pack.size < 2_000_000, `package is ${pack.size} bytes packed`);
+  assert.ok(pack.size < 3_000_000, `package is ${pack.size} bytes packed`);
 });

@@ -27,7 +27,7 @@ const TIMEOUT = { timeout: 180_000 };
 
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 
-for (const path of ['www/pkg/crossrank_wasm.js', 'www/pkg/crossrank_wasm_bg.wasm', TINY.slice(1), MINILM_F32.slice(1), MINILM_Q8.slice(1),
+for (const path of ['www/pkg/crossrank_wasm.js', 'www/pkg/crossrank_wasm_bg.wasm', 'www/pkg/crossrank_wasm_relaxed_bg.wasm', TINY.slice(1), MINILM_F32.slice(1), MINILM_Q8.slice(1),
   'artifacts/models/tiny-electra.f32.gguf', 'artifacts/models/tiny-xlmr.f32.gguf']) {
   if (!existsSync(file(path))) {
     throw new Error(`${path} is missing: run ./build.sh wasm and ./build.sh models first`);
@@ -68,6 +68,8 @@ describe('parity with PyTorch', () => {
     { name: 'tiny f32', url: TINY, cases: TINY_CASES, tolerance: 1e-4, layers: 2, modelType: 'bert' },
     { name: 'MiniLM-L-4 f32', url: MINILM_F32, cases: MINILM_CASES, tolerance: 1e-4, layers: 4 },
     { name: 'MiniLM-L-4 Q8_0', url: MINILM_Q8, cases: MINILM_CASES, tolerance: 0.05, layers: 4 },
+    // The fallback for browsers without relaxed SIMD, forced by naming its file.
+    { name: 'MiniLM-L-4 Q8_0 (SIMD128 build)', url: MINILM_Q8, wasmUrl: '/www/pkg/crossrank_wasm_bg.wasm', simd: 'simd128', cases: MINILM_CASES, tolerance: 0.05, layers: 4 },
     // The other families (tests/make_family_fixtures.py): ELECTRA with a projected 32-wide
     // embedding, XLM-RoBERTa with a SentencePiece tokenizer, offset positions and RTL/CJK pairs.
     { name: 'tiny ELECTRA f32', url: '/artifacts/models/tiny-electra.f32.gguf', cases: fixture('tiny_electra.json').cases, tolerance: 1e-4, layers: 2, modelType: 'electra' },
@@ -76,8 +78,8 @@ describe('parity with PyTorch', () => {
   for (const model of models) {
     test(`${model.name}: logits within ${model.tolerance} of the fixture, alone and batched`, TIMEOUT, () =>
       withPage(async ({ page }) => {
-        const got = await page.evaluate(async ({ url, cases }) => {
-          const reranker = await window.crossrank.Reranker.create({ model: url });
+        const got = await page.evaluate(async ({ url, wasmUrl, cases }) => {
+          const reranker = await window.crossrank.Reranker.create({ model: url, ...(wasmUrl ? { wasmUrl } : {}) });
           const single = [];
           for (const { query, passage } of cases) single.push(...(await reranker.rerank(query, [passage])));
           // Cases that share a query go in one call: padding within a batch must not move a logit.
@@ -91,9 +93,11 @@ describe('parity with PyTorch', () => {
           const info = reranker.info;
           reranker.dispose();
           return { single, batches, info };
-        }, { url: model.url, cases: model.cases });
+        }, { url: model.url, wasmUrl: model.wasmUrl, cases: model.cases });
 
         assert.equal(got.info.numLayers, model.layers);
+        // Chromium has relaxed SIMD: the worker picks that build unless told otherwise.
+        assert.equal(got.info.simd, model.simd ?? 'relaxed-simd');
         if (model.maxPositions) assert.equal(got.info.maxPositions, model.maxPositions);
         if (model.modelType) assert.equal(got.info.modelType, model.modelType);
         model.cases.forEach((c, i) => {

@@ -16,6 +16,7 @@ const ROOT = new URL('../../', import.meta.url);
 const APP = fileURLToPath(new URL('./vite-app/', import.meta.url));
 const VITE = fileURLToPath(new URL('www/node_modules/vite/bin/vite.js', ROOT));
 const WASM = new URL('www/pkg/crossrank_wasm_bg.wasm', ROOT);
+const RELAXED_WASM = new URL('www/pkg/crossrank_wasm_relaxed_bg.wasm', ROOT);
 
 test('vite build bundles the worker and the .wasm, and the app reranks', { timeout: 180_000 }, async () => {
   rmSync(new URL('./vite-app/dist', import.meta.url), { recursive: true, force: true });
@@ -25,10 +26,14 @@ test('vite build bundles the worker and the .wasm, and the app reranks', { timeo
 
   const assets = readdirSync(new URL('./vite-app/dist/assets/', import.meta.url));
   const worker = assets.find((name) => /^worker-.*\.js$/.test(name));
-  const wasm = assets.find((name) => name.endsWith('.wasm'));
+  // Both builds are bundled (the worker picks one at run time); Chromium runs the relaxed one.
+  const wasm = assets.find((name) => /^crossrank_wasm_bg-.*\.wasm$/.test(name));
+  const relaxed = assets.find((name) => /^crossrank_wasm_relaxed_bg-.*\.wasm$/.test(name));
   assert.ok(worker, `no worker chunk in dist/assets: ${assets.join(', ')}`);
-  assert.ok(wasm, `no .wasm in dist/assets: ${assets.join(', ')}`);
-  assert.ok(readFileSync(new URL(`./vite-app/dist/assets/${wasm}`, import.meta.url)).equals(readFileSync(WASM)), 'the bundled .wasm differs from www/pkg');
+  assert.ok(wasm && relaxed, `not both .wasm builds in dist/assets: ${assets.join(', ')}`);
+  const bundled = (name) => readFileSync(new URL(`./vite-app/dist/assets/${name}`, import.meta.url));
+  assert.ok(bundled(wasm).equals(readFileSync(WASM)), 'the bundled SIMD128 .wasm differs from www/pkg');
+  assert.ok(bundled(relaxed).equals(readFileSync(RELAXED_WASM)), 'the bundled relaxed-SIMD .wasm differs from www/pkg');
 
   const browser = await startBrowser({
     mounts: { '/': fileURLToPath(new URL('./vite-app/dist/', import.meta.url)), '/artifacts': fileURLToPath(new URL('artifacts/', ROOT)) },
@@ -49,10 +54,11 @@ test('vite build bundles the worker and the .wasm, and the app reranks', { timeo
       const expected = [a, b][result.index].logit;
       assert.ok(Math.abs(result.logit - expected) <= 1e-4, `logit ${result.logit}, PyTorch ${expected}`);
     }
-    for (const asset of [worker, wasm]) {
+    for (const asset of [worker, relaxed]) {
       const hits = browser.server.hits(`/assets/${asset}`);
       assert.ok(hits >= 1 && hits <= threads, `${asset} fetched ${hits} times for ${threads} workers`);
     }
+    assert.equal(browser.server.hits(`/assets/${wasm}`), 0, 'a browser with relaxed SIMD fetched the SIMD128 build too');
   } finally {
     await browser.close();
   }

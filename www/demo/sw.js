@@ -22,6 +22,7 @@ const PRECACHE = [
   '../src/worker.js',
   '../pkg/crossrank_wasm.js',
   '../pkg/crossrank_wasm_bg.wasm',
+  '../pkg/crossrank_wasm_relaxed_bg.wasm',
 ];
 
 self.addEventListener('install', (event) => {

@@ -10,10 +10,67 @@
 //! 32767 × 127 × 32 < 2³¹, so the i32 lanes cannot overflow whatever the input.
 //!
 //! [`Int8Matrix::matmul_reference`] is the plain definition the SIMD128 kernel is tested against.
+//! A module built with relaxed SIMD multiplies in another layout instead ([`interleaved`]);
+//! [`Int8Weight`] is whichever this build uses.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::error::{Error, Result};
+
+mod interleaved;
+pub use interleaved::{DigitRows, InterleavedMatrix};
+
+const RELAXED: bool = cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"));
+
+/// The int8 kernel this build runs, as `info()` reports it.
+pub const KERNEL: &str = if RELAXED {
+    "relaxed-simd"
+} else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+    "simd128"
+} else {
+    "portable"
+};
+
+/// A quantised linear weight as this build multiplies it: interleaved for the relaxed dot in a
+/// relaxed-SIMD module, row-major everywhere else. Only one form is kept in memory.
+pub enum Int8Weight {
+    RowMajor(Int8Matrix),
+    Interleaved(InterleavedMatrix),
+}
+
+impl Int8Weight {
+    /// See [`Int8Matrix::from_qtensor`]: `None` for types the int8 path does not take.
+    pub fn from_qtensor(file: &str, name: &str, tensor: &QTensor) -> Result<Option<Self>> {
+        Ok(Int8Matrix::from_qtensor(file, name, tensor)?.map(|matrix| {
+            if RELAXED {
+                Self::Interleaved(InterleavedMatrix::new(&matrix))
+            } else {
+                Self::RowMajor(matrix)
+            }
+        }))
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        match self {
+            Self::RowMajor(matrix) => matrix.rows(),
+            Self::Interleaved(matrix) => matrix.rows(),
+        }
+    }
+
+    /// `x Wᵀ + bias` for `x` `(m, cols)` f32 row-major, activations quantised as the kernel needs
+    /// them. The bias is added here, in place, rather than by a broadcast that allocates.
+    pub fn matmul(&self, x: &[f32], cols: usize, bias: &[f32]) -> Vec<f32> {
+        let mut out = match self {
+            Self::RowMajor(matrix) => matrix.matmul(&QuantizedRows::new(x, cols)),
+            Self::Interleaved(matrix) => matrix.matmul(&DigitRows::new(x, cols)),
+        };
+        for row in out.chunks_exact_mut(bias.len().max(1)) {
+            row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+        }
+        out
+    }
+}
 
 /// Values per quantisation block (Q8_0 and Q4_0 alike).
 pub const BLOCK: usize = 32;
