@@ -127,16 +127,42 @@ fn exp(input: f32) -> f32 {
 }
 
 fn softmax_row(row: &mut [f32]) {
-    // A comparison, not f32::max, which does not vectorise on wasm.
-    let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
-    if !max.is_finite() {
-        // Only a fully masked row could get here; candle would give NaN, keep that behaviour.
-        row.iter_mut().for_each(|v| *v = f32::NAN);
-        return;
-    }
-    row.iter_mut().for_each(|v| *v = exp(*v - max));
-    let inverse = 1.0 / lanes(row, 0.0, |a, b| a + b);
+    let sum = exp_row(row);
+    let inverse = 1.0 / sum;
     row.iter_mut().for_each(|v| *v *= inverse);
+}
+
+/// Softmax without the division: `row` becomes `exp(v − max)` (so its largest value is exactly
+/// 1) and the sum is returned. A fully masked row (max −∞) becomes NaN, as candle's softmax does.
+pub(crate) fn exp_row(row: &mut [f32]) -> f32 {
+    exp_row_below(row, row_max(row))
+}
+
+/// The largest value of a row (a comparison, not f32::max, which does not vectorise on wasm).
+pub(crate) fn row_max(row: &[f32]) -> f32 {
+    lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
+}
+
+/// [`exp_row`] given the row's maximum: exponentials and their sum in one pass.
+pub(crate) fn exp_row_below(row: &mut [f32], max: f32) -> f32 {
+    if !max.is_finite() {
+        row.iter_mut().for_each(|v| *v = f32::NAN);
+        return f32::NAN;
+    }
+    let mut sums = [0f32; 8];
+    let mut chunks = row.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        for (v, sum) in chunk.iter_mut().zip(&mut sums) {
+            *v = exp(*v - max);
+            *sum += *v;
+        }
+    }
+    let mut tail = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
+        tail += *v;
+    }
+    sums.iter().fold(tail, |a, s| a + s)
 }
 
 /// A reduction in 8 independent lanes: float reductions are not reassociated by the compiler,

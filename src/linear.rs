@@ -24,6 +24,11 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// Whether this layer runs on the int8 kernel (a quantised weight, `matmul: "int8"`).
+    pub fn is_int8(&self) -> bool {
+        matches!(self.weight, LinearWeight::Int8(..))
+    }
+
     /// Loads `weight` `(out_features, in_features)` and `bias` `(out_features,)` under `weights`.
     pub fn load(weights: &Weights, in_features: usize, out_features: usize) -> Result<Self> {
         let (name, stored) = weights.stored("weight", &[out_features, in_features])?;
@@ -56,21 +61,35 @@ impl Linear {
 
     /// `x`: `(..., in_features)` → `(..., out_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let [y] = Self::forward_shared([self], x)?;
+        Ok(y)
+    }
+
+    /// Several layers of the same input width applied to one input `x`: on the int8 path the
+    /// input is quantised once for all of them (attention's query, key and value).
+    pub fn forward_shared<const N: usize>(layers: [&Self; N], x: &Tensor) -> Result<[Tensor; N]> {
         let dims = x.dims().to_vec();
         let in_features = dims[dims.len() - 1];
         let rows = x.elem_count() / in_features.max(1);
         let x2 = x.reshape((rows, in_features))?.contiguous()?;
-        let y = match &self.weight {
-            LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?.broadcast_add(&self.bias)?,
-            LinearWeight::Quantized(matmul) => matmul.forward(&x2)?.broadcast_add(&self.bias)?,
-            LinearWeight::Int8(matrix, bias) => {
-                let y = with_values(&x2, |values| matrix.matmul(values, in_features, bias))?;
-                Tensor::from_vec(y, (rows, matrix.rows()), x2.device())?
-            }
-        };
-        let mut out_dims = dims;
-        let last = out_dims.len() - 1;
-        out_dims[last] = y.dim(1)?;
-        Ok(y.reshape(out_dims)?)
+        let mut quantized = None;
+        let mut outputs = Vec::with_capacity(N);
+        for layer in layers {
+            let y = match &layer.weight {
+                LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?.broadcast_add(&layer.bias)?,
+                LinearWeight::Quantized(matmul) => matmul.forward(&x2)?.broadcast_add(&layer.bias)?,
+                LinearWeight::Int8(matrix, bias) => {
+                    if quantized.is_none() {
+                        quantized = Some(with_values(&x2, |values| matrix.quantize(values, in_features))?);
+                    }
+                    let y = matrix.matmul(quantized.as_ref().expect("quantised just above"), bias);
+                    Tensor::from_vec(y, (rows, matrix.rows()), x2.device())?
+                }
+            };
+            let mut out_dims = dims.clone();
+            out_dims[dims.len() - 1] = y.dim(1)?;
+            outputs.push(y.reshape(out_dims)?);
+        }
+        Ok(outputs.try_into().unwrap_or_else(|_| unreachable!("one output per layer")))
     }
 }

@@ -8,8 +8,8 @@
 //! 1..=16383 and split into a high and a low digit: `x = 128·high + low − ZERO_POINT`. Each block's
 //! integer dot is then `128·Σw·high + Σw·low − ZERO_POINT·Σw`, the last term precomputed per
 //! block. Every product and sum is an exact integer below 2³¹ (16383 × 127 × 32 < 2²⁷), so the SIMD
-//! kernel and [`InterleavedMatrix::matmul_scalar`] agree to the last bit in the integers, and the
-//! f32 sums run in the same order.
+//! kernel and [`InterleavedMatrix::matmul_scalar`] agree to the last bit in the integers; the f32
+//! sums run in the same order (the SIMD kernel may fuse their multiply-add: `f32x4.relaxed_madd`).
 //!
 //! Layout: output `n` belongs to group `n / 4`; step `t` of a group is 16 bytes holding, for each of
 //! its four outputs in turn, the weights `k = 4t .. 4t + 4`. The dot of that vector with the four
@@ -64,22 +64,43 @@ impl DigitRows {
                 continue; // as QuantizedRows: zeros, or non-finite input the model never makes
             }
             let scale = largest / LARGEST;
-            let inverse = 1.0 / scale;
             let span = m * cols..(m + 1) * cols;
-            // Written to vectorise: ties to even is wasm's `f32.nearest` (`round` is a libm call),
-            // the cast saturates, and the clamp is on integers.
-            for ((v, l), h) in row.iter().zip(&mut low[span.clone()]).zip(&mut high[span]) {
-                let offset = ((v * inverse).round_ties_even() as i32).clamp(-(LARGEST as i32), LARGEST as i32) + ZERO_POINT;
-                *l = (offset & 127) as u8;
-                *h = (offset >> 7) as u8;
-            }
+            split(row, 1.0 / scale, &mut low[span.clone()], &mut high[span]);
             scales[m] = scale;
         }
         Self { cols, low, high, scales }
     }
 
+    /// Rows known to lie in [−1, 1] (no search for the largest value), whose true values are
+    /// `x × row_scales`: attention's probabilities before their division by the row sum.
+    pub fn in_unit_range(x: &[f32], cols: usize, row_scales: &[f32]) -> Self {
+        let rows = row_scales.len();
+        assert_eq!(x.len(), rows * cols, "one scale per row");
+        let mut low = vec![0u8; rows * cols];
+        let mut high = vec![0u8; rows * cols];
+        for (m, row) in x.chunks_exact(cols.max(1)).enumerate() {
+            let span = m * cols..(m + 1) * cols;
+            split(row, LARGEST, &mut low[span.clone()], &mut high[span]);
+        }
+        // A non-finite scale (a fully masked row) would make NaN of every product: zero instead.
+        let scales = row_scales.iter().map(|s| if s.is_finite() { s / LARGEST } else { 0.0 }).collect();
+        Self { cols, low, high, scales }
+    }
+
     pub fn rows(&self) -> usize {
         self.scales.len()
+    }
+}
+
+/// Rounds `row × inverse` to ±LARGEST and writes its two digits. Written to vectorise: ties to
+/// even is wasm's `f32.nearest` (`round` is a libm call), the cast saturates (NaN gives 0), and
+/// the clamp is on integers.
+#[inline(always)]
+fn split(row: &[f32], inverse: f32, low: &mut [u8], high: &mut [u8]) {
+    for ((v, l), h) in row.iter().zip(low).zip(high) {
+        let offset = ((v * inverse).round_ties_even() as i32).clamp(-(LARGEST as i32), LARGEST as i32) + ZERO_POINT;
+        *l = (offset & 127) as u8;
+        *h = (offset >> 7) as u8;
     }
 }
 
@@ -246,7 +267,7 @@ mod relaxed {
                 let scales = v128_load(w.scales.as_ptr().add(at) as *const v128);
                 for r in 0..R {
                     let dot = i32x4_add(i32x4_shl(high_dot[r][gi], 7), low_dot[r][gi]);
-                    sums[r][gi] = f32x4_add(sums[r][gi], f32x4_mul(f32x4_convert_i32x4(dot), scales));
+                    sums[r][gi] = f32x4_relaxed_madd(f32x4_convert_i32x4(dot), scales, sums[r][gi]);
                 }
             }
         }

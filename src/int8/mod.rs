@@ -17,10 +17,12 @@ use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::error::{Error, Result};
 
+pub mod attention;
 mod interleaved;
 pub use interleaved::{DigitRows, InterleavedMatrix};
 
-const RELAXED: bool = cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"));
+/// Whether this is the relaxed-SIMD build (where the int8 path is fastest).
+pub const RELAXED: bool = cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"));
 
 /// The int8 kernel this build runs, as `info()` reports it.
 pub const KERNEL: &str = if RELAXED {
@@ -30,6 +32,12 @@ pub const KERNEL: &str = if RELAXED {
 } else {
     "portable"
 };
+
+/// Activations quantised for one of [`Int8Weight`]'s forms.
+pub enum Activations {
+    Rows(QuantizedRows),
+    Digits(DigitRows),
+}
 
 /// A quantised linear weight as this build multiplies it: interleaved for the relaxed dot in a
 /// relaxed-SIMD module, row-major everywhere else. Only one form is kept in memory.
@@ -58,12 +66,22 @@ impl Int8Weight {
         }
     }
 
-    /// `x Wᵀ + bias` for `x` `(m, cols)` f32 row-major, activations quantised as the kernel needs
-    /// them. The bias is added here, in place, rather than by a broadcast that allocates.
-    pub fn matmul(&self, x: &[f32], cols: usize, bias: &[f32]) -> Vec<f32> {
-        let mut out = match self {
-            Self::RowMajor(matrix) => matrix.matmul(&QuantizedRows::new(x, cols)),
-            Self::Interleaved(matrix) => matrix.matmul(&DigitRows::new(x, cols)),
+    /// `x` `(m, cols)` f32 row-major, quantised as this kernel needs it: once for every layer
+    /// that reads the same input (attention's key and value, and query).
+    pub fn quantize(&self, x: &[f32], cols: usize) -> Activations {
+        match self {
+            Self::RowMajor(_) => Activations::Rows(QuantizedRows::new(x, cols)),
+            Self::Interleaved(_) => Activations::Digits(DigitRows::new(x, cols)),
+        }
+    }
+
+    /// `x Wᵀ + bias`. The bias is added here, in place, rather than by a broadcast that allocates.
+    pub fn matmul(&self, x: &Activations, bias: &[f32]) -> Vec<f32> {
+        let mut out = match (self, x) {
+            (Self::RowMajor(matrix), Activations::Rows(x)) => matrix.matmul(x),
+            (Self::Interleaved(matrix), Activations::Digits(x)) => matrix.matmul(x),
+            // Every layer of a build has the same form (RELAXED decides it).
+            _ => unreachable!("activations quantised for another int8 layout"),
         };
         for row in out.chunks_exact_mut(bias.len().max(1)) {
             row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
@@ -162,6 +180,24 @@ impl Int8Matrix {
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// `(rows, cols)` f32 values rounded as Q8_0 rounds them: per block of 32, a scale of the
+    /// largest |value| / 127 and integers in −127..=127. `cols` must be a multiple of 32.
+    pub fn quantize(values: &[f32], rows: usize, cols: usize) -> Self {
+        assert!(cols % BLOCK == 0 && values.len() == rows * cols, "quantize wants whole blocks");
+        let mut quantized = vec![0i8; rows * cols];
+        let mut scales = vec![0f32; rows * cols / BLOCK];
+        for ((block, out), scale) in values.chunks_exact(BLOCK).zip(quantized.chunks_exact_mut(BLOCK)).zip(&mut scales) {
+            let largest = block.iter().fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a });
+            if largest == 0.0 || !largest.is_finite() {
+                continue;
+            }
+            *scale = largest / 127.0;
+            let inverse = 1.0 / *scale;
+            out.iter_mut().zip(block).for_each(|(q, v)| *q = ((v * inverse).round_ties_even() as i32).clamp(-127, 127) as i8);
+        }
+        Self { rows, cols, values: quantized, scales }
     }
 
     /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major.

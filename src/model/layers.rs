@@ -143,16 +143,29 @@ impl Attention {
         let (queries_from, rows) = if cls_only { (hidden.narrow(1, 0, 1)?, 1) } else { (hidden.clone(), seq) };
         // Scaling the queries (rows × width) is cheaper than scaling the scores (heads × rows × seq).
         let scale = 1.0 / (self.head_size as f64).sqrt();
-        let query = split_heads((self.query.forward(&queries_from)? * scale)?, rows)?;
-        let key = split_heads(self.key.forward(hidden)?, seq)?;
-        let value = split_heads(self.value.forward(hidden)?, seq)?;
+        // One input, quantised once on the int8 path (the query too, unless only [CLS] asks).
+        let (query, key, value) = if cls_only {
+            let [key, value] = Linear::forward_shared([&self.key, &self.value], hidden)?;
+            (self.query.forward(&queries_from)?, key, value)
+        } else {
+            let [query, key, value] = Linear::forward_shared([&self.query, &self.key, &self.value], hidden)?;
+            (query, key, value)
+        };
+        let query = split_heads((query * scale)?, rows)?;
+        let key = split_heads(key, seq)?;
+        let value = split_heads(value, seq)?;
         // Heads in groups, so that one group's scores (batch × heads × rows × seq) stay within
         // ATTENTION_ELEMENTS_PER_STEP whatever the pair length or head count: peak memory is
         // then bounded by the budget, not by the square of the length. Heads are independent,
         // so grouping does not change any value.
         let per_head = batch.saturating_mul(rows).saturating_mul(seq).max(1);
         let group = (ATTENTION_ELEMENTS_PER_STEP / per_head).clamp(1, self.num_heads);
+        // In the relaxed-SIMD build a quantised model's attention runs on the int8 kernel too.
+        let int8 = crate::int8::RELAXED && self.query.is_int8() && crate::int8::attention::supports(self.head_size);
         let attend = |query: &Tensor, key: &Tensor, value: &Tensor| -> Result<Tensor> {
+            if int8 {
+                return crate::int8::attention::attend(query, key, value, mask_bias);
+            }
             let scores = query.matmul(&key.t()?)?;
             let probabilities = crate::activations::masked_softmax(&scores, mask_bias)?;
             Ok(probabilities.matmul(value)?)

@@ -28,7 +28,7 @@ const TIMEOUT = { timeout: 180_000 };
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 
 for (const path of ['www/pkg/crossrank_wasm.js', 'www/pkg/crossrank_wasm_bg.wasm', 'www/pkg/crossrank_wasm_relaxed_bg.wasm', TINY.slice(1), MINILM_F32.slice(1), MINILM_Q8.slice(1),
-  'artifacts/models/tiny-electra.f32.gguf', 'artifacts/models/tiny-xlmr.f32.gguf']) {
+  'artifacts/models/tiny-electra.f32.gguf', 'artifacts/models/tiny-xlmr.f32.gguf', 'models/crossrank-minilm-l4.q8_0.gguf']) {
   if (!existsSync(file(path))) {
     throw new Error(`${path} is missing: run ./build.sh wasm and ./build.sh models first`);
   }
@@ -115,6 +115,47 @@ describe('parity with PyTorch', () => {
       }));
   }
 });
+
+/** Spearman's rank correlation (no ties in real logits). */
+function spearman(a, b) {
+  const ranks = (values) => {
+    const order = values.map((v, i) => [v, i]).sort((x, y) => y[0] - x[0]);
+    const out = new Array(values.length);
+    order.forEach(([, i], rank) => (out[i] = rank));
+    return out;
+  };
+  const [ra, rb] = [ranks(a), ranks(b)];
+  const n = a.length;
+  const d2 = ra.reduce((sum, r, i) => sum + (r - rb[i]) ** 2, 0);
+  return 1 - (6 * d2) / (n * (n * n - 1));
+}
+
+// The shipped default model on the build Chromium picks (relaxed SIMD: int8 linear layers and
+// int8 attention) against PyTorch f32, as tests/default_model.rs checks it natively: parity
+// pairs within the q8_0 tolerance (0.15) and each of the 20 SQuAD queries ranked with Spearman
+// ≥ 0.99 over its 20 candidates.
+test('the default model in Chromium ranks like PyTorch: Spearman ≥ 0.99 per query, logits within 0.15', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const { cases, ranking } = fixture('default_model.json');
+    const got = await page.evaluate(async ({ cases, ranking }) => {
+      const reranker = await window.crossrank.Reranker.create({ model: '/models/crossrank-minilm-l4.q8_0.gguf', cache: false });
+      const parity = [];
+      for (const { query, passage } of cases) parity.push((await reranker.rerank(query, [passage]))[0]);
+      const ranked = [];
+      for (const { query, documents } of ranking) ranked.push(await reranker.rerank(query, documents));
+      const info = reranker.info;
+      reranker.dispose();
+      return { parity, ranked, info };
+    }, { cases, ranking });
+    assert.equal(got.info.simd, 'relaxed-simd');
+    cases.forEach((c, i) => assertLogit(got.parity[i], c.logit, 0.15, `default model ${c.name}`, isBlank(c.passage)));
+    ranking.forEach(({ query, logits }, q) => {
+      const ours = new Array(logits.length);
+      for (const { index, logit } of got.ranked[q]) ours[index] = logit;
+      const rho = spearman(ours, logits);
+      assert.ok(rho >= 0.99, `query ${JSON.stringify(query)}: Spearman ${rho.toFixed(4)} against PyTorch f32`);
+    });
+  }));
 
 test('progress events: initiate, progress up to 100%, done, ready', TIMEOUT, () =>
   withPage(async ({ page }) => {
