@@ -24,6 +24,15 @@ export type ErrorCodeValue =
   /** A bug in crossrank: please report it. */
   | 'internal';
 
+/**
+ * What one rerank or rerankMany call may hold, over all its requests; past either it rejects with
+ * `invalid_input` before any work. The text limit counts UTF-16 code units (JS string length).
+ */
+export declare const LIMITS: Readonly<{
+  documentsPerCall: 100000;
+  charactersPerCall: 67108864;
+}>;
+
 export declare const ErrorCode: Readonly<{
   CONFIG: 'config';
   TOKENIZER: 'tokenizer';

@@ -53,6 +53,18 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
       }
       const many = Array.from({ length: 10_000 }, (_, i) => `document ${i} about topic ${i % 37}`);
       outcome.tenThousand = await run('topic 5', many, { topK: 3 });
+      // Past the call limits (window.crossrank.LIMITS): refused before any work, however it is split.
+      const { documentsPerCall, charactersPerCall } = window.crossrank.LIMITS;
+      outcome.limits = { documentsPerCall, charactersPerCall };
+      outcome.tooMany = await run('q', Array.from({ length: documentsPerCall + 1 }, () => 'a'));
+      outcome.tooManyAcross = await window.settle(r.rerankMany([
+        { query: 'q', documents: Array.from({ length: documentsPerCall / 2 }, () => 'a') },
+        { query: 'q', documents: Array.from({ length: documentsPerCall / 2 + 1 }, () => 'a') },
+      ]));
+      // The same 1 Mi-character string 65 times: 65 Mi characters, little memory.
+      const long = 'x'.repeat(2 ** 20);
+      outcome.tooLong = await run('q', Array.from({ length: 65 }, () => long));
+      outcome.tooLongAfter = await ok();
       // Abort after completion changes nothing; abort before start rejects at once.
       const controller = new AbortController();
       outcome.beforeAbort = await run('q', ['a'], { signal: controller.signal });
@@ -97,6 +109,11 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
       if (name.endsWith('After')) assert.equal(value.ok, true, `${name}: ${value.message}`);
     }
     assert.equal(got.tenThousand.ok, true, got.tenThousand.message);
+    assert.deepEqual(got.limits, { documentsPerCall: 100_000, charactersPerCall: 64 * 2 ** 20 });
+    assert.equal(got.tooMany.message, 'a call takes at most 100,000 documents, got 100,001: split them over several calls');
+    assert.equal(got.tooManyAcross.message, got.tooMany.message);
+    assert.match(got.tooLong.message, /^a call takes at most 67,108,864 characters of text, got 68,157,441: /);
+    for (const name of ['tooMany', 'tooManyAcross', 'tooLong']) assert.equal(got[name].code, 'invalid_input', name);
     assert.equal(got.tenThousand.value.length, 3);
     assert.equal(got.beforeAbort.ok, true);
     assert.equal(got.afterAbort.ok, true);

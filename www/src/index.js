@@ -154,6 +154,7 @@ export class Reranker {
       documents: documentTexts(query, documents),
       firstStage: firstStageScores(documents),
     }));
+    checkCallSize(prepared);
     const options = {};
     if (topK !== undefined && topK !== null) options.topK = positiveInteger(topK, 'topK');
     if (maxLength !== undefined && maxLength !== null) options.maxLength = positiveInteger(maxLength, 'maxLength');
@@ -553,6 +554,37 @@ function cacheMode(cache) {
   if (cache === false) return CacheMode.NO_STORE;
   if ([CacheMode.DEFAULT, CacheMode.RELOAD, CacheMode.NO_STORE].includes(cache)) return cache;
   throw new RerankerError(ErrorCode.INVALID_INPUT, `cache must be "default", "reload" or "no-store" (or a boolean), got ${describe(cache)}`);
+}
+
+/**
+ * What one call may hold. Every document and query is copied to a worker and into its wasm
+ * memory, which never shrinks; past these a call is refused (`invalid_input`) instead of
+ * exhausting the tab. The CLI's bound on a `rerank` input is 256 MiB of JSON.
+ */
+export const LIMITS = Object.freeze({
+  /** Documents in one call, over all its requests (100,000 short passages take minutes). */
+  documentsPerCall: 100_000,
+  /** Characters (UTF-16 code units) of query and document text in one call: 128 MiB as JS strings. */
+  charactersPerCall: 64 * 2 ** 20,
+});
+
+function checkCallSize(prepared) {
+  let documents = 0;
+  let characters = 0;
+  for (const request of prepared) {
+    documents += request.documents.length;
+    characters += request.query.length;
+    for (const text of request.documents) characters += text.length;
+  }
+  if (documents > LIMITS.documentsPerCall) {
+    throw new RerankerError(ErrorCode.INVALID_INPUT,
+      `a call takes at most ${LIMITS.documentsPerCall.toLocaleString('en')} documents, got ${documents.toLocaleString('en')}: split them over several calls`);
+  }
+  if (characters > LIMITS.charactersPerCall) {
+    throw new RerankerError(ErrorCode.INVALID_INPUT,
+      `a call takes at most ${LIMITS.charactersPerCall.toLocaleString('en')} characters of text, got ${characters.toLocaleString('en')}: ` +
+      'a pair reads only its first few thousand characters of a document (unless `windows` is set), so cut very long documents, or split the call');
+  }
 }
 
 /** The options `load` takes (Reranker.create also takes `model`, `wasmUrl` and `threads`). */
