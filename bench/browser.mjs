@@ -5,20 +5,23 @@
 //   node bench/browser.mjs [--model tests/models/minilm-l4] [--repeat 5] [--workload W30 --workload W100 …]
 //                          [--threads 1 --threads 2] [--systems crossrank-f32,tjs-q8,…] [--out FILE.md]
 //
-// Needs: bench/node_modules (npm ci in bench/), www/pkg (./build.sh wasm), the ONNX export and
+// Needs: bench/node_modules (npm ci in bench/: transformers.js), www/node_modules (the test
+// harness's playwright-core), www/pkg (./build.sh wasm), the ONNX export and
 // PyTorch reference of bench/export_onnx.py, and the GGUFs that bench/peers.py converts (this
-// script converts them too when target/release/crossrank exists). Everything is served from
-// 127.0.0.1 with COOP/COEP headers, so the page is cross-origin isolated and ONNX Runtime Web may
+// script converts them too when target/release/crossrank exists). The browser tests' server
+// (tests/browser/server.mjs) serves the repository from 127.0.0.1 with COOP/COEP headers, so the page is cross-origin isolated and ONNX Runtime Web may
 // use 2 threads; no request leaves the machine (transformers.js: allowRemoteModels = false, ONNX
 // Runtime's .wasm/.mjs from node_modules). Writes artifacts/bench/browser.md and browser.json.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { cpus, loadavg } from 'node:os';
-import { basename, extname, join, resolve, sep } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+
+import { launchChromium } from '../tests/browser/harness.mjs';
+import { startServer } from '../tests/browser/server.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BENCH = join(ROOT, 'artifacts', 'bench');
@@ -36,9 +39,11 @@ const LABELS = {
   'tjs-fp32': 'transformers.js fp32',
   'tjs-q8': 'transformers.js q8 (int8)',
 };
-const SERVED = ['/bench/browser/', '/bench/node_modules/', '/www/pkg/', '/www/src/', '/artifacts/bench/'];
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.txt': 'text/plain' };
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
+const ISOLATED = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+};
 // An inert switch that tells this run's browser process apart from any other Chromium on the machine.
 const MARKER = `--crossrank-bench=${process.pid}`;
 const CLOCK_TICKS = 100; // USER_HZ on Linux
@@ -78,29 +83,6 @@ function ensureGguf(modelDir, name, dtype) {
     execFileSync(cli, ['convert', '--model', modelDir, '--dtype', dtype, '--out', path, '--source', name], { stdio: 'inherit' });
   }
   return path;
-}
-
-/** A static server for the few folders the page needs, cross-origin isolated. */
-function serve() {
-  const server = createServer((request, response) => {
-    const path = decodeURIComponent(new URL(request.url, 'http://x').pathname);
-    const file = resolve(ROOT, '.' + path);
-    const allowed = SERVED.some((prefix) => path.startsWith(prefix)) && file.startsWith(ROOT + sep);
-    const headers = {
-      'Cross-Origin-Opener-Policy': 'same-origin',
-      'Cross-Origin-Embedder-Policy': 'require-corp',
-      'Cross-Origin-Resource-Policy': 'same-origin',
-      'Cache-Control': 'no-store',
-    };
-    if (!allowed || !existsSync(file) || !statSync(file).isFile()) {
-      response.writeHead(404, headers).end();
-      return;
-    }
-    const body = readFileSync(file);
-    response.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
-    response.end(request.method === 'HEAD' ? undefined : body);
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
 }
 
 /** /proc/<pid>/stat of every process: pid -> { ppid, cpu seconds (user + system) }. */
@@ -195,13 +177,14 @@ async function main() {
     }
   }
 
-  const { chromium } = await import(join(ROOT, 'bench', 'node_modules', 'playwright-core', 'index.mjs'));
-  const server = await serve();
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, MARKER] });
+  // The browser tests' server and launcher; the page is cross-origin isolated, so that ONNX
+  // Runtime Web may use threads.
+  const server = await startServer({ headers: ISOLATED });
+  const { origin } = server;
+  const browser = await launchChromium({ args: [MARKER] });
   const report = {
     machine: `${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs`,
-    chromium: browser.version(),
+    chromium: await browser.version(),
     model: args.model,
     load_start: load(),
     repeats,
@@ -209,7 +192,7 @@ async function main() {
   };
   try {
     const browserPid = findBrowserPid();
-    const page = await browser.newPage();
+    const page = await browser.context.newPage();
     const errors = [];
     page.on('pageerror', (error) => errors.push(`page error: ${error.message}`));
     page.on('requestfailed', (request) => errors.push(`request failed: ${request.url()}`));
@@ -271,7 +254,7 @@ async function main() {
     }
   } finally {
     await browser.close();
-    server.close();
+    await server.close();
   }
   report.load_end = load();
   const ortWasm = join(ROOT, 'bench', 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.asyncify.wasm');
@@ -323,12 +306,12 @@ function render(report, workloads) {
   lines.push('');
   const crossrankRows = report.rows.filter((row) => row.system.startsWith('crossrank'));
   const peerRows = report.rows.filter((row) => !row.system.startsWith('crossrank'));
-  lines.push('| crossrank (1 thread) | workload | ' + peerRows.map((row) => `${row.label} ×${row.threads}`).join(' | ') + ' |');
-  lines.push('|---|---|' + peerRows.map(() => '---|').join(''));
+  lines.push('| crossrank | threads | workload | ' + peerRows.map((row) => `${row.label} ×${row.threads}`).join(' | ') + ' |');
+  lines.push('|---|---|---|' + peerRows.map(() => '---|').join(''));
   for (const mine of crossrankRows) {
     for (const w of workloads) {
       if (!mine.results[w]) continue;
-      lines.push(`| ${mine.label.replace('crossrank wasm ', '')} | ${w} | ` +
+      lines.push(`| ${mine.label.replace('crossrank wasm ', '')} | ${mine.threads} | ${w} | ` +
         peerRows.map((peer) => (peer.results[w] ? (peer.results[w].median_ms / mine.results[w].median_ms).toFixed(2) : '—')).join(' | ') + ' |');
     }
   }

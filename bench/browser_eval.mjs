@@ -13,16 +13,10 @@
 // model's default max_length, as the CLI's eval does for a GGUF that records one.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import { startServer } from '../tests/browser/server.mjs';
-import { CHROMIUM } from '../tests/browser/harness.mjs';
-
-const require = createRequire(new URL('../www/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
+import { launchChromium } from '../tests/browser/harness.mjs';
 
 const args = { data: '', candidates: 'bm25_top100.tsv', out: '', model: '/models/crossrank-minilm-l4.q8_0.gguf', threads: 2, depth: 100, wasmUrl: '' };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -48,13 +42,9 @@ const work = [...candidates].map(([query, list]) => ({
 }));
 
 const server = await startServer();
-const context = await chromium.launchPersistentContext(await mkdtemp(join(tmpdir(), 'crossrank-eval-')), {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const chromium = await launchChromium();
 try {
-  const page = await context.newPage();
+  const page = await chromium.context.newPage();
   await page.goto(`${server.origin}/bench/browser/index.html`);
   const info = await page.evaluate(async ({ model, threads, wasmUrl }) => {
     const { Reranker } = await import('/www/src/index.js');
@@ -73,6 +63,6 @@ try {
   mkdirSync(dirname(args.out), { recursive: true });
   writeFileSync(args.out, lines.join('\n') + '\n');
 } finally {
-  await context.close();
+  await chromium.close();
   await server.close();
 }

@@ -10,16 +10,9 @@
 // `wasm-bindgen --keep-debug` and `wasm-opt -O3 -g` under artifacts/ and pass --pkg /artifacts/….
 
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { startServer } from '../tests/browser/server.mjs';
-import { CHROMIUM } from '../tests/browser/harness.mjs';
-
-const require = createRequire(new URL('../www/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
+import { launchChromium } from '../tests/browser/harness.mjs';
 
 const args = { workload: 'W30-short', gguf: 'artifacts/bench/gguf/minilm-l4.q8_0.gguf', pkg: '/www/pkg', repeat: 2, maxLength: 512, top: 30 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -33,11 +26,8 @@ for (const file of [workload, args.gguf]) {
 }
 
 const server = await startServer();
-const context = await chromium.launchPersistentContext(await mkdtemp(join(tmpdir(), 'crossrank-profile-')), {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
+const chromium = await launchChromium();
+const { context } = chromium;
 try {
   const page = await context.newPage();
   await page.goto(`${server.origin}/bench/browser/index.html`);
@@ -78,6 +68,6 @@ try {
   console.log(`\n${total} samples; self time by function:`);
   for (const [name, count] of rows) console.log(`${((100 * count) / total).toFixed(1).padStart(5)}%  ${name.slice(0, 140)}`);
 } finally {
-  await context.close();
+  await chromium.close();
   await server.close();
 }

@@ -16,7 +16,7 @@ const { chromium } = require('playwright-core');
 
 export const CHROMIUM = process.env.CROSSRANK_CHROMIUM ?? '/usr/bin/chromium';
 
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -27,19 +27,46 @@ const CHROMIUM_ARGS = [
 ];
 
 /**
+ * Headless Chromium with a fresh profile directory (so the Cache API starts empty): the one
+ * launcher of the browser tests, the demo test and the benchmarks. `args` adds switches,
+ * `options` goes to playwright's launchPersistentContext (e.g. a viewport).
+ * @returns {Promise<{ context: import('playwright-core').BrowserContext, version: () => Promise<string>, close: () => Promise<void> }>}
+ */
+export async function launchChromium({ args = [], options = {} } = {}) {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'crossrank-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_ARGS, ...args],
+    ...options,
+  });
+  // A persistent context opens with one blank page; callers open their own.
+  for (const page of context.pages()) await page.close();
+  return {
+    context,
+    /** Chromium's version, e.g. "156.0.8078.114", from the DevTools protocol (a persistent context has no Browser object to ask, and the user agent string reduces it to 156.0.0.0). */
+    async version() {
+      const page = await context.newPage();
+      const session = await context.newCDPSession(page);
+      const { product } = await session.send('Browser.getVersion');
+      await page.close();
+      return product.replace(/^\w*Chrome\//, '');
+    },
+    async close() {
+      await context.close();
+      await rm(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
  * Starts the server and a browser with a fresh profile (so the Cache API starts empty).
  * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string> }} [options]
  */
 export async function startBrowser({ mounts, headers, hub } = {}) {
   const server = await startServer({ ...(mounts ? { mounts } : {}), ...(headers ? { headers } : {}), ...(hub ? { hub } : {}) });
-  const userDataDir = await mkdtemp(join(tmpdir(), 'crossrank-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
-  // A persistent context opens with one blank page; tests open their own.
-  for (const page of context.pages()) await page.close();
+  const browser = await launchChromium();
+  const { context } = browser;
 
   return {
     server,
@@ -98,9 +125,8 @@ export async function startBrowser({ mounts, headers, hub } = {}) {
       }
     },
     async close() {
-      await context.close();
+      await browser.close();
       await server.close();
-      await rm(userDataDir, { recursive: true, force: true });
     },
   };
 }

@@ -10,22 +10,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { startServer } from '../../www/demo/serve.mjs';
-
-// playwright-core is a devDependency of the npm package in www/.
-const require = createRequire(new URL('../../www/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
+import { launchChromium } from '../browser/harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'target', 'release', 'crossrank');
-const CHROMIUM = process.env.CROSSRANK_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 const SCREENSHOTS = join(ROOT, 'artifacts', 'screenshots');
 const DEMO_PATH = '/www/demo/';
 
@@ -47,7 +41,7 @@ const REQUIRED = [
 describe('demo page', () => {
   let server;
   let context;
-  let userDataDir;
+  let chromium;
   let page;
   /** What must not happen; checked after each test. */
   let problems = [];
@@ -59,9 +53,8 @@ describe('demo page', () => {
       assert.ok(existsSync(join(ROOT, path)), `${path} is missing: run ${command}`);
     }
     server = await startServer({ port: 0 });
-    userDataDir = mkdtempSync(join(tmpdir(), 'crossrank-demo-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
-    for (const blank of context.pages()) await blank.close();
+    chromium = await launchChromium({ options: { viewport: { width: 1280, height: 900 } } });
+    context = chromium.context;
     page = await context.newPage();
     const onConsole = (message) => {
       if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
@@ -76,9 +69,8 @@ describe('demo page', () => {
   });
 
   after(async () => {
-    await context?.close();
+    await chromium?.close();
     await server?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   });
 
   /** Fails the current test on anything recorded so far. */
