@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::gguf::{self, ConvertInput, Precision};
+#[cfg(not(target_arch = "wasm32"))]
 use crate::rerank::Reranker;
 use crate::tokenize::{PairTokenizer, TokenizerSource};
 use crate::weights::WeightStore;
@@ -57,6 +58,8 @@ impl HfDir {
         Ok(Self { config_json, weights, tokenizer: pair_tokenizer, max_length })
     }
 
+    /// A reranker straight from the folder (the CLI's `--model DIR`; the browser converts instead).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn into_reranker(self) -> Result<Reranker> {
         let reranker = Reranker::from_parts(&self.config_json, &self.weights, self.tokenizer)?;
         match self.max_length {

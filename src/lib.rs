@@ -12,14 +12,11 @@
 //! # Ok(()) }
 //! ```
 
-pub mod activations;
+// The public API: what the CLI, the tests and the fuzz targets use (and the re-exports below).
 pub mod error;
 pub mod eval;
 pub mod fusion;
 pub mod gguf;
-pub mod hf;
-pub mod int8;
-pub mod linear;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
 pub mod model;
@@ -29,6 +26,13 @@ pub mod tokenize;
 pub mod wasm;
 pub mod weights;
 pub mod windows;
+
+// Internals: the compute kernels and the Hugging Face folder reader behind `gguf::convert` and
+// the wasm build's `convertHf`.
+pub(crate) mod activations;
+pub(crate) mod hf;
+pub(crate) mod int8;
+pub(crate) mod linear;
 
 // candle's wasm kernels are SIMD128; without it the browser build would silently run scalar code.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]

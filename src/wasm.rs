@@ -20,11 +20,12 @@ pub fn start() {
     std::panic::set_hook(Box::new(|info| web_sys::console::error_1(&format!("crossrank panicked: {info}").into())));
 }
 
-/// A JS `Error` with `name = "CrossrankError"` and our `code`; the message does not repeat the
-/// kind the code already gives (`threshold: expected a number…`, not `invalid input: threshold…`).
+/// A JS `Error` with `name = "RerankerError"` (the name the npm package's errors carry, so that a
+/// caller of the raw module and of the package see one name) and our `code`; the message does not
+/// repeat the kind the code already gives (`threshold: expected a number…`, not `invalid input: …`).
 fn to_js(error: Error) -> JsValue {
     let js_error = js_sys::Error::new(&error.detail());
-    js_error.set_name("CrossrankError");
+    js_error.set_name("RerankerError");
     let _ = js_sys::Reflect::set(&js_error, &"code".into(), &error.code().into());
     js_error.into()
 }

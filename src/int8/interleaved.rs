@@ -8,7 +8,7 @@
 //! 1..=16383 and split into a high and a low digit: `x = 128·high + low − ZERO_POINT`. Each block's
 //! integer dot is then `128·Σw·high + Σw·low − ZERO_POINT·Σw`, the last term precomputed per
 //! block. Every product and sum is an exact integer below 2³¹ (16383 × 127 × 32 < 2²⁷), so the SIMD
-//! kernel and [`InterleavedMatrix::matmul_scalar`] agree to the last bit in the integers; the f32
+//! kernel and `InterleavedMatrix::matmul_scalar` agree to the last bit in the integers; the f32
 //! sums run in the same order (the SIMD kernel may fuse their multiply-add: `f32x4.relaxed_madd`).
 //!
 //! Layout: output `n` belongs to group `n / 4`; step `t` of a group is 16 bytes holding, for each of
@@ -151,21 +151,14 @@ impl InterleavedMatrix {
     pub fn matmul(&self, x: &DigitRows) -> Vec<f32> {
         assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
         let mut out = vec![0f32; x.rows() * self.rows];
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        relaxed::matmul(self, x, &mut out);
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
-        self.matmul_into(x, &mut out);
+        kernel(self, x, &mut out);
         out
     }
 
     /// The same arithmetic one lane at a time: the definition the relaxed-SIMD kernel follows.
-    pub fn matmul_scalar(&self, x: &DigitRows) -> Vec<f32> {
-        let mut out = vec![0f32; x.rows() * self.rows];
-        self.matmul_into(x, &mut out);
-        out
-    }
-
-    fn matmul_into(&self, x: &DigitRows, out: &mut [f32]) {
+    // In the relaxed-SIMD build only the tests reach it.
+    #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd", not(test)), allow(dead_code))]
+    fn matmul_scalar(&self, x: &DigitRows, out: &mut [f32]) {
         let (cols, steps, blocks) = (self.cols, self.cols / STEP, self.cols / BLOCK);
         for m in 0..x.rows() {
             let (low, high) = (&x.low[m * cols..(m + 1) * cols], &x.high[m * cols..(m + 1) * cols]);
@@ -199,6 +192,14 @@ impl InterleavedMatrix {
             }
         }
     }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+use relaxed::matmul as kernel;
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+fn kernel(w: &InterleavedMatrix, x: &DigitRows, out: &mut [f32]) {
+    w.matmul_scalar(x, out);
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
@@ -325,8 +326,10 @@ mod tests {
             let x: Vec<f32> = (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0).collect();
             let digits = DigitRows::new(&x, cols);
             let got = interleaved.matmul(&digits);
-            assert_eq!(got, interleaved.matmul_scalar(&digits));
-            let plain = matrix.matmul_reference(&QuantizedRows::new(&x, cols));
+            let mut scalar = vec![0f32; m * rows];
+            interleaved.matmul_scalar(&digits, &mut scalar);
+            assert_eq!(got, scalar);
+            let plain = matrix.matmul(&QuantizedRows::new(&x, cols));
             for i in 0..m {
                 let largest = x[i * cols..(i + 1) * cols].iter().fold(0f32, |a, v| a.max(v.abs()));
                 for n in 0..rows {

@@ -9,7 +9,7 @@
 //! multiply-adds per instruction, twice f32x4's). A block's sum of 32 products stays below
 //! 32767 × 127 × 32 < 2³¹, so the i32 lanes cannot overflow whatever the input.
 //!
-//! [`Int8Matrix::matmul_reference`] is the plain definition the SIMD128 kernel is tested against.
+//! `Int8Matrix::matmul_into` is the plain definition the SIMD128 kernel is tested against.
 //! A module built with relaxed SIMD multiplies in another layout instead ([`interleaved`]);
 //! [`Int8Weight`] is whichever this build uses.
 
@@ -24,7 +24,8 @@ pub use interleaved::{DigitRows, InterleavedMatrix};
 /// Whether this is the relaxed-SIMD build (where the int8 path is fastest).
 pub const RELAXED: bool = cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"));
 
-/// The int8 kernel this build runs, as `info()` reports it.
+/// The int8 kernel this build runs, as the wasm module's `info()` reports it.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub const KERNEL: &str = if RELAXED {
     "relaxed-simd"
 } else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
@@ -212,12 +213,8 @@ impl Int8Matrix {
     }
 
     /// The definition, one (row, output) pair at a time.
-    pub fn matmul_reference(&self, x: &QuantizedRows) -> Vec<f32> {
-        let mut out = vec![0f32; x.rows() * self.rows];
-        self.matmul_into(x, &mut out);
-        out
-    }
-
+    // In the SIMD128 build only the tests reach it.
+    #[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128", not(test)), allow(dead_code))]
     fn matmul_into(&self, x: &QuantizedRows, out: &mut [f32]) {
         let blocks = self.cols / BLOCK;
         for (m, out_row) in out.chunks_exact_mut(self.rows.max(1)).enumerate() {
@@ -410,7 +407,9 @@ mod tests {
         let weights = q.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
         let x: Vec<f32> = (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0).collect();
         let got = matrix.matmul(&QuantizedRows::new(&x, cols));
-        assert_eq!(got, matrix.matmul_reference(&QuantizedRows::new(&x, cols)));
+        let mut reference = vec![0f32; m * rows];
+        matrix.matmul_into(&QuantizedRows::new(&x, cols), &mut reference);
+        assert_eq!(got, reference);
         for i in 0..m {
             for n in 0..rows {
                 let exact: f32 = (0..cols).map(|k| x[i * cols + k] * weights[n][k]).sum();

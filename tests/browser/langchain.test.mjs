@@ -101,3 +101,13 @@ test('Chromium: the README\'s pipeline, bundled by Vite, with the package\'s Rer
     await browser.close();
   }
 });
+
+test('Node: the raw module throws errors with the package's name and a code', async () => {
+  const glue = await import('../../www/pkg/crossrank_wasm.js');
+  await glue.default({ module_or_path: readFileSync(path('www/pkg/crossrank_wasm_bg.wasm')) });
+  assert.throws(() => glue.WasmReranker.fromGguf(new TextEncoder().encode('not a model')), (error) => {
+    assert.equal(error.name, 'RerankerError');
+    assert.equal(error.code, 'model_format');
+    return true;
+  });
+});
