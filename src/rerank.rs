@@ -210,6 +210,12 @@ impl Reranker {
         Ok(self)
     }
 
+    /// The tokenizer, for callers that prepare texts (the browser build reads huge documents only
+    /// as far as [`PairTokenizer::prefix_suffices`] says).
+    pub fn tokenizer(&self) -> &PairTokenizer {
+        &self.tokenizer
+    }
+
     /// The `max_length` a call without one gets.
     pub fn default_max_length(&self) -> usize {
         self.default_max_length

@@ -189,7 +189,17 @@ impl PairTokenizer {
     /// half of the bound (a giant "word") is cut anywhere, but only once it gives 2 × `need` tokens,
     /// far from the cut.
     fn encode_prefix(&self, text: &str, need: usize) -> Result<tokenizers::Encoding> {
-        let encode = |text: &str| self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e));
+        match self.encode_decided_prefix(text, need)? {
+            Some(encoding) => Ok(encoding),
+            None => self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e)),
+        }
+    }
+
+    /// [`Self::encode_prefix`]'s growing bound, within `text`: the encoding of the first prefix
+    /// that has enough tokens, or `None` when the bound outgrows `text` first (then all of `text`
+    /// is needed). It reads only `text[..bound]` at each step, so on the start of a longer text it
+    /// decides exactly as on the whole.
+    fn encode_decided_prefix(&self, text: &str, need: usize) -> Result<Option<tokenizers::Encoding>> {
         let mut limit = need.saturating_mul(PREFIX_BYTES_PER_TOKEN).max(MIN_PREFIX_BYTES);
         while limit < text.len() {
             let mut end = limit;
@@ -202,13 +212,21 @@ impl PairTokenizer {
                 Some(cut) if cut > 0 => (&text[..cut], need),
                 _ => (window, need.saturating_mul(2)),
             };
-            let encoding = encode(prefix)?;
+            let encoding = self.tokenizer.encode(prefix, false).map_err(|e| Error::tokenizer(&self.file, e))?;
             if encoding.len() >= enough {
-                return Ok(encoding);
+                return Ok(Some(encoding));
             }
             limit = limit.saturating_mul(4);
         }
-        encode(text)
+        Ok(None)
+    }
+
+    /// Whether `start`, the beginning of a longer text, already holds every token a pair of at
+    /// most `max_length` tokens reads from that text (without windows). The browser build reads a
+    /// huge document across the JS boundary in growing prefixes until this holds, instead of
+    /// copying all of it into wasm memory, which never shrinks.
+    pub fn prefix_suffices(&self, start: &str, max_length: usize) -> Result<bool> {
+        Ok(self.encode_decided_prefix(start, max_length)?.is_some())
     }
 
     /// Every token of `text`, however long: the reference `encode_pairs` must agree with (tests).

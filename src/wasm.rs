@@ -69,7 +69,10 @@ enum JsFusion {
 #[serde(deny_unknown_fields)]
 struct JsScoreRequest {
     query: String,
-    documents: Vec<String>,
+    /// Kept as JS values: a huge document is read across the boundary only as far as a pair
+    /// needs it ([`read_documents`]).
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    documents: js_sys::Array,
 }
 
 /// A scored document as it travels from the workers that score to the one that orders: window
@@ -217,17 +220,8 @@ fn options(value: JsValue) -> Result<RerankOptions, JsValue> {
     })
 }
 
-fn documents(value: JsValue) -> Result<Vec<String>, JsValue> {
-    if !js_sys::Array::is_array(&value) {
-        return Err(invalid("documents must be an array of strings".into()));
-    }
-    let array = js_sys::Array::from(&value);
-    array
-        .iter()
-        .enumerate()
-        .map(|(index, item)| item.as_string().ok_or_else(|| invalid(format!("document {index} is not a string"))))
-        .collect()
-}
+/// Documents up to this many UTF-16 units are copied whole; longer ones in growing prefixes.
+const FIRST_READ: usize = 1 << 16;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -284,7 +278,8 @@ impl WasmReranker {
         let options = self::options(options)?;
         let requests: Vec<JsScoreRequest> =
             serde_wasm_bindgen::from_value(requests).map_err(|e| invalid(format!("requests must be [{{ query, documents }}]: {e}")))?;
-        let refs: Vec<Vec<&str>> = requests.iter().map(|r| r.documents.iter().map(String::as_str).collect()).collect();
+        let texts: Vec<Vec<String>> = requests.iter().map(|r| self.read_documents(&r.documents, &options)).collect::<Result<_, _>>()?;
+        let refs: Vec<Vec<&str>> = texts.iter().map(|documents| documents.iter().map(String::as_str).collect()).collect();
         let core: Vec<RerankRequest> = requests
             .iter()
             .zip(&refs)
@@ -293,8 +288,8 @@ impl WasmReranker {
         let scored = self.reranker.score_many(&core, &options).map_err(to_js)?;
         let scored: Vec<Vec<JsScored>> = scored
             .into_iter()
-            .zip(&requests)
-            .map(|(documents, request)| documents.into_iter().zip(&request.documents).map(|(d, text)| to_js_scored(d, text)).collect())
+            .zip(&texts)
+            .map(|(documents, texts)| documents.into_iter().zip(texts).map(|(d, text)| to_js_scored(d, text)).collect())
             .collect();
         to_value(&scored)
     }
@@ -302,9 +297,43 @@ impl WasmReranker {
     /// Raw logits in input order.
     pub fn logits(&self, query: &str, documents: JsValue, options: JsValue) -> Result<Vec<f32>, JsValue> {
         let options = self::options(options)?;
-        let documents = self::documents(documents)?;
+        if !js_sys::Array::is_array(&documents) {
+            return Err(invalid("documents must be an array of strings".into()));
+        }
+        let documents = self.read_documents(&js_sys::Array::from(&documents), &options)?;
         let refs: Vec<&str> = documents.iter().map(String::as_str).collect();
         self.reranker.logits_with(query, &refs, &options).map_err(to_js)
+    }
+
+    /// The documents as Rust strings, each copied into wasm memory (which never shrinks) only as
+    /// far as its pair can read it: a text longer than [`FIRST_READ`] UTF-16 units is read in
+    /// prefixes growing ×4 until [`crate::tokenize::PairTokenizer::prefix_suffices`]. With windows
+    /// every token counts, so documents are read whole.
+    fn read_documents(&self, documents: &js_sys::Array, options: &RerankOptions) -> Result<Vec<String>, JsValue> {
+        // An upper bound on the tokens a pair keeps (the call's length is checked when scoring).
+        let max_length = options.max_length.unwrap_or(self.reranker.default_max_length());
+        let whole = options.windows.is_some();
+        documents
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let Some(text) = item.dyn_ref::<js_sys::JsString>() else {
+                    return Err(invalid(format!("document {index} is not a string")));
+                };
+                let length = text.length() as usize;
+                let mut units = FIRST_READ;
+                while !whole && units < length {
+                    // n UTF-16 units are at least n UTF-8 bytes. A surrogate pair cut at the end
+                    // becomes U+FFFD there, past every byte the tokenizer's bound looks at.
+                    let start = String::from(text.slice(0, units as u32));
+                    if self.reranker.tokenizer().prefix_suffices(&start, max_length).map_err(to_js)? {
+                        return Ok(start);
+                    }
+                    units = units.saturating_mul(4);
+                }
+                Ok(String::from(text))
+            })
+            .collect()
     }
 
     pub fn info(&self) -> Result<JsValue, JsValue> {

@@ -139,6 +139,36 @@ fn bounded_tokenisation_equals_full_tokenisation() {
     }
 }
 
+/// The browser reads a huge document in growing prefixes until `prefix_suffices`: from that
+/// prefix on, bounded tokenisation gives exactly the whole text's tokens (so nothing past the
+/// prefix need cross into wasm memory), and no shorter prefix than needed is accepted.
+#[test]
+fn a_sufficient_prefix_tokenises_as_the_whole_text() {
+    let hf = crossrank::local::read_hf_dir(&common::root().join("tests/models/minilm-l4"), &Device::Cpu).unwrap();
+    for (name, text) in long_texts() {
+        for max_length in [16, 128, 512] {
+            let whole = hf.tokenizer.encode_bounded(&text, max_length).unwrap();
+            // The prefixes the worker tries: ×4 from 64 Ki characters (here bytes: the texts' lengths).
+            let mut length = 1 << 16;
+            while length < text.len() && !hf.tokenizer.prefix_suffices(&text[..floor_boundary(&text, length)], max_length).unwrap() {
+                length *= 4;
+            }
+            let start = &text[..floor_boundary(&text, length.min(text.len()))];
+            assert_eq!(hf.tokenizer.encode_bounded(start, max_length).unwrap(), whole, "{name}, max_length {max_length}: prefix of {} bytes", start.len());
+        }
+    }
+    // A start with too few tokens (whitespace, then the text) does not suffice.
+    let late = format!("{}{}", " ".repeat(100_000), "word ".repeat(1000));
+    assert!(!hf.tokenizer.prefix_suffices(&late[..90_000], 128).unwrap());
+}
+
+fn floor_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// Scoring a document through the bounded path equals scoring its first 600 words alone: nothing
 /// past what max_length keeps can change a logit.
 #[test]

@@ -125,3 +125,39 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
     await tab.close();
   }
 });
+
+// Issue 17's bound in the browser: a huge document is read across the JS boundary only as far as
+// its pair needs (src/wasm.rs `read_documents`), so wasm memory, which never shrinks, stays where
+// a 1 KB document leaves it, and the logit is the kept prefix's.
+test('a 50 MB document: wasm memory as for a 1 KB one, and the logit of its kept prefix', { timeout: 180_000 }, async () => {
+  const tab = await browser.openPage();
+  try {
+    const got = await tab.page.evaluate(async () => {
+      const glue = await import('/www/pkg/crossrank_wasm.js');
+      const wasm = await glue.default({ module_or_path: '/www/pkg/crossrank_wasm_relaxed_bg.wasm' });
+      const bytes = new Uint8Array(await (await fetch('/models/crossrank-minilm-l4.q8_0.gguf')).arrayBuffer());
+      const model = glue.WasmReranker.fromGguf(bytes);
+      const words = (n) => Array.from({ length: n }, (_, i) => `word${i % 97}`).join(' ');
+      const query = 'word5 word7';
+      const time = (documents) => {
+        const start = performance.now();
+        const logits = model.logits(query, documents, {});
+        return { logit: logits[0], ms: performance.now() - start, memory: wasm.memory.buffer.byteLength };
+      };
+      const small = time([words(150)]);
+      const twoKb = time([words(300)]);
+      const huge = words(7_500_000);
+      const big = time([huge]);
+      const head = time([words(600)]);
+      const windows = model.logits(query, [words(3000)], { windows: true });
+      return { small, twoKb, big, head, chars: huge.length, smallChars: words(150).length, windowsFinite: Number.isFinite(windows[0]) };
+    });
+    assert.ok(got.chars >= 50_000_000 && got.smallChars <= 1100, `${got.chars} and ${got.smallChars} characters`);
+    assert.ok(got.big.memory <= 1.2 * got.small.memory, `wasm memory ${got.big.memory} after the 50 MB document, ${got.small.memory} after 1 KB`);
+    assert.equal(got.big.logit, got.head.logit, 'the huge document scores as its first 600 words');
+    assert.equal(got.windowsFinite, true);
+    console.log(`# 1 KB: ${got.small.ms.toFixed(0)} ms, 2 KB: ${got.twoKb.ms.toFixed(0)} ms, 50 MB: ${got.big.ms.toFixed(0)} ms; wasm memory ${(got.small.memory / 2 ** 20).toFixed(1)} → ${(got.big.memory / 2 ** 20).toFixed(1)} MiB`);
+  } finally {
+    await tab.close();
+  }
+});

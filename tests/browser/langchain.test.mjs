@@ -102,7 +102,7 @@ test('Chromium: the README\'s pipeline, bundled by Vite, with the package\'s Rer
   }
 });
 
-test('Node: the raw module throws errors with the package's name and a code', async () => {
+test('Node: the raw module throws errors with the name and code the package uses', async () => {
   const glue = await import('../../www/pkg/crossrank_wasm.js');
   await glue.default({ module_or_path: readFileSync(path('www/pkg/crossrank_wasm_bg.wasm')) });
   assert.throws(() => glue.WasmReranker.fromGguf(new TextEncoder().encode('not a model')), (error) => {

@@ -25,7 +25,11 @@ const DEMO_PATH = '/www/demo/';
 
 // The page's three example queries: each finds its article's paragraphs among the 2,067.
 const QUERIES = ['when did the Normans conquer England', 'what is a prime number', 'how does the immune system fight infection'];
-const SCORE_TOLERANCE = 1e-3;
+// The page runs the relaxed-SIMD build's int8 path (14-bit activations, int8 attention); the CLI
+// computes in f32 from the same Q8_0 weights: the int8 path's tolerance against f32 (0.05 logit,
+// as the Q8_0 parity fixtures), so 0.0125 in score (sigmoid's slope is at most 1/4).
+const LOGIT_TOLERANCE = 0.05;
+const SCORE_TOLERANCE = LOGIT_TOLERANCE / 4;
 // Scoring 30 paragraphs in wasm on a small CI machine takes a while.
 const TIMEOUT = { timeout: 600_000 };
 const WAIT = { timeout: 300_000 };
@@ -130,12 +134,17 @@ describe('demo page', () => {
     for (const { index, score, logit } of run.reranked) {
       const expected = nativeByIndex.get(index);
       assert.ok(Math.abs(score - expected.score) <= SCORE_TOLERANCE, `${run.query}: candidate ${index} scored ${score} in the page, ${expected.score} by the CLI`);
-      assert.ok(Math.abs(logit - expected.logit) <= SCORE_TOLERANCE * 10, `${run.query}: candidate ${index} logit ${logit} in the page, ${expected.logit} by the CLI`);
+      assert.ok(Math.abs(logit - expected.logit) <= LOGIT_TOLERANCE, `${run.query}: candidate ${index} logit ${logit} in the page, ${expected.logit} by the CLI`);
     }
-    assert.deepEqual(run.reranked.map(({ index }) => index), native.map(({ index }) => index), `${run.query}: the page and the CLI rank differently`);
+    // The same order, except that candidates whose CLI logits are within twice the tolerance
+    // (a near-tie either side may swap) can trade places.
+    run.reranked.slice(1).forEach(({ index }, i) => {
+      const [above, below] = [nativeByIndex.get(run.reranked[i].index), nativeByIndex.get(index)];
+      assert.ok(above.logit >= below.logit - 2 * LOGIT_TOLERANCE, `${run.query}: the page ranks ${run.reranked[i].index} (CLI logit ${above.logit}) above ${index} (${below.logit})`);
+    });
   }
 
-  test('loads the model and reranks the example queries exactly like the native CLI', TIMEOUT, async () => {
+  test('loads the model and reranks the example queries like the native CLI, within the int8 tolerance', TIMEOUT, async () => {
     await openDemo();
     const { modelUrl, maxLength } = await page.evaluate(() => window.__crossrankDemo);
     const modelPath = join(ROOT, decodeURIComponent(new URL(modelUrl).pathname));
