@@ -14,7 +14,7 @@ use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
 use crate::model::{Config, CrossEncoder};
-use crate::rerank::{check_default_max_length, Reranker};
+use crate::rerank::check_default_max_length;
 use crate::tokenize::PairTokenizer;
 use crate::weights::{StoredTensor, WeightStore};
 
@@ -382,22 +382,3 @@ fn ggml_bytes(kind: u32, count: u64) -> Option<u64> {
     Some(count.div_ceil(block) * bytes)
 }
 
-impl Reranker {
-    /// From a crossrank GGUF file held in memory.
-    pub fn from_gguf(bytes: &[u8], device: &Device) -> Result<Self> {
-        Self::from_gguf_model(&GgufModel::read("model.gguf", bytes, device)?)
-    }
-
-    pub fn from_gguf_model(model: &GgufModel) -> Result<Self> {
-        let file = model.weights.file();
-        let config = Config::from_json(&format!("{file} ({KEY_CONFIG})"), model.config_json.as_bytes())?;
-        let tokenizer = PairTokenizer::from_tokenizer_json(&format!("{file} ({KEY_TOKENIZER})"), model.tokenizer_json.as_bytes())?;
-        let reranker = Self::new(CrossEncoder::load(&model.weights, &config)?, tokenizer)?;
-        match model.max_length()? {
-            Some(max_length) => reranker.with_default_max_length(max_length).map_err(|e| {
-                Error::format(file, format!("metadata `{KEY_MAX_LENGTH}`: {e}"))
-            }),
-            None => Ok(reranker),
-        }
-    }
-}

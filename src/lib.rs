@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod fusion;
 pub mod gguf;
+pub mod load;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
 pub mod model;

@@ -1,15 +1,14 @@
 //! The public entry point: a [`Reranker`] built from model bytes (never from paths, so the same
 //! code runs in wasm), scoring a query against candidate documents and ordering them.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::fusion::{self, Fusion, ScoreScale};
 use crate::windows::{self, Aggregate, Window, WindowOptions};
 use crate::model::{Config, CrossEncoder, Family};
-use crate::tokenize::{EncodedPair, PairTokenizer, TokenizerSource};
-use crate::weights::WeightStore;
+use crate::tokenize::{EncodedPair, PairTokenizer};
 
 /// At most this many pairs go through the model at once: large enough for efficient matrix
 /// products on short pairs.
@@ -185,18 +184,6 @@ pub struct Reranker {
 }
 
 impl Reranker {
-    /// From the parts of a Hugging Face model directory: `config.json`, parsed weights, tokenizer.
-    pub fn from_parts(config_json: &[u8], weights: &WeightStore, tokenizer: PairTokenizer) -> Result<Self> {
-        let config = Config::from_json("config.json", config_json)?;
-        Self::new(CrossEncoder::load(weights, &config)?, tokenizer)
-    }
-
-    /// From the bytes of `config.json`, `model.safetensors` and the tokenizer.
-    pub fn from_safetensors(config_json: &[u8], safetensors: &[u8], tokenizer: TokenizerSource<'_>, device: &Device) -> Result<Self> {
-        let weights = WeightStore::from_safetensors("model.safetensors", safetensors, device)?;
-        Self::from_parts(config_json, &weights, PairTokenizer::from_source(tokenizer)?)
-    }
-
     pub(crate) fn new(model: CrossEncoder, tokenizer: PairTokenizer) -> Result<Self> {
         check_tokenizer_fits(model.config(), &tokenizer)?;
         let default_max_length = model.config().max_positions();

@@ -1,0 +1,45 @@
+//! Every way to build a [`Reranker`]: from a Hugging Face folder's parts or bytes, and from a
+//! crossrank GGUF file. One home, so that the format modules (gguf.rs, weights.rs) stay formats
+//! and each source of a model is checked the same way (config, tokenizer, recorded max_length).
+//! Reading files from disk is src/local.rs's job (native only).
+
+use candle_core::Device;
+
+use crate::error::{Error, Result};
+use crate::gguf::{GgufModel, KEY_CONFIG, KEY_MAX_LENGTH, KEY_TOKENIZER};
+use crate::model::{Config, CrossEncoder};
+use crate::rerank::Reranker;
+use crate::tokenize::{PairTokenizer, TokenizerSource};
+use crate::weights::WeightStore;
+
+impl Reranker {
+    /// From the parts of a Hugging Face model directory: `config.json`, parsed weights, tokenizer.
+    pub fn from_parts(config_json: &[u8], weights: &WeightStore, tokenizer: PairTokenizer) -> Result<Self> {
+        let config = Config::from_json("config.json", config_json)?;
+        Self::new(CrossEncoder::load(weights, &config)?, tokenizer)
+    }
+
+    /// From the bytes of `config.json`, `model.safetensors` and the tokenizer.
+    pub fn from_safetensors(config_json: &[u8], safetensors: &[u8], tokenizer: TokenizerSource<'_>, device: &Device) -> Result<Self> {
+        let weights = WeightStore::from_safetensors("model.safetensors", safetensors, device)?;
+        Self::from_parts(config_json, &weights, PairTokenizer::from_source(tokenizer)?)
+    }
+
+    /// From a crossrank GGUF file held in memory.
+    pub fn from_gguf(bytes: &[u8], device: &Device) -> Result<Self> {
+        Self::from_gguf_model(&GgufModel::read("model.gguf", bytes, device)?)
+    }
+
+    pub fn from_gguf_model(model: &GgufModel) -> Result<Self> {
+        let file = model.weights.file();
+        let config = Config::from_json(&format!("{file} ({KEY_CONFIG})"), model.config_json.as_bytes())?;
+        let tokenizer = PairTokenizer::from_tokenizer_json(&format!("{file} ({KEY_TOKENIZER})"), model.tokenizer_json.as_bytes())?;
+        let reranker = Self::new(CrossEncoder::load(&model.weights, &config)?, tokenizer)?;
+        match model.max_length()? {
+            Some(max_length) => reranker.with_default_max_length(max_length).map_err(|e| {
+                Error::format(file, format!("metadata `{KEY_MAX_LENGTH}`: {e}"))
+            }),
+            None => Ok(reranker),
+        }
+    }
+}
