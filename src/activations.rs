@@ -31,32 +31,50 @@ pub fn masked_softmax(scores: &Tensor, mask_bias: Option<&Tensor>) -> Result<Ten
         return Ok(candle_nn::ops::softmax_last_dim(&scores)?);
     }
     let (batch, heads, rows, seq) = scores.dims4()?;
-    let mask = match mask_bias {
-        Some(mask_bias) => Some(mask_bias.flatten_all()?.to_vec1::<f32>()?),
-        None => None,
-    };
-    if let Some(mask) = &mask {
-        if mask.len() != batch * seq {
-            return Err(crate::error::Error::Compute(format!("attention mask holds {} values for {batch} × {seq}", mask.len())));
-        }
-    }
-    let per_pair = heads * rows * seq;
+    let mask = AttentionMask::read(mask_bias, batch, seq)?;
+    let rows_per_pair = (heads * rows).max(1);
     let values = with_values(scores, |scores| {
         let mut out = vec![0f32; scores.len()];
         for (i, (row, out_row)) in scores.chunks_exact(seq.max(1)).zip(out.chunks_exact_mut(seq.max(1))).enumerate() {
-            match &mask {
-                Some(mask) => {
-                    let pair = i * seq / per_pair.max(1);
-                    let bias = &mask[pair * seq..(pair + 1) * seq];
-                    out_row.iter_mut().zip(row).zip(bias).for_each(|((o, s), b)| *o = s + b);
-                }
-                None => out_row.copy_from_slice(row),
-            }
+            mask.apply(i / rows_per_pair, row, out_row);
             softmax_row(out_row);
         }
         out
     })?;
     Ok(Tensor::from_vec(values, (batch, heads, rows, seq), scores.device())?)
+}
+
+/// Attention's additive mask `(batch, 1, 1, seq)` as values (0 for tokens, a large negative
+/// number for padding), read once per attention call: the f32 and the int8 attention share it.
+pub(crate) struct AttentionMask {
+    seq: usize,
+    values: Option<Vec<f32>>,
+}
+
+impl AttentionMask {
+    pub(crate) fn read(mask_bias: Option<&Tensor>, batch: usize, seq: usize) -> Result<Self> {
+        let values = match mask_bias {
+            Some(mask_bias) => Some(mask_bias.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        if let Some(values) = &values {
+            if values.len() != batch * seq {
+                return Err(crate::error::Error::Compute(format!("attention mask holds {} values for {batch} × {seq}", values.len())));
+            }
+        }
+        Ok(Self { seq, values })
+    }
+
+    /// `out = scores + pair's mask` (or a copy of `scores` without a mask), one row of `seq`.
+    pub(crate) fn apply(&self, pair: usize, scores: &[f32], out: &mut [f32]) {
+        match &self.values {
+            Some(values) => {
+                let bias = &values[pair * self.seq..(pair + 1) * self.seq];
+                out.iter_mut().zip(scores).zip(bias).for_each(|((o, s), b)| *o = s + b);
+            }
+            None => out.copy_from_slice(scores),
+        }
+    }
 }
 
 /// Runs `f` on an f32 CPU tensor's values, borrowed where they lie contiguously (no copy), else
@@ -135,20 +153,13 @@ fn softmax_row(row: &mut [f32]) {
 /// Softmax without the division: `row` becomes `exp(v − max)` (so its largest value is exactly
 /// 1) and the sum is returned. A fully masked row (max −∞) becomes NaN, as candle's softmax does.
 pub(crate) fn exp_row(row: &mut [f32]) -> f32 {
-    exp_row_below(row, row_max(row))
-}
-
-/// The largest value of a row (a comparison, not f32::max, which does not vectorise on wasm).
-pub(crate) fn row_max(row: &[f32]) -> f32 {
-    lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a })
-}
-
-/// [`exp_row`] given the row's maximum: exponentials and their sum in one pass.
-pub(crate) fn exp_row_below(row: &mut [f32], max: f32) -> f32 {
+    // A comparison, not f32::max, which does not vectorise on wasm.
+    let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
     if !max.is_finite() {
         row.iter_mut().for_each(|v| *v = f32::NAN);
         return f32::NAN;
     }
+    // Exponentials and their sum in one pass, in eight lanes.
     let mut sums = [0f32; 8];
     let mut chunks = row.chunks_exact_mut(8);
     for chunk in &mut chunks {

@@ -307,8 +307,9 @@ impl WasmReranker {
 
     /// The documents as Rust strings, each copied into wasm memory (which never shrinks) only as
     /// far as its pair can read it: a text longer than [`FIRST_READ`] UTF-16 units is read in
-    /// prefixes growing ×4 until [`crate::tokenize::PairTokenizer::prefix_suffices`]. With windows
-    /// every token counts, so documents are read whole.
+    /// prefixes growing ×4 until [`crate::tokenize::PairTokenizer::prefix_suffices`] (which
+    /// tokenises the bounded prefix once more than scoring does: bounded work, only for such
+    /// texts). With windows every token counts, so documents are read whole.
     fn read_documents(&self, documents: &js_sys::Array, options: &RerankOptions) -> Result<Vec<String>, JsValue> {
         // An upper bound on the tokens a pair keeps (the call's length is checked when scoring).
         let max_length = options.max_length.unwrap_or(self.reranker.default_max_length());

@@ -62,7 +62,7 @@ export interface ModelInfo {
   precision: string;
   /**
    * Which build of the module runs: `"relaxed-simd"` where the browser has relaxed SIMD (the int8
-   * kernel on the relaxed dot product, ~1.6× faster), `"simd128"` elsewhere.
+   * kernel on the relaxed dot product, ~2× faster), `"simd128"` elsewhere.
    */
   simd: 'relaxed-simd' | 'simd128';
   maxPositions: number;

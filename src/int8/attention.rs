@@ -13,7 +13,7 @@
 use candle_core::Tensor;
 
 use super::{DigitRows, Int8Matrix, InterleavedMatrix, BLOCK};
-use crate::activations::{exp_row_below, row_max, with_values};
+use crate::activations::{exp_row, with_values, AttentionMask};
 use crate::error::{Error, Result};
 
 /// Whether [`attend`] takes heads of this size (its rows are quantised in blocks of 32).
@@ -29,10 +29,7 @@ pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&T
     if !supports(head) {
         return Err(Error::Compute(format!("int8 attention needs a head size that is a multiple of {BLOCK}, got {head}")));
     }
-    let mask = match mask_bias {
-        Some(mask_bias) => Some(mask_bias.flatten_all()?.to_vec1::<f32>()?),
-        None => None,
-    };
+    let mask = AttentionMask::read(mask_bias, batch, seq)?;
     // Values are multiplied along the keys, which the kernel takes in blocks of 32: pad with
     // zero values (and zero probabilities).
     let padded = seq.div_ceil(BLOCK) * BLOCK;
@@ -46,7 +43,6 @@ pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&T
                 let mut probabilities = vec![0f32; rows * padded];
                 let mut row_scales = vec![0f32; rows];
                 for pair in 0..batch {
-                    let bias = mask.as_deref().map(|mask| &mask[pair * seq..(pair + 1) * seq]);
                     for h in 0..heads {
                         let at = pair * heads + h;
                         let q = &query[at * rows * head..(at + 1) * rows * head];
@@ -57,11 +53,8 @@ pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&T
                         let scores = keys.matmul(&DigitRows::new(q, head));
                         for ((scores, out), scale) in scores.chunks_exact(seq).zip(probabilities.chunks_exact_mut(padded)).zip(&mut row_scales) {
                             let out = &mut out[..seq];
-                            match bias {
-                                Some(bias) => out.iter_mut().zip(scores).zip(bias).for_each(|((o, s), b)| *o = s + b),
-                                None => out.copy_from_slice(scores),
-                            }
-                            *scale = 1.0 / exp_row_below(out, row_max(out));
+                            mask.apply(pair, scores, out);
+                            *scale = 1.0 / exp_row(out);
                         }
                         // Context: Vᵀ is the weight (one output per head dimension).
                         for (j, row) in v.chunks_exact(head).enumerate() {

@@ -107,11 +107,12 @@ function hasRelaxedSimd() {
 }
 
 function initWasm(wasmUrl) {
+  if (initPromise) return initPromise;
   // Two builds of one module share the JS glue: relaxed SIMD (the int8 path on the relaxed dot,
-  // ~1.6× faster) where the engine has it, plain SIMD128 elsewhere. Both URLs are written as
+  // ~2× faster) where the engine has it, plain SIMD128 elsewhere. Both URLs are written as
   // `new URL(…, import.meta.url)`, the pattern bundlers rewrite; a `wasmUrl` given by the page wins.
   const url = wasmUrl ?? (hasRelaxedSimd() ? new URL('../pkg/crossrank_wasm_relaxed_bg.wasm', import.meta.url) : new URL('../pkg/crossrank_wasm_bg.wasm', import.meta.url));
-  initPromise ??= init({ module_or_path: url }).catch((error) => {
+  initPromise = init({ module_or_path: url }).catch((error) => {
     initPromise = null; // let a later load try again (a network error may be transient)
     if (error instanceof WebAssembly.CompileError || error instanceof WebAssembly.LinkError) throw error;
     throw new CodedError(ErrorCode.FETCH, `could not load ${url}: ${error?.message ?? error}`);
