@@ -192,3 +192,22 @@ def check_hf_dir(path):
     for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"):
         assert (Path(path) / name).exists(), name
     return {"tensors": len(keys), "layers": cfg["num_hidden_layers"]}
+
+
+def versions() -> dict:
+    """The library versions a reference was computed with, recorded in every fixture."""
+    import platform
+
+    import sentence_transformers
+    import tokenizers
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": np.__version__,
+    }

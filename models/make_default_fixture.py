@@ -21,12 +21,13 @@ import torch
 from sentence_transformers import CrossEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "models"))
-import make_fixtures  # noqa: E402  (PAIRS and the parity-fixture recipe)
-from common import BM25, read_jsonl  # noqa: E402
+from common import BM25, read_jsonl, versions  # noqa: E402
 from train import keyword_query  # noqa: E402
 
+# The parity pairs (odd Unicode, empty and long passages...) as tests/make_fixtures.py wrote them
+# into the committed tiny-model fixture: read as data, so models/ imports nothing from tests/.
+PARITY_FIXTURE = ROOT / "tests" / "fixtures" / "tiny.json"
 QUERIES = 20  # the first questions of the SQuAD dev eval set; the second half as keyword queries
 DEPTH = 20  # BM25 candidates per query (Spearman >= 0.99 allows a near-tie swap at this depth, not at 10)
 
@@ -49,8 +50,9 @@ def main() -> None:
     def logits(pairs):
         return [float(x) for x in model.predict(pairs, batch_size=8, activation_fn=torch.nn.Identity(), convert_to_numpy=True)]
 
+    pairs = [(c["name"], c["query"], c["passage"]) for c in json.loads(PARITY_FIXTURE.read_text(encoding="utf-8"))["cases"]]
     cases = [{"name": name, "query": q, "passage": p, "logit": logit}
-             for (name, q, p), logit in zip(make_fixtures.PAIRS, logits([(q, p) for _, q, p in make_fixtures.PAIRS]))]
+             for (name, q, p), logit in zip(pairs, logits([(q, p) for _, q, p in pairs]))]
     data = Path(args.eval_data)
     corpus = {d["_id"]: d["text"] for d in read_jsonl(data / "corpus.jsonl")}
     questions = [q["text"] for q in read_jsonl(data / "queries.jsonl")][:QUERIES]
@@ -69,7 +71,7 @@ def main() -> None:
                  f"SQuAD v1.1 dev questions (the last {QUERIES // 2} as keyword queries) x BM25's top {DEPTH} dev paragraphs. "
                  "SQuAD: Rajpurkar et al. 2016, CC BY-SA 4.0 (texts unchanged).",
         "command": "python3 " + " ".join(sys.argv),
-        "versions": make_fixtures.versions(),
+        "versions": versions(),
         "max_length": max_length,
         "shipped": [{"gguf": Path(g).name, "sha256": hashlib.sha256(Path(g).read_bytes()).hexdigest()} for g in args.gguf],
         "cases": cases,
