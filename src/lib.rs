@@ -21,6 +21,7 @@ pub mod load;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
 pub mod model;
+pub mod options;
 pub mod rerank;
 pub mod tokenize;
 #[cfg(target_arch = "wasm32")]
@@ -42,6 +43,7 @@ compile_error!("the wasm32 build needs SIMD128: build with RUSTFLAGS=\"-C target
 pub use error::{Error, Result};
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
-pub use rerank::{order, rank, sigmoid, RankedDocument, RerankOptions, RerankRequest, Reranker, ScoredDocument, DEFAULT_BATCH_SIZE};
+pub use options::{OptionValues, RerankOptions, DEFAULT_BATCH_SIZE};
+pub use rerank::{order, rank, sigmoid, RankedDocument, RerankRequest, Reranker, ScoredDocument};
 pub use windows::{Aggregate, Window, WindowOptions};
 pub use tokenize::{PairTokenizer, TokenizerSource};

@@ -5,14 +5,11 @@ use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fusion::{self, Fusion, ScoreScale};
-use crate::windows::{self, Aggregate, Window, WindowOptions};
+use crate::fusion::{self, ScoreScale};
+use crate::options::RerankOptions;
+use crate::windows::{self, Aggregate, Window};
 use crate::model::{Config, CrossEncoder, Family};
 use crate::tokenize::{EncodedPair, PairTokenizer};
-
-/// At most this many pairs go through the model at once: large enough for efficient matrix
-/// products on short pairs.
-pub const DEFAULT_BATCH_SIZE: usize = 16;
 
 /// A batch holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of
 /// 512. The feed-forward activations (tokens × intermediate size) are then at most ~6 MiB per
@@ -20,62 +17,6 @@ pub const DEFAULT_BATCH_SIZE: usize = 16;
 /// peak memory is bounded whatever the input size: a worker with the Q8_0 MiniLM-L-4 stays near
 /// 64 MiB of wasm memory. A single pair longer than this is still one batch.
 pub const MAX_TOKENS_PER_BATCH: usize = 1024;
-
-/// Options of [`Reranker::rerank`]. The defaults give sentence-transformers' behaviour: plain
-/// truncation, `score = sigmoid(logit)`, order by the cross-encoder alone, every document kept.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RerankOptions {
-    /// Keep only the best `top_k` documents (all when `None`).
-    pub top_k: Option<usize>,
-    /// Tokens per (query, document) pair; defaults to the model's `max_position_embeddings`.
-    pub max_length: Option<usize>,
-    /// Pairs per forward pass.
-    pub batch_size: usize,
-    /// Score long documents by overlapping windows instead of truncating them (costs one pair per window).
-    pub windows: Option<WindowOptions>,
-    /// Order by a fusion of the cross-encoder with the first stage instead of the cross-encoder alone.
-    pub fusion: Option<Fusion>,
-    /// What `score` holds.
-    pub score_scale: ScoreScale,
-    /// Drop results whose `score` is below this.
-    pub threshold: Option<f32>,
-}
-
-impl Default for RerankOptions {
-    fn default() -> Self {
-        Self {
-            top_k: None,
-            max_length: None,
-            batch_size: DEFAULT_BATCH_SIZE,
-            windows: None,
-            fusion: None,
-            score_scale: ScoreScale::Sigmoid,
-            threshold: None,
-        }
-    }
-}
-
-impl RerankOptions {
-    /// Every check that needs no model, so a bad option fails before any pair is scored — also
-    /// when the scoring is split over several workers ([`Reranker::score_many`] then [`order`]).
-    pub fn validate(&self) -> Result<()> {
-        if self.top_k == Some(0) {
-            return Err(Error::invalid("top_k must be at least 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::invalid("batch_size must be at least 1"));
-        }
-        if let Some(threshold) = self.threshold {
-            if !threshold.is_finite() {
-                return Err(Error::invalid(format!("threshold must be a finite number, got {threshold}")));
-            }
-        }
-        if let Some(fusion) = &self.fusion {
-            fusion.validate()?;
-        }
-        Ok(())
-    }
-}
 
 /// One query and its candidates, for [`Reranker::rerank_many`].
 #[derive(Debug, Clone, Copy)]
@@ -247,11 +188,12 @@ impl Reranker {
         // For every pair: (request, document, window).
         let mut owners: Vec<(usize, usize, Option<Window>)> = Vec::new();
         for (request_index, request) in requests.iter().enumerate() {
+            // No candidates, nothing to judge: an empty ranking (a first stage that found nothing).
+            if request.documents.is_empty() {
+                continue;
+            }
             if request.query.trim().is_empty() {
                 return Err(Error::invalid("the query is empty"));
-            }
-            if request.documents.is_empty() {
-                return Err(Error::invalid("no documents to score"));
             }
             match options.windows {
                 None => {
@@ -322,7 +264,7 @@ impl Reranker {
     }
 
     /// Scores every document against `query` and returns them best first (ties keep input order),
-    /// cut to `top_k`.
+    /// cut to `top_k`. No documents give an empty ranking (the options are still checked).
     pub fn rerank(&self, query: &str, documents: &[&str], options: &RerankOptions) -> Result<Vec<RankedDocument>> {
         let request = RerankRequest { query, documents, first_stage: None };
         Ok(self.rerank_many(&[request], options)?.pop().unwrap_or_default())

@@ -9,10 +9,10 @@ use wasm_bindgen::prelude::*;
 use crate::error::Error;
 use crate::gguf::{GgufModel, Precision};
 use crate::hf::{HfDir, TokenizerFiles};
-use crate::fusion::{Fusion, ScoreScale};
-use crate::rerank::{RerankOptions, RerankRequest, Reranker, ScoredDocument};
+use crate::options::{OptionValues, RerankOptions};
+use crate::rerank::{RerankRequest, Reranker, ScoredDocument};
 use crate::weights::{QuantizedMatmul, WeightStore};
-use crate::windows::{Aggregate, Window, WindowOptions};
+use crate::windows::Window;
 
 /// Logs panics to the console before the instance traps, so a bug report has a message.
 #[wasm_bindgen(start)]
@@ -32,36 +32,6 @@ fn to_js(error: Error) -> JsValue {
 
 fn invalid(message: String) -> JsValue {
     to_js(Error::invalid(message))
-}
-
-/// Options as JS passes them; numbers arrive as f64 and are checked before use.
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsOptions {
-    top_k: Option<f64>,
-    max_length: Option<f64>,
-    batch_size: Option<f64>,
-    /// `true`, or `{ overlap, aggregate: "max" | "mean" | "first" }`.
-    windows: Option<JsWindows>,
-    /// `{ type: "rrf", k? }` or `{ type: "weighted", weight }`.
-    fusion: Option<JsFusion>,
-    /// `"sigmoid"` (default) or `"minmax"`.
-    score_scale: Option<String>,
-    threshold: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum JsWindows {
-    Enabled(bool),
-    Options { overlap: Option<f64>, aggregate: Option<String> },
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum JsFusion {
-    Rrf { k: Option<f64> },
-    Weighted { weight: f64 },
 }
 
 /// A query with its candidates (or some of them: a worker of a pool scores a share), for `score`.
@@ -172,52 +142,15 @@ fn check_option_types(options: &JsValue) -> Result<(), JsValue> {
     Ok(())
 }
 
-/// A positive whole number that fits in usize, or a named error.
-fn count(name: &str, value: Option<f64>) -> Result<Option<usize>, JsValue> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => Ok(Some(v as usize)),
-        Some(v) => Err(invalid(format!("{name} must be a whole number ≥ 1, got {v}"))),
-    }
-}
-
+/// JS options through the one parser every front end uses ([`OptionValues::parse`]); the types
+/// are checked first, because serde's errors do not say which field was wrong.
 fn options(value: JsValue) -> Result<RerankOptions, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(RerankOptions::default());
     }
     check_option_types(&value)?;
-    let js: JsOptions = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("options: {e}")))?;
-    let defaults = RerankOptions::default();
-    let windows = match js.windows {
-        None | Some(JsWindows::Enabled(false)) => None,
-        Some(JsWindows::Enabled(true)) => Some(WindowOptions::default()),
-        Some(JsWindows::Options { overlap, aggregate }) => Some(WindowOptions {
-            overlap: match overlap {
-                None => WindowOptions::default().overlap,
-                Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 => v as usize,
-                Some(v) => return Err(invalid(format!("windows.overlap must be a whole number ≥ 0, got {v}"))),
-            },
-            aggregate: Aggregate::parse(aggregate.as_deref().unwrap_or("max")).map_err(to_js)?,
-        }),
-    };
-    let fusion = js.fusion.map(|fusion| match fusion {
-        JsFusion::Rrf { k } => Fusion::Rrf { k: k.map_or(Fusion::DEFAULT_RRF_K, |k| k as f32) },
-        JsFusion::Weighted { weight } => Fusion::Weighted { weight: weight as f32 },
-    });
-    let score_scale = match js.score_scale.as_deref() {
-        None | Some("sigmoid") => ScoreScale::Sigmoid,
-        Some("minmax") => ScoreScale::MinMax,
-        Some(other) => return Err(invalid(format!("scoreScale must be \"sigmoid\" or \"minmax\", got \"{other}\""))),
-    };
-    Ok(RerankOptions {
-        top_k: count("topK", js.top_k)?,
-        max_length: count("maxLength", js.max_length)?,
-        batch_size: count("batchSize", js.batch_size)?.unwrap_or(defaults.batch_size),
-        windows,
-        fusion,
-        score_scale,
-        threshold: js.threshold.map(|t| t as f32),
-    })
+    let values: OptionValues = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("options: {e}")))?;
+    values.parse().map_err(to_js)
 }
 
 /// Documents up to this many UTF-16 units are copied whole; longer ones in growing prefixes.

@@ -71,7 +71,7 @@ fn bad_input_exits_non_zero_with_the_error_code() {
     let cases: [(&[&str], &str, &str); 6] = [
         (&["rerank", "--model", "/no/such/dir", "--query", "q"], "a\n", "error [io]"),
         (&["rerank", "--model", &tiny(), "--query", ""], "a\n", "crossrank: error [invalid_input]: the query is empty\n"),
-        (&["rerank", "--model", &tiny(), "--query", "q"], "\n\n", "crossrank: error [invalid_input]: no documents"),
+        (&["rerank", "--model", &tiny(), "--query", "q", "--top-k", "0"], "\n\n", "crossrank: error [invalid_input]: topK must be a whole number"),
         (&["rerank", "--model", &tiny(), "--query", "q"], "[1, 2]", "candidate 0 is 1, not a string"),
         (&["score", "--model", &tiny()], "{\"query\": \"q\"}\n", "line 1: expected"),
         // The default build is CPU-only and says how to get the CUDA one (./build.sh cuda smoke-tests that one).
@@ -86,6 +86,17 @@ fn bad_input_exits_non_zero_with_the_error_code() {
         assert!(!output.status.success(), "{args:?} succeeded");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(needle), "{args:?}: stderr {stderr:?} lacks {needle:?}");
+    }
+}
+
+/// A first stage that found nothing: no candidates give an empty ranking, as in the browser.
+#[test]
+fn no_candidates_rank_as_an_empty_list() {
+    for stdin in ["", "\n\n", "[]"] {
+        let output = crossrank(&["rerank", "--model", &tiny(), "--query", "q"], stdin);
+        assert!(output.status.success(), "{stdin:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let ranked: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(ranked, serde_json::json!([]), "{stdin:?}");
     }
 }
 

@@ -170,8 +170,10 @@ fn bad_calls() {
     let options = RerankOptions::default();
     assert_error(reranker.rerank("", &["a"], &options).unwrap_err(), "invalid_input", &["query is empty"]);
     assert_error(reranker.rerank(" \t\n", &["a"], &options).unwrap_err(), "invalid_input", &["query is empty"]);
-    assert_error(reranker.rerank("q", &[], &options).unwrap_err(), "invalid_input", &["no documents"]);
+    // No candidates: an empty ranking (the browser's answer too), but options are still checked.
+    assert_eq!(reranker.rerank("q", &[], &options).unwrap(), vec![]);
     let top_zero = RerankOptions { top_k: Some(0), ..options };
+    assert_error(reranker.rerank("q", &[], &top_zero).unwrap_err(), "invalid_input", &["top_k"]);
     assert_error(reranker.rerank("q", &["a"], &top_zero).unwrap_err(), "invalid_input", &["top_k"]);
     let too_long = RerankOptions { max_length: Some(513), ..options };
     assert_error(reranker.rerank("q", &["a"], &too_long).unwrap_err(), "invalid_input", &["max_length 513 exceeds"]);

@@ -237,7 +237,8 @@ export declare class Reranker {
 
   /**
    * Scores each document against `query`; results are ordered by `logit` (or by `fused` with
-   * `fusion`), highest first, ties in input order. Calls are queued and run one at a time.
+   * `fusion`), highest first, ties in input order. No documents give `[]` (options are still
+   * checked). Calls are queued and run one at a time.
    */
   rerank<D extends Document>(query: string, documents: readonly D[], options?: RerankOptions): Promise<RerankResult<D>[]>;
 

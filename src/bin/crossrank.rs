@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use candle_core::Device;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use crossrank::gguf::{self, GgufModel, Precision};
 use crossrank::local::{load_model, read, read_hf_dir};
-use crossrank::{Aggregate, Error, Fusion, RerankOptions, RerankRequest, Result, ScoreScale, WindowOptions, DEFAULT_BATCH_SIZE};
+use crossrank::{Error, RerankRequest, Result};
+use ranking::RankingArgs;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -18,6 +19,8 @@ mod eval_command;
 mod bench_command;
 #[path = "../cli/device.rs"]
 mod device;
+#[path = "../cli/ranking.rs"]
+mod ranking;
 
 #[derive(Parser)]
 #[command(name = "crossrank", version, about = "A BERT cross-encoder reranker: same scores natively and in the browser.")]
@@ -35,77 +38,6 @@ struct ModelArgs {
     device: device::DeviceArg,
     #[command(flatten)]
     ranking: RankingArgs,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FusionName {
-    Rrf,
-    Weighted,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ScaleName {
-    Sigmoid,
-    Minmax,
-}
-
-/// How documents are scored and ordered (shared by rerank, score and eval).
-#[derive(clap::Args)]
-pub struct RankingArgs {
-    /// Tokens per (query, document) pair; defaults to the model's position embeddings (512).
-    #[arg(long)]
-    max_length: Option<usize>,
-    /// Pairs per forward pass.
-    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE)]
-    batch_size: usize,
-    /// Score long documents by overlapping windows instead of truncating them.
-    #[arg(long)]
-    windows: bool,
-    /// Tokens shared by consecutive windows.
-    #[arg(long, default_value_t = WindowOptions::default().overlap)]
-    window_overlap: usize,
-    /// max, mean or first.
-    #[arg(long, default_value = "max")]
-    window_aggregate: String,
-    /// Order by a fusion with the first stage: rrf (ranks) or weighted (normalised scores).
-    #[arg(long, value_enum)]
-    fusion: Option<FusionName>,
-    #[arg(long, default_value_t = Fusion::DEFAULT_RRF_K)]
-    rrf_k: f32,
-    /// Weight of the cross-encoder in weighted fusion (1 = cross-encoder alone).
-    #[arg(long, default_value_t = 0.5)]
-    fusion_weight: f32,
-    /// What `score` holds.
-    #[arg(long, value_enum, default_value = "sigmoid")]
-    score_scale: ScaleName,
-    /// Drop results whose score is below this.
-    #[arg(long)]
-    threshold: Option<f32>,
-}
-
-impl RankingArgs {
-    pub fn options(&self, top_k: Option<usize>) -> Result<RerankOptions> {
-        let windows = if self.windows {
-            Some(WindowOptions { overlap: self.window_overlap, aggregate: Aggregate::parse(&self.window_aggregate)? })
-        } else {
-            None
-        };
-        Ok(RerankOptions {
-            top_k,
-            max_length: self.max_length,
-            batch_size: self.batch_size,
-            windows,
-            fusion: self.fusion.map(|fusion| match fusion {
-                FusionName::Rrf => Fusion::Rrf { k: self.rrf_k },
-                FusionName::Weighted => Fusion::Weighted { weight: self.fusion_weight },
-            }),
-            score_scale: match self.score_scale {
-                ScaleName::Sigmoid => ScoreScale::Sigmoid,
-                ScaleName::Minmax => ScoreScale::MinMax,
-            },
-            threshold: self.threshold,
-        })
-    }
 }
 
 #[derive(Subcommand)]
@@ -242,39 +174,77 @@ fn score(args: &ModelArgs) -> Result<()> {
     flush(&mut pending, &mut out)
 }
 
-/// All of a `rerank` input, up to MAX_RERANK_INPUT_BYTES.
-fn read_bounded(reader: impl Read, name: &str) -> Result<String> {
-    let mut bytes = Vec::new();
-    reader.take(MAX_RERANK_INPUT_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::Io { file: name.into(), message: e.to_string() })?;
-    if bytes.len() as u64 > MAX_RERANK_INPUT_BYTES {
-        return Err(Error::invalid(format!(
-            "{name} holds more than {} MiB of candidates: rerank reads one candidate list (split the input)",
-            MAX_RERANK_INPUT_BYTES >> 20
-        )));
+/// A `rerank` input, up to MAX_RERANK_INPUT_BYTES: a JSON array (of strings, or {"text": …,
+/// "score": …} objects where `score` is the first stage's), or else one candidate per non-empty
+/// line. Read as it streams in, so each candidate is held once (never also as the input's text):
+/// a 50 MB document costs 50 MB, not 200. First-stage scores come back only if every candidate has one.
+fn read_candidates(reader: impl BufRead, name: &str) -> Result<(Vec<String>, Option<Vec<f32>>)> {
+    let io = |e: std::io::Error| Error::Io { file: name.into(), message: e.to_string() };
+    let mut reader = reader.take(MAX_RERANK_INPUT_BYTES + 1);
+    let too_long = |reader: &std::io::Take<_>| {
+        (reader.limit() == 0).then(|| {
+            Error::invalid(format!(
+                "{name} holds more than {} MiB of candidates: rerank reads one candidate list (split the input)",
+                MAX_RERANK_INPUT_BYTES >> 20
+            ))
+        })
+    };
+    // Whether it is JSON: the first byte that is not whitespace (blank lines before it are skipped).
+    let json = loop {
+        let buffer = reader.fill_buf().map_err(io)?;
+        match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(first) => break buffer[first] == b'[',
+            None if buffer.is_empty() => break false,
+            None => {
+                let whole_lines = buffer.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
+                if whole_lines == 0 {
+                    break false; // a long run of spaces without a newline: a (blank) line of its own
+                }
+                reader.consume(whole_lines);
+            }
+        }
+    };
+    if json {
+        let values: Vec<serde_json::Value> = serde_json::from_reader(&mut reader).map_err(|e| {
+            too_long(&reader).unwrap_or_else(|| {
+                if e.is_io() { io(std::io::Error::other(e)) } else { Error::invalid(format!("candidates look like JSON but do not parse: {e}")) }
+            })
+        })?;
+        return candidates_from_json(values);
     }
-    String::from_utf8(bytes).map_err(|_| Error::invalid(format!("{name} is not UTF-8")))
+    let mut texts = Vec::new();
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).map_err(io)? > 0 {
+        if let Some(error) = too_long(&reader) {
+            return Err(error);
+        }
+        // `str::lines`' line ends: \n or \r\n.
+        if line.ends_with(b"\n") {
+            line.pop();
+            if line.ends_with(b"\r") {
+                line.pop();
+            }
+        }
+        let mut text = String::from_utf8(std::mem::take(&mut line)).map_err(|_| Error::invalid(format!("{name} is not UTF-8")))?;
+        if !text.trim().is_empty() {
+            text.shrink_to_fit();
+            texts.push(text);
+        }
+    }
+    Ok((texts, None))
 }
 
-/// Candidates as a JSON array (of strings, or {"text": …, "score": …} objects where `score` is the
-/// first stage's), or else one per non-empty line. First-stage scores come back only if every
-/// candidate has one.
-fn parse_candidates(text: &str) -> Result<(Vec<String>, Option<Vec<f32>>)> {
-    let trimmed = text.trim_start();
-    if !trimmed.starts_with('[') {
-        return Ok((text.lines().filter(|line| !line.trim().is_empty()).map(str::to_string).collect(), None));
-    }
-    let values: Vec<serde_json::Value> =
-        serde_json::from_str(trimmed).map_err(|e| Error::invalid(format!("candidates look like JSON but do not parse: {e}")))?;
+fn candidates_from_json(values: Vec<serde_json::Value>) -> Result<(Vec<String>, Option<Vec<f32>>)> {
     let mut texts = Vec::with_capacity(values.len());
     let mut scores = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
         match value {
             serde_json::Value::String(text) => texts.push(text),
-            serde_json::Value::Object(map) => {
-                let Some(serde_json::Value::String(text)) = map.get("text") else {
+            serde_json::Value::Object(mut map) => {
+                let Some(serde_json::Value::String(text)) = map.remove("text") else {
                     return Err(Error::invalid(format!("candidate {index} is an object without a string \"text\"")));
                 };
-                texts.push(text.clone());
+                texts.push(text);
                 if let Some(score) = map.get("score") {
                     let score = score.as_f64().ok_or_else(|| Error::invalid(format!("candidate {index}: \"score\" is not a number")))?;
                     scores.push(score as f32);
@@ -287,30 +257,32 @@ fn parse_candidates(text: &str) -> Result<(Vec<String>, Option<Vec<f32>>)> {
     Ok((texts, scores))
 }
 
+/// One line of `rerank`'s output: the ranked document and its text, written straight to stdout
+/// (a long document is not copied into a JSON value first).
+#[derive(serde::Serialize)]
+struct OutputRow<'a> {
+    #[serde(flatten)]
+    ranked: &'a crossrank::RankedDocument,
+    document: &'a str,
+}
+
 fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>) -> Result<()> {
-    let text = match input {
+    let options = args.ranking.options(top_k)?;
+    let (candidates, first_stage) = match input {
         Some(path) => {
             let file = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
-            read_bounded(file, &path.display().to_string())?
+            read_candidates(std::io::BufReader::new(file), &path.display().to_string())?
         }
-        None => read_bounded(std::io::stdin().lock(), "<stdin>")?,
+        None => read_candidates(std::io::stdin().lock(), "<stdin>")?,
     };
-    let (candidates, first_stage) = parse_candidates(&text)?;
-    let options = args.ranking.options(top_k)?;
     let reranker = load_model(&args.model, &args.device.open()?)?;
     let documents: Vec<&str> = candidates.iter().map(String::as_str).collect();
     let request = RerankRequest { query, documents: &documents, first_stage: first_stage.as_deref() };
     let ranked = reranker.rerank_many(&[request], &options)?.pop().unwrap_or_default();
-    let rows: Vec<_> = ranked
-        .iter()
-        .map(|r| {
-            let mut row = serde_json::to_value(r).unwrap_or_default();
-            row["document"] = json!(documents[r.index]);
-            row
-        })
-        .collect();
-    let text = serde_json::to_string_pretty(&rows).map_err(|e| Error::Compute(e.to_string()))?;
-    writeln!(std::io::stdout().lock(), "{text}").map_err(stdout_error)
+    let rows: Vec<OutputRow> = ranked.iter().map(|r| OutputRow { ranked: r, document: documents[r.index] }).collect();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, &rows).map_err(|e| stdout_error(e.into()))?;
+    writeln!(out).and_then(|()| out.flush()).map_err(stdout_error)
 }
 
 fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_length: Option<usize>) -> Result<()> {

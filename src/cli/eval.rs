@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crossrank::eval::{evaluate, Metrics, Qrels, Run};
 use crossrank::local::{load_model, read};
-use crossrank::{Error, Fusion, RerankOptions, Result, WindowOptions};
+use crossrank::{Error, Fusion, OptionValues, Result};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -32,22 +32,11 @@ pub struct EvalArgs {
     /// Rerank only the first N candidates of each query (the rest keep their first-stage order below them).
     #[arg(long, default_value_t = 100)]
     depth: usize,
-    /// Tokens per (query, document) pair; defaults to the model's position embeddings (512).
-    #[arg(long)]
-    max_length: Option<usize>,
-    #[arg(long, default_value_t = crossrank::DEFAULT_BATCH_SIZE)]
-    batch_size: usize,
-    /// Score long documents by overlapping windows (max over windows) instead of truncating.
-    #[arg(long)]
-    windows: bool,
-    #[arg(long, default_value_t = WindowOptions::default().overlap)]
-    window_overlap: usize,
-    /// k of the RRF row (every model is also reported fused with the first stage).
-    #[arg(long, default_value_t = Fusion::DEFAULT_RRF_K)]
-    rrf_k: f32,
-    /// Cross-encoder weight of the weighted-fusion row (needs first-stage scores in the candidates).
-    #[arg(long, default_value_t = 0.5)]
-    fusion_weight: f32,
+    #[command(flatten)]
+    scoring: super::ranking::ScoringArgs,
+    /// The fusions each model is also reported with (weighted needs first-stage scores in the candidates).
+    #[command(flatten)]
+    fusion: super::ranking::FusionArgs,
     /// Write each model's run (TREC format) into this directory.
     #[arg(long)]
     write_runs: Option<PathBuf>,
@@ -198,6 +187,10 @@ fn report(label: &str, metrics: &Metrics, markdown: bool) {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
+    // Options first, through the parser every front end shares: a bad one fails before any reading.
+    let options = args.scoring.values().parse()?;
+    let fusion = |values| OptionValues { fusion: Some(values), ..OptionValues::default() }.parse().map(|options| options.fusion);
+    let (fusion_rrf, fusion_weighted) = (fusion(args.fusion.rrf())?, fusion(args.fusion.weighted())?);
     let qrels = read_qrels(&args.qrels)?;
     let (candidates, first_stage_scores) = read_candidates(&args.candidates)?;
     if args.markdown {
@@ -213,20 +206,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let corpus = read_texts(&args.corpus, true)?;
     let queries = read_texts(&args.queries, false)?;
-    let options = RerankOptions {
-        max_length: args.max_length,
-        batch_size: args.batch_size,
-        windows: args.windows.then_some(WindowOptions { overlap: args.window_overlap, ..WindowOptions::default() }),
-        ..RerankOptions::default()
-    };
     let mut query_ids: Vec<&String> = qrels.keys().filter(|id| candidates.contains_key(*id)).collect();
     query_ids.sort();
     // One scoring pass per model; the plain order and the fusions with the first stage are all
     // computed from the same logits.
     let mut variants: Vec<(String, Option<Fusion>)> = vec![(String::new(), None)];
-    variants.push((format!(" +RRF(k={})", args.rrf_k), Some(Fusion::Rrf { k: args.rrf_k })));
+    variants.push((format!(" +RRF(k={})", args.fusion.rrf_k), fusion_rrf));
     if !first_stage_scores.is_empty() {
-        variants.push((format!(" +weighted(w={})", args.fusion_weight), Some(Fusion::Weighted { weight: args.fusion_weight })));
+        variants.push((format!(" +weighted(w={})", args.fusion.fusion_weight), fusion_weighted));
     }
     let device = args.device.open()?; // once: a CUDA device is a context, not a name
     for model_path in &args.model {

@@ -2,20 +2,14 @@
 // looser (no 'unsafe-eval', no inline script, no other origins), and fetches only the model URL given.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { startBrowser } from './harness.mjs';
+import { useBrowser } from './harness.mjs';
 
 const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; style-src 'self'; img-src data:";
 const TINY = '/artifacts/models/tiny.f32.gguf';
 
-let browser;
-before(async () => {
-  browser = await startBrowser({ headers: { 'content-security-policy': CSP } });
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser({ headers: { 'content-security-policy': CSP } });
 
 test('loads and reranks under a strict CSP, requesting nothing but the package and the model', { timeout: 120_000 }, async () => {
   const tab = await browser.openPage('/tests/browser/csp.html');

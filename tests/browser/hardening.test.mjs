@@ -2,18 +2,12 @@
 // correct answer) and the next valid call on the same Reranker still succeeds.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { startBrowser } from './harness.mjs';
+import { useBrowser } from './harness.mjs';
 
 const TINY = '/artifacts/models/tiny.f32.gguf';
-let browser;
-before(async () => {
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 test('odd inputs from JS: codes, answers, and a working reranker afterwards', { timeout: 180_000 }, async () => {
   const tab = await browser.openPage();
@@ -36,6 +30,9 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
         topKNegative: ['q', ['a'], { topK: -3 }],
         topKNaN: ['q', ['a'], { topK: NaN }],
         topKHuge: ['q', ['a', 'b'], { topK: 1e6 }],
+        topKFraction: ['q', ['a'], { topK: 2.5 }],
+        noDocuments: ['q', []],
+        noDocumentsTopKZero: ['q', [], { topK: 0 }],
         thresholdNaN: ['q', ['a'], { threshold: NaN }],
         badFusion: ['q', ['a'], { fusion: { type: 'magic' } }],
         badWindows: ['q', ['a'], { windows: { overlap: -1 } }],
@@ -84,6 +81,7 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
     const codes = {
       emptyQuery: 'invalid_input', blankQuery: 'invalid_input', nonString: 'invalid_input', nullDocument: 'invalid_input',
       topKZero: 'invalid_input', topKNegative: 'invalid_input', topKNaN: 'invalid_input', thresholdNaN: 'invalid_input',
+      topKFraction: 'invalid_input', noDocumentsTopKZero: 'invalid_input',
       badFusion: 'invalid_input', badWindows: 'invalid_input',
       snakeCaseOption: 'invalid_input', misspeltOption: 'invalid_input', unrelatedOption: 'invalid_input',
       thresholdText: 'invalid_input', fusionWeightText: 'invalid_input', windowsNumber: 'invalid_input',
@@ -97,6 +95,10 @@ test('odd inputs from JS: codes, answers, and a working reranker afterwards', { 
       assert.ok(got[name].value.every((r) => Number.isFinite(r.logit)), name);
     }
     assert.equal(got.topKHuge.value.length, 2);
+    // Options are checked by Rust's one parser (the CLI's too), also when there is nothing to rank.
+    assert.equal(got.topKFraction.message, 'topK must be a whole number ≥ 1, got 2.5');
+    assert.deepEqual(got.noDocuments, { ok: true, value: [] });
+    assert.match(got.noDocumentsTopKZero.message, /top_?k must be/i);
     // Unknown option names are refused, naming the option meant when one is close.
     assert.match(got.snakeCaseOption.message, /^unknown option "top_k": did you mean "topK"\?/);
     assert.match(got.misspeltOption.message, /^unknown option "treshold": did you mean "threshold"\?/);

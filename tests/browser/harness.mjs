@@ -3,16 +3,24 @@
 // error, console error and failed request so that a test fails on any of them.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 
 import { startServer } from './server.mjs';
 
 // playwright-core is a devDependency of the npm package in www/.
 const require = createRequire(new URL('../../www/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
+
+/** The repository root, for paths the tests read and serve. */
+export const ROOT = new URL('../../', import.meta.url);
+
+/** A committed PyTorch reference from tests/fixtures/ (see its "about" and "command"). */
+export const fixture = (name) => JSON.parse(readFileSync(new URL(`tests/fixtures/${name}`, ROOT), 'utf8'));
 
 export const CHROMIUM = process.env.CROSSRANK_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -128,5 +136,25 @@ export async function startBrowser({ mounts, headers, hub } = {}) {
       await browser.close();
       await server.close();
     },
+  };
+}
+
+/**
+ * One browser for a whole test file: started before its first test, closed after its last. The
+ * returned object forwards to it (it does not exist yet when a test file's top level runs).
+ * @param {Parameters<typeof startBrowser>[0]} [options]
+ */
+export function useBrowser(options) {
+  let browser;
+  before(async () => {
+    browser = await startBrowser(options);
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return {
+    get server() { return browser.server; },
+    openPage: (path) => browser.openPage(path),
+    withPage: (body, path) => browser.withPage(body, path),
   };
 }

@@ -5,25 +5,16 @@
 //   node --test tests/browser/pool.test.mjs   (needs ./build.sh wasm models)
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
-import { startBrowser } from './harness.mjs';
+import { fixture, useBrowser } from './harness.mjs';
 
-const ROOT = new URL('../../', import.meta.url);
-const fixture = (name) => JSON.parse(readFileSync(new URL(`tests/fixtures/${name}`, ROOT), 'utf8'));
 const MINILM_F32 = '/artifacts/models/minilm-l4.f32.gguf';
 const TINY = '/artifacts/models/tiny.f32.gguf';
 const MINILM_CASES = fixture('minilm_l4.json').cases;
 const TIMEOUT = { timeout: 240_000 };
 
-let browser;
-before(async () => {
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 const withPage = (body) => browser.withPage(body);
 

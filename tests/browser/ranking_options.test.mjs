@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { startBrowser } from './harness.mjs';
+import { ROOT, useBrowser } from './harness.mjs';
 
-const ROOT = new URL('../../', import.meta.url);
 const CLI = fileURLToPath(new URL('target/release/crossrank', ROOT));
 const TINY = '/artifacts/models/tiny.f32.gguf';
 const TIMEOUT = { timeout: 180_000 };
@@ -48,13 +47,7 @@ function cli(flags, topK) {
 const cliWindowText = (text, w) => (w ? [...text].slice(w.start, w.end).join('') : null);
 const jsWindowText = (text, w) => (w ? text.slice(w.start, w.end) : null);
 
-let browser;
-before(async () => {
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 test('every ranking option gives the CLI\'s order, scores and windows; rerankMany equals single calls', TIMEOUT, async () => {
   const tab = await browser.openPage();

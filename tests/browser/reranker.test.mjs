@@ -9,13 +9,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { startBrowser } from './harness.mjs';
+import { fixture, ROOT, useBrowser } from './harness.mjs';
 
-const ROOT = new URL('../../', import.meta.url);
 const file = (path) => new URL(path, ROOT);
-const fixture = (name) => JSON.parse(readFileSync(file(`tests/fixtures/${name}`), 'utf8'));
 
 const TINY = '/artifacts/models/tiny.f32.gguf';
 const MINILM_F32 = '/artifacts/models/minilm-l4.f32.gguf';
@@ -34,13 +32,7 @@ for (const path of ['www/pkg/crossrank_wasm.js', 'www/pkg/crossrank_wasm_bg.wasm
   }
 }
 
-let browser;
-before(async () => {
-  browser = await startBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 const withPage = (body) => browser.withPage(body);
 

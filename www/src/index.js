@@ -155,14 +155,11 @@ export class Reranker {
       firstStage: firstStageScores(documents),
     }));
     checkCallSize(prepared);
-    const options = {};
-    if (topK !== undefined && topK !== null) options.topK = positiveInteger(topK, 'topK');
-    if (maxLength !== undefined && maxLength !== null) options.maxLength = positiveInteger(maxLength, 'maxLength');
-    // Validated by Rust, which names the problem: windows, fusion, scoreScale, threshold.
-    if (windows !== undefined) options.windows = windows;
-    if (fusion !== undefined) options.fusion = fusion;
-    if (scoreScale !== undefined) options.scoreScale = scoreScale;
-    if (threshold !== undefined) options.threshold = threshold;
+    // The ranking options go to Rust as given (null reads as unset): it owns their validation
+    // (src/options.rs, the parser the CLI uses too) and names the problem.
+    const options = Object.fromEntries(
+      Object.entries({ topK, maxLength, windows, fusion, scoreScale, threshold }).filter(([, value]) => value !== undefined && value !== null),
+    );
 
     const job = { kind: RequestKind.SCORE, signal };
     job.run = () => this.#runRerank(job, prepared, options, onProgress);
@@ -279,13 +276,10 @@ export class Reranker {
       const reason = this.#lastLoadError ? ` (the last load failed: ${this.#lastLoadError.message})` : '';
       throw new RerankerError(ErrorCode.NOT_LOADED, `no model is loaded${reason}`, { cause: this.#lastLoadError ?? undefined });
     }
-    // An empty candidate list has an empty ranking; Rust (which refuses it) never sees one.
-    const nonEmpty = requests.filter((request) => request.documents.length > 0);
-    if (nonEmpty.length === 0) return requests.map(() => []);
     const model = this.#model;
-    const chunks = planChunks(nonEmpty, this.#slots.length);
+    const chunks = planChunks(requests, this.#slots.length);
     const total = chunks.reduce((sum, chunk) => sum + chunk.size, 0);
-    const scored = nonEmpty.map((request) => new Array(request.documents.length));
+    const scored = requests.map((request) => new Array(request.documents.length));
     let next = 0;
     let done = 0;
     let failed = false;
@@ -316,10 +310,10 @@ export class Reranker {
     await this.#restore(this.#slots[0], model);
     const ordered = await this.#slots[0].request({
       kind: RequestKind.ORDER,
-      requests: nonEmpty.map((request, i) => ({ scored: scored[i], firstStage: request.firstStage })),
+      requests: requests.map((request, i) => ({ scored: scored[i], firstStage: request.firstStage })),
       options,
     });
-    return requests.map((request) => (request.documents.length > 0 ? ordered.shift() : []));
+    return ordered;
   }
 
   /**
@@ -611,13 +605,6 @@ function documentTexts(query, documents) {
 function firstStageScores(documents) {
   const scores = documents.map((document) => (typeof document === 'object' && document !== null ? document.score : undefined));
   return scores.length > 0 && scores.every((score) => typeof score === 'number') ? scores : undefined;
-}
-
-function positiveInteger(value, name) {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RerankerError(ErrorCode.INVALID_INPUT, `${name} must be a positive integer, got ${describe(value)}`);
-  }
-  return value;
 }
 
 /** The options `rerank` and `rerankMany` take; any other name is a mistake worth naming. */
