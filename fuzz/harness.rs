@@ -201,7 +201,7 @@ pub fn config_parser(data: &[u8]) -> Outcome {
                     check_pairs(&pairs, 2, max_length);
                 }
             }
-            let _ = tokenizer.passage_tokens("Vitamin C deficiency causes scurvy.").map_err(rejected);
+            let _ = tokenizer.passage_tokens("Vitamin C deficiency causes scurvy.", usize::MAX).map_err(rejected);
             Outcome::Ok
         }
         Err(error) => rejected(error),
@@ -284,10 +284,11 @@ pub fn pair_tokenizer(data: &[u8]) -> Outcome {
         Err(error) => rejected(error),
     };
     for passage in &passages {
-        if let Ok((offsets, word_starts)) = tokenizer.passage_tokens(passage) {
-            assert_eq!(offsets.len(), word_starts.len());
+        if let Ok(tokens) = tokenizer.passage_tokens(passage, usize::MAX) {
+            assert_eq!(tokens.offsets.len(), tokens.word_starts.len());
+            assert!(tokens.complete, "passage_tokens stopped early without a bound");
             let chars = passage.chars().count();
-            for (start, end) in offsets {
+            for (start, end) in tokens.offsets {
                 assert!(start <= end && end <= chars, "offset ({start}, {end}) in a passage of {chars} characters");
             }
         }

@@ -204,9 +204,8 @@ impl Reranker {
                     let query_tokens = self.tokenizer.count_tokens(request.query)?;
                     for (document, passage) in request.documents.iter().enumerate() {
                         let windows = windows::split(&self.tokenizer, query_tokens, passage, max_length, window_options.overlap)?;
-                        let texts: Vec<String> = windows.iter().map(|window| windows::text(passage, window)).collect();
-                        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                        pairs.extend(self.tokenizer.encode_pairs(request.query, &refs, max_length)?);
+                        let texts = windows::texts(passage, &windows);
+                        pairs.extend(self.tokenizer.encode_pairs(request.query, &texts, max_length)?);
                         owners.extend(windows.into_iter().map(|window| (request_index, document, Some(window))));
                     }
                 }

@@ -46,6 +46,48 @@ fn check_tokenizer_json(file: &str, bytes: &[u8]) -> Result<()> {
 const PREFIX_BYTES_PER_TOKEN: usize = 12;
 const MIN_PREFIX_BYTES: usize = 4096;
 
+/// The size [`PairTokenizer::passage_tokens`] tokenises a long text in: large enough that the
+/// tokenizer's per-call cost does not count, small enough that its working memory (hundreds of
+/// bytes per input byte) stays a few tens of MiB.
+pub const PASSAGE_PIECE_BYTES: usize = 64 << 10;
+
+/// Tokens of a passage, from [`PairTokenizer::passage_tokens`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassageTokens {
+    /// Each token's character span in the text.
+    pub offsets: Vec<(usize, usize)>,
+    /// Whether each token starts a word (not a `##` piece).
+    pub word_starts: Vec<bool>,
+    /// These are all of the text's tokens (else the text goes on past them).
+    pub complete: bool,
+}
+
+/// Where the first piece of `text` of about `limit` bytes ends: where the last run of whitespace in
+/// its second half starts (the next piece begins with that whitespace, as full tokenisation sees
+/// it). Without whitespace there the piece grows ×4, up to all of `text`.
+fn piece_end(text: &str, mut limit: usize) -> usize {
+    while limit < text.len() {
+        if let Some(cut) = whitespace_cut(&text[..floor_char_boundary(text, limit)]) {
+            return cut;
+        }
+        limit = limit.saturating_mul(4);
+    }
+    text.len()
+}
+
+/// Where the last run of whitespace in the second half of `window` starts, unless that is its start.
+fn whitespace_cut(window: &str) -> Option<usize> {
+    let at = window.rfind(char::is_whitespace).filter(|&at| at >= window.len() / 2)?;
+    Some(window[..at].trim_end().len()).filter(|&cut| cut > 0)
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
 /// Token ids of one (query, passage) pair, before padding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPair {
@@ -202,15 +244,10 @@ impl PairTokenizer {
     fn encode_decided_prefix(&self, text: &str, need: usize) -> Result<Option<tokenizers::Encoding>> {
         let mut limit = need.saturating_mul(PREFIX_BYTES_PER_TOKEN).max(MIN_PREFIX_BYTES);
         while limit < text.len() {
-            let mut end = limit;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            let window = &text[..end];
-            let at_whitespace = window.rfind(char::is_whitespace).filter(|&at| at >= end / 2).map(|at| window[..at].trim_end().len());
-            let (prefix, enough) = match at_whitespace {
-                Some(cut) if cut > 0 => (&text[..cut], need),
-                _ => (window, need.saturating_mul(2)),
+            let window = &text[..floor_char_boundary(text, limit)];
+            let (prefix, enough) = match whitespace_cut(window) {
+                Some(cut) => (&text[..cut], need),
+                None => (window, need.saturating_mul(2)),
             };
             let encoding = self.tokenizer.encode(prefix, false).map_err(|e| Error::tokenizer(&self.file, e))?;
             if encoding.len() >= enough {
@@ -235,6 +272,15 @@ impl PairTokenizer {
         Ok(self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e))?.get_ids().to_vec())
     }
 
+    /// [`Self::passage_tokens`] of all of `text` in one piece: the reference it must agree with (tests).
+    #[doc(hidden)]
+    pub fn passage_tokens_whole(&self, text: &str) -> Result<PassageTokens> {
+        let encoding = self.tokenizer.encode_char_offsets(text, false).map_err(|e| Error::tokenizer(&self.file, e))?;
+        let word_ids = encoding.get_word_ids();
+        let word_starts = (0..word_ids.len()).map(|i| i == 0 || word_ids[i] != word_ids[i - 1]).collect();
+        Ok(PassageTokens { offsets: encoding.get_offsets().to_vec(), word_starts, complete: true })
+    }
+
     /// The first tokens of `text` as `encode_pairs` tokenises it (at least `need` exact ones).
     #[doc(hidden)]
     pub fn encode_bounded(&self, text: &str, need: usize) -> Result<Vec<u32>> {
@@ -246,12 +292,31 @@ impl PairTokenizer {
         Ok(self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e))?.len())
     }
 
-    /// Each token's character span in `text`, and whether it starts a word (not a `##` piece).
-    pub fn passage_tokens(&self, text: &str) -> Result<(Vec<(usize, usize)>, Vec<bool>)> {
-        let encoding = self.tokenizer.encode_char_offsets(text, false).map_err(|e| Error::tokenizer(&self.file, e))?;
-        let word_ids = encoding.get_word_ids();
-        let word_starts = (0..word_ids.len()).map(|i| i == 0 || word_ids[i] != word_ids[i - 1]).collect();
-        Ok((encoding.get_offsets().to_vec(), word_starts))
+    /// The first tokens of `text` (at least `need` of them, or all when it has fewer): each one's
+    /// character span, whether it starts a word (not a `##` piece), and whether these are all of
+    /// `text`'s tokens. The text is tokenised in pieces of about [`PASSAGE_PIECE_BYTES`] that start
+    /// where a run of whitespace starts (so a piece boundary never falls inside a word, and the
+    /// tokens are full tokenisation's; tests/hardening.rs checks it), and only until `need` tokens
+    /// are there: a huge document costs the memory of the tokens kept, not of all of it.
+    pub fn passage_tokens(&self, text: &str, need: usize) -> Result<PassageTokens> {
+        let mut tokens = PassageTokens { offsets: Vec::new(), word_starts: Vec::new(), complete: false };
+        let (mut rest, mut chars_before) = (text, 0);
+        while !rest.is_empty() {
+            if tokens.offsets.len() >= need {
+                return Ok(tokens);
+            }
+            let piece = &rest[..piece_end(rest, PASSAGE_PIECE_BYTES)];
+            let encoding = self.tokenizer.encode_char_offsets(piece, false).map_err(|e| Error::tokenizer(&self.file, e))?;
+            let word_ids = encoding.get_word_ids();
+            for (i, &(start, end)) in encoding.get_offsets().iter().enumerate() {
+                tokens.offsets.push((start + chars_before, end + chars_before));
+                tokens.word_starts.push(i == 0 || word_ids[i] != word_ids[i - 1]);
+            }
+            chars_before += piece.chars().count();
+            rest = &rest[piece.len()..];
+        }
+        tokens.complete = true;
+        Ok(tokens)
     }
 
     /// Pads `pairs` to the longest of them; padding gets `[PAD]`, type 0, mask 0.

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::tokenize::PairTokenizer;
+use crate::tokenize::{PairTokenizer, PassageTokens};
 
 /// How the window scores of one document become its score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,9 +59,16 @@ pub struct Window {
 /// The fewest passage tokens a window may hold; a longer query is cut (longest-first) instead.
 const MIN_WINDOW_TOKENS: usize = 32;
 
+/// A document is scored by at most this many windows, its first ones; past them it is cut, as a
+/// pair without windows is cut at `max_length`. 256 windows are ~13k tokens at max_length 128 and
+/// ~110k at 512; the bound keeps one document's cost (time, and memory: it is tokenised only this
+/// far) bounded whatever its size.
+pub const MAX_WINDOWS_PER_DOCUMENT: usize = 256;
+
 /// Splits `passage` into windows of at most the tokens left beside a query of `query_tokens`
-/// tokens (counted once per query by the caller) in `max_length`, overlapping by `overlap` tokens. Returns the windows' character spans, in order; together they
-/// cover every token of the passage. An empty passage is one empty window.
+/// tokens (counted once per query by the caller) in `max_length`, overlapping by `overlap` tokens.
+/// Returns the windows' character spans, in order; together they cover every token of the passage
+/// up to [`MAX_WINDOWS_PER_DOCUMENT`] windows. An empty passage is one empty window.
 pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_length: usize, overlap: usize) -> Result<Vec<Window>> {
     let budget = max_length.saturating_sub(query_tokens + 3).max(MIN_WINDOW_TOKENS.min(max_length.saturating_sub(3)));
     if budget == 0 {
@@ -70,10 +77,24 @@ pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_
     if overlap >= budget {
         return Err(Error::invalid(format!("window overlap {overlap} must be smaller than the window ({budget} tokens)")));
     }
-    let (offsets, word_starts) = tokenizer.passage_tokens(passage)?;
+    // Tokens enough for every window a document may have (they usually step budget − overlap);
+    // more when word boundaries made them step less.
+    let mut need = budget.saturating_mul(MAX_WINDOWS_PER_DOCUMENT + 1);
+    loop {
+        let tokens = tokenizer.passage_tokens(passage, need)?;
+        if let Some(windows) = place(&tokens, passage, budget, overlap) {
+            return Ok(windows);
+        }
+        need = need.saturating_mul(2);
+    }
+}
+
+/// The windows over `tokens`, or `None` when they need tokens past those read.
+fn place(tokens: &PassageTokens, passage: &str, budget: usize, overlap: usize) -> Option<Vec<Window>> {
+    let PassageTokens { offsets, word_starts, complete } = tokens;
     let n = offsets.len();
-    if n <= budget {
-        return Ok(vec![Window { index: 0, start: 0, end: passage.chars().count() }]);
+    if *complete && n <= budget {
+        return Some(vec![Window { index: 0, start: 0, end: passage.chars().count() }]);
     }
     // The last token index ≤ `limit` that starts a word (so that no word is split), else `limit`.
     let word_start_at_or_before = |limit: usize, floor: usize| -> usize {
@@ -82,10 +103,13 @@ pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_
     let mut windows = Vec::new();
     let mut start = 0;
     loop {
+        if start + budget >= n && !complete {
+            return None;
+        }
         let end = if start + budget >= n { n } else { word_start_at_or_before(start + budget, start) };
         windows.push(Window { index: windows.len(), start: offsets[start].0, end: offsets[end - 1].1 });
-        if end == n {
-            return Ok(windows);
+        if end == n || windows.len() == MAX_WINDOWS_PER_DOCUMENT {
+            return Some(windows);
         }
         // Step back `overlap` tokens from the end, to a word start, but always move forward.
         start = word_start_at_or_before(end.saturating_sub(overlap).max(start + 1), start);
@@ -94,5 +118,21 @@ pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_
 
 /// The text of a window.
 pub fn text(passage: &str, window: &Window) -> String {
-    passage.chars().skip(window.start).take(window.end - window.start).collect()
+    texts(passage, std::slice::from_ref(window)).concat()
+}
+
+/// The text of each window, as slices of `passage`, in one walk over its characters (windows hold
+/// character offsets; walking to each one's start again would cost windows × length).
+pub fn texts<'a>(passage: &'a str, windows: &[Window]) -> Vec<&'a str> {
+    let mut marks: Vec<usize> = windows.iter().flat_map(|window| [window.start, window.end]).collect();
+    marks.sort_unstable();
+    marks.dedup();
+    // The byte offset of every character offset in `marks` (the end of the text included).
+    let mut boundaries = passage.char_indices().map(|(byte, _)| byte).chain(std::iter::once(passage.len())).enumerate();
+    let bytes: Vec<usize> = marks
+        .iter()
+        .map(|&mark| boundaries.by_ref().find(|&(chars, _)| chars == mark).map_or(passage.len(), |(_, byte)| byte))
+        .collect();
+    let byte_of = |chars: usize| bytes[marks.binary_search(&chars).unwrap_or(0)];
+    windows.iter().map(|window| &passage[byte_of(window.start)..byte_of(window.end)]).collect()
 }

@@ -139,6 +139,48 @@ fn bounded_tokenisation_equals_full_tokenisation() {
     }
 }
 
+/// Windows read a long passage's tokens in pieces cut where whitespace starts (src/tokenize.rs
+/// `passage_tokens`): every span and word start is whole tokenisation's, for every tokenizer
+/// family, and a bounded read is a prefix of the whole.
+#[test]
+fn passage_tokens_in_pieces_equal_whole_tokenisation() {
+    for dir in ["tests/models/minilm-l4", "tests/models/tiny", "tests/models/tiny-xlmr"] {
+        let hf = crossrank::local::read_hf_dir(&common::root().join(dir), &Device::Cpu).unwrap();
+        for (name, text) in long_texts() {
+            let whole = hf.tokenizer.passage_tokens_whole(&text).unwrap();
+            let pieces = hf.tokenizer.passage_tokens(&text, usize::MAX).unwrap();
+            assert!(pieces.complete, "{dir}, {name}");
+            assert_eq!(pieces.offsets.len(), whole.offsets.len(), "{dir}, {name}: token count");
+            let first_difference = (0..whole.offsets.len()).find(|&i| pieces.offsets[i] != whole.offsets[i] || pieces.word_starts[i] != whole.word_starts[i]);
+            assert_eq!(first_difference, None, "{dir}, {name}: spans or word starts differ");
+            let bounded = hf.tokenizer.passage_tokens(&text, 3000).unwrap();
+            let n = bounded.offsets.len();
+            assert!(n >= 3000.min(whole.offsets.len()), "{dir}, {name}: {n} tokens read for 3000");
+            assert_eq!(bounded.offsets[..], whole.offsets[..n], "{dir}, {name}: a bounded read is not a prefix");
+            assert_eq!(bounded.complete, n == whole.offsets.len(), "{dir}, {name}");
+        }
+    }
+}
+
+/// A huge document with windows: at most MAX_WINDOWS_PER_DOCUMENT windows, the first windows of
+/// the whole text (its head alone gives the same ones), found without tokenising all of it.
+#[test]
+fn windows_of_a_huge_document_stop_at_the_bound() {
+    let hf = crossrank::local::read_hf_dir(&common::root().join("tests/models/minilm-l4"), &Device::Cpu).unwrap();
+    let words: Vec<String> = (0..2_000_000).map(|i| format!("word{}", i % 97)).collect();
+    let huge = words.join(" ");
+    let head = words[..60_000].join(" ");
+    let split = |text: &str| crossrank::windows::split(&hf.tokenizer, 4, text, 128, 32).unwrap();
+    let windows = split(&huge);
+    assert_eq!(windows.len(), crossrank::windows::MAX_WINDOWS_PER_DOCUMENT);
+    assert_eq!(windows, split(&head));
+    assert!(windows.windows(2).all(|pair| pair[0].start < pair[1].start && pair[0].end < pair[1].end && pair[1].start < pair[0].end));
+    let texts = crossrank::windows::texts(&huge, &windows);
+    for (window, text) in windows.iter().zip(&texts) {
+        assert_eq!(*text, crossrank::windows::text(&head, window));
+    }
+}
+
 /// The browser reads a huge document in growing prefixes until `prefix_suffices`: from that
 /// prefix on, bounded tokenisation gives exactly the whole text's tokens (so nothing past the
 /// prefix need cross into wasm memory), and no shorter prefix than needed is accepted.
