@@ -14,7 +14,10 @@ fn crossrank(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A command that fails before reading its input (a missing model) closes the pipe early.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -246,6 +249,40 @@ fn endless_input_is_refused_within_a_bound() {
     assert!(!score.status.success());
     let stderr = String::from_utf8_lossy(&score.stderr);
     assert!(stderr.contains("line 1 is longer than 64 MiB"), "{stderr}");
+}
+
+/// A candidate longer than what is held in memory (1 MiB) is scored on the prefix a pair reads and
+/// echoed whole from the spill file: the output equals that of the same candidates as a JSON array
+/// (parsed whole), with characters of every width cut by buffer ends, CRLF line ends and blank lines.
+/// A bad byte past the held prefix is still found.
+#[test]
+fn a_long_candidate_is_held_in_part_and_echoed_whole() {
+    let words = ["vitamin", "é", "日本語", "😀", "tab\there", "\"quoted\"", "back\\slash", "sunlight"];
+    let long: String = (0..600_000).map(|i| words[i % words.len()]).collect::<Vec<_>>().join(" ");
+    assert!(long.len() > 3 << 20);
+    let candidates = ["sunlight and vitamin d", long.as_str(), "stocks fell"];
+    let dir = std::env::temp_dir().join(format!("crossrank-cli-long-{}", std::process::id()));
+    let lines = write_file(&dir, "lines.txt", &format!("\r\n{}\r\n\n{}\r\n{}", candidates[0], candidates[1], candidates[2]));
+    let json = write_file(&dir, "candidates.json", &serde_json::to_string(&candidates).unwrap());
+    let run = |input: &str| {
+        let output = crossrank(&["rerank", "--model", &tiny(), "--query", "vitamin d from sunlight", "--input", input], "");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let (from_lines, from_json) = (run(&lines), run(&json));
+    assert_eq!(from_lines, from_json);
+    let echoed: Vec<&str> = from_lines.as_array().unwrap().iter().map(|row| row["document"].as_str().unwrap()).collect();
+    assert!(echoed.contains(&long.as_str()), "the long candidate was not echoed whole");
+    // A byte that is not UTF-8 at 3 MB, far past the held prefix.
+    let mut bad = format!("{}\n", candidates[0]).into_bytes();
+    bad.extend_from_slice(&long.as_bytes()[..3 << 20]);
+    bad.extend_from_slice(b"\xff tail\n");
+    let bad_path = dir.join("bad.txt");
+    std::fs::write(&bad_path, bad).unwrap();
+    let output = crossrank(&["rerank", "--model", &tiny(), "--query", "q", "--input", &bad_path.display().to_string()], "");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not UTF-8"), "{}", String::from_utf8_lossy(&output.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `score` streams: a query's scores are printed as soon as the next query starts, while stdin is

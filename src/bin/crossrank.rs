@@ -21,6 +21,8 @@ mod bench_command;
 mod device;
 #[path = "../cli/ranking.rs"]
 mod ranking;
+#[path = "../cli/candidates.rs"]
+mod candidates;
 
 #[derive(Parser)]
 #[command(name = "crossrank", version, about = "A BERT cross-encoder reranker: same scores natively and in the browser.")]
@@ -111,9 +113,8 @@ fn stdout_error(e: std::io::Error) -> Error {
     Error::Io { file: "<stdout>".into(), message: e.to_string() }
 }
 
-/// The most a `rerank` input (one candidate list) may hold, and the longest line `score` takes:
+/// The longest line `score` takes (a `rerank` input's bound is `candidates::MAX_INPUT_BYTES`):
 /// endless or huge input (`/dev/zero`) ends with a named error instead of growing until killed.
-const MAX_RERANK_INPUT_BYTES: u64 = 256 << 20;
 const MAX_SCORE_LINE_BYTES: u64 = 64 << 20;
 /// `score` prints each batch as soon as it is scored: at most this many pairs wait in memory.
 const SCORE_BATCH_PAIRS: usize = 64;
@@ -174,115 +175,28 @@ fn score(args: &ModelArgs) -> Result<()> {
     flush(&mut pending, &mut out)
 }
 
-/// A `rerank` input, up to MAX_RERANK_INPUT_BYTES: a JSON array (of strings, or {"text": …,
-/// "score": …} objects where `score` is the first stage's), or else one candidate per non-empty
-/// line. Read as it streams in, so each candidate is held once (never also as the input's text):
-/// a 50 MB document costs 50 MB, not 200. First-stage scores come back only if every candidate has one.
-fn read_candidates(reader: impl BufRead, name: &str) -> Result<(Vec<String>, Option<Vec<f32>>)> {
-    let io = |e: std::io::Error| Error::Io { file: name.into(), message: e.to_string() };
-    let mut reader = reader.take(MAX_RERANK_INPUT_BYTES + 1);
-    let too_long = |reader: &std::io::Take<_>| {
-        (reader.limit() == 0).then(|| {
-            Error::invalid(format!(
-                "{name} holds more than {} MiB of candidates: rerank reads one candidate list (split the input)",
-                MAX_RERANK_INPUT_BYTES >> 20
-            ))
-        })
-    };
-    // Whether it is JSON: the first byte that is not whitespace (blank lines before it are skipped).
-    let json = loop {
-        let buffer = reader.fill_buf().map_err(io)?;
-        match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(first) => break buffer[first] == b'[',
-            None if buffer.is_empty() => break false,
-            None => {
-                let whole_lines = buffer.iter().rposition(|&b| b == b'\n').map_or(0, |last| last + 1);
-                if whole_lines == 0 {
-                    break false; // a long run of spaces without a newline: a (blank) line of its own
-                }
-                reader.consume(whole_lines);
-            }
-        }
-    };
-    if json {
-        let values: Vec<serde_json::Value> = serde_json::from_reader(&mut reader).map_err(|e| {
-            too_long(&reader).unwrap_or_else(|| {
-                if e.is_io() { io(std::io::Error::other(e)) } else { Error::invalid(format!("candidates look like JSON but do not parse: {e}")) }
-            })
-        })?;
-        return candidates_from_json(values);
-    }
-    let mut texts = Vec::new();
-    let mut line = Vec::new();
-    while reader.read_until(b'\n', &mut line).map_err(io)? > 0 {
-        if let Some(error) = too_long(&reader) {
-            return Err(error);
-        }
-        // `str::lines`' line ends: \n or \r\n.
-        if line.ends_with(b"\n") {
-            line.pop();
-            if line.ends_with(b"\r") {
-                line.pop();
-            }
-        }
-        let mut text = String::from_utf8(std::mem::take(&mut line)).map_err(|_| Error::invalid(format!("{name} is not UTF-8")))?;
-        if !text.trim().is_empty() {
-            text.shrink_to_fit();
-            texts.push(text);
-        }
-    }
-    Ok((texts, None))
-}
-
-fn candidates_from_json(values: Vec<serde_json::Value>) -> Result<(Vec<String>, Option<Vec<f32>>)> {
-    let mut texts = Vec::with_capacity(values.len());
-    let mut scores = Vec::with_capacity(values.len());
-    for (index, value) in values.into_iter().enumerate() {
-        match value {
-            serde_json::Value::String(text) => texts.push(text),
-            serde_json::Value::Object(mut map) => {
-                let Some(serde_json::Value::String(text)) = map.remove("text") else {
-                    return Err(Error::invalid(format!("candidate {index} is an object without a string \"text\"")));
-                };
-                texts.push(text);
-                if let Some(score) = map.get("score") {
-                    let score = score.as_f64().ok_or_else(|| Error::invalid(format!("candidate {index}: \"score\" is not a number")))?;
-                    scores.push(score as f32);
-                }
-            }
-            other => return Err(Error::invalid(format!("candidate {index} is {other}, not a string"))),
-        }
-    }
-    let scores = (scores.len() == texts.len() && !texts.is_empty()).then_some(scores);
-    Ok((texts, scores))
-}
-
-/// One line of `rerank`'s output: the ranked document and its text, written straight to stdout
-/// (a long document is not copied into a JSON value first).
-#[derive(serde::Serialize)]
-struct OutputRow<'a> {
-    #[serde(flatten)]
-    ranked: &'a crossrank::RankedDocument,
-    document: &'a str,
-}
-
 fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>) -> Result<()> {
     let options = args.ranking.options(top_k)?;
-    let (candidates, first_stage) = match input {
+    let reranker = load_model(&args.model, &args.device.open()?)?;
+    // Without windows a pair reads a bounded prefix of each candidate: only that is held.
+    let max_length = options.max_length.unwrap_or(reranker.default_max_length());
+    let prefix_suffices = |prefix: &str| reranker.tokenizer().prefix_suffices(prefix, max_length);
+    let keep: candidates::Keep = if options.windows.is_some() { None } else { Some(&prefix_suffices) };
+    let mut candidates = match input {
         Some(path) => {
             let file = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
-            read_candidates(std::io::BufReader::new(file), &path.display().to_string())?
+            candidates::read(std::io::BufReader::new(file), &path.display().to_string(), keep)?
         }
-        None => read_candidates(std::io::stdin().lock(), "<stdin>")?,
+        None => candidates::read(std::io::stdin().lock(), "<stdin>", keep)?,
     };
-    let reranker = load_model(&args.model, &args.device.open()?)?;
-    let documents: Vec<&str> = candidates.iter().map(String::as_str).collect();
-    let request = RerankRequest { query, documents: &documents, first_stage: first_stage.as_deref() };
-    let ranked = reranker.rerank_many(&[request], &options)?.pop().unwrap_or_default();
-    let rows: Vec<OutputRow> = ranked.iter().map(|r| OutputRow { ranked: r, document: documents[r.index] }).collect();
+    let ranked = {
+        let documents: Vec<&str> = candidates.texts.iter().map(String::as_str).collect();
+        let request = RerankRequest { query, documents: &documents, first_stage: candidates.first_stage.as_deref() };
+        reranker.rerank_many(&[request], &options)?.pop().unwrap_or_default()
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, &rows).map_err(|e| stdout_error(e.into()))?;
-    writeln!(out).and_then(|()| out.flush()).map_err(stdout_error)
+    candidates.write_ranking(&ranked, &mut out)?;
+    out.flush().map_err(stdout_error)
 }
 
 fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_length: Option<usize>) -> Result<()> {

@@ -1,0 +1,319 @@
+//! `crossrank rerank`'s input and output. Candidates are read as they stream in. One per line, a
+//! long candidate is held in memory only as far as a pair reads it (`Keep`); the rest of its text
+//! waits in a temporary file until the output echoes it. So a 50 MB document costs about what a
+//! 1 KB one does. A JSON array is parsed whole (serde_json has no streaming strings).
+
+use std::fs::File;
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use crossrank::{Error, RankedDocument, Result};
+
+/// The most a `rerank` input (one candidate list) may hold: endless or huge input (`/dev/zero`)
+/// ends with a named error instead of growing until killed.
+pub const MAX_INPUT_BYTES: u64 = 256 << 20;
+
+/// A line is held whole up to this many bytes; past it, in prefixes growing ×4 until the `Keep`
+/// says a prefix holds everything a pair reads.
+const FIRST_HELD_BYTES: usize = 1 << 20;
+
+/// What part of a candidate the scoring needs: `Some(decide)` answers whether a prefix holds every
+/// token a pair reads; `None` means every candidate is needed whole (windows read all of it).
+pub type Keep<'a> = Option<&'a dyn Fn(&str) -> Result<bool>>;
+
+/// The candidates of one `rerank` call.
+pub struct Candidates {
+    /// The text each candidate is scored on: all of it, or a prefix that tokenises as all of it.
+    pub texts: Vec<String>,
+    /// The first stage's scores, when every candidate (a JSON object) has one.
+    pub first_stage: Option<Vec<f32>>,
+    /// Where the whole text of each candidate held only in part is, in the spill file.
+    spilled: Vec<Option<(u64, u64)>>,
+    spill: Option<Spill>,
+}
+
+/// Reads candidates from `reader` (named `name` in errors): a JSON array (of strings, or
+/// {"text": …, "score": …} objects), or else one candidate per non-empty line.
+pub fn read(reader: impl BufRead, name: &str, keep: Keep) -> Result<Candidates> {
+    let mut reader = Bounded { inner: reader.take(MAX_INPUT_BYTES + 1), name };
+    // JSON or lines: the first byte that is not whitespace (blank lines before it are skipped).
+    let json = loop {
+        let buffer = reader.inner.fill_buf().map_err(|e| io_error(name, e))?;
+        match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(first) => break buffer[first] == b'[',
+            None if buffer.is_empty() => break false,
+            None => match buffer.iter().rposition(|&b| b == b'\n') {
+                Some(last) => reader.inner.consume(last + 1),
+                None => break false, // spaces without a newline yet: a (blank) line of their own
+            },
+        }
+    };
+    if json {
+        // Read whole, then parsed (serde_json's reader holds a long string twice over).
+        let mut bytes = Vec::new();
+        reader.inner.read_to_end(&mut bytes).map_err(|e| io_error(name, e))?;
+        if let Some(error) = reader.too_long() {
+            return Err(error);
+        }
+        let values: Vec<serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|e| Error::invalid(format!("candidates look like JSON but do not parse: {e}")))?;
+        drop(bytes);
+        let (texts, first_stage) = from_json(values)?;
+        return Ok(Candidates { spilled: vec![None; texts.len()], texts, first_stage, spill: None });
+    }
+    let mut candidates = Candidates { texts: Vec::new(), first_stage: None, spilled: Vec::new(), spill: None };
+    while let Some(line) = reader.line(keep, &mut candidates.spill)? {
+        if !line.held.trim().is_empty() || line.spilled.is_some() {
+            candidates.texts.push(line.held);
+            candidates.spilled.push(line.spilled);
+        }
+    }
+    Ok(candidates)
+}
+
+impl Candidates {
+    /// Writes the ranking as a pretty JSON array, each result with its candidate's whole text as
+    /// `document` (streamed from the spill file for a candidate held only in part).
+    pub fn write_ranking(&mut self, ranked: &[RankedDocument], out: &mut impl Write) -> Result<()> {
+        let io = |e: std::io::Error| Error::Io { file: "<stdout>".into(), message: e.to_string() };
+        let json = |e: serde_json::Error| Error::Compute(e.to_string());
+        if ranked.is_empty() {
+            return writeln!(out, "[]").map_err(io);
+        }
+        writeln!(out, "[").map_err(io)?;
+        for (position, result) in ranked.iter().enumerate() {
+            // The result's own fields, pretty-printed one level deeper, then the document.
+            let fields = serde_json::to_string_pretty(result).map_err(json)?;
+            let fields = fields.trim_end().strip_suffix('}').unwrap_or(&fields).trim_end();
+            write!(out, "  {},\n    \"document\": ", fields.replace('\n', "\n  ")).map_err(io)?;
+            match (self.spilled[result.index], self.spill.as_mut()) {
+                (Some((start, length)), Some(spill)) => spill.write_json_string(start, length, out)?,
+                _ => serde_json::to_writer(&mut *out, &self.texts[result.index]).map_err(json)?,
+            }
+            write!(out, "\n  }}{}\n", if position + 1 < ranked.len() { "," } else { "" }).map_err(io)?;
+        }
+        writeln!(out, "]").map_err(io)
+    }
+}
+
+fn from_json(values: Vec<serde_json::Value>) -> Result<(Vec<String>, Option<Vec<f32>>)> {
+    let mut texts = Vec::with_capacity(values.len());
+    let mut scores = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        match value {
+            serde_json::Value::String(text) => texts.push(text),
+            serde_json::Value::Object(mut map) => {
+                let Some(serde_json::Value::String(text)) = map.remove("text") else {
+                    return Err(Error::invalid(format!("candidate {index} is an object without a string \"text\"")));
+                };
+                texts.push(text);
+                if let Some(score) = map.get("score") {
+                    let score = score.as_f64().ok_or_else(|| Error::invalid(format!("candidate {index}: \"score\" is not a number")))?;
+                    scores.push(score as f32);
+                }
+            }
+            other => return Err(Error::invalid(format!("candidate {index} is {other}, not a string"))),
+        }
+    }
+    let scores = (scores.len() == texts.len() && !texts.is_empty()).then_some(scores);
+    Ok((texts, scores))
+}
+
+/// One line as read: the part held in memory, and where all of it is when that is only a prefix.
+struct Line {
+    held: String,
+    spilled: Option<(u64, u64)>,
+}
+
+/// The input, counted against [`MAX_INPUT_BYTES`].
+struct Bounded<'a, R> {
+    inner: std::io::Take<R>,
+    name: &'a str,
+}
+
+fn io_error(name: &str, e: std::io::Error) -> Error {
+    Error::Io { file: name.into(), message: e.to_string() }
+}
+
+impl<R: BufRead> Bounded<'_, R> {
+    fn too_long(&self) -> Option<Error> {
+        (self.inner.limit() == 0).then(|| {
+            Error::invalid(format!(
+                "{} holds more than {} MiB of candidates: rerank reads one candidate list (split the input)",
+                self.name,
+                MAX_INPUT_BYTES >> 20
+            ))
+        })
+    }
+
+    /// The next line (without its `\n` or `\r\n`), or `None` at the end of the input.
+    fn line(&mut self, keep: Keep, spill: &mut Option<Spill>) -> Result<Option<Line>> {
+        let mut held: Vec<u8> = Vec::new();
+        let mut hold_limit = FIRST_HELD_BYTES;
+        let mut spilled: Option<(u64, u64)> = None;
+        let mut utf8 = Utf8Check::default();
+        let mut any = false;
+        loop {
+            let name = self.name;
+            let buffer = self.inner.fill_buf().map_err(|e| io_error(name, e))?;
+            if buffer.is_empty() {
+                if let Some(error) = self.too_long() {
+                    return Err(error);
+                }
+                break;
+            }
+            any = true;
+            let newline = buffer.iter().position(|&b| b == b'\n');
+            let chunk = &buffer[..newline.unwrap_or(buffer.len())];
+            utf8.feed(chunk).map_err(|()| Error::invalid(format!("{} is not UTF-8", self.name)))?;
+            match (&mut spilled, spill.as_mut()) {
+                (Some((_, length)), Some(file)) => {
+                    file.append(chunk)?;
+                    *length += chunk.len() as u64;
+                }
+                _ => {
+                    held.extend_from_slice(chunk);
+                    if held.len() > hold_limit {
+                        if let Some(keep) = keep {
+                            if keep(valid_prefix(&held))? {
+                                // The prefix suffices: all of the line goes to the spill file; the
+                                // prefix (cut at a character boundary) stays for the scoring.
+                                let file = match spill {
+                                    Some(file) => file,
+                                    None => spill.insert(Spill::create()?),
+                                };
+                                let start = file.append(&held)?;
+                                spilled = Some((start, held.len() as u64));
+                                held.truncate(valid_prefix(&held).len());
+                                held.shrink_to_fit();
+                            }
+                        }
+                        hold_limit = hold_limit.saturating_mul(4);
+                    }
+                }
+            }
+            let used = chunk.len() + usize::from(newline.is_some());
+            self.inner.consume(used);
+            if newline.is_some() {
+                break;
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        utf8.finish().map_err(|()| Error::invalid(format!("{} is not UTF-8", self.name)))?;
+        if spilled.is_none() && held.ends_with(b"\r") {
+            held.pop();
+        }
+        let held = String::from_utf8(held).map_err(|_| Error::invalid(format!("{} is not UTF-8", self.name)))?;
+        if let (Some((_, length)), Some(file)) = (&mut spilled, spill.as_mut()) {
+            // `str::lines`' line ends: drop a final \r from the spilled text too.
+            if file.last_byte()? == Some(b'\r') {
+                *length -= 1;
+            }
+        }
+        Ok(Some(Line { held, spilled }))
+    }
+}
+
+/// The longest prefix of `bytes` that is whole UTF-8 characters (`bytes` were checked as they came).
+fn valid_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        // The checked bytes can only end inside a character; valid_up_to is a boundary.
+        Err(error) => std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default(),
+    }
+}
+
+/// UTF-8 checked across chunk boundaries: a character cut by a chunk's end is completed by the next.
+#[derive(Default)]
+struct Utf8Check {
+    carry: Vec<u8>,
+}
+
+impl Utf8Check {
+    fn feed(&mut self, chunk: &[u8]) -> std::result::Result<(), ()> {
+        // At most 3 carried bytes before one buffer's worth: a small copy, not the line.
+        self.carry.extend_from_slice(chunk);
+        match std::str::from_utf8(&self.carry) {
+            Ok(_) => self.carry.clear(),
+            Err(error) if error.error_len().is_none() => {
+                self.carry.drain(..error.valid_up_to());
+            }
+            Err(_) => return Err(()),
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> std::result::Result<(), ()> {
+        if self.carry.is_empty() { Ok(()) } else { Err(()) }
+    }
+}
+
+/// A temporary file holding the whole text of candidates held only in part. Unlinked as soon as
+/// it is open where the system allows (nothing is left behind even on kill -9), else at drop.
+struct Spill {
+    file: File,
+    path: PathBuf,
+    length: u64,
+}
+
+impl Spill {
+    fn create() -> Result<Self> {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("crossrank-candidates-{}-{n}", std::process::id()));
+        let io = |e: std::io::Error| Error::Io { file: path.display().to_string(), message: e.to_string() };
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io)?;
+        #[cfg(unix)]
+        let _ = std::fs::remove_file(&path);
+        Ok(Self { file, path, length: 0 })
+    }
+
+    fn io(&self, e: std::io::Error) -> Error {
+        Error::Io { file: self.path.display().to_string(), message: e.to_string() }
+    }
+
+    /// Appends `bytes`; returns where they start.
+    fn append(&mut self, bytes: &[u8]) -> Result<u64> {
+        let start = self.length;
+        self.file.seek(SeekFrom::Start(start)).and_then(|_| self.file.write_all(bytes)).map_err(|e| self.io(e))?;
+        self.length += bytes.len() as u64;
+        Ok(start)
+    }
+
+    fn last_byte(&mut self) -> Result<Option<u8>> {
+        if self.length == 0 {
+            return Ok(None);
+        }
+        let mut byte = [0u8];
+        self.file.seek(SeekFrom::Start(self.length - 1)).and_then(|_| self.file.read_exact(&mut byte)).map_err(|e| self.io(e))?;
+        Ok(Some(byte[0]))
+    }
+
+    /// Writes the text at `start..start + length` (checked UTF-8 when it was read) as one JSON string.
+    fn write_json_string(&mut self, start: u64, length: u64, out: &mut impl Write) -> Result<()> {
+        let stdout = |e: std::io::Error| Error::Io { file: "<stdout>".into(), message: e.to_string() };
+        self.file.seek(SeekFrom::Start(start)).map_err(|e| self.io(e))?;
+        let mut left = length;
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut carry = 0; // bytes of a character cut by the last read, at the buffer's start
+        out.write_all(b"\"").map_err(stdout)?;
+        while left > 0 || carry > 0 {
+            let want = ((buffer.len() - carry) as u64).min(left) as usize;
+            self.file.read_exact(&mut buffer[carry..carry + want]).map_err(|e| self.io(e))?;
+            left -= want as u64;
+            let filled = carry + want;
+            let text = valid_prefix(&buffer[..filled]);
+            let escaped = serde_json::to_string(text).map_err(|e| Error::Compute(e.to_string()))?;
+            out.write_all(&escaped.as_bytes()[1..escaped.len() - 1]).map_err(stdout)?;
+            let used = text.len();
+            if used == 0 && left == 0 {
+                break; // only a cut character left: cannot happen for checked text
+            }
+            buffer.copy_within(used..filled, 0);
+            carry = filled - used;
+        }
+        out.write_all(b"\"").map_err(stdout)
+    }
+}
