@@ -144,6 +144,18 @@ impl Reranker {
         &self.tokenizer
     }
 
+    /// Whether `start`, the beginning of a longer document, already decides everything scoring it
+    /// against `query` with `options` reads: the tokens a pair keeps, or with windows every window.
+    /// Callers that stream a huge document (the browser across the JS boundary, the CLI's input)
+    /// hold it only this far.
+    pub fn prefix_suffices(&self, query: &str, start: &str, options: &RerankOptions) -> Result<bool> {
+        let max_length = options.max_length.unwrap_or(self.default_max_length);
+        match options.windows {
+            None => self.tokenizer.prefix_suffices(start, max_length),
+            Some(window) => windows::prefix_suffices(&self.tokenizer, self.tokenizer.count_tokens(query)?, start, max_length, window.overlap),
+        }
+    }
+
     /// The `max_length` a call without one gets.
     pub fn default_max_length(&self) -> usize {
         self.default_max_length

@@ -48,8 +48,9 @@ const MIN_PREFIX_BYTES: usize = 4096;
 
 /// The size [`PairTokenizer::passage_tokens`] tokenises a long text in: large enough that the
 /// tokenizer's per-call cost does not count, small enough that its working memory (hundreds of
-/// bytes per input byte) stays a few tens of MiB.
-pub const PASSAGE_PIECE_BYTES: usize = 64 << 10;
+/// bytes per input byte) stays small, and that a pre-tokenizer regex that backtracks over the
+/// whole input (quadratic time) only ever sees 8 KiB: time grows linearly with the document (HARDENING.md).
+pub const PASSAGE_PIECE_BYTES: usize = 8 << 10;
 
 /// Tokens of a passage, from [`PairTokenizer::passage_tokens`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -211,7 +211,7 @@ impl WasmReranker {
         let options = self::options(options)?;
         let requests: Vec<JsScoreRequest> =
             serde_wasm_bindgen::from_value(requests).map_err(|e| invalid(format!("requests must be [{{ query, documents }}]: {e}")))?;
-        let texts: Vec<Vec<String>> = requests.iter().map(|r| self.read_documents(&r.documents, &options)).collect::<Result<_, _>>()?;
+        let texts: Vec<Vec<String>> = requests.iter().map(|r| self.read_documents(&r.query, &r.documents, &options)).collect::<Result<_, _>>()?;
         let refs: Vec<Vec<&str>> = texts.iter().map(|documents| documents.iter().map(String::as_str).collect()).collect();
         let core: Vec<RerankRequest> = requests
             .iter()
@@ -233,20 +233,19 @@ impl WasmReranker {
         if !js_sys::Array::is_array(&documents) {
             return Err(invalid("documents must be an array of strings".into()));
         }
-        let documents = self.read_documents(&js_sys::Array::from(&documents), &options)?;
+        let documents = self.read_documents(query, &js_sys::Array::from(&documents), &options)?;
         let refs: Vec<&str> = documents.iter().map(String::as_str).collect();
         self.reranker.logits_with(query, &refs, &options).map_err(to_js)
     }
 
     /// The documents as Rust strings, each copied into wasm memory (which never shrinks) only as
-    /// far as its pair can read it: a text longer than [`FIRST_READ`] UTF-16 units is read in
-    /// prefixes growing ×4 until [`crate::tokenize::PairTokenizer::prefix_suffices`] (which
-    /// tokenises the bounded prefix once more than scoring does: bounded work, only for such
-    /// texts). With windows every token counts, so documents are read whole.
-    fn read_documents(&self, documents: &js_sys::Array, options: &RerankOptions) -> Result<Vec<String>, JsValue> {
-        // An upper bound on the tokens a pair keeps (the call's length is checked when scoring).
-        let max_length = options.max_length.unwrap_or(self.reranker.default_max_length());
-        let whole = options.windows.is_some();
+    /// far as its pairs can read it: a text longer than [`FIRST_READ`] UTF-16 units is read in
+    /// prefixes growing ×4 until the prefix decides everything scoring reads
+    /// ([`Reranker::prefix_suffices`]: the tokens a pair keeps, or with windows at most
+    /// [`crate::windows::MAX_WINDOWS_PER_DOCUMENT`] windows). Deciding tokenises the prefix once
+    /// more than scoring does: bounded work, only for such texts.
+    fn read_documents(&self, query: &str, documents: &js_sys::Array, options: &RerankOptions) -> Result<Vec<String>, JsValue> {
+        let suffices = |start: &str| self.reranker.prefix_suffices(query, start, options);
         documents
             .iter()
             .enumerate()
@@ -256,11 +255,11 @@ impl WasmReranker {
                 };
                 let length = text.length() as usize;
                 let mut units = FIRST_READ;
-                while !whole && units < length {
+                while units < length {
                     // n UTF-16 units are at least n UTF-8 bytes. A surrogate pair cut at the end
-                    // becomes U+FFFD there, past every byte the tokenizer's bound looks at.
+                    // becomes U+FFFD there, past every byte the bounds look at.
                     let start = String::from(text.slice(0, units as u32));
-                    if self.reranker.tokenizer().prefix_suffices(&start, max_length).map_err(to_js)? {
+                    if suffices(&start).map_err(to_js)? {
                         return Ok(start);
                     }
                     units = units.saturating_mul(4);

@@ -70,6 +70,18 @@ pub const MAX_WINDOWS_PER_DOCUMENT: usize = 256;
 /// Returns the windows' character spans, in order; together they cover every token of the passage
 /// up to [`MAX_WINDOWS_PER_DOCUMENT`] windows. An empty passage is one empty window.
 pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_length: usize, overlap: usize) -> Result<Vec<Window>> {
+    Ok(split_reading(tokenizer, query_tokens, passage, max_length, overlap)?.0)
+}
+
+/// Whether `start`, the beginning of a longer text, decides all of that text's windows: [`split`]
+/// stopped reading tokens inside it (its pieces were all cut inside `start`, so the longer text
+/// gives the same pieces, tokens and windows). The browser reads a huge document only this far.
+pub fn prefix_suffices(tokenizer: &PairTokenizer, query_tokens: usize, start: &str, max_length: usize, overlap: usize) -> Result<bool> {
+    Ok(!split_reading(tokenizer, query_tokens, start, max_length, overlap)?.1)
+}
+
+/// [`split`], and whether it read every token of `passage`.
+fn split_reading(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_length: usize, overlap: usize) -> Result<(Vec<Window>, bool)> {
     let budget = max_length.saturating_sub(query_tokens + 3).max(MIN_WINDOW_TOKENS.min(max_length.saturating_sub(3)));
     if budget == 0 {
         return Err(Error::invalid(format!("max_length {max_length} leaves no room for passage windows")));
@@ -83,7 +95,7 @@ pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_
     loop {
         let tokens = tokenizer.passage_tokens(passage, need)?;
         if let Some(windows) = place(&tokens, passage, budget, overlap) {
-            return Ok(windows);
+            return Ok((windows, tokens.complete));
         }
         need = need.saturating_mul(2);
     }

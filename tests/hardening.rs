@@ -175,6 +175,15 @@ fn windows_of_a_huge_document_stop_at_the_bound() {
     assert_eq!(windows.len(), crossrank::windows::MAX_WINDOWS_PER_DOCUMENT);
     assert_eq!(windows, split(&head));
     assert!(windows.windows(2).all(|pair| pair[0].start < pair[1].start && pair[0].end < pair[1].end && pair[1].start < pair[0].end));
+    // The browser reads the huge text in prefixes growing ×4 from 64 Ki until one decides its windows.
+    let decides = |start: &str| crossrank::windows::prefix_suffices(&hf.tokenizer, 4, start, 128, 32).unwrap();
+    assert!(!decides(&huge[..20_000]), "20 KB cannot hold 256 windows");
+    let mut length = 1 << 16;
+    while !decides(&huge[..length]) {
+        length *= 4;
+    }
+    assert!(length < huge.len() / 4, "{length} bytes read of {}", huge.len());
+    assert_eq!(split(&huge[..length]), windows);
     let texts = crossrank::windows::texts(&huge, &windows);
     for (window, text) in windows.iter().zip(&texts) {
         assert_eq!(*text, crossrank::windows::text(&head, window));

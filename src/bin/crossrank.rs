@@ -178,16 +178,14 @@ fn score(args: &ModelArgs) -> Result<()> {
 fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>) -> Result<()> {
     let options = args.ranking.options(top_k)?;
     let reranker = load_model(&args.model, &args.device.open()?)?;
-    // Without windows a pair reads a bounded prefix of each candidate: only that is held.
-    let max_length = options.max_length.unwrap_or(reranker.default_max_length());
-    let prefix_suffices = |prefix: &str| reranker.tokenizer().prefix_suffices(prefix, max_length);
-    let keep: candidates::Keep = if options.windows.is_some() { None } else { Some(&prefix_suffices) };
+    // Scoring reads a bounded prefix of each candidate (windows too, at most 256 of them): only that is held.
+    let keep = |prefix: &str| reranker.prefix_suffices(query, prefix, &options);
     let mut candidates = match input {
         Some(path) => {
             let file = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
-            candidates::read(std::io::BufReader::new(file), &path.display().to_string(), keep)?
+            candidates::read(std::io::BufReader::new(file), &path.display().to_string(), &keep)?
         }
-        None => candidates::read(std::io::stdin().lock(), "<stdin>", keep)?,
+        None => candidates::read(std::io::stdin().lock(), "<stdin>", &keep)?,
     };
     let ranked = {
         let documents: Vec<&str> = candidates.texts.iter().map(String::as_str).collect();

@@ -1,7 +1,8 @@
 //! `crossrank rerank`'s input and output. Candidates are read as they stream in. One per line, a
-//! long candidate is held in memory only as far as a pair reads it (`Keep`); the rest of its text
-//! waits in a temporary file until the output echoes it. So a 50 MB document costs about what a
-//! 1 KB one does. A JSON array is parsed whole (serde_json has no streaming strings).
+//! long candidate is held in memory only as far as scoring reads it (`Keep`: the tokens a pair
+//! keeps, or at most 256 windows); the rest of its text waits in a temporary file until the output
+//! echoes it. So a 50 MB document costs what a 1 KB one does. A JSON array is parsed whole
+//! (serde_json has no streaming strings).
 
 use std::fs::File;
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
@@ -17,9 +18,8 @@ pub const MAX_INPUT_BYTES: u64 = 256 << 20;
 /// says a prefix holds everything a pair reads.
 const FIRST_HELD_BYTES: usize = 1 << 20;
 
-/// What part of a candidate the scoring needs: `Some(decide)` answers whether a prefix holds every
-/// token a pair reads; `None` means every candidate is needed whole (windows read all of it).
-pub type Keep<'a> = Option<&'a dyn Fn(&str) -> Result<bool>>;
+/// Whether a prefix of a candidate holds everything scoring reads (`Reranker::prefix_suffices`).
+pub type Keep<'a> = &'a dyn Fn(&str) -> Result<bool>;
 
 /// The candidates of one `rerank` call.
 pub struct Candidates {
@@ -174,19 +174,17 @@ impl<R: BufRead> Bounded<'_, R> {
                 _ => {
                     held.extend_from_slice(chunk);
                     if held.len() > hold_limit {
-                        if let Some(keep) = keep {
-                            if keep(valid_prefix(&held))? {
-                                // The prefix suffices: all of the line goes to the spill file; the
-                                // prefix (cut at a character boundary) stays for the scoring.
-                                let file = match spill {
-                                    Some(file) => file,
-                                    None => spill.insert(Spill::create()?),
-                                };
-                                let start = file.append(&held)?;
-                                spilled = Some((start, held.len() as u64));
-                                held.truncate(valid_prefix(&held).len());
-                                held.shrink_to_fit();
-                            }
+                        if keep(valid_prefix(&held))? {
+                            // The prefix suffices: all of the line goes to the spill file; the
+                            // prefix (cut at a character boundary) stays for the scoring.
+                            let file = match spill {
+                                Some(file) => file,
+                                None => spill.insert(Spill::create()?),
+                            };
+                            let start = file.append(&held)?;
+                            spilled = Some((start, held.len() as u64));
+                            held.truncate(valid_prefix(&held).len());
+                            held.shrink_to_fit();
                         }
                         hold_limit = hold_limit.saturating_mul(4);
                     }

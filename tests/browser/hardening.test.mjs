@@ -151,13 +151,18 @@ test('a 50 MB document: wasm memory as for a 1 KB one, and the logit of its kept
       const huge = words(7_500_000);
       const big = time([huge]);
       const head = time([words(600)]);
-      const windows = model.logits(query, [words(3000)], { windows: true });
-      return { small, twoKb, big, head, chars: huge.length, smallChars: words(150).length, windowsFinite: Number.isFinite(windows[0]) };
+      // With windows too: the document is read only as far as its (at most 256) windows reach.
+      const bigWindows = model.logits(query, [huge], { windows: true })[0];
+      const headWindows = model.logits(query, [words(60_000)], { windows: true })[0];
+      const windowsMemory = wasm.memory.buffer.byteLength;
+      return { small, twoKb, big, head, chars: huge.length, smallChars: words(150).length, bigWindows, headWindows, windowsMemory };
     });
     assert.ok(got.chars >= 50_000_000 && got.smallChars <= 1100, `${got.chars} and ${got.smallChars} characters`);
     assert.ok(got.big.memory <= 1.2 * got.small.memory, `wasm memory ${got.big.memory} after the 50 MB document, ${got.small.memory} after 1 KB`);
     assert.equal(got.big.logit, got.head.logit, 'the huge document scores as its first 600 words');
-    assert.equal(got.windowsFinite, true);
+    assert.ok(Number.isFinite(got.bigWindows));
+    assert.equal(got.bigWindows, got.headWindows, 'with windows, the huge document scores as its first 60,000 words');
+    assert.ok(got.windowsMemory <= 1.2 * got.small.memory, `wasm memory ${got.windowsMemory} after the 50 MB document with windows`);
     console.log(`# 1 KB: ${got.small.ms.toFixed(0)} ms, 2 KB: ${got.twoKb.ms.toFixed(0)} ms, 50 MB: ${got.big.ms.toFixed(0)} ms; wasm memory ${(got.small.memory / 2 ** 20).toFixed(1)} → ${(got.big.memory / 2 ** 20).toFixed(1)} MiB`);
   } finally {
     await tab.close();
