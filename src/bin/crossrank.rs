@@ -183,9 +183,9 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
     let mut candidates = match input {
         Some(path) => {
             let file = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
-            candidates::read(std::io::BufReader::new(file), &path.display().to_string(), &keep)?
+            candidates::read(std::io::BufReader::with_capacity(candidates::READ_BYTES, file), &path.display().to_string(), &keep)?
         }
-        None => candidates::read(std::io::stdin().lock(), "<stdin>", &keep)?,
+        None => candidates::read(std::io::BufReader::with_capacity(candidates::READ_BYTES, std::io::stdin().lock()), "<stdin>", &keep)?,
     };
     let ranked = {
         let documents: Vec<&str> = candidates.texts.iter().map(String::as_str).collect();

@@ -14,6 +14,9 @@ use crossrank::{Error, RankedDocument, Result};
 /// ends with a named error instead of growing until killed.
 pub const MAX_INPUT_BYTES: u64 = 256 << 20;
 
+/// How much is read at a time: large enough that a 50 MB line is a few dozen reads.
+pub const READ_BYTES: usize = 1 << 20;
+
 /// A line is held whole up to this many bytes; past it, in prefixes growing ×4 until the `Keep`
 /// says a prefix holds everything a pair reads.
 const FIRST_HELD_BYTES: usize = 1 << 20;
