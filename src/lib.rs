@@ -20,14 +20,19 @@ pub mod gguf;
 pub mod load;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
-pub mod model;
 pub mod options;
 pub mod rerank;
 pub mod tokenize;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
-pub mod weights;
 pub mod windows;
+
+// Reachable for the fuzz targets (which build models from raw weights) and the CLI's `info`, but
+// not part of the documented API: the model's layers and the weight store may change shape freely.
+#[doc(hidden)]
+pub mod model;
+#[doc(hidden)]
+pub mod weights;
 
 // Internals: the compute kernels and the Hugging Face folder reader behind `gguf::convert` and
 // the wasm build's `convertHf`.
@@ -44,6 +49,6 @@ pub use error::{Error, Result};
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
 pub use options::{OptionValues, RerankOptions, DEFAULT_BATCH_SIZE};
-pub use rerank::{order, rank, sigmoid, RankedDocument, RerankRequest, Reranker, ScoredDocument};
+pub use rerank::{order, sigmoid, RankedDocument, RerankRequest, Reranker, ScoredDocument};
 pub use windows::{Aggregate, Window, WindowOptions};
 pub use tokenize::{PairTokenizer, TokenizerSource};

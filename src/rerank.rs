@@ -363,13 +363,6 @@ pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f32]>, options:
     Ok(ranked)
 }
 
-/// Orders logits best first, stably, and keeps the first `top_k` (the default options of [`Reranker::rerank`]).
-pub fn rank(logits: &[f32], top_k: Option<usize>) -> Vec<RankedDocument> {
-    let documents: Vec<ScoredDocument> = logits.iter().map(|&logit| ScoredDocument { logit, best_window: None, blank: false }).collect();
-    let options = RerankOptions { top_k, ..RerankOptions::default() };
-    order(&documents, None, &options).unwrap_or_default()
-}
-
 pub fn sigmoid(logit: f32) -> f32 {
     1.0 / (1.0 + (-logit).exp())
 }

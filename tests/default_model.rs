@@ -104,7 +104,7 @@ fn the_default_models_match_pytorch_within_their_precision_tolerance() {
 
 /// Indices of the three best logits, best first, by the engine's own ordering.
 fn top3(logits: &[f32]) -> Vec<usize> {
-    crossrank::rank(logits, Some(3)).iter().map(|ranked| ranked.index).collect()
+    common::rank(logits, Some(3)).iter().map(|ranked| ranked.index).collect()
 }
 
 #[test]

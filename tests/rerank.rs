@@ -5,7 +5,8 @@ mod common;
 
 use candle_core::Device;
 use crossrank::local::load_hf_dir;
-use crossrank::{rank, RerankOptions};
+use common::rank;
+use crossrank::RerankOptions;
 
 #[test]
 fn rerank_orders_by_logit_and_respects_top_k() {

@@ -5,6 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// Logits ordered by the engine's own [`crossrank::order`] with default options and `top_k`.
+pub fn rank(logits: &[f32], top_k: Option<usize>) -> Vec<crossrank::RankedDocument> {
+    let documents: Vec<crossrank::ScoredDocument> =
+        logits.iter().map(|&logit| crossrank::ScoredDocument { logit, best_window: None, blank: false }).collect();
+    crossrank::order(&documents, None, &crossrank::RerankOptions { top_k, ..Default::default() }).unwrap()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
