@@ -285,6 +285,64 @@ fn a_long_candidate_is_held_in_part_and_echoed_whole() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A JSON array is read as it streams in (src/cli/json_candidates.rs): every escape, nested values
+/// under other keys, and a 4 MB string held in part come out as serde_json reads them; malformed
+/// input gets a named error.
+#[test]
+fn json_candidates_stream_as_serde_reads_them() {
+    let long: String = (0..300_000).map(|i| ["vitamin", "caf\u{e9}", "tab\tq\"uote\"", "back\\slash", "😀", "line\nbreak"][i % 6]).collect::<Vec<_>>().join(" ");
+    let inputs = [
+        r#" [ "a\nb" , "caf\u00e9 \ud83d\ude00 \/ \b\f\r" ,
+            {"id": {"x": [1, {"y": "z"}], "t": true, "n": null}, "text": "tab\there \"q\" \\", "score": -1.5e2},
+            {"score": 3, "text": "plain", "other": "text"} ] "#
+            .to_string(),
+        serde_json::to_string(&[long.as_str(), "short"]).unwrap(),
+        serde_json::to_string(&serde_json::json!([{"text": long, "score": 1}, {"text": "short", "score": 2.5}])).unwrap(),
+        "[]".to_string(),
+    ];
+    let dir = std::env::temp_dir().join(format!("crossrank-cli-json-{}", std::process::id()));
+    for (n, input) in inputs.iter().enumerate() {
+        let path = write_file(&dir, &format!("{n}.json"), input);
+        let output = crossrank(&["rerank", "--model", &tiny(), "--query", "vitamin", "--input", &path], "");
+        assert!(output.status.success(), "input {n}: {}", String::from_utf8_lossy(&output.stderr));
+        let ranked: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+        let expected: Vec<serde_json::Value> = serde_json::from_str(input).unwrap();
+        let text = |value: &serde_json::Value| value.as_str().or_else(|| value["text"].as_str()).unwrap().to_string();
+        let mut got: Vec<(usize, String)> = ranked.iter().map(|row| (row["index"].as_u64().unwrap() as usize, row["document"].as_str().unwrap().to_string())).collect();
+        got.sort();
+        let want: Vec<(usize, String)> = expected.iter().map(text).enumerate().collect();
+        assert_eq!(got, want, "input {n}: the documents differ from serde_json's reading");
+    }
+    // With a score on every candidate, weighted fusion uses them (the long one scored on its prefix).
+    let path = dir.join("2.json").display().to_string();
+    let output = crossrank(&["rerank", "--model", &tiny(), "--query", "vitamin", "--input", &path, "--fusion", "weighted", "--fusion-weight", "0"], "");
+    let ranked: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(ranked[0]["index"], 1, "weight 0 orders by the first-stage score alone");
+    let errors = [
+        (r#"["a", ]"#, "do not parse"),
+        (r#"["a" "b"]"#, "do not parse: expected `,` or `]`"),
+        (r#"["\ud800"]"#, "lone leading surrogate"),
+        (r#"["\udc00"]"#, "lone trailing surrogate"),
+        ("[\"a\u{1}\"]", "control character in a string"),
+        (r#"["unterminated"#, "unterminated string"),
+        (r#"["a"] x"#, "trailing characters"),
+        (r#"[{"text": 1}]"#, "candidate 0 is an object without a string \"text\""),
+        (r#"[{"text": "a", "score": "high"}]"#, "candidate 0: \"score\" is not a number"),
+        (r#"["a", {"text": "b", "text": "c"}]"#, "candidate 1 has \"text\" twice"),
+        ("[1]", "candidate 0 is 1, not a string"),
+        ("[null]", "candidate 0 is null, not a string"),
+        ("[[1]]", "candidate 0 is an array, not a string"),
+    ];
+    for (n, (input, needle)) in errors.iter().enumerate() {
+        let path = write_file(&dir, &format!("bad{n}.json"), input);
+        let output = crossrank(&["rerank", "--model", &tiny(), "--query", "q", "--input", &path], "");
+        assert!(!output.status.success(), "{input} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("[invalid_input]") && stderr.contains(needle), "{input}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `score` streams: a query's scores are printed as soon as the next query starts, while stdin is
 /// still open, so a long input shows results from the start.
 #[test]

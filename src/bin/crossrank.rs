@@ -23,6 +23,8 @@ mod device;
 mod ranking;
 #[path = "../cli/candidates.rs"]
 mod candidates;
+#[path = "../cli/json_candidates.rs"]
+mod json_candidates;
 
 #[derive(Parser)]
 #[command(name = "crossrank", version, about = "A BERT cross-encoder reranker: same scores natively and in the browser.")]

@@ -51,30 +51,30 @@ pub fn read(reader: impl BufRead, name: &str, keep: Keep) -> Result<Candidates> 
             },
         }
     };
-    if json {
-        // Read whole, then parsed (serde_json's reader holds a long string twice over).
-        let mut bytes = Vec::new();
-        reader.inner.read_to_end(&mut bytes).map_err(|e| io_error(name, e))?;
-        if let Some(error) = reader.too_long() {
-            return Err(error);
-        }
-        let values: Vec<serde_json::Value> =
-            serde_json::from_slice(&bytes).map_err(|e| Error::invalid(format!("candidates look like JSON but do not parse: {e}")))?;
-        drop(bytes);
-        let (texts, first_stage) = from_json(values)?;
-        return Ok(Candidates { spilled: vec![None; texts.len()], texts, first_stage, spill: None });
-    }
     let mut candidates = Candidates { texts: Vec::new(), first_stage: None, spilled: Vec::new(), spill: None };
+    if json {
+        let first_stage = crate::json_candidates::read_array(&mut reader, keep, &mut candidates)?;
+        candidates.first_stage = first_stage;
+        return Ok(candidates);
+    }
     while let Some(line) = reader.line(keep, &mut candidates.spill)? {
         if !line.held.trim().is_empty() || line.spilled.is_some() {
-            candidates.texts.push(line.held);
-            candidates.spilled.push(line.spilled);
+            candidates.push(line);
         }
     }
     Ok(candidates)
 }
 
 impl Candidates {
+    pub(crate) fn push(&mut self, text: Text) {
+        self.texts.push(text.held);
+        self.spilled.push(text.spilled);
+    }
+
+    pub(crate) fn spill(&mut self) -> &mut Option<Spill> {
+        &mut self.spill
+    }
+
     /// Writes the ranking as a pretty JSON array, each result with its candidate's whole text as
     /// `document` (streamed from the spill file for a candidate held only in part).
     pub fn write_ranking(&mut self, ranked: &[RankedDocument], out: &mut impl Write) -> Result<()> {
@@ -99,47 +99,90 @@ impl Candidates {
     }
 }
 
-fn from_json(values: Vec<serde_json::Value>) -> Result<(Vec<String>, Option<Vec<f32>>)> {
-    let mut texts = Vec::with_capacity(values.len());
-    let mut scores = Vec::with_capacity(values.len());
-    for (index, value) in values.into_iter().enumerate() {
-        match value {
-            serde_json::Value::String(text) => texts.push(text),
-            serde_json::Value::Object(mut map) => {
-                let Some(serde_json::Value::String(text)) = map.remove("text") else {
-                    return Err(Error::invalid(format!("candidate {index} is an object without a string \"text\"")));
-                };
-                texts.push(text);
-                if let Some(score) = map.get("score") {
-                    let score = score.as_f64().ok_or_else(|| Error::invalid(format!("candidate {index}: \"score\" is not a number")))?;
-                    scores.push(score as f32);
-                }
-            }
-            other => return Err(Error::invalid(format!("candidate {index} is {other}, not a string"))),
-        }
-    }
-    let scores = (scores.len() == texts.len() && !texts.is_empty()).then_some(scores);
-    Ok((texts, scores))
-}
-
-/// One line as read: the part held in memory, and where all of it is when that is only a prefix.
-struct Line {
+/// A candidate's text as read: the part held in memory, and where all of it is when that is only a prefix.
+pub(crate) struct Text {
     held: String,
     spilled: Option<(u64, u64)>,
 }
 
-/// The input, counted against [`MAX_INPUT_BYTES`].
-struct Bounded<'a, R> {
-    inner: std::io::Take<R>,
-    name: &'a str,
+/// A candidate's text as it arrives in pieces, held in memory only as far as `keep` needs: past
+/// 1 MiB, in prefixes growing ×4 until `keep` says one suffices; then all of it goes to the spill
+/// file and only that prefix stays. UTF-8 is checked across the pieces.
+pub(crate) struct TextSink<'a> {
+    keep: Keep<'a>,
+    held: Vec<u8>,
+    hold_limit: usize,
+    spilled: Option<(u64, u64)>,
+    utf8: Utf8Check,
 }
 
-fn io_error(name: &str, e: std::io::Error) -> Error {
+impl<'a> TextSink<'a> {
+    pub(crate) fn new(keep: Keep<'a>) -> Self {
+        Self { keep, held: Vec::new(), hold_limit: FIRST_HELD_BYTES, spilled: None, utf8: Utf8Check::default() }
+    }
+
+    pub(crate) fn push(&mut self, bytes: &[u8], spill: &mut Option<Spill>, name: &str) -> Result<()> {
+        self.utf8.feed(bytes).map_err(|()| not_utf8(name))?;
+        if let (Some((_, length)), Some(file)) = (&mut self.spilled, spill.as_mut()) {
+            file.append(bytes)?;
+            *length += bytes.len() as u64;
+            return Ok(());
+        }
+        self.held.extend_from_slice(bytes);
+        if self.held.len() > self.hold_limit {
+            if (self.keep)(valid_prefix(&self.held))? {
+                // The prefix suffices: all of the text goes to the spill file; the prefix (cut at
+                // a character boundary) stays for the scoring.
+                let file = match spill {
+                    Some(file) => file,
+                    None => spill.insert(Spill::create()?),
+                };
+                let start = file.append(&self.held)?;
+                self.spilled = Some((start, self.held.len() as u64));
+                self.held.truncate(valid_prefix(&self.held).len());
+                self.held.shrink_to_fit();
+            }
+            self.hold_limit = self.hold_limit.saturating_mul(4);
+        }
+        Ok(())
+    }
+
+    /// The text; `strip_cr` drops a final `\r` (a line's `\r\n` end).
+    pub(crate) fn finish(mut self, spill: &mut Option<Spill>, name: &str, strip_cr: bool) -> Result<Text> {
+        self.utf8.finish().map_err(|()| not_utf8(name))?;
+        match (&mut self.spilled, spill.as_mut()) {
+            (Some((_, length)), Some(file)) => {
+                if strip_cr && file.last_byte()? == Some(b'\r') {
+                    *length -= 1;
+                }
+            }
+            _ => {
+                if strip_cr && self.held.ends_with(b"\r") {
+                    self.held.pop();
+                }
+            }
+        }
+        let held = String::from_utf8(self.held).map_err(|_| not_utf8(name))?;
+        Ok(Text { held, spilled: self.spilled })
+    }
+}
+
+fn not_utf8(name: &str) -> Error {
+    Error::invalid(format!("{name} is not UTF-8"))
+}
+
+/// The input, counted against [`MAX_INPUT_BYTES`].
+pub(crate) struct Bounded<'a, R> {
+    pub(crate) inner: std::io::Take<R>,
+    pub(crate) name: &'a str,
+}
+
+pub(crate) fn io_error(name: &str, e: std::io::Error) -> Error {
     Error::Io { file: name.into(), message: e.to_string() }
 }
 
 impl<R: BufRead> Bounded<'_, R> {
-    fn too_long(&self) -> Option<Error> {
+    pub(crate) fn too_long(&self) -> Option<Error> {
         (self.inner.limit() == 0).then(|| {
             Error::invalid(format!(
                 "{} holds more than {} MiB of candidates: rerank reads one candidate list (split the input)",
@@ -150,11 +193,8 @@ impl<R: BufRead> Bounded<'_, R> {
     }
 
     /// The next line (without its `\n` or `\r\n`), or `None` at the end of the input.
-    fn line(&mut self, keep: Keep, spill: &mut Option<Spill>) -> Result<Option<Line>> {
-        let mut held: Vec<u8> = Vec::new();
-        let mut hold_limit = FIRST_HELD_BYTES;
-        let mut spilled: Option<(u64, u64)> = None;
-        let mut utf8 = Utf8Check::default();
+    fn line(&mut self, keep: Keep, spill: &mut Option<Spill>) -> Result<Option<Text>> {
+        let mut sink = TextSink::new(keep);
         let mut any = false;
         loop {
             let name = self.name;
@@ -168,31 +208,7 @@ impl<R: BufRead> Bounded<'_, R> {
             any = true;
             let newline = buffer.iter().position(|&b| b == b'\n');
             let chunk = &buffer[..newline.unwrap_or(buffer.len())];
-            utf8.feed(chunk).map_err(|()| Error::invalid(format!("{} is not UTF-8", self.name)))?;
-            match (&mut spilled, spill.as_mut()) {
-                (Some((_, length)), Some(file)) => {
-                    file.append(chunk)?;
-                    *length += chunk.len() as u64;
-                }
-                _ => {
-                    held.extend_from_slice(chunk);
-                    if held.len() > hold_limit {
-                        if keep(valid_prefix(&held))? {
-                            // The prefix suffices: all of the line goes to the spill file; the
-                            // prefix (cut at a character boundary) stays for the scoring.
-                            let file = match spill {
-                                Some(file) => file,
-                                None => spill.insert(Spill::create()?),
-                            };
-                            let start = file.append(&held)?;
-                            spilled = Some((start, held.len() as u64));
-                            held.truncate(valid_prefix(&held).len());
-                            held.shrink_to_fit();
-                        }
-                        hold_limit = hold_limit.saturating_mul(4);
-                    }
-                }
-            }
+            sink.push(chunk, spill, name)?;
             let used = chunk.len() + usize::from(newline.is_some());
             self.inner.consume(used);
             if newline.is_some() {
@@ -202,18 +218,7 @@ impl<R: BufRead> Bounded<'_, R> {
         if !any {
             return Ok(None);
         }
-        utf8.finish().map_err(|()| Error::invalid(format!("{} is not UTF-8", self.name)))?;
-        if spilled.is_none() && held.ends_with(b"\r") {
-            held.pop();
-        }
-        let held = String::from_utf8(held).map_err(|_| Error::invalid(format!("{} is not UTF-8", self.name)))?;
-        if let (Some((_, length)), Some(file)) = (&mut spilled, spill.as_mut()) {
-            // `str::lines`' line ends: drop a final \r from the spilled text too.
-            if file.last_byte()? == Some(b'\r') {
-                *length -= 1;
-            }
-        }
-        Ok(Some(Line { held, spilled }))
+        sink.finish(spill, self.name, true).map(Some)
     }
 }
 
@@ -253,7 +258,7 @@ impl Utf8Check {
 
 /// A temporary file holding the whole text of candidates held only in part. Unlinked as soon as
 /// it is open where the system allows (nothing is left behind even on kill -9), else at drop.
-struct Spill {
+pub(crate) struct Spill {
     file: File,
     path: PathBuf,
     length: u64,
