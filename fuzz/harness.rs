@@ -162,21 +162,103 @@ pub fn safetensors_loader(data: &[u8]) -> Outcome {
     if outcomes.contains(&Outcome::Ok) { Outcome::Ok } else { outcomes.swap_remove(0) }
 }
 
-/// A `pytorch_model.bin` (a zip holding a pickle) beside the tiny model's config and vocabulary,
-/// loaded as the CLI loads a model directory: candle's pickle reader behind crossrank's guard
-/// (claimed sizes checked against the file, panics turned into errors). Native only: the browser
-/// never reads pickles.
+/// A `pytorch_model.bin` beside the tiny model's config and vocabulary, loaded as the CLI loads a
+/// model directory: candle's pickle reader behind crossrank's guard (claimed sizes checked against
+/// the file, panics turned into errors). An input that starts with `PK` is the whole file (a zip);
+/// any other input is the pickle itself, put into the tiny checkpoint's zip as its `data.pkl`
+/// (with a correct CRC, which a mutated zip almost never has: the pickle reader is reached).
+/// Native only: the browser never reads pickles.
 pub fn pytorch_loader(data: &[u8]) -> Outcome {
     // candle's pickle reader takes a path: one folder per thread, reused.
     let dir = std::env::temp_dir().join(format!("crossrank-fuzz-pytorch-{}-{:?}", std::process::id(), std::thread::current().id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(dir.join("config.json"), TINY_CONFIG).expect("config.json");
     std::fs::write(dir.join("vocab.txt"), TINY_VOCAB).expect("vocab.txt");
-    std::fs::write(dir.join("pytorch_model.bin"), data).expect("pytorch_model.bin");
+    let file = if data.starts_with(b"PK") { data.to_vec() } else { with_pickle(TINY_PYTORCH_BIN, data) };
+    std::fs::write(dir.join("pytorch_model.bin"), file).expect("pytorch_model.bin");
     match crossrank::local::load_model(&dir, &Device::Cpu) {
         Ok(reranker) => exercise(&reranker),
         Err(error) => rejected(error),
     }
+}
+
+/// The entries of a zip whose entries are stored (not compressed), as torch.save writes them:
+/// (name, data), read through the central directory (torch's local headers leave sizes to a data
+/// descriptor). `None` when `zip` is not such a file.
+pub fn stored_zip_entries(zip: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(zip.get(at..at + 2)?.try_into().ok()?) as usize);
+    let u32_at = |at: usize| Some(u32::from_le_bytes(zip.get(at..at + 4)?.try_into().ok()?) as usize);
+    let end = (0..zip.len().saturating_sub(21)).rev().find(|&at| zip[at..].starts_with(b"PK\x05\x06"))?;
+    let (count, mut at) = (u16_at(end + 10)?, u32_at(end + 16)?);
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        if !zip.get(at..)?.starts_with(b"PK\x01\x02") || u16_at(at + 10)? != 0 {
+            return None;
+        }
+        let (size, name_length, extra_length, comment_length) = (u32_at(at + 20)?, u16_at(at + 28)?, u16_at(at + 30)?, u16_at(at + 32)?);
+        let local = u32_at(at + 42)?;
+        let name = zip.get(at + 46..at + 46 + name_length)?.to_vec();
+        let data_start = local + 30 + u16_at(local + 26)? + u16_at(local + 28)?;
+        entries.push((name, zip.get(data_start..data_start + size)?.to_vec()));
+        at += 46 + name_length + extra_length + comment_length;
+    }
+    Some(entries)
+}
+
+/// A stored zip of `entries` (local headers with sizes and CRC, central directory, end record).
+pub fn stored_zip(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let (mut zip, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in entries {
+        let offset = zip.len() as u32;
+        let fields = |out: &mut Vec<u8>| {
+            out.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, stored, time, date
+            out.extend_from_slice(&crc32(data).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&[0, 0]); // extra length
+        };
+        zip.extend_from_slice(b"PK\x03\x04");
+        fields(&mut zip);
+        zip.extend_from_slice(name);
+        zip.extend_from_slice(data);
+        central.extend_from_slice(b"PK\x01\x02\x14\x00");
+        fields(&mut central);
+        central.extend_from_slice(&[0; 10]); // comment length, disk, internal and external attributes
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name);
+    }
+    let central_offset = zip.len() as u32;
+    zip.extend_from_slice(&central);
+    zip.extend_from_slice(b"PK\x05\x06\x00\x00\x00\x00");
+    zip.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    zip.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    zip.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    zip.extend_from_slice(&central_offset.to_le_bytes());
+    zip.extend_from_slice(&[0, 0]);
+    zip
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// `checkpoint` (a torch.save zip) with its `data.pkl` replaced by `pickle`.
+pub fn with_pickle(checkpoint: &[u8], pickle: &[u8]) -> Vec<u8> {
+    let mut entries = stored_zip_entries(checkpoint).expect("the tiny checkpoint is a stored zip");
+    for (name, data) in &mut entries {
+        if name.ends_with(b"/data.pkl") {
+            *data = pickle.to_vec();
+        }
+    }
+    stored_zip(&entries)
 }
 
 /// `Config::from_json` and `PairTokenizer::from_tokenizer_json` on the same bytes (both parse JSON

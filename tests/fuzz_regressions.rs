@@ -22,4 +22,10 @@ fn fuzz_seed_models_still_load() {
     assert_eq!(harness::safetensors_loader(harness::TINY_SAFETENSORS), harness::Outcome::Ok);
     assert_eq!(harness::config_parser(harness::TINY_CONFIG), harness::Outcome::Ok);
     assert_eq!(harness::pytorch_loader(harness::TINY_PYTORCH_BIN), harness::Outcome::Ok);
+    // pytorch_loader's pickle mode: the tiny checkpoint's own pickle, put back into a zip the
+    // harness writes, loads as the original does.
+    let entries = harness::stored_zip_entries(harness::TINY_PYTORCH_BIN).unwrap();
+    let pickle = &entries.iter().find(|(name, _)| name.ends_with(b"/data.pkl")).unwrap().1;
+    assert_eq!(harness::stored_zip_entries(&harness::stored_zip(&entries)).unwrap(), entries);
+    assert_eq!(harness::pytorch_loader(pickle), harness::Outcome::Ok);
 }

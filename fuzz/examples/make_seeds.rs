@@ -13,7 +13,10 @@ use candle_core::{DType, Device, Tensor};
 use crossrank::gguf::{convert, ConvertInput, Precision};
 use crossrank::weights::WeightStore;
 use crossrank::PairTokenizer;
-use crossrank_fuzz::{pair_tokenizer, MICRO_CONFIG, MICRO_VOCAB, TINY_CONFIG, TINY_SAFETENSORS, TINY_TOKENIZER};
+use crossrank_fuzz::{
+    pair_tokenizer, pytorch_loader, stored_zip_entries, Outcome, MICRO_CONFIG, MICRO_VOCAB, TINY_CONFIG, TINY_PYTORCH_BIN, TINY_SAFETENSORS,
+    TINY_TOKENIZER,
+};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).unwrap();
@@ -171,5 +174,14 @@ fn main() {
         write(&dir, &format!("fixture-{index:02}"), &bytes);
         written += 1;
     }
+    // pytorch_loader: the tiny checkpoint whole (zip mode) and its pickle alone (pickle mode).
+    let dir = corpus.join("pytorch_loader");
+    let pickle = stored_zip_entries(TINY_PYTORCH_BIN)
+        .and_then(|entries| entries.into_iter().find(|(name, _)| name.ends_with(b"/data.pkl")))
+        .expect("the tiny checkpoint holds data.pkl")
+        .1;
+    assert!(matches!(pytorch_loader(&pickle), Outcome::Ok), "the tiny checkpoint's own pickle must load");
+    write(&dir, "tiny-checkpoint.bin", TINY_PYTORCH_BIN);
+    write(&dir, "tiny-data.pkl", &pickle);
     println!("seeds written under {} ({written} pair seeds)", corpus.display());
 }
