@@ -46,6 +46,18 @@ fn check_tokenizer_json(file: &str, bytes: &[u8]) -> Result<()> {
 const PREFIX_BYTES_PER_TOKEN: usize = 12;
 const MIN_PREFIX_BYTES: usize = 4096;
 
+/// The most of one text that is ever tokenised. A text whose first 4 MiB yield fewer tokens than
+/// a pair (or its windows) reads — control characters, one giant "word", a blob without spaces —
+/// is cut there: tokenising such text costs 40–500 bytes of memory per byte, and past this bound a
+/// text could cost gigabytes (`/dev/zero` as a document). Text with words reaches `max_length`
+/// tokens (or 256 windows) long before it.
+pub const MAX_TEXT_BYTES: usize = 4 << 20;
+
+/// `text` cut at [`MAX_TEXT_BYTES`] (at a character boundary).
+pub fn within_bound(text: &str) -> &str {
+    &text[..floor_char_boundary(text, MAX_TEXT_BYTES.min(text.len()))]
+}
+
 /// The size [`PairTokenizer::passage_tokens`] tokenises a long text in: large enough that the
 /// tokenizer's per-call cost does not count, small enough that its working memory (hundreds of
 /// bytes per input byte) stays small, and that a pre-tokenizer regex that backtracks over the
@@ -232,6 +244,7 @@ impl PairTokenizer {
     /// half of the bound (a giant "word") is cut anywhere, but only once it gives 2 × `need` tokens,
     /// far from the cut.
     fn encode_prefix(&self, text: &str, need: usize) -> Result<tokenizers::Encoding> {
+        let text = within_bound(text);
         match self.encode_decided_prefix(text, need)? {
             Some(encoding) => Ok(encoding),
             None => self.tokenizer.encode(text, false).map_err(|e| Error::tokenizer(&self.file, e)),
@@ -264,7 +277,7 @@ impl PairTokenizer {
     /// huge document across the JS boundary in growing prefixes until this holds, instead of
     /// copying all of it into wasm memory, which never shrinks.
     pub fn prefix_suffices(&self, start: &str, max_length: usize) -> Result<bool> {
-        Ok(self.encode_decided_prefix(start, max_length)?.is_some())
+        Ok(start.len() >= MAX_TEXT_BYTES || self.encode_decided_prefix(start, max_length)?.is_some())
     }
 
     /// Every token of `text`, however long: the reference `encode_pairs` must agree with (tests).
@@ -300,6 +313,7 @@ impl PairTokenizer {
     /// tokens are full tokenisation's; tests/hardening.rs checks it), and only until `need` tokens
     /// are there: a huge document costs the memory of the tokens kept, not of all of it.
     pub fn passage_tokens(&self, text: &str, need: usize) -> Result<PassageTokens> {
+        let text = within_bound(text);
         let mut tokens = PassageTokens { offsets: Vec::new(), word_starts: Vec::new(), complete: false };
         let (mut rest, mut chars_before) = (text, 0);
         while !rest.is_empty() {

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::tokenize::{PairTokenizer, PassageTokens};
+use crate::tokenize::{within_bound, PairTokenizer, PassageTokens, MAX_TEXT_BYTES};
 
 /// How the window scores of one document become its score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,11 +77,13 @@ pub fn split(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_
 /// stopped reading tokens inside it (its pieces were all cut inside `start`, so the longer text
 /// gives the same pieces, tokens and windows). The browser reads a huge document only this far.
 pub fn prefix_suffices(tokenizer: &PairTokenizer, query_tokens: usize, start: &str, max_length: usize, overlap: usize) -> Result<bool> {
-    Ok(!split_reading(tokenizer, query_tokens, start, max_length, overlap)?.1)
+    Ok(start.len() >= MAX_TEXT_BYTES || !split_reading(tokenizer, query_tokens, start, max_length, overlap)?.1)
 }
 
 /// [`split`], and whether it read every token of `passage`.
 fn split_reading(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, max_length: usize, overlap: usize) -> Result<(Vec<Window>, bool)> {
+    // Nothing past the read bound is tokenised, so nothing past it is in a window either.
+    let passage = within_bound(passage);
     let budget = max_length.saturating_sub(query_tokens + 3).max(MIN_WINDOW_TOKENS.min(max_length.saturating_sub(3)));
     if budget == 0 {
         return Err(Error::invalid(format!("max_length {max_length} leaves no room for passage windows")));

@@ -190,6 +190,23 @@ fn windows_of_a_huge_document_stop_at_the_bound() {
     }
 }
 
+/// Nothing past MAX_TEXT_BYTES of a text is tokenised: 5 MiB of NUL (which yield no tokens) and then
+/// words tokenise as their first 4 MiB, with and without windows, and a prefix that long decides.
+#[test]
+fn text_past_the_read_bound_is_never_tokenised() {
+    let hf = crossrank::local::read_hf_dir(&common::root().join("tests/models/minilm-l4"), &Device::Cpu).unwrap();
+    let bound = crossrank::tokenize::MAX_TEXT_BYTES;
+    let text = format!("{}{}", "\0".repeat(bound + (1 << 20)), "vitamin d from sunlight ".repeat(100));
+    let cut = &text[..bound];
+    let tokens = hf.tokenizer.encode_bounded(&text, 128).unwrap();
+    assert_eq!(tokens, hf.tokenizer.encode_bounded(cut, 128).unwrap());
+    assert!(tokens.is_empty(), "the words past the bound were read");
+    assert!(hf.tokenizer.prefix_suffices(cut, 128).unwrap());
+    let split = |text: &str| crossrank::windows::split(&hf.tokenizer, 4, text, 128, 32).unwrap();
+    assert_eq!(split(&text), split(cut));
+    assert!(crossrank::windows::prefix_suffices(&hf.tokenizer, 4, cut, 128, 32).unwrap());
+}
+
 /// The browser reads a huge document in growing prefixes until `prefix_suffices`: from that
 /// prefix on, bounded tokenisation gives exactly the whole text's tokens (so nothing past the
 /// prefix need cross into wasm memory), and no shorter prefix than needed is accepted.
