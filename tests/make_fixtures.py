@@ -12,23 +12,20 @@ Run from the repository root (needs torch, transformers, sentence-transformers, 
     python3 tests/make_fixtures.py
 """
 import json
-import platform
 import sys
 from pathlib import Path
 
-import numpy as np
-import sentence_transformers
-import tokenizers
 import torch
 from safetensors.torch import save_file
-import transformers
 from sentence_transformers import CrossEncoder
 from tokenizers import BertWordPieceTokenizer
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "models"))
 import make_minilm_l4  # noqa: E402
+from common import versions  # noqa: E402  (library versions, recorded in every fixture)
 
 COMMAND = "python3 tests/make_fixtures.py"
 TINY_VOCAB_SIZE = 3000  # the first 3000 WordPiece entries of bert-base-uncased: specials, characters, common words
@@ -68,17 +65,6 @@ PAIRS = [
 # Pairs also recorded at a shorter max_length, to test that truncation is configurable.
 SHORT_MAX_LENGTH = 64
 SHORT_CASES = ["long_passage", "long_query", "long_query_long_passage", "numbers_units"]
-
-
-def versions() -> dict:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "sentence_transformers": sentence_transformers.__version__,
-        "tokenizers": tokenizers.__version__,
-        "numpy": np.__version__,
-    }
 
 
 def make_tiny(out: Path, out_bin: Path) -> None:

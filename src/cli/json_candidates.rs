@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use crossrank::{Error, Result};
 
-use crate::candidates::{io_error, Bounded, Candidates, Keep, TextSink};
+use crate::candidates::{io_error, Bounded, Candidates, Keep, Text, TextSink};
 
 /// Keys longer than this are not a key crossrank reads: they are skipped, not held.
 const MAX_KEY_BYTES: usize = 64;
@@ -20,24 +20,12 @@ pub fn read_array<R: BufRead>(input: &mut Bounded<'_, R>, keep: Keep, candidates
     json.expect(b'[')?;
     let mut scores = Vec::new();
     let mut all_scored = true;
-    json.skip_whitespace()?;
-    if json.peek()? == Some(b']') {
-        json.bump(1);
-    } else {
-        loop {
-            json.skip_whitespace()?;
-            let index = candidates.texts.len();
-            let score = json.candidate(index, keep, candidates)?;
-            all_scored &= score.is_some();
-            scores.extend(score);
-            json.skip_whitespace()?;
-            match json.next()? {
-                Some(b',') => continue,
-                Some(b']') => break,
-                _ => return Err(json.syntax("expected `,` or `]` after a candidate")),
-            }
-        }
-    }
+    json.items(b']', "after a candidate", |json| {
+        let score = json.candidate(candidates.texts.len(), keep, candidates)?;
+        all_scored &= score.is_some();
+        scores.extend(score);
+        Ok(())
+    })?;
     json.skip_whitespace()?;
     if json.peek()?.is_some() {
         return Err(json.syntax("trailing characters after the array"));
@@ -110,62 +98,67 @@ impl<R: BufRead> Json<'_, '_, R> {
         }
     }
 
+    /// The items of an array or object (its opening bracket consumed) up to `close`, each read by
+    /// `item` (at its first byte), separated by commas.
+    fn items(&mut self, close: u8, place: &str, mut item: impl FnMut(&mut Self) -> Result<()>) -> Result<()> {
+        self.skip_whitespace()?;
+        if self.peek()? == Some(close) {
+            self.bump(1);
+            return Ok(());
+        }
+        loop {
+            self.skip_whitespace()?;
+            item(self)?;
+            self.skip_whitespace()?;
+            match self.next()? {
+                Some(b',') => continue,
+                Some(byte) if byte == close => return Ok(()),
+                _ => return Err(self.syntax(&format!("expected `,` or `{}` {place}", close as char))),
+            }
+        }
+    }
+
+    /// A candidate's text (at its opening quote), through a [`TextSink`].
+    fn text(&mut self, keep: Keep, candidates: &mut Candidates) -> Result<Text> {
+        self.bump(1);
+        let mut sink = TextSink::new(keep);
+        self.string(StringSink::Text(&mut sink), candidates.spill())?;
+        sink.finish(candidates.spill(), self.input.name, false)
+    }
+
     /// One element of the array; returns its first-stage score, if it has one.
     fn candidate(&mut self, index: usize, keep: Keep, candidates: &mut Candidates) -> Result<Option<f32>> {
-        let name = self.input.name;
         match self.peek()? {
             Some(b'"') => {
-                self.bump(1);
-                let mut sink = TextSink::new(keep);
-                self.string(StringSink::Text(&mut sink), candidates.spill())?;
-                let text = sink.finish(candidates.spill(), name, false)?;
+                let text = self.text(keep, candidates)?;
                 candidates.push(text);
                 Ok(None)
             }
             Some(b'{') => {
                 self.bump(1);
-                let mut text = None;
-                let mut score = None;
-                self.skip_whitespace()?;
-                if self.peek()? == Some(b'}') {
-                    self.bump(1);
-                } else {
-                    loop {
-                        self.skip_whitespace()?;
-                        self.expect(b'"')?;
-                        let mut key = Vec::new();
-                        self.string(StringSink::Key(&mut key), candidates.spill())?;
-                        self.skip_whitespace()?;
-                        self.expect(b':')?;
-                        self.skip_whitespace()?;
-                        match (key.as_slice(), self.peek()?) {
-                            (b"text", Some(b'"')) => {
-                                if text.is_some() {
-                                    return Err(Error::invalid(format!("candidate {index} has \"text\" twice")));
-                                }
-                                self.bump(1);
-                                let mut sink = TextSink::new(keep);
-                                self.string(StringSink::Text(&mut sink), candidates.spill())?;
-                                text = Some(sink.finish(candidates.spill(), name, false)?);
-                            }
-                            (b"score", Some(b'-' | b'0'..=b'9')) => {
-                                let value = self.scalar()?;
-                                score = Some(value.parse::<f64>().map_err(|_| self.syntax("invalid number"))? as f32);
-                            }
-                            (b"score", _) => {
-                                self.skip_value(candidates)?;
-                                return Err(Error::invalid(format!("candidate {index}: \"score\" is not a number")));
-                            }
-                            _ => self.skip_value(candidates)?,
+                let (mut text, mut score) = (None, None);
+                self.items(b'}', "in an object", |json| {
+                    json.expect(b'"')?;
+                    let mut key = Vec::new();
+                    json.string(StringSink::Key(&mut key), candidates.spill())?;
+                    json.skip_whitespace()?;
+                    json.expect(b':')?;
+                    json.skip_whitespace()?;
+                    match (key.as_slice(), json.peek()?) {
+                        (b"text", Some(b'"')) if text.is_some() => Err(Error::invalid(format!("candidate {index} has \"text\" twice"))),
+                        (b"text", Some(b'"')) => {
+                            text = Some(json.text(keep, candidates)?);
+                            Ok(())
                         }
-                        self.skip_whitespace()?;
-                        match self.next()? {
-                            Some(b',') => continue,
-                            Some(b'}') => break,
-                            _ => return Err(self.syntax("expected `,` or `}` in an object")),
+                        (b"score", Some(b'-' | b'0'..=b'9')) => {
+                            let value = json.scalar()?;
+                            score = Some(value.parse::<f64>().map_err(|_| json.syntax("invalid number"))? as f32);
+                            Ok(())
                         }
+                        (b"score", _) => Err(Error::invalid(format!("candidate {index}: \"score\" is not a number"))),
+                        _ => json.skip_value(candidates),
                     }
-                }
+                })?;
                 let text = text.ok_or_else(|| Error::invalid(format!("candidate {index} is an object without a string \"text\"")))?;
                 candidates.push(text);
                 Ok(score)
