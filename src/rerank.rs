@@ -149,7 +149,7 @@ impl Reranker {
     /// Callers that stream a huge document (the browser across the JS boundary, the CLI's input)
     /// hold it only this far.
     pub fn prefix_suffices(&self, query: &str, start: &str, options: &RerankOptions) -> Result<bool> {
-        let max_length = options.max_length.unwrap_or(self.default_max_length);
+        let max_length = self.check_max_length(options.max_length)?;
         match options.windows {
             None => self.tokenizer.prefix_suffices(start, max_length),
             Some(window) => windows::prefix_suffices(&self.tokenizer, self.tokenizer.count_tokens(query)?, start, max_length, window.overlap),

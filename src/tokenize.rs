@@ -289,10 +289,20 @@ impl PairTokenizer {
     /// [`Self::passage_tokens`] of all of `text` in one piece: the reference it must agree with (tests).
     #[doc(hidden)]
     pub fn passage_tokens_whole(&self, text: &str) -> Result<PassageTokens> {
-        let encoding = self.tokenizer.encode_char_offsets(text, false).map_err(|e| Error::tokenizer(&self.file, e))?;
+        let mut tokens = PassageTokens { offsets: Vec::new(), word_starts: Vec::new(), complete: true };
+        self.push_spans(text, 0, &mut tokens)?;
+        Ok(tokens)
+    }
+
+    /// Appends the spans (shifted by `chars_before`) and word starts of `piece`'s tokens.
+    fn push_spans(&self, piece: &str, chars_before: usize, tokens: &mut PassageTokens) -> Result<()> {
+        let encoding = self.tokenizer.encode_char_offsets(piece, false).map_err(|e| Error::tokenizer(&self.file, e))?;
         let word_ids = encoding.get_word_ids();
-        let word_starts = (0..word_ids.len()).map(|i| i == 0 || word_ids[i] != word_ids[i - 1]).collect();
-        Ok(PassageTokens { offsets: encoding.get_offsets().to_vec(), word_starts, complete: true })
+        for (i, &(start, end)) in encoding.get_offsets().iter().enumerate() {
+            tokens.offsets.push((start + chars_before, end + chars_before));
+            tokens.word_starts.push(i == 0 || word_ids[i] != word_ids[i - 1]);
+        }
+        Ok(())
     }
 
     /// The first tokens of `text` as `encode_pairs` tokenises it (at least `need` exact ones).
@@ -321,12 +331,7 @@ impl PairTokenizer {
                 return Ok(tokens);
             }
             let piece = &rest[..piece_end(rest, PASSAGE_PIECE_BYTES)];
-            let encoding = self.tokenizer.encode_char_offsets(piece, false).map_err(|e| Error::tokenizer(&self.file, e))?;
-            let word_ids = encoding.get_word_ids();
-            for (i, &(start, end)) in encoding.get_offsets().iter().enumerate() {
-                tokens.offsets.push((start + chars_before, end + chars_before));
-                tokens.word_starts.push(i == 0 || word_ids[i] != word_ids[i - 1]);
-            }
+            self.push_spans(piece, chars_before, &mut tokens)?;
             chars_before += piece.chars().count();
             rest = &rest[piece.len()..];
         }
