@@ -1,13 +1,15 @@
 //! GELU (erf) and softmax on the CPU without calling libm per element: `erff` and `expf` are
 //! scalar calls that LLVM cannot vectorise, and they took a third of the native profile (20% and
 //! 11–15%). Here both are branch-free polynomials over plain loops, which LLVM vectorises on its
-//! own (AVX2/AVX-512 natively, SIMD128 in wasm). Accuracy (tested below against f64): GELU within
+//! own (SIMD128 in wasm; natively 8 wide with fused multiply-adds where the CPU has AVX2 and FMA,
+//! see [`crate::cpu`]). Accuracy (tested below against f64, on both native paths): GELU within
 //! 1e-6 × max(1, |x|) of the exact value, exp within 2 ulp.
 //!
 //! Other devices (CUDA) keep candle's kernels; see [`gelu_erf`] and [`masked_softmax`].
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
+use crate::cpu::multiversioned;
 use crate::error::Result;
 
 /// The exact (erf) GELU of BERT's `hidden_act: "gelu"`.
@@ -15,8 +17,18 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if !matches!(x.device(), Device::Cpu) {
         return Ok(x.gelu_erf()?);
     }
-    let values = with_values(x, |values| values.iter().map(|&v| gelu_erf_scalar(v)).collect::<Vec<f32>>())?;
+    let values = with_values(x, gelu_values)?;
     Ok(Tensor::from_vec(values, x.shape(), x.device())?)
+}
+
+multiversioned! {
+    fn gelu_values(values: &[f32]) -> Vec<f32> {
+        // A loop, not `collect`: the library's collect is not inlined, so it would run without
+        // the AVX2 this function is compiled with.
+        let mut out = vec![0f32; values.len()];
+        out.iter_mut().zip(values).for_each(|(y, &v)| *y = gelu_erf_scalar(v));
+        out
+    }
 }
 
 /// Attention's softmax over the last dimension of `scores` `(batch, heads, rows, seq)`, after
@@ -32,16 +44,20 @@ pub fn masked_softmax(scores: &Tensor, mask_bias: Option<&Tensor>) -> Result<Ten
     }
     let (batch, heads, rows, seq) = scores.dims4()?;
     let mask = AttentionMask::read(mask_bias, batch, seq)?;
-    let rows_per_pair = (heads * rows).max(1);
-    let values = with_values(scores, |scores| {
+    let values = with_values(scores, |scores| softmax_rows(scores, seq, (heads * rows).max(1), &mask))?;
+    Ok(Tensor::from_vec(values, (batch, heads, rows, seq), scores.device())?)
+}
+
+multiversioned! {
+    /// Softmax of each row of `seq` scores plus its pair's mask (pair = row / rows_per_pair).
+    fn softmax_rows(scores: &[f32], seq: usize, rows_per_pair: usize, mask: &AttentionMask) -> Vec<f32> {
         let mut out = vec![0f32; scores.len()];
         for (i, (row, out_row)) in scores.chunks_exact(seq.max(1)).zip(out.chunks_exact_mut(seq.max(1))).enumerate() {
             mask.apply(i / rows_per_pair, row, out_row);
             softmax_row(out_row);
         }
         out
-    })?;
-    Ok(Tensor::from_vec(values, (batch, heads, rows, seq), scores.device())?)
+    }
 }
 
 /// Attention's additive mask `(batch, 1, 1, seq)` as values (0 for tokens, a large negative
@@ -66,6 +82,7 @@ impl AttentionMask {
     }
 
     /// `out = scores + pair's mask` (or a copy of `scores` without a mask), one row of `seq`.
+    #[inline(always)]
     pub(crate) fn apply(&self, pair: usize, scores: &[f32], out: &mut [f32]) {
         match &self.values {
             Some(values) => {
@@ -126,7 +143,8 @@ fn exp(input: f32) -> f32 {
     // Round to nearest by adding and subtracting 1.5·2²³ (no `roundeven` call, which x86-64's
     // baseline lacks as an instruction and which would stop the loop from vectorising).
     const ROUND: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let rounded = x * std::f32::consts::LOG2_E + ROUND;
+    let n = rounded - ROUND;
     // ln2 in two parts, so that n·ln2 is subtracted without losing r's low bits.
     let r = x - n * 0.693_359_375 - n * -2.121_944_400_5e-4;
     let mut p = 1.987_569_150_0e-4_f32;
@@ -136,7 +154,10 @@ fn exp(input: f32) -> f32 {
     p = p * r + 1.666_666_545_9e-1;
     p = p * r + 5.000_000_120_1e-1;
     let y = p * r * r + r + 1.0;
-    let value = y * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n as an integer from the same bits (the low mantissa bits of `rounded`): a float-to-int
+    // cast saturates lane by lane on x86 and would not vectorise.
+    let n_bits = rounded.to_bits() as i32 - ROUND.to_bits() as i32;
+    let value = y * f32::from_bits(((n_bits + 127) as u32) << 23);
     if input < -87.0 {
         0.0
     } else {
@@ -144,6 +165,7 @@ fn exp(input: f32) -> f32 {
     }
 }
 
+#[inline(always)]
 fn softmax_row(row: &mut [f32]) {
     let sum = exp_row(row);
     let inverse = 1.0 / sum;
@@ -152,6 +174,7 @@ fn softmax_row(row: &mut [f32]) {
 
 /// Softmax without the division: `row` becomes `exp(v − max)` (so its largest value is exactly
 /// 1) and the sum is returned. A fully masked row (max −∞) becomes NaN, as candle's softmax does.
+#[inline(always)]
 pub(crate) fn exp_row(row: &mut [f32]) -> f32 {
     // A comparison, not f32::max, which does not vectorise on wasm.
     let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
@@ -235,6 +258,33 @@ mod tests {
         }
         assert_eq!(exp(-200.0), 0.0);
         assert_eq!(exp(-1e9), 0.0);
+    }
+
+    #[test]
+    fn both_native_paths_are_within_the_bounds() {
+        // The functions as the model calls them: compiled with AVX2+FMA where the CPU has them
+        // (fused multiply-adds round differently), and the baseline.
+        let xs: Vec<f32> = (-60_000..=60_000).map(|i| i as f32 / 10_000.0).collect();
+        for gelu in [gelu_values(&xs), crate::cpu::with_baseline(|| gelu_values(&xs))] {
+            for (&x, &got) in xs.iter().zip(&gelu) {
+                let exact = 0.5 * x as f64 * (1.0 + erf64(x as f64 / std::f64::consts::SQRT_2));
+                assert!((got as f64 - exact).abs() <= 1e-6 * (x.abs() as f64).max(1.0), "gelu({x}) = {got}, exact {exact}");
+            }
+        }
+        // exp_row subtracts the row's maximum (0 here), so it computes exp(x) for x ≤ 0 (down to
+        // −70: the quotients stay normal numbers, whose relative error this bounds).
+        let row: Vec<f32> = (-70_000..=0).map(|i| i as f32 / 1000.0).collect();
+        let softmax = |row: &[f32]| {
+            let mask = AttentionMask { seq: row.len(), values: None };
+            softmax_rows(row, row.len(), 1, &mask)
+        };
+        let sum: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
+        for probabilities in [softmax(&row), crate::cpu::with_baseline(|| softmax(&row))] {
+            for (&x, &got) in row.iter().zip(&probabilities) {
+                let exact = (x as f64).exp() / sum;
+                assert!((got as f64 - exact).abs() <= 4.0 * f32::EPSILON as f64 * exact, "softmax at {x}: {got}, exact {exact}");
+            }
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod weights;
 // Internals: the compute kernels and the Hugging Face folder reader behind `gguf::convert` and
 // the wasm build's `convertHf`.
 pub(crate) mod activations;
+pub(crate) mod cpu;
 pub(crate) mod hf;
 pub(crate) mod int8;
 pub(crate) mod linear;

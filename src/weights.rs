@@ -26,9 +26,11 @@ impl StoredTensor {
     }
 }
 
-/// How a linear layer with quantised weights multiplies. Natively the default is `Dequantize`
-/// (candle's multi-threaded f32 GEMM measured faster than the portable int8 loops); the wasm
-/// build defaults to `Int8` (src/wasm.rs), whose SIMD128 kernel is faster there.
+/// How a linear layer with quantised weights multiplies. Natively the default is `Int8` on x86-64
+/// CPUs with AVX2 (its kernel, [`crate::int8`]'s `PairedMatrix`, measured faster than candle's f32
+/// GEMM) and `Dequantize` elsewhere (candle's multi-threaded f32 GEMM beats the portable int8
+/// loops) and on GPUs; the wasm build defaults to `Int8` (src/wasm.rs), whose SIMD128 kernels
+/// are faster there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QuantizedMatmul {
     /// Dequantise the weights once at load and multiply in f32: only the weights carry rounding
@@ -45,6 +47,17 @@ pub enum QuantizedMatmul {
     Int8,
 }
 
+impl QuantizedMatmul {
+    /// The default for models loaded onto `device` (see the type's comment).
+    pub fn for_device(device: &Device) -> Self {
+        if matches!(device, Device::Cpu) && cfg!(target_arch = "x86_64") && crate::cpu::avx2_fma() {
+            Self::Int8
+        } else {
+            Self::default()
+        }
+    }
+}
+
 /// All tensors of one model file, by their checkpoint names.
 pub struct WeightStore {
     file: String,
@@ -55,7 +68,7 @@ pub struct WeightStore {
 
 impl WeightStore {
     pub fn new(file: impl Into<String>, tensors: HashMap<String, StoredTensor>, device: &Device) -> Self {
-        Self { file: file.into(), tensors, device: device.clone(), quantized_matmul: QuantizedMatmul::default() }
+        Self { file: file.into(), tensors, device: device.clone(), quantized_matmul: QuantizedMatmul::for_device(device) }
     }
 
     pub fn set_quantized_matmul(&mut self, quantized_matmul: QuantizedMatmul) {

@@ -1,14 +1,18 @@
-//! Attention's two products (`Q Kᵀ` and `P V`) on the int8 kernel of the relaxed-SIMD build.
+//! Attention's two products (`Q Kᵀ` and `P V`) on an int8 kernel: the relaxed-SIMD build's, or
+//! natively the AVX2 one ([`super::PairedMatrix`]).
 //!
 //! Why: once the linear layers run on the relaxed dot, the f32 attention products are a quarter
 //! of a 512-token call in Chromium (candle's SIMD128 GEMM is at f32x4's mul+add peak already),
-//! and on the int8 kernel they run ~3× faster. Only quantised models in the relaxed build take
-//! this path ([`crate::linear::Linear::is_int8`]): an f32 model keeps exact f32 attention.
+//! and on the int8 kernel they run ~3× faster. Natively the f32 path's (batch, heads, rows, seq)
+//! scores tensor, written, softmaxed into a second one and read back, was a quarter of the time
+//! (softmax 15%, most of it memory traffic). Only quantised models take this path
+//! ([`crate::linear::Linear::is_int8`]): an f32 model keeps exact f32 attention.
 //!
-//! Accuracy: keys and values are rounded to 8 bits per block of 32 (Q8_0's rounding, which the
-//! weights that made them already carry), queries and probabilities to 14 bits per row, as the
-//! linear layers' activations. Each (pair, head) is one small matrix product pair, so nothing
-//! the size of a pair's scores lives longer than one head.
+//! Accuracy: in the relaxed build keys and values are rounded to 8 bits per block of 32 (Q8_0's
+//! rounding, which the weights that made them already carry), natively to 12 bits per key and
+//! per head dimension; queries and probabilities to 14 bits per row, as the linear layers'
+//! activations. Each (pair, head) is one small matrix product pair, so nothing the size of a
+//! pair's scores lives longer than one head (and natively the heads share the threads).
 
 use candle_core::Tensor;
 
@@ -21,14 +25,70 @@ pub fn supports(head_size: usize) -> bool {
     head_size > 0 && head_size % BLOCK == 0
 }
 
+/// Whether this build and CPU have an int8 kernel that attention runs faster on than f32.
+pub fn available() -> bool {
+    kernel().is_some()
+}
+
+/// The kernel attention uses here: its forms of the weight (keys, or values transposed) and of
+/// the activations (queries, or probabilities).
+#[derive(Clone, Copy)]
+enum Kernel {
+    Relaxed,
+    #[cfg(target_arch = "x86_64")]
+    Paired,
+}
+
+fn kernel() -> Option<Kernel> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx2_fma() {
+        return Some(Kernel::Paired);
+    }
+    super::RELAXED.then_some(Kernel::Relaxed)
+}
+
+impl Kernel {
+    /// `x Wᵀ` for the f32 `weight` `(outputs, cols)`: `scores` when the weight is the keys
+    /// (queries as `x`), the context when it is the values transposed. `x` holds probabilities
+    /// times `row_scales` when those are given (they lie in [0, 1]: no search for the largest).
+    fn product(self, weight: &[f32], outputs: usize, cols: usize, x: &[f32], row_scales: Option<&[f32]>) -> Vec<f32> {
+        match self {
+            Self::Relaxed => {
+                let weight = InterleavedMatrix::new(&Int8Matrix::quantize(weight, outputs, cols));
+                weight.matmul(&match row_scales {
+                    Some(scales) => DigitRows::in_unit_range(x, cols, scales),
+                    None => DigitRows::new(x, cols),
+                })
+            }
+            #[cfg(target_arch = "x86_64")]
+            Self::Paired => {
+                use super::PairedMatrix;
+                let weight = PairedMatrix::from_rows(weight, outputs, cols);
+                weight.matmul_here(&match row_scales {
+                    Some(scales) => PairedMatrix::quantize_unit_range(x, cols, scales),
+                    None => PairedMatrix::quantize(x, cols),
+                })
+            }
+        }
+    }
+}
+
 /// `softmax(Q Kᵀ + mask) V` for `query` `(batch, heads, rows, head)`, `key` and `value`
 /// `(batch, heads, seq, head)` (queries already scaled), `mask_bias` `(batch, 1, 1, seq)`.
 pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&Tensor>) -> Result<Tensor> {
-    let (batch, heads, rows, head) = query.dims4()?;
-    let seq = key.dim(2)?;
+    let head = query.dims4()?.3;
     if !supports(head) {
         return Err(Error::Compute(format!("int8 attention needs a head size that is a multiple of {BLOCK}, got {head}")));
     }
+    let Some(kernel) = kernel() else {
+        return Err(Error::Compute("int8 attention needs the relaxed-SIMD build or an x86-64 CPU with AVX2".into()));
+    };
+    attend_with(kernel, query, key, value, mask_bias)
+}
+
+fn attend_with(kernel: Kernel, query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&Tensor>) -> Result<Tensor> {
+    let (batch, heads, rows, head) = query.dims4()?;
+    let seq = key.dim(2)?;
     let mask = AttentionMask::read(mask_bias, batch, seq)?;
     // Values are multiplied along the keys, which the kernel takes in blocks of 32: pad with
     // zero values (and zero probabilities).
@@ -37,40 +97,62 @@ pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&T
     with_values(query, |query| {
         with_values(key, |key| {
             with_values(value, |value| {
-                let mut transposed = vec![0f32; head * padded];
-                // exp(score − max) per row (largest exactly 1), quantised as is; the division by
-                // the row's sum goes into the row's scale.
-                let mut probabilities = vec![0f32; rows * padded];
-                let mut row_scales = vec![0f32; rows];
-                for pair in 0..batch {
-                    for h in 0..heads {
-                        let at = pair * heads + h;
-                        let q = &query[at * rows * head..(at + 1) * rows * head];
-                        let k = &key[at * seq * head..(at + 1) * seq * head];
-                        let v = &value[at * seq * head..(at + 1) * seq * head];
-                        // Scores: the keys are the weight (one output per key), the queries the activations.
-                        let keys = InterleavedMatrix::new(&Int8Matrix::quantize(k, seq, head));
-                        let scores = keys.matmul(&DigitRows::new(q, head));
-                        for ((scores, out), scale) in scores.chunks_exact(seq).zip(probabilities.chunks_exact_mut(padded)).zip(&mut row_scales) {
-                            let out = &mut out[..seq];
-                            mask.apply(pair, scores, out);
-                            *scale = 1.0 / exp_row(out);
-                        }
-                        // Context: Vᵀ is the weight (one output per head dimension).
-                        for (j, row) in v.chunks_exact(head).enumerate() {
-                            for (d, &x) in row.iter().enumerate() {
-                                transposed[d * padded + j] = x;
-                            }
-                        }
-                        let values = InterleavedMatrix::new(&Int8Matrix::quantize(&transposed, head, padded));
-                        let out = values.matmul(&DigitRows::in_unit_range(&probabilities, padded, &row_scales));
-                        context[at * rows * head..(at + 1) * rows * head].copy_from_slice(&out);
-                    }
-                }
+                for_each_head(&mut context, rows * head, |at, context| {
+                    let pair = at / heads.max(1);
+                    let q = &query[at * rows * head..(at + 1) * rows * head];
+                    let k = &key[at * seq * head..(at + 1) * seq * head];
+                    let v = &value[at * seq * head..(at + 1) * seq * head];
+                    // Scores: the keys are the weight (one output per key), the queries the activations.
+                    let scores = kernel.product(k, seq, head, q, None);
+                    let mut probabilities = vec![0f32; rows * padded];
+                    let mut row_scales = vec![0f32; rows];
+                    softmax_rows(&scores, &mask, pair, seq, &mut probabilities, &mut row_scales);
+                    let mut transposed = vec![0f32; head * padded];
+                    transpose(v, head, padded, &mut transposed);
+                    context.copy_from_slice(&kernel.product(&transposed, head, padded, &probabilities, Some(&row_scales)));
+                });
             })
         })
     })???;
     Ok(Tensor::from_vec(context, (batch, heads, rows, head), query.device())?)
+}
+
+crate::cpu::multiversioned! {
+    /// `exp(score + mask − max)` per row of `seq` scores (largest exactly 1) into rows of
+    /// `probabilities` (padding stays 0), quantised as is: the division by the row's sum goes
+    /// into the row's scale.
+    fn softmax_rows(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, probabilities: &mut [f32], row_scales: &mut [f32]) {
+        let padded = probabilities.len() / row_scales.len().max(1);
+        for ((scores, out), scale) in scores.chunks_exact(seq.max(1)).zip(probabilities.chunks_exact_mut(padded.max(1))).zip(row_scales) {
+            let out = &mut out[..seq];
+            mask.apply(pair, scores, out);
+            *scale = 1.0 / exp_row(out);
+        }
+    }
+}
+
+/// `values` `(seq, head)` into `transposed` `(head, padded)`: Vᵀ is the context's weight (one
+/// output per head dimension); columns past `seq` stay 0.
+fn transpose(values: &[f32], head: usize, padded: usize, transposed: &mut [f32]) {
+    for (j, row) in values.chunks_exact(head).enumerate() {
+        for (d, &x) in row.iter().enumerate() {
+            transposed[d * padded + j] = x;
+        }
+    }
+}
+
+/// Calls `f(i, chunk)` for each `size`-long chunk of `out` (one (pair, head) each): on rayon's
+/// threads natively, one after another in wasm or with one thread.
+fn for_each_head(out: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    // With one thread, on this one: handing work to rayon's worker and waking this thread
+    // again costs futex calls that showed in the profile.
+    #[cfg(not(target_arch = "wasm32"))]
+    if rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        out.par_chunks_mut(size.max(1)).enumerate().for_each(|(i, chunk)| f(i, chunk));
+        return;
+    }
+    out.chunks_mut(size.max(1)).enumerate().for_each(|(i, chunk)| f(i, chunk));
 }
 
 #[cfg(test)]
@@ -89,14 +171,23 @@ mod tests {
         // The second pair's last two keys are padding.
         let mask: Vec<f32> = (0..batch * seq).map(|i| if i >= 2 * seq - 2 { -1e4 } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, (batch, 1, 1, seq), &device).unwrap();
-        let got = attend(&q, &k, &v, Some(&mask)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let scores = q.matmul(&k.t().unwrap()).unwrap().broadcast_add(&mask).unwrap();
         let exact = candle_nn::ops::softmax_last_dim(&scores).unwrap().matmul(&v).unwrap();
         let exact = exact.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let worst = got.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        // Scores move by ~|q|·|k|/254 and values by 1/254 of a block's largest: well under 1e-2 here.
-        assert!(worst < 5e-3, "int8 attention is {worst} from f32");
-        assert!(worst > 0.0, "the int8 path was not taken");
+        // Every kernel this CPU can run (the relaxed one's portable definition always).
+        let mut kernels = vec![(Kernel::Relaxed, 5e-3)];
+        #[cfg(target_arch = "x86_64")]
+        if crate::cpu::avx2_fma() {
+            // 12-bit keys and values: finer than the relaxed kernel's 8 bits per block.
+            kernels.push((Kernel::Paired, 1e-3));
+        }
+        for (kernel, bound) in kernels {
+            let got = attend_with(kernel, &q, &k, &v, Some(&mask)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let worst = got.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            // Scores move by ~|q|·|k| times the weights' rounding step: well under 1e-2 here.
+            assert!(worst < bound, "int8 attention is {worst} from f32");
+            assert!(worst > 0.0, "the int8 path was not taken");
+        }
     }
 
     #[test]

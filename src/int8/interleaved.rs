@@ -106,7 +106,8 @@ fn split(row: &[f32], inverse: f32, low: &mut [u8], high: &mut [u8]) {
 
 /// The largest |v| of a row (NaN is passed over, as `f32::max` does), in eight lanes so that it
 /// vectorises: `f32::max` does not, on wasm.
-fn largest_magnitude(row: &[f32]) -> f32 {
+#[inline(always)]
+pub(super) fn largest_magnitude(row: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let chunks = row.chunks_exact(8);
     let tail = chunks.remainder();

@@ -19,7 +19,11 @@ use crate::error::{Error, Result};
 
 pub mod attention;
 mod interleaved;
+#[cfg(target_arch = "x86_64")]
+mod paired;
 pub use interleaved::{DigitRows, InterleavedMatrix};
+#[cfg(target_arch = "x86_64")]
+pub use paired::PairedMatrix;
 
 /// Whether this is the relaxed-SIMD build (where the int8 path is fastest).
 pub const RELAXED: bool = cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"));
@@ -41,16 +45,23 @@ pub enum Activations {
 }
 
 /// A quantised linear weight as this build multiplies it: interleaved for the relaxed dot in a
-/// relaxed-SIMD module, row-major everywhere else. Only one form is kept in memory.
+/// relaxed-SIMD module, in column pairs with row scales on x86-64 CPUs with AVX2, row-major
+/// everywhere else. Only one form is kept in memory.
 pub enum Int8Weight {
     RowMajor(Int8Matrix),
     Interleaved(InterleavedMatrix),
+    #[cfg(target_arch = "x86_64")]
+    Paired(PairedMatrix),
 }
 
 impl Int8Weight {
     /// See [`Int8Matrix::from_qtensor`]: `None` for types the int8 path does not take.
     pub fn from_qtensor(file: &str, name: &str, tensor: &QTensor) -> Result<Option<Self>> {
         Ok(Int8Matrix::from_qtensor(file, name, tensor)?.map(|matrix| {
+            #[cfg(target_arch = "x86_64")]
+            if crate::cpu::avx2_fma() {
+                return Self::Paired(PairedMatrix::new(&matrix));
+            }
             if RELAXED {
                 Self::Interleaved(InterleavedMatrix::new(&matrix))
             } else {
@@ -64,6 +75,8 @@ impl Int8Weight {
         match self {
             Self::RowMajor(matrix) => matrix.rows(),
             Self::Interleaved(matrix) => matrix.rows(),
+            #[cfg(target_arch = "x86_64")]
+            Self::Paired(matrix) => matrix.rows(),
         }
     }
 
@@ -73,6 +86,8 @@ impl Int8Weight {
         match self {
             Self::RowMajor(_) => Activations::Rows(QuantizedRows::new(x, cols)),
             Self::Interleaved(_) => Activations::Digits(DigitRows::new(x, cols)),
+            #[cfg(target_arch = "x86_64")]
+            Self::Paired(_) => Activations::Rows(PairedMatrix::quantize(x, cols)),
         }
     }
 
@@ -81,6 +96,8 @@ impl Int8Weight {
         let mut out = match (self, x) {
             (Self::RowMajor(matrix), Activations::Rows(x)) => matrix.matmul(x),
             (Self::Interleaved(matrix), Activations::Digits(x)) => matrix.matmul(x),
+            #[cfg(target_arch = "x86_64")]
+            (Self::Paired(matrix), Activations::Rows(x)) => matrix.matmul(x),
             // Every layer of a build has the same form (RELAXED decides it).
             _ => unreachable!("activations quantised for another int8 layout"),
         };
@@ -89,6 +106,36 @@ impl Int8Weight {
         }
         out
     }
+}
+
+crate::cpu::multiversioned! {
+    /// Rounds each row of `x` to ±`limit` times its scale; written to vectorise (the largest
+    /// |value| in eight lanes, [`round_clamped`]).
+    fn quantize_rows(x: &[f32], cols: usize, limit: i32, values: &mut [i16], scales: &mut [f32]) {
+        for ((row, out), scale) in x.chunks_exact(cols.max(1)).zip(values.chunks_exact_mut(cols.max(1))).zip(scales) {
+            let largest = interleaved::largest_magnitude(row);
+            if largest == 0.0 || !largest.is_finite() {
+                // All zeros (or non-finite input, which the model never produces from finite
+                // weights): the row contributes nothing rather than NaN garbage.
+                continue;
+            }
+            *scale = largest / limit as f32;
+            let inverse = 1.0 / *scale;
+            for (q, v) in out.iter_mut().zip(row) {
+                *q = round_clamped(v * inverse, limit as f32) as i16;
+            }
+        }
+    }
+}
+
+/// `v` rounded to the nearest integer (ties to even) and clamped to ±`limit` (≤ 2²²; NaN gives
+/// −limit). Written to vectorise: `round` is a libm call and a float-to-int cast saturates
+/// lane by lane, while adding 1.5·2²³ leaves the rounded integer in the low mantissa bits.
+#[inline(always)]
+pub(crate) fn round_clamped(v: f32, limit: f32) -> i32 {
+    const MAGIC: f32 = 12_582_912.0;
+    let v = v.max(-limit).min(limit);
+    (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
 }
 
 /// Values per quantisation block (Q8_0 and Q4_0 alike).
@@ -104,34 +151,30 @@ pub struct Int8Matrix {
     scales: Vec<f32>,
 }
 
-/// Activations quantised per row: `x[m][k] ≈ values[m][k] × scales[m]`.
+/// Activations quantised per row: `x[m][k] ≈ values[m][k] × scales[m]`, `|values| ≤ limit`.
 pub struct QuantizedRows {
     cols: usize,
+    /// Checked by kernels whose integer sums are bounded for smaller values (x86-64's AVX2).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    limit: i32,
     values: Vec<i16>,
     scales: Vec<f32>,
 }
 
 impl QuantizedRows {
-    /// `x`: `rows × cols` f32, row-major.
+    /// `x`: `rows × cols` f32, row-major, rounded to 16 bits (±32767).
     pub fn new(x: &[f32], cols: usize) -> Self {
+        Self::with_limit(x, cols, i16::MAX as i32)
+    }
+
+    /// As [`QuantizedRows::new`], rounded to ±`limit` (at most 32767).
+    pub fn with_limit(x: &[f32], cols: usize, limit: i32) -> Self {
+        let limit = limit.min(i16::MAX as i32);
         let rows = if cols == 0 { 0 } else { x.len() / cols };
         let mut values = vec![0i16; rows * cols];
         let mut scales = vec![0f32; rows];
-        for (m, row) in x.chunks_exact(cols.max(1)).enumerate() {
-            let largest = row.iter().fold(0f32, |a, v| a.max(v.abs()));
-            if largest == 0.0 || !largest.is_finite() {
-                // All zeros (or non-finite input, which the model never produces from finite
-                // weights): the row contributes nothing rather than NaN garbage.
-                continue;
-            }
-            let scale = largest / i16::MAX as f32;
-            let inverse = 1.0 / scale;
-            for (q, v) in values[m * cols..(m + 1) * cols].iter_mut().zip(row) {
-                *q = (v * inverse).round().clamp(-(i16::MAX as f32), i16::MAX as f32) as i16;
-            }
-            scales[m] = scale;
-        }
-        Self { cols, values, scales }
+        quantize_rows(x, cols, limit, &mut values, &mut scales);
+        Self { cols, limit, values, scales }
     }
 
     pub fn rows(&self) -> usize {

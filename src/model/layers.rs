@@ -160,8 +160,9 @@ impl Attention {
         // so grouping does not change any value.
         let per_head = batch.saturating_mul(rows).saturating_mul(seq).max(1);
         let group = (ATTENTION_ELEMENTS_PER_STEP / per_head).clamp(1, self.num_heads);
-        // In the relaxed-SIMD build a quantised model's attention runs on the int8 kernel too.
-        let int8 = crate::int8::RELAXED && self.query.is_int8() && crate::int8::attention::supports(self.head_size);
+        // A quantised model's attention runs on the int8 kernel too, where there is one (the
+        // relaxed-SIMD build, x86-64 with AVX2).
+        let int8 = self.query.is_int8() && crate::int8::attention::available() && crate::int8::attention::supports(self.head_size);
         let attend = |query: &Tensor, key: &Tensor, value: &Tensor| -> Result<Tensor> {
             if int8 {
                 return crate::int8::attention::attend(query, key, value, mask_bias);

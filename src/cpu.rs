@@ -1,0 +1,68 @@
+//! What the CPU can do beyond the baseline the native build is compiled for (x86-64: SSE2 only),
+//! checked at run time, so that one binary runs on any x86-64 machine and still uses AVX2 and FMA
+//! where they exist (every x86-64 server CPU since 2015).
+//!
+//! [`multiversioned!`] compiles a function's body twice: as is, and with AVX2+FMA enabled (LLVM
+//! then vectorises its loops 8 wide and fuses multiply-adds), and picks one per call.
+//! `CROSSRANK_CPU=baseline` in the environment turns the AVX2 code off for a whole process (to
+//! benchmark the baseline); [`with_baseline`] does it for one thread (tests compare both).
+
+use std::cell::Cell;
+
+thread_local! {
+    // Read only on x86-64 (elsewhere there is no AVX2 to turn off).
+    static BASELINE_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this CPU has AVX2 and FMA and they are not turned off (see the module's comment).
+pub fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let detected = *DETECTED.get_or_init(|| {
+            std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::env::var("CROSSRANK_CPU").map_or(true, |value| value != "baseline")
+        });
+        detected && !BASELINE_HERE.with(Cell::get)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Runs `f` with the AVX2 code turned off on this thread (the baseline path), for tests that
+/// compare the two.
+#[cfg(test)]
+pub fn with_baseline<T>(f: impl FnOnce() -> T) -> T {
+    let before = BASELINE_HERE.with(|b| b.replace(true));
+    let result = f();
+    BASELINE_HERE.with(|b| b.set(before));
+    result
+}
+
+/// Defines `fn name(args) -> T { body }` so that `body` runs compiled with AVX2+FMA when
+/// [`avx2_fma`] says so, and as compiled otherwise. Everything the body calls in its hot loop must
+/// be `#[inline(always)]`: only inlined code takes on the enabled features.
+macro_rules! multiversioned {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                portable($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if $crate::cpu::avx2_fma() {
+                // SAFETY: avx2_fma() checked that this CPU has both features.
+                return unsafe { avx2($($arg),*) };
+            }
+            portable($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversioned;

@@ -1,0 +1,332 @@
+//! The native int8 path on x86-64 CPUs with AVX2: 16-bit integer products with `vpmaddwd`
+//! (`_mm256_madd_epi16`: 16 multiply-adds per instruction, twice an 8-wide f32 FMA's, at the same
+//! rate on the CPUs measured here), weights in column pairs of eight outputs.
+//!
+//! Why not per-block scales as in the wasm kernels: applying a block's scale costs a conversion
+//! and a multiply-add per 32 columns and output, which ate the integer products' advantage over
+//! f32. Instead each weight row gets one scale: a Q8_0/Q4_0 row's values `scale_b × q` are rounded
+//! once, at load, to integers within ±[`WEIGHT_LIMIT`] (12 bits, finer than Q8_0's 8 bits per
+//! block unless a block's largest weight is 16× below its row's). Activations are rounded per row
+//! to ±[`ACTIVATION_LIMIT`] (14 bits, as the relaxed-SIMD kernel's). Then integer sums run along
+//! whole rows, converted to f32 only every [`FLUSH`] columns: 128 × 8191 × 2047 < 2³¹, so no i32
+//! lane can overflow whatever the input.
+//!
+//! Layout: output `n` belongs to group `n / 8`; step `p` of a group is 16 `i16`: for each of its
+//! eight outputs, the weights of columns `2p` and `2p + 1`. `vpmaddwd` of that vector with
+//! the activations `2p, 2p + 1` broadcast to every lane gives each output's two products, summed,
+//! in its own lane: no horizontal sums.
+
+use super::{round_clamped, Int8Matrix, QuantizedRows, BLOCK};
+
+/// Outputs per group: one per i32 lane of a 256-bit vector.
+const GROUP: usize = 8;
+/// Weights are rounded per row to ±this (12 bits).
+pub const WEIGHT_LIMIT: i32 = 2047;
+/// Activations are rounded per row to ±this (14 bits).
+pub const ACTIVATION_LIMIT: i32 = 8191;
+/// Columns summed in i32 before the sum moves to f32: FLUSH × 8191 × 2047 < 2³¹.
+const FLUSH: usize = 128;
+const _: () = assert!(FLUSH as i64 * ACTIVATION_LIMIT as i64 * WEIGHT_LIMIT as i64 <= i32::MAX as i64);
+/// Rows of activations per tile, and groups of outputs per tile (4 × 16 outputs).
+const TILE_ROWS: usize = 4;
+const TILE_GROUPS: usize = 2;
+/// Rows one weight panel is reused for while it sits in cache (their activations stay in L2).
+const ROWS_PER_BLOCK: usize = 64;
+
+/// A quantised `(rows, cols)` weight as 12-bit integers with one scale per row, in pairs of
+/// columns (rows padded with zeros to a multiple of 16).
+pub struct PairedMatrix {
+    rows: usize,
+    cols: usize,
+    /// `groups × cols / 2 × 16`, see the module's comment.
+    values: Vec<i16>,
+    /// Per output row (padding included: 0): weight `[n][k] ≈ integer × scales[n]`.
+    scales: Vec<f32>,
+}
+
+impl PairedMatrix {
+    /// The blocks of a Q8_0/Q4_0 weight, each row rounded once more to one scale.
+    pub fn new(matrix: &Int8Matrix) -> Self {
+        let (rows, cols) = (matrix.rows, matrix.cols);
+        let blocks = cols / BLOCK;
+        let mut values = vec![0f32; rows * cols];
+        for (k, v) in values.iter_mut().enumerate() {
+            *v = matrix.values[k] as f32 * matrix.scales[(k / cols) * blocks + (k % cols) / BLOCK];
+        }
+        Self::from_rows(&values, rows, cols)
+    }
+
+    /// An f32 `(rows, cols)` matrix (`cols` even), each row rounded to ±[`WEIGHT_LIMIT`] times
+    /// its scale. Non-finite rows become zero (the model never makes them from finite weights).
+    pub fn from_rows(weights: &[f32], rows: usize, cols: usize) -> Self {
+        assert!(cols % 2 == 0 && weights.len() == rows * cols, "from_rows wants (rows, even cols)");
+        let groups = rows.div_ceil(GROUP * TILE_GROUPS) * TILE_GROUPS;
+        let mut values = vec![0i16; groups * GROUP * cols];
+        let mut scales = vec![0f32; groups * GROUP];
+        pack_rows(weights, cols, &mut values, &mut scales);
+        Self { rows, cols, values, scales }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Activations as this kernel needs them (rounded to ±[`ACTIVATION_LIMIT`]).
+    pub fn quantize(x: &[f32], cols: usize) -> QuantizedRows {
+        QuantizedRows::with_limit(x, cols, ACTIVATION_LIMIT)
+    }
+
+    /// Rows known to lie in [−1, 1] whose true values are `x × row_scales` (attention's
+    /// probabilities before their division by the row's sum), as [`PairedMatrix::quantize`] would
+    /// round them with a largest value of 1.
+    pub fn quantize_unit_range(x: &[f32], cols: usize, row_scales: &[f32]) -> QuantizedRows {
+        let mut rows = QuantizedRows::with_limit(&[], cols, ACTIVATION_LIMIT);
+        rows.values = vec![0i16; x.len()];
+        round_unit_range(x, &mut rows.values);
+        // A non-finite scale (a fully masked row) would make NaN of every product: zero instead.
+        rows.scales = row_scales.iter().map(|s| if s.is_finite() { s / ACTIVATION_LIMIT as f32 } else { 0.0 }).collect();
+        assert_eq!(rows.values.len(), rows.scales.len() * cols, "one scale per row");
+        rows
+    }
+
+    /// `x Wᵀ` for `x` `(m, cols)`: `(m, rows)` row-major, on as many threads as rayon has.
+    pub fn matmul(&self, x: &QuantizedRows) -> Vec<f32> {
+        assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
+        assert!(x.limit <= ACTIVATION_LIMIT, "activations rounded for another kernel");
+        let mut out = vec![0f32; x.rows() * self.rows];
+        if out.is_empty() {
+            return out;
+        }
+        // One contiguous share of the rows per thread: rayon's finer splits cost more in waking
+        // threads than they gained (futex wake-ups were a tenth of a 1-thread profile).
+        let threads = rayon::current_num_threads().max(1);
+        let share = x.rows().div_ceil(threads).div_ceil(ROWS_PER_BLOCK) * ROWS_PER_BLOCK;
+        let run = |first: usize, out: &mut [f32]| self.rows_into(x, first, out);
+        if threads == 1 || share >= x.rows() {
+            run(0, &mut out);
+        } else {
+            use rayon::prelude::*;
+            out.par_chunks_mut(share * self.rows).enumerate().for_each(|(i, out)| run(i * share, out));
+        }
+        out
+    }
+
+    /// `x Wᵀ` on this thread alone (for callers that share the threads out themselves).
+    pub fn matmul_here(&self, x: &QuantizedRows) -> Vec<f32> {
+        assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
+        assert!(x.limit <= ACTIVATION_LIMIT, "activations rounded for another kernel");
+        let mut out = vec![0f32; x.rows() * self.rows];
+        self.rows_into(x, 0, &mut out);
+        out
+    }
+
+    fn rows_into(&self, x: &QuantizedRows, first: usize, out: &mut [f32]) {
+        if out.is_empty() {
+            return;
+        }
+        if crate::cpu::avx2_fma() {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { avx2::rows(self, x, first, out) }
+        } else {
+            self.rows_scalar(x, first, out);
+        }
+    }
+
+    /// The definition the AVX2 kernel is tested against, with the same sums in the same order:
+    /// i32 over each [`FLUSH`] columns, those in f32, then the two scales.
+    fn rows_scalar(&self, x: &QuantizedRows, first: usize, out: &mut [f32]) {
+        let k = self.cols;
+        for (i, out_row) in out.chunks_exact_mut(self.rows).enumerate() {
+            let m = first + i;
+            let xq = &x.values[m * k..(m + 1) * k];
+            for (n, y) in out_row.iter_mut().enumerate() {
+                let weights = &self.values[(n / GROUP) * GROUP * k..];
+                let lane = n % GROUP;
+                let mut total = 0f32;
+                for start in (0..k).step_by(FLUSH) {
+                    let mut sum = 0i32;
+                    for p in start / 2..(start + FLUSH).min(k) / 2 {
+                        let w = &weights[p * 2 * GROUP + lane * 2..];
+                        sum += xq[2 * p] as i32 * w[0] as i32 + xq[2 * p + 1] as i32 * w[1] as i32;
+                    }
+                    total += sum as f32;
+                }
+                *y = total * x.scales[m] * self.scales[n];
+            }
+        }
+    }
+}
+
+crate::cpu::multiversioned! {
+    /// Rounds each row of `weights` to ±WEIGHT_LIMIT times its scale, into the paired layout.
+    fn pack_rows(weights: &[f32], cols: usize, values: &mut [i16], scales: &mut [f32]) {
+        for (n, row) in weights.chunks_exact(cols.max(1)).enumerate() {
+            let largest = super::interleaved::largest_magnitude(row);
+            if largest == 0.0 || !largest.is_finite() {
+                continue; // stays zero, scale 0
+            }
+            let scale = largest / WEIGHT_LIMIT as f32;
+            let inverse = 1.0 / scale;
+            let (group, lane) = (n / GROUP, n % GROUP);
+            let out = &mut values[group * GROUP * cols..(group + 1) * GROUP * cols];
+            for (p, pair) in row.chunks_exact(2).enumerate() {
+                for (j, v) in pair.iter().enumerate() {
+                    out[p * 2 * GROUP + lane * 2 + j] = round_clamped(v * inverse, WEIGHT_LIMIT as f32) as i16;
+                }
+            }
+            scales[n] = scale;
+        }
+    }
+}
+
+crate::cpu::multiversioned! {
+    fn round_unit_range(x: &[f32], values: &mut [i16]) {
+        for (q, v) in values.iter_mut().zip(x) {
+            *q = round_clamped(v * ACTIVATION_LIMIT as f32, ACTIVATION_LIMIT as f32) as i16;
+        }
+    }
+}
+
+mod avx2 {
+    use core::arch::x86_64::*;
+
+    use super::{PairedMatrix, QuantizedRows, FLUSH, GROUP, ROWS_PER_BLOCK, TILE_GROUPS, TILE_ROWS};
+
+    /// Rows `first ..` of the output (as many as `out` holds): per block of 64 rows, one panel of 16
+    /// outputs at a time over all of them, so that the panel's weights stay in cache.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn rows(w: &PairedMatrix, x: &QuantizedRows, first: usize, out: &mut [f32]) {
+        let count = out.len() / w.rows;
+        let panels = w.scales.len() / (GROUP * TILE_GROUPS);
+        for block in (0..count).step_by(ROWS_PER_BLOCK) {
+            let end = (block + ROWS_PER_BLOCK).min(count);
+            for panel in 0..panels {
+                let mut i = block;
+                while i < end {
+                    let rows = TILE_ROWS.min(end - i);
+                    // SAFETY (all four): rows first+i .. first+i+rows exist in x, the panel's groups in w.
+                    match rows {
+                        4 => tile::<4>(w, x, first, i, panel, out),
+                        3 => tile::<3>(w, x, first, i, panel, out),
+                        2 => tile::<2>(w, x, first, i, panel, out),
+                        _ => tile::<1>(w, x, first, i, panel, out),
+                    }
+                    i += rows;
+                }
+            }
+        }
+    }
+
+    /// `R` rows from `first + i` against the 16 outputs of `panel`, written to `out` rows `i ..`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile<const R: usize>(w: &PairedMatrix, x: &QuantizedRows, first: usize, i: usize, panel: usize, out: &mut [f32]) {
+        let k = w.cols;
+        let xs = x.values.as_ptr().add((first + i) * k);
+        let w0 = w.values.as_ptr().add(panel * TILE_GROUPS * GROUP * k);
+        let w1 = w0.add(GROUP * k);
+        let mut totals = [[_mm256_setzero_ps(); TILE_GROUPS]; R];
+        let mut start = 0;
+        while start < k {
+            let end = (start + FLUSH).min(k);
+            let mut sums = [[_mm256_setzero_si256(); TILE_GROUPS]; R];
+            for p in start / 2..end / 2 {
+                let a = _mm256_loadu_si256(w0.add(p * 2 * GROUP) as *const __m256i);
+                let b = _mm256_loadu_si256(w1.add(p * 2 * GROUP) as *const __m256i);
+                for r in 0..R {
+                    let pair = _mm256_set1_epi32((xs.add(r * k + 2 * p) as *const i32).read_unaligned());
+                    sums[r][0] = _mm256_add_epi32(sums[r][0], _mm256_madd_epi16(pair, a));
+                    sums[r][1] = _mm256_add_epi32(sums[r][1], _mm256_madd_epi16(pair, b));
+                }
+            }
+            for r in 0..R {
+                for g in 0..TILE_GROUPS {
+                    totals[r][g] = _mm256_add_ps(totals[r][g], _mm256_cvtepi32_ps(sums[r][g]));
+                }
+            }
+            start = end;
+        }
+        let n0 = panel * TILE_GROUPS * GROUP;
+        let outputs = (w.rows - n0.min(w.rows)).min(TILE_GROUPS * GROUP);
+        for r in 0..R {
+            let mut values = [0f32; TILE_GROUPS * GROUP];
+            for g in 0..TILE_GROUPS {
+                let scales = _mm256_loadu_ps(w.scales.as_ptr().add(n0 + g * GROUP));
+                let y = _mm256_mul_ps(_mm256_mul_ps(totals[r][g], _mm256_set1_ps(x.scales[first + i + r])), scales);
+                _mm256_storeu_ps(values.as_mut_ptr().add(g * GROUP), y);
+            }
+            out[(i + r) * w.rows + n0..][..outputs].copy_from_slice(&values[..outputs]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> QTensor {
+        let values: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 5) as f32)).collect();
+        QTensor::quantize(&Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap(), dtype).unwrap()
+    }
+
+    fn activations(m: usize, cols: usize) -> Vec<f32> {
+        (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0 * if i % 13 == 0 { 8.0 } else { 1.0 }).collect()
+    }
+
+    #[test]
+    fn avx2_kernel_equals_its_definition() {
+        if !crate::cpu::avx2_fma() {
+            return; // nothing to compare on this CPU; the definition is tested below
+        }
+        // Rows past one task and not a multiple of the tile, outputs not a multiple of 16,
+        // columns past one flush and not a multiple of it.
+        for (rows, cols, m) in [(40, 352, 70), (3, 32, 1), (16, 128, 4)] {
+            let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &quantized(GgmlDType::Q8_0, rows, cols)).unwrap().unwrap());
+            let x = PairedMatrix::quantize(&activations(m, cols), cols);
+            let got = matrix.matmul(&x);
+            let mut expected = vec![0f32; m * rows];
+            matrix.rows_scalar(&x, 0, &mut expected);
+            assert_eq!(got, expected, "{rows}×{cols}, {m} rows");
+        }
+    }
+
+    #[test]
+    fn within_the_rounding_of_row_scales() {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
+            let (rows, cols, m) = (20, 256, 9);
+            let q = quantized(dtype, rows, cols);
+            let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &q).unwrap().unwrap());
+            let weights = q.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+            let x = activations(m, cols);
+            let got = crate::cpu::with_baseline(|| matrix.matmul(&PairedMatrix::quantize(&x, cols)));
+            for i in 0..m {
+                let row = &x[i * cols..(i + 1) * cols];
+                let x_step = row.iter().fold(0f32, |a, v| a.max(v.abs())) / ACTIVATION_LIMIT as f32;
+                for n in 0..rows {
+                    let exact: f32 = row.iter().zip(&weights[n]).map(|(a, b)| a * b).sum();
+                    let w_step = weights[n].iter().fold(0f32, |a, v| a.max(v.abs())) / WEIGHT_LIMIT as f32;
+                    // Each product is off by at most half a step of each factor.
+                    let bound: f32 = row.iter().zip(&weights[n]).map(|(a, b)| (a.abs() * w_step + b.abs() * x_step + x_step * w_step) / 2.0).sum::<f32>() + 1e-4;
+                    let y = got[i * rows + n];
+                    assert!((y - exact).abs() <= bound, "{dtype:?} ({i}, {n}): {y} vs {exact}, bound {bound}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_rows_and_extreme_values_do_not_overflow() {
+        let cols = 1536;
+        let mut x = vec![0f32; 2 * cols];
+        x[cols..].iter_mut().enumerate().for_each(|(k, v)| *v = if k % 2 == 0 { 3e4 } else { -3e4 });
+        // A weight matrix of its extreme value everywhere, with the signs that maximise the sum.
+        let values: Vec<f32> = (0..16 * cols).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let q = QTensor::quantize(&Tensor::from_vec(values, (16, cols), &Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap();
+        let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &q).unwrap().unwrap());
+        let y = matrix.matmul(&PairedMatrix::quantize(&x, cols));
+        assert!(y[..16].iter().all(|&v| v == 0.0));
+        let exact = 3e4 * cols as f32;
+        assert!(y[16..].iter().all(|&v| (v - exact).abs() <= exact * 1e-3), "{:?} vs {exact}", &y[16..20]);
+    }
+}
