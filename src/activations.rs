@@ -21,13 +21,20 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::from_vec(values, x.shape(), x.device())?)
 }
 
+/// Values per task when the threads share an element-wise function.
+const ELEMENTS_PER_TASK: usize = 1 << 16;
+
+fn gelu_values(values: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    crate::cpu::for_each_chunk(&mut out, ELEMENTS_PER_TASK, |i, out| {
+        gelu_into(&values[i * ELEMENTS_PER_TASK..][..out.len()], out)
+    });
+    out
+}
+
 multiversioned! {
-    fn gelu_values(values: &[f32]) -> Vec<f32> {
-        // A loop, not `collect`: the library's collect is not inlined, so it would run without
-        // the AVX2 this function is compiled with.
-        let mut out = vec![0f32; values.len()];
+    fn gelu_into(values: &[f32], out: &mut [f32]) {
         out.iter_mut().zip(values).for_each(|(y, &v)| *y = gelu_erf_scalar(v));
-        out
     }
 }
 
@@ -48,15 +55,23 @@ pub fn masked_softmax(scores: &Tensor, mask_bias: Option<&Tensor>) -> Result<Ten
     Ok(Tensor::from_vec(values, (batch, heads, rows, seq), scores.device())?)
 }
 
+/// Softmax of each row of `seq` scores plus its pair's mask (pair = row / rows_per_pair).
+fn softmax_rows(scores: &[f32], seq: usize, rows_per_pair: usize, mask: &AttentionMask) -> Vec<f32> {
+    let mut out = vec![0f32; scores.len()];
+    let rows_per_task = (ELEMENTS_PER_TASK / seq.max(1)).max(1);
+    crate::cpu::for_each_chunk(&mut out, rows_per_task * seq, |i, out| {
+        softmax_rows_into(&scores[i * rows_per_task * seq..][..out.len()], i * rows_per_task, seq, rows_per_pair, mask, out)
+    });
+    out
+}
+
 multiversioned! {
-    /// Softmax of each row of `seq` scores plus its pair's mask (pair = row / rows_per_pair).
-    fn softmax_rows(scores: &[f32], seq: usize, rows_per_pair: usize, mask: &AttentionMask) -> Vec<f32> {
-        let mut out = vec![0f32; scores.len()];
+    /// Rows `first ..` (as many as `out` holds) of [`softmax_rows`].
+    fn softmax_rows_into(scores: &[f32], first: usize, seq: usize, rows_per_pair: usize, mask: &AttentionMask, out: &mut [f32]) {
         for (i, (row, out_row)) in scores.chunks_exact(seq.max(1)).zip(out.chunks_exact_mut(seq.max(1))).enumerate() {
-            mask.apply(i / rows_per_pair, row, out_row);
+            mask.apply((first + i) / rows_per_pair, row, out_row);
             softmax_row(out_row);
         }
-        out
     }
 }
 

@@ -42,6 +42,40 @@ pub fn with_baseline<T>(f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// Calls `f(i, chunk)` for each `size`-long chunk of `out`, as [`for_each_chunk_pair`] does.
+pub fn for_each_chunk<T: Send>(out: &mut [T], size: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    for_each_chunk_pair(out, size, &mut [0u8; 0], 1, |i, out, _| f(i, out));
+}
+
+/// Calls `f(i, a_chunk, b_chunk)` for chunk `i` of `a` (`a_size` long) and of `b` (`b_size`
+/// long, or empty when `b` is): on rayon's threads natively when
+/// it has several and there is more than one chunk, else one after another on this thread (wasm,
+/// one thread: handing work to rayon's worker and waking this thread again costs futex calls that
+/// showed in the profile). The workers make the same AVX2 choice as this thread.
+pub fn for_each_chunk_pair<A: Send, B: Send>(a: &mut [A], a_size: usize, b: &mut [B], b_size: usize, f: impl Fn(usize, &mut [A], &mut [B]) + Sync + Send) {
+    let (a_size, b_size) = (a_size.max(1), b_size.max(1));
+    #[cfg(not(target_arch = "wasm32"))]
+    if rayon::current_num_threads() > 1 && a.len() > a_size {
+        use rayon::prelude::*;
+        let baseline = BASELINE_HERE.with(Cell::get);
+        let run = |i: usize, a: &mut [A], b: &mut [B]| {
+            let before = BASELINE_HERE.with(|here| here.replace(baseline));
+            f(i, a, b);
+            BASELINE_HERE.with(|here| here.set(before));
+        };
+        if b.is_empty() {
+            a.par_chunks_mut(a_size).enumerate().for_each(|(i, a)| run(i, a, &mut []));
+        } else {
+            a.par_chunks_mut(a_size).zip(b.par_chunks_mut(b_size)).enumerate().for_each(|(i, (a, b))| run(i, a, b));
+        }
+        return;
+    }
+    let mut b_chunks = b.chunks_mut(b_size);
+    for (i, a) in a.chunks_mut(a_size).enumerate() {
+        f(i, a, b_chunks.next().unwrap_or(&mut []));
+    }
+}
+
 /// Defines `fn name(args) -> T { body }` so that `body` runs compiled with AVX2+FMA when
 /// [`avx2_fma`] says so, and as compiled otherwise. Everything the body calls in its hot loop must
 /// be `#[inline(always)]`: only inlined code takes on the enabled features.

@@ -97,7 +97,8 @@ fn attend_with(kernel: Kernel, query: &Tensor, key: &Tensor, value: &Tensor, mas
     with_values(query, |query| {
         with_values(key, |key| {
             with_values(value, |value| {
-                for_each_head(&mut context, rows * head, |at, context| {
+                // One (pair, head) per chunk, the heads shared by the threads.
+                crate::cpu::for_each_chunk(&mut context, rows * head, |at, context| {
                     let pair = at / heads.max(1);
                     let q = &query[at * rows * head..(at + 1) * rows * head];
                     let k = &key[at * seq * head..(at + 1) * seq * head];
@@ -139,20 +140,6 @@ fn transpose(values: &[f32], head: usize, padded: usize, transposed: &mut [f32])
             transposed[d * padded + j] = x;
         }
     }
-}
-
-/// Calls `f(i, chunk)` for each `size`-long chunk of `out` (one (pair, head) each): on rayon's
-/// threads natively, one after another in wasm or with one thread.
-fn for_each_head(out: &mut [f32], size: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    // With one thread, on this one: handing work to rayon's worker and waking this thread
-    // again costs futex calls that showed in the profile.
-    #[cfg(not(target_arch = "wasm32"))]
-    if rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        out.par_chunks_mut(size.max(1)).enumerate().for_each(|(i, chunk)| f(i, chunk));
-        return;
-    }
-    out.chunks_mut(size.max(1)).enumerate().for_each(|(i, chunk)| f(i, chunk));
 }
 
 #[cfg(test)]

@@ -93,11 +93,13 @@ impl Int8Weight {
 
     /// `x Wᵀ + bias`. The bias is added here, in place, rather than by a broadcast that allocates.
     pub fn matmul(&self, x: &Activations, bias: &[f32]) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        if let (Self::Paired(matrix), Activations::Rows(x)) = (self, x) {
+            return matrix.matmul(x, bias); // adds the bias as it writes
+        }
         let mut out = match (self, x) {
             (Self::RowMajor(matrix), Activations::Rows(x)) => matrix.matmul(x),
             (Self::Interleaved(matrix), Activations::Digits(x)) => matrix.matmul(x),
-            #[cfg(target_arch = "x86_64")]
-            (Self::Paired(matrix), Activations::Rows(x)) => matrix.matmul(x),
             // Every layer of a build has the same form (RELAXED decides it).
             _ => unreachable!("activations quantised for another int8 layout"),
         };
@@ -173,7 +175,11 @@ impl QuantizedRows {
         let rows = if cols == 0 { 0 } else { x.len() / cols };
         let mut values = vec![0i16; rows * cols];
         let mut scales = vec![0f32; rows];
-        quantize_rows(x, cols, limit, &mut values, &mut scales);
+        // Blocks of rows shared by the threads.
+        const ROWS_PER_TASK: usize = 64;
+        crate::cpu::for_each_chunk_pair(&mut values, ROWS_PER_TASK * cols, &mut scales, ROWS_PER_TASK, |i, values, scales| {
+            quantize_rows(&x[i * ROWS_PER_TASK * cols..][..values.len()], cols, limit, values, scales)
+        });
         Self { cols, limit, values, scales }
     }
 

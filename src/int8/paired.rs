@@ -89,8 +89,9 @@ impl PairedMatrix {
         rows
     }
 
-    /// `x Wᵀ` for `x` `(m, cols)`: `(m, rows)` row-major, on as many threads as rayon has.
-    pub fn matmul(&self, x: &QuantizedRows) -> Vec<f32> {
+    /// `x Wᵀ + bias` for `x` `(m, cols)` (`bias` empty, or one per output): `(m, rows)`
+    /// row-major, on as many threads as rayon has. The bias is added as each tile is written.
+    pub fn matmul(&self, x: &QuantizedRows, bias: &[f32]) -> Vec<f32> {
         assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
         assert!(x.limit <= ACTIVATION_LIMIT, "activations rounded for another kernel");
         let mut out = vec![0f32; x.rows() * self.rows];
@@ -101,13 +102,7 @@ impl PairedMatrix {
         // threads than they gained (futex wake-ups were a tenth of a 1-thread profile).
         let threads = rayon::current_num_threads().max(1);
         let share = x.rows().div_ceil(threads).div_ceil(ROWS_PER_BLOCK) * ROWS_PER_BLOCK;
-        let run = |first: usize, out: &mut [f32]| self.rows_into(x, first, out);
-        if threads == 1 || share >= x.rows() {
-            run(0, &mut out);
-        } else {
-            use rayon::prelude::*;
-            out.par_chunks_mut(share * self.rows).enumerate().for_each(|(i, out)| run(i * share, out));
-        }
+        crate::cpu::for_each_chunk(&mut out, share * self.rows, |i, out| self.rows_into(x, i * share, bias, out));
         out
     }
 
@@ -116,25 +111,26 @@ impl PairedMatrix {
         assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
         assert!(x.limit <= ACTIVATION_LIMIT, "activations rounded for another kernel");
         let mut out = vec![0f32; x.rows() * self.rows];
-        self.rows_into(x, 0, &mut out);
+        self.rows_into(x, 0, &[], &mut out);
         out
     }
 
-    fn rows_into(&self, x: &QuantizedRows, first: usize, out: &mut [f32]) {
+    fn rows_into(&self, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
+        assert!(bias.is_empty() || bias.len() == self.rows, "one bias per output, or none");
         if out.is_empty() {
             return;
         }
         if crate::cpu::avx2_fma() {
             // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2::rows(self, x, first, out) }
+            unsafe { avx2::rows(self, x, first, bias, out) }
         } else {
-            self.rows_scalar(x, first, out);
+            self.rows_scalar(x, first, bias, out);
         }
     }
 
     /// The definition the AVX2 kernel is tested against, with the same sums in the same order:
     /// i32 over each [`FLUSH`] columns, those in f32, then the two scales.
-    fn rows_scalar(&self, x: &QuantizedRows, first: usize, out: &mut [f32]) {
+    fn rows_scalar(&self, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
         let k = self.cols;
         for (i, out_row) in out.chunks_exact_mut(self.rows).enumerate() {
             let m = first + i;
@@ -151,7 +147,7 @@ impl PairedMatrix {
                     }
                     total += sum as f32;
                 }
-                *y = total * x.scales[m] * self.scales[n];
+                *y = total * x.scales[m] * self.scales[n] + bias.get(n).unwrap_or(&0.0);
             }
         }
     }
@@ -195,7 +191,7 @@ mod avx2 {
     /// Rows `first ..` of the output (as many as `out` holds): per block of 64 rows, one panel of 16
     /// outputs at a time over all of them, so that the panel's weights stay in cache.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn rows(w: &PairedMatrix, x: &QuantizedRows, first: usize, out: &mut [f32]) {
+    pub unsafe fn rows(w: &PairedMatrix, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
         let count = out.len() / w.rows;
         let panels = w.scales.len() / (GROUP * TILE_GROUPS);
         for block in (0..count).step_by(ROWS_PER_BLOCK) {
@@ -206,10 +202,10 @@ mod avx2 {
                     let rows = TILE_ROWS.min(end - i);
                     // SAFETY (all four): rows first+i .. first+i+rows exist in x, the panel's groups in w.
                     match rows {
-                        4 => tile::<4>(w, x, first, i, panel, out),
-                        3 => tile::<3>(w, x, first, i, panel, out),
-                        2 => tile::<2>(w, x, first, i, panel, out),
-                        _ => tile::<1>(w, x, first, i, panel, out),
+                        4 => tile::<4>(w, x, first, i, panel, bias, out),
+                        3 => tile::<3>(w, x, first, i, panel, bias, out),
+                        2 => tile::<2>(w, x, first, i, panel, bias, out),
+                        _ => tile::<1>(w, x, first, i, panel, bias, out),
                     }
                     i += rows;
                 }
@@ -219,7 +215,7 @@ mod avx2 {
 
     /// `R` rows from `first + i` against the 16 outputs of `panel`, written to `out` rows `i ..`.
     #[target_feature(enable = "avx2")]
-    unsafe fn tile<const R: usize>(w: &PairedMatrix, x: &QuantizedRows, first: usize, i: usize, panel: usize, out: &mut [f32]) {
+    unsafe fn tile<const R: usize>(w: &PairedMatrix, x: &QuantizedRows, first: usize, i: usize, panel: usize, bias: &[f32], out: &mut [f32]) {
         let k = w.cols;
         let xs = x.values.as_ptr().add((first + i) * k);
         let w0 = w.values.as_ptr().add(panel * TILE_GROUPS * GROUP * k);
@@ -254,7 +250,11 @@ mod avx2 {
                 let y = _mm256_mul_ps(_mm256_mul_ps(totals[r][g], _mm256_set1_ps(x.scales[first + i + r])), scales);
                 _mm256_storeu_ps(values.as_mut_ptr().add(g * GROUP), y);
             }
-            out[(i + r) * w.rows + n0..][..outputs].copy_from_slice(&values[..outputs]);
+            let out = &mut out[(i + r) * w.rows + n0..][..outputs];
+            match bias.get(n0..n0 + outputs) {
+                Some(bias) => out.iter_mut().zip(&values).zip(bias).for_each(|((y, v), b)| *y = v + b),
+                None => out.copy_from_slice(&values[..outputs]),
+            }
         }
     }
 }
@@ -284,9 +284,10 @@ mod tests {
         for (rows, cols, m) in [(40, 352, 70), (3, 32, 1), (16, 128, 4)] {
             let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &quantized(GgmlDType::Q8_0, rows, cols)).unwrap().unwrap());
             let x = PairedMatrix::quantize(&activations(m, cols), cols);
-            let got = matrix.matmul(&x);
+            let bias: Vec<f32> = (0..rows).map(|n| n as f32 / 3.0 - 2.0).collect();
+            let got = matrix.matmul(&x, &bias);
             let mut expected = vec![0f32; m * rows];
-            matrix.rows_scalar(&x, 0, &mut expected);
+            matrix.rows_scalar(&x, 0, &bias, &mut expected);
             assert_eq!(got, expected, "{rows}×{cols}, {m} rows");
         }
     }
@@ -299,7 +300,7 @@ mod tests {
             let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &q).unwrap().unwrap());
             let weights = q.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
             let x = activations(m, cols);
-            let got = crate::cpu::with_baseline(|| matrix.matmul(&PairedMatrix::quantize(&x, cols)));
+            let got = crate::cpu::with_baseline(|| matrix.matmul(&PairedMatrix::quantize(&x, cols), &[]));
             for i in 0..m {
                 let row = &x[i * cols..(i + 1) * cols];
                 let x_step = row.iter().fold(0f32, |a, v| a.max(v.abs())) / ACTIVATION_LIMIT as f32;
@@ -324,7 +325,7 @@ mod tests {
         let values: Vec<f32> = (0..16 * cols).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let q = QTensor::quantize(&Tensor::from_vec(values, (16, cols), &Device::Cpu).unwrap(), GgmlDType::Q8_0).unwrap();
         let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &q).unwrap().unwrap());
-        let y = matrix.matmul(&PairedMatrix::quantize(&x, cols));
+        let y = matrix.matmul(&PairedMatrix::quantize(&x, cols), &[]);
         assert!(y[..16].iter().all(|&v| v == 0.0));
         let exact = 3e4 * cols as f32;
         assert!(y[16..].iter().all(|&v| (v - exact).abs() <= exact * 1e-3), "{:?} vs {exact}", &y[16..20]);
