@@ -1,12 +1,14 @@
 //! The native int8 path on x86-64 CPUs with AVX2: 16-bit integer products with `vpmaddwd`
-//! (`_mm256_madd_epi16`: 16 multiply-adds per instruction, twice an 8-wide f32 FMA's, at the same
-//! rate on the CPUs measured here), weights in column pairs of eight outputs.
+//! (`_mm256_madd_epi16`: 16 multiply-adds per instruction, twice an 8-wide f32 FMA's), weights in
+//! column pairs of eight outputs.
 //!
-//! Why not per-block scales as in the wasm kernels: applying a block's scale costs a conversion
-//! and a multiply-add per 32 columns and output, which ate the integer products' advantage over
-//! f32. Instead each weight row gets one scale: a Q8_0/Q4_0 row's values `scale_b × q` are rounded
-//! once, at load, to integers within ±[`WEIGHT_LIMIT`] (12 bits, finer than Q8_0's 8 bits per
-//! block unless a block's largest weight is 16× below its row's). Activations are rounded per row
+//! Why one scale per row rather than Q8_0's per block: the i32 sums can then run 128 columns
+//! between conversions to f32, and the f32 totals stay out of the hot loop (per-block scales would
+//! add a conversion, a scale load and a multiply-add per 32 columns and accumulator, and the f32
+//! totals would compete with the eight integer accumulators for AVX2's 16 registers); the two were
+//! not measured against each other. So a Q8_0/Q4_0 row's values `scale_b × q` are rounded once,
+//! at load, to integers within ±[`WEIGHT_LIMIT`] (12 bits, finer than Q8_0's 8 bits per block
+//! unless a block's largest weight is 16× below its row's). Activations are rounded per row
 //! to ±[`ACTIVATION_LIMIT`] (14 bits, as the relaxed-SIMD kernel's). Then integer sums run along
 //! whole rows, converted to f32 only every [`FLUSH`] columns: 128 × 8191 × 2047 < 2³¹, so no i32
 //! lane can overflow whatever the input.
