@@ -48,7 +48,7 @@ struct RankedQuery {
 /// logits spread from -3.4 to 5.1 (std 1.7), so Q8_0's error is ~4% of their standard deviation, larger
 /// than the fixture model's absolute 1.2e-2 only because that model's logits barely moved.
 const TOLERANCES: [(&str, f32, &str); 1] =
-    [("q8_0", 0.15, "8-bit blocks of 32: measured 0.067 on the parity pairs, 0.076 on the ranking pairs")];
+    [("q8_0", 0.15, "8-bit blocks of 32: measured 0.067 on the parity pairs (0.066 on the AVX2 int8 path), 0.076 on the ranking pairs")];
 
 fn tolerance(precision: &str) -> f32 {
     TOLERANCES
@@ -98,6 +98,7 @@ fn the_default_models_match_pytorch_within_their_precision_tolerance() {
         let want: Vec<f32> = fixture.cases.iter().map(|c| c.logit).collect();
         let diff = max_abs_diff(&got, &want);
         let per_case: Vec<String> = fixture.cases.iter().zip(got.iter().zip(&want)).map(|(c, (g, w))| format!("{} {:.4}", c.name, g - w)).collect();
+        println!("{}: max |Δlogit| vs PyTorch {diff:.3} (tolerance {tolerance})", file.gguf);
         assert!(diff <= *tolerance, "{precision}: max |Δlogit| {diff} > {tolerance} ({why}); per case: {}", per_case.join(", "));
     }
 }
