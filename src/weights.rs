@@ -50,7 +50,8 @@ pub enum QuantizedMatmul {
 impl QuantizedMatmul {
     /// The default for models loaded onto `device` (see the type's comment).
     pub fn for_device(device: &Device) -> Self {
-        if matches!(device, Device::Cpu) && cfg!(target_arch = "x86_64") && crate::cpu::avx2_fma() {
+        // avx2_fma() is false off x86-64.
+        if matches!(device, Device::Cpu) && crate::cpu::avx2_fma() {
             Self::Int8
         } else {
             Self::default()

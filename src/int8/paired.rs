@@ -94,8 +94,6 @@ impl PairedMatrix {
     /// `x Wᵀ + bias` for `x` `(m, cols)` (`bias` empty, or one per output): `(m, rows)`
     /// row-major, on as many threads as rayon has. The bias is added as each tile is written.
     pub fn matmul(&self, x: &QuantizedRows, bias: &[f32]) -> Vec<f32> {
-        assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
-        assert!(x.limit <= ACTIVATION_LIMIT, "activations rounded for another kernel");
         let mut out = vec![0f32; x.rows() * self.rows];
         if out.is_empty() {
             return out;
@@ -110,14 +108,15 @@ impl PairedMatrix {
 
     /// `x Wᵀ` on this thread alone (for callers that share the threads out themselves).
     pub fn matmul_here(&self, x: &QuantizedRows) -> Vec<f32> {
-        assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
-        assert!(x.limit <= ACTIVATION_LIMIT, "activations rounded for another kernel");
         let mut out = vec![0f32; x.rows() * self.rows];
         self.rows_into(x, 0, &[], &mut out);
         out
     }
 
+    /// Every product goes through here: the one place its inputs are checked.
     fn rows_into(&self, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
+        assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
+        assert!(x.limit <= ACTIVATION_LIMIT, "activations rounded for another kernel");
         assert!(bias.is_empty() || bias.len() == self.rows, "one bias per output, or none");
         if out.is_empty() {
             return;
