@@ -17,7 +17,7 @@
 #   ./build.sh cuda-parity  on a machine with an NVIDIA GPU: PyTorch parity, DL19 and throughput on CUDA
 #   ./build.sh train      retrain the default model on SQuAD, evaluate it (TREC DL, SciFact, SQuAD),
 #                         rewrite its GGUF and fixture (needs torch and ../shared/data; resumable;
-#                         ~2 h on 2 cores, DEVICE=cuda on a GPU; not run by CI)
+#                         2–3 h on 2 cores, DEVICE=cuda on a GPU; not run by CI)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
