@@ -17,14 +17,15 @@ Recipe (every choice seeded with --seed; see models/MODEL_CARD.md for what was m
    contains an answer string, never one of the question's own paragraph for BM25/teacher picks.
 4. Teacher. A sentence-transformers bi-encoder (``--teacher``: all-MiniLM-L6-v2, the model the
    student starts from, or the stronger all-mpnet-base-v2) scores every (query, passage) of a group
-   by cosine similarity; its nearest passages are also the dense negatives of 3. Loss = listwise cross-entropy with the positive
-   as the label + ``--distill`` x KL(teacher softmax at ``--teacher-temp`` || student softmax): the
+   by cosine similarity; its nearest passages are also the dense negatives of 3. Loss = listwise
+   cross-entropy with the positive as the label + ``--distill`` x KL(teacher softmax at
+   ``--teacher-temp`` || student softmax): the
    teacher's graded view of the negatives (some of which are near-misses or unlabelled answers)
    is what a label alone cannot give.
 5. Student. all-MiniLM-L6-v2's first 4 layers with [CLS] starting as an attention mean (see
    common.build_untrained), a 1-logit head; or, with ``--init-gguf``, a trained crossrank model
-   (the shipped recipe is two runs: see build.sh train). AdamW, linear warm-up and decay over
-   ``--steps``. ``--paragraphs`` keeps a seeded subset of SQuAD's paragraphs, so that a slow
+   to continue (the shipped recipe does not: models/MODEL_CARD.md has what continuing measured).
+   AdamW, linear warm-up and decay over ``--steps``. ``--paragraphs`` keeps a seeded subset of SQuAD's paragraphs, so that a slow
    teacher's pass over every passage fits a 2-core machine.
 6. Checkpoints every ``--ckpt-every`` steps (model, optimiser, schedule, step) into --work;
    ``--resume`` continues from the last one, so a run on a 2-core machine can span sessions;
@@ -149,6 +150,7 @@ class Teacher:
         return out
 
     def _encode_into(self, out, texts, order, batch, max_length):
+        """Fills the rows ``order`` of ``out``."""
         torch = self.torch
         with torch.inference_mode():
             for s in range(0, len(order), batch):
@@ -158,7 +160,6 @@ class Teacher:
                 m = enc["attention_mask"].unsqueeze(-1).float()
                 e = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
                 out[idx] = torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
-        return out
 
 
 RANDOM_DRAWS = 10_000  # random passages tried per question before it is left out
