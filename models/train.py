@@ -19,14 +19,13 @@ Recipe (every choice seeded with --seed; see models/MODEL_CARD.md for what was m
    student starts from, or the stronger all-mpnet-base-v2) scores every (query, passage) of a group
    by cosine similarity; its nearest passages are also the dense negatives of 3. Loss = listwise
    cross-entropy with the positive as the label + ``--distill`` x KL(teacher softmax at
-   ``--teacher-temp`` || student softmax): the
-   teacher's graded view of the negatives (some of which are near-misses or unlabelled answers)
-   is what a label alone cannot give.
+   ``--teacher-temp`` || student softmax): the teacher's graded view of the negatives (some of
+   which are near-misses or unlabelled answers) is what a label alone cannot give.
 5. Student. all-MiniLM-L6-v2's first 4 layers with [CLS] starting as an attention mean (see
    common.build_untrained), a 1-logit head; or, with ``--init-gguf``, a trained crossrank model
    to continue (the shipped recipe does not: models/MODEL_CARD.md has what continuing measured).
-   AdamW, linear warm-up and decay over ``--steps``. ``--paragraphs`` keeps a seeded subset of SQuAD's paragraphs, so that a slow
-   teacher's pass over every passage fits a 2-core machine.
+   AdamW, linear warm-up and decay over ``--steps``. ``--paragraphs`` keeps a seeded subset of
+   SQuAD's paragraphs, so that a slow teacher's pass over every passage fits a 2-core machine.
 6. Checkpoints every ``--ckpt-every`` steps (model, optimiser, schedule, step) into --work;
    ``--resume`` continues from the last one, so a run on a 2-core machine can span sessions;
    ``--time-budget-min`` stops cleanly (checkpoint written) for the next session to resume.
