@@ -18,7 +18,7 @@ Recipe (every choice seeded with --seed; see models/MODEL_CARD.md for what was m
 4. Teacher. A sentence-transformers bi-encoder (``--teacher``: all-MiniLM-L6-v2, the model the
    student starts from, or the stronger all-mpnet-base-v2) scores every (query, passage) of a group
    by cosine similarity; its nearest passages are also the dense negatives of 3. Loss = listwise
-   cross-entropy with the positive as the label + ``--distill`` x KL(teacher softmax at
+   cross-entropy with the positive as the label (weight ``--label-weight``) + ``--distill`` x KL(teacher softmax at
    ``--teacher-temp`` || student softmax): the teacher's graded view of the negatives (some of
    which are near-misses or unlabelled answers) is what a label alone cannot give.
 5. Student. all-MiniLM-L6-v2's first 4 layers with [CLS] starting as an attention mean (see
@@ -246,6 +246,7 @@ def main():
     p.add_argument("--bm25-neg", type=int, default=3)
     p.add_argument("--neg-pool", type=int, default=30, help="hard negatives are sampled from the top N")
     p.add_argument("--distill", type=float, default=1.0, help="weight of the KL term to the teacher")
+    p.add_argument("--label-weight", type=float, default=1.0, help="weight of the cross-entropy on the SQuAD label (0: the teacher alone)")
     p.add_argument("--teacher-temp", type=float, default=0.05)
     p.add_argument("--batch-queries", type=int, default=8)
     p.add_argument("--steps", type=int, default=1300, help="planned steps (the schedule's length)")
@@ -383,7 +384,7 @@ def main():
         ds = [passages[i] for g in batch for i in g["ids"]]
         s = logits(qs, ds).view(len(batch), args.group)
         target = torch.zeros(len(batch), dtype=torch.long, device=s.device)
-        loss = torch.nn.functional.cross_entropy(s, target)
+        loss = args.label_weight * torch.nn.functional.cross_entropy(s, target)
         if args.distill > 0:
             t = torch.tensor([g["teacher"] for g in batch], device=s.device) / args.teacher_temp
             loss = loss + args.distill * kl(torch.log_softmax(s, -1), torch.softmax(t, -1))
