@@ -17,10 +17,10 @@ Recipe (every choice seeded with --seed; see models/MODEL_CARD.md for what was m
    contains an answer string, never one of the question's own paragraph for BM25/teacher picks.
 4. Teacher. A sentence-transformers bi-encoder (``--teacher``: all-MiniLM-L6-v2, the model the
    student starts from, or the stronger all-mpnet-base-v2) scores every (query, passage) of a group
-   by cosine similarity; its nearest passages are also the dense negatives of 3. Loss = listwise
-   cross-entropy with the positive as the label (weight ``--label-weight``) + ``--distill`` x KL(teacher softmax at
-   ``--teacher-temp`` || student softmax): the teacher's graded view of the negatives (some of
-   which are near-misses or unlabelled answers) is what a label alone cannot give.
+   by cosine similarity; its nearest passages are also the dense negatives of 3. Loss =
+   ``--label-weight`` x listwise cross-entropy with the positive as the label + ``--distill`` x
+   KL(teacher softmax at ``--teacher-temp`` || student softmax): the teacher's graded view of the
+   negatives (some of which are near-misses or unlabelled answers) is what a label alone cannot give.
 5. Student. all-MiniLM-L6-v2's first 4 layers with [CLS] starting as an attention mean (see
    common.build_untrained), a 1-logit head; or, with ``--init-gguf``, a trained crossrank model
    to continue (the shipped recipe does not: models/MODEL_CARD.md has what continuing measured).
