@@ -174,7 +174,7 @@ setup_cuda() {
 cuda() {
   cli
   local home; home=$(setup_cuda)
-  log "building the CUDA CLI (nvcc compiles candle's kernels: ~8 min on 2 cores)"
+  log "building the CUDA CLI (~12 min on 2 cores, most of it nvcc compiling candle's kernels)"
   # candle-kernels' build (cudaforge) runs nvcc on half the cores unless CUDAFORGE_THREADS says
   # otherwise; its ~20 kernel files take a minute each on one core and nothing else builds meanwhile.
   CUDA_HOME=$home PATH=$home/bin:$PATH CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
