@@ -5,7 +5,8 @@
 How strong a teacher models/train.py can distil from is bounded by this figure (evaluation data
 only: TREC DL is never trained on). Measured 2026-12-01, DL19 nDCG@10 (grade >= 2 for binary
 metrics): all-MiniLM-L6-v2 0.6424 (2.5 min on 2 cores), all-mpnet-base-v2 0.6831 (17 min),
-their mean 0.6804; BM25 0.5058.
+their mean 0.6804; BM25 0.5058. DL20: all-MiniLM-L6-v2 0.6081, all-mpnet-base-v2 0.6423 (~20
+min); BM25 0.4796.
 
     python models/studies/biencoder_rerank.py --teacher mpnet --set dl19 --out artifacts/runs/mpnet-dl19.tsv
     target/release/crossrank eval --corpus D/corpus.jsonl --queries D/queries.jsonl --qrels D/qrels/test.tsv \\
