@@ -120,6 +120,45 @@ def pick_questions(paragraphs, passages, by_para, n, keyword_frac, rng):
     return out, len(all_q)
 
 
+# A sentence that defines its subject: "Photosynthesis is a process ...", "The Eiffel Tower (French:
+# ...) is the ...". The subject must hold a capitalised word past an article, so "The city is a ..."
+# (whose query would be "city") is not taken, nor a superlative ("X is the first ...", "the largest").
+DEFINES = re.compile(r"^((?:The |A |An )?[A-Z][\w\-'.]*(?: [\w\-'.]+){0,4}?)(?: \([^)]{1,80}\))?,? (?:is|are|was|were) (?:a|an|one of|the(?! (?:first|last|only|second|third|most|home|site|\w+est\b|\d)))\b")
+NOT_A_SUBJECT = set("amongst because near since while although if it this that these those he she they there we i you his her its their one such some many most each all both another other what which who".split())
+NOT_IN_A_SUBJECT = set("first last most well-known well known examples works key amongst among".split())
+DEFINITION_FORMS = ("what is {}", "{} definition", "define {}", "definition of {}", "{} meaning", "what does {} mean", "{}")
+
+
+def defined_subject(passage):
+    """The subject that passage's first sentence defines, or None (a definition opens its passage:
+    one further in is mostly a remark, "New York is a global hub of ...")."""
+    m = DEFINES.match(passage)
+    if not m:
+        return None
+    words = m.group(1).split()
+    core = words[1:] if words[0] in ("The", "A", "An") else words
+    if not core or core[0].lower() in NOT_A_SUBJECT | STOP or core[0].lower().endswith("ing") \
+            or not any(w[0].isupper() for w in core) or core[-1].lower() in STOP \
+            or any(w.lower() in NOT_IN_A_SUBJECT for w in core):
+        return None
+    return " ".join(core)
+
+
+def definition_queries(passages, owner, n, rng):
+    """n seeded web-style queries about a subject that a passage defines ("eiffel tower definition",
+    "what is photosynthesis"): the defining passage is the positive, and a passage that defines the
+    same subject is never a negative (its "answers" are the defining phrases). TREC DL has many such
+    queries; SQuAD's questions ask for one fact instead. Same tuples as pick_questions."""
+    found = [(i, subject) for i, p in enumerate(passages) if (subject := defined_subject(p))]
+    rng.shuffle(found)
+    out = []
+    for i, subject in found[:n]:
+        x = subject.lower()
+        query = rng.choice(DEFINITION_FORMS).format(x)
+        out.append((query, query, owner[i], i, [f"{x} {verb} " for verb in ("is", "are", "was", "were")]))
+    return out, len(found)
+
+
 class Teacher:
     """A sentence-transformers bi-encoder (all-MiniLM-L6-v2, all-mpnet-base-v2) as it is used there:
     mean pooling, L2-normalised."""
@@ -241,6 +280,8 @@ def main():
     p.add_argument("--questions", type=int, default=19200, help="SQuAD train questions used (a seeded subset)")
     p.add_argument("--passage-words", type=int, default=60)
     p.add_argument("--keyword-frac", type=float, default=0.3)
+    p.add_argument("--definition-queries", type=int, default=0,
+                   help="add this many web-style definition queries mined from the passages (0: the shipped recipe)")
     p.add_argument("--group", type=int, default=8, help="passages per question: 1 positive + negatives")
     p.add_argument("--same-para-neg", type=int, default=1)
     p.add_argument("--bm25-neg", type=int, default=3)
@@ -287,6 +328,10 @@ def main():
     questions, answerable = pick_questions(paragraphs, passages, by_para, args.questions, args.keyword_frac, rng)
     log(f"SQuAD train: {len(paragraphs)} paragraphs -> {len(passages)} passages; {answerable} questions with the answer "
         f"inside one passage, {len(questions)} used")
+    if args.definition_queries:
+        defs, defined = definition_queries(passages, owner, args.definition_queries, random.Random(args.seed + 13))
+        questions += defs
+        log(f"definition queries: {defined} passages define a subject, {len(defs)} used (e.g. {defs[0][0]!r})")
     groups_path = work / "groups.json"
     if groups_path.exists():
         cached = json.loads(groups_path.read_text())
