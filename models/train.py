@@ -11,7 +11,10 @@ Recipe (every choice seeded with --seed; see models/MODEL_CARD.md for what was m
    A question's positive is the passage of its own paragraph that contains its answer.
 2. Queries. A seeded ``--keyword-frac`` of the questions are rewritten as keyword queries
    (stop words and punctuation dropped: "what year did the quake hit sichuan" -> "year quake hit
-   sichuan"), because web queries are short and SQuAD's are full questions.
+   sichuan"), because web queries are short and SQuAD's are full questions. ``--definition-queries``
+   adds web-style queries about a subject that a passage opens by defining ("what is uranium",
+   "town quay definition"; 1,032 passages qualify), with negatives that mention the subject without
+   defining it (not in the shipped recipe: models/MODEL_CARD.md has what it measured).
 3. Negatives, ``--group - 1`` per question: another passage of the same paragraph without the
    answer, BM25 over all passages, and the teacher's nearest passages — never a passage that
    contains an answer string, never one of the question's own paragraph for BM25/teacher picks.
@@ -148,14 +151,15 @@ def definition_queries(passages, owner, n, rng):
     """n seeded web-style queries about a subject that a passage defines ("eiffel tower definition",
     "what is photosynthesis"): the defining passage is the positive, and a passage that defines the
     same subject is never a negative (its "answers" are the defining phrases). TREC DL has many such
-    queries; SQuAD's questions ask for one fact instead. Same tuples as pick_questions."""
+    queries; SQuAD's questions ask for one fact instead. Same tuples as pick_questions, with the
+    subject in place of the original question."""
     found = [(i, subject) for i, p in enumerate(passages) if (subject := defined_subject(p))]
     rng.shuffle(found)
     out = []
     for i, subject in found[:n]:
         x = subject.lower()
         query = rng.choice(DEFINITION_FORMS).format(x)
-        out.append((query, query, owner[i], i, [f"{x} {verb} " for verb in ("is", "are", "was", "were")]))
+        out.append((query, x, owner[i], i, [f"{x} {verb} " for verb in ("is", "are", "was", "were")]))
     return out, len(found)
 
 
@@ -203,11 +207,15 @@ class Teacher:
 RANDOM_DRAWS = 10_000  # random passages tried per question before it is left out
 
 
-def build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng):
-    """One group per question: [positive, negatives...] passage ids and the teacher's cosines."""
+def build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng, subjects=None):
+    """One group per question: [positive, negatives...] passage ids and the teacher's cosines.
+    ``subjects`` maps a definition query's index to its subject: up to ``group - 3`` of its negatives
+    are passages that mention the subject without defining it (BM25's best for the bare subject), so
+    the model learns which passage answers "what is X", not which passages mention X."""
     bm25 = BM25(range(len(passages)), passages)
-    groups, counts = [], {"same paragraph": 0, "bm25": 0, "teacher": 0, "random": 0,
-                          "questions without enough negatives (left out)": 0}
+    subjects = subjects or {}
+    groups, counts = [], {"same paragraph": 0, "mentions of the defined subject": 0, "bm25": 0, "teacher": 0,
+                          "random": 0, "questions without enough negatives (left out)": 0}
     want = args.group - 1
     for qi, (query, _question, pi, pos, answers) in enumerate(questions):
         def usable(i, chosen):
@@ -218,8 +226,14 @@ def build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q
         for i in rng.sample(same, min(args.same_para_neg, len(same))):
             chosen.append(i)
             counts["same paragraph"] += 1
+        if qi in subjects:
+            subject = subjects[qi]
+            mentions = [d for d, _ in bm25.top(subject, 100) if subject in passages[d].lower() and usable(d, chosen)]
+            for i in rng.sample(mentions, max(0, min(want - 2 - len(chosen), len(mentions)))):
+                chosen.append(i)
+                counts["mentions of the defined subject"] += 1
         bm = [d for d, _ in bm25.top(query, args.neg_pool) if owner[d] != pi and usable(d, chosen)]
-        for i in rng.sample(bm, min(args.bm25_neg, len(bm))):
+        for i in rng.sample(bm, max(0, min(args.bm25_neg, want - 1 - len(chosen), len(bm)))):
             chosen.append(i)
             counts["bm25"] += 1
         dense = np.argsort(-(teacher_p @ teacher_q[qi]))[: args.neg_pool + 10]
@@ -328,6 +342,7 @@ def main():
     questions, answerable = pick_questions(paragraphs, passages, by_para, args.questions, args.keyword_frac, rng)
     log(f"SQuAD train: {len(paragraphs)} paragraphs -> {len(passages)} passages; {answerable} questions with the answer "
         f"inside one passage, {len(questions)} used")
+    n_asked = len(questions)
     if args.definition_queries:
         defs, defined = definition_queries(passages, owner, args.definition_queries, random.Random(args.seed + 13))
         questions += defs
@@ -343,7 +358,8 @@ def main():
         teacher_p = teacher.encode(passages, work / f"teacher-{args.teacher}-passages")
         teacher_q = teacher.encode([q for q, *_ in questions], work / f"teacher-{args.teacher}-queries")
         log(f"teacher embedded {len(passages)} passages and {len(questions)} queries in {time.time() - t0:.0f}s")
-        groups, counts = build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng)
+        subjects = {qi: q[1] for qi, q in enumerate(questions) if qi >= n_asked}
+        groups, counts = build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng, subjects)
         tmp = groups_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"questions": len(questions), "groups": groups, "counts": counts}))
         tmp.replace(groups_path)
