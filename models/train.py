@@ -209,9 +209,10 @@ RANDOM_DRAWS = 10_000  # random passages tried per question before it is left ou
 
 def build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng, subjects=None):
     """One group per question: [positive, negatives...] passage ids and the teacher's cosines.
-    ``subjects`` maps a definition query's index to its subject: up to ``group - 3`` of its negatives
-    are passages that mention the subject without defining it (BM25's best for the bare subject), so
-    the model learns which passage answers "what is X", not which passages mention X."""
+    ``subjects`` maps a definition query's index to its subject: its negatives are then mostly
+    passages that mention the subject without defining it (BM25's best for the bare subject; with the
+    one from its paragraph, ``group - 3`` at most, so that BM25 and the teacher still give one each),
+    so the model learns which passage answers "what is X", not which passages mention X."""
     bm25 = BM25(range(len(passages)), passages)
     subjects = subjects or {}
     groups, counts = [], {"same paragraph": 0, "mentions of the defined subject": 0, "bm25": 0, "teacher": 0,
