@@ -42,6 +42,7 @@ teachers: all-MiniLM-L6-v2, all-mpnet-base-v2 (Apache-2.0).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -63,6 +64,12 @@ between and or but nor so yet is are was were be been being am do does did has h
 which who whom whose when where why how that this these those there it its it's he she they them his
 her their our your my i you we me us can could would should will shall may might must than then
 also some any each other such not no one much many""".split())
+
+
+def fingerprint(texts):
+    """A short hash of a list of texts: caches are named by what they hold, not by how many (a
+    control run and a --definition-queries run can ask the same number of different queries)."""
+    return hashlib.sha256("\n".join(texts).encode()).hexdigest()[:12]
 
 
 def split_passages(context, max_words):
@@ -127,7 +134,7 @@ def pick_questions(paragraphs, passages, by_para, n, keyword_frac, rng):
 # ...) is the ...". The subject must hold a capitalised word past an article, so "The city is a ..."
 # (whose query would be "city") is not taken, nor a superlative ("X is the first ...", "the largest").
 DEFINES = re.compile(r"^((?:The |A |An )?[A-Z][\w\-'.]*(?: [\w\-'.]+){0,4}?)(?: \([^)]{1,80}\))?,? (?:is|are|was|were) (?:a|an|one of|the(?! (?:first|last|only|second|third|most|home|site|\w+est\b|\d)))\b")
-NOT_A_SUBJECT = set("amongst because near since while although if it this that these those he she they there we i you his her its their one such some many most each all both another other what which who".split())
+NOT_A_SUBJECT = STOP | set("amongst because near since while although if it this that these those he she they there we i you his her its their one such some many most each all both another other what which who".split())
 NOT_IN_A_SUBJECT = set("first last most well-known well known examples works key amongst among".split())
 DEFINITION_FORMS = ("what is {}", "{} definition", "define {}", "definition of {}", "{} meaning", "what does {} mean", "{}")
 
@@ -140,7 +147,7 @@ def defined_subject(passage):
         return None
     words = m.group(1).split()
     core = words[1:] if words[0] in ("The", "A", "An") else words
-    if not core or core[0].lower() in NOT_A_SUBJECT | STOP or core[0].lower().endswith("ing") \
+    if not core or core[0].lower() in NOT_A_SUBJECT or core[0].lower().endswith("ing") \
             or not any(w[0].isupper() for w in core) or core[-1].lower() in STOP \
             or any(w.lower() in NOT_IN_A_SUBJECT for w in core):
         return None
@@ -180,8 +187,9 @@ class Teacher:
         stopped run resumes the teacher pass too (all-mpnet-base-v2 takes hours on 2 cores)."""
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        key = fingerprint(texts)
         for c in range(0, len(order), chunk):
-            part = Path(f"{cache}-{len(texts)}-{c // chunk}.npy")
+            part = Path(f"{cache}-{key}-{c // chunk}.npy")
             if part.exists():
                 out[order[c : c + chunk]] = np.load(part)
                 continue
@@ -348,21 +356,23 @@ def main():
         defs, defined = definition_queries(passages, owner, args.definition_queries, random.Random(args.seed + 13))
         questions += defs
         log(f"definition queries: {defined} passages define a subject, {len(defs)} used (e.g. {defs[0][0]!r})")
+    query_texts = [q for q, *_ in questions]
     groups_path = work / "groups.json"
     if groups_path.exists():
         cached = json.loads(groups_path.read_text())
         groups, counts = cached["groups"], cached["counts"]
-        assert cached.get("questions", len(groups)) == len(questions), "groups.json is from another --questions; delete --work to rebuild"
+        assert cached.get("queries") == fingerprint(query_texts), \
+            "groups.json is from other queries (--questions, --definition-queries, --seed); delete --work to rebuild"
     else:
         teacher = Teacher(teacher_dir(args.teacher, work), args.device)
         t0 = time.time()
         teacher_p = teacher.encode(passages, work / f"teacher-{args.teacher}-passages")
-        teacher_q = teacher.encode([q for q, *_ in questions], work / f"teacher-{args.teacher}-queries")
+        teacher_q = teacher.encode(query_texts, work / f"teacher-{args.teacher}-queries")
         log(f"teacher embedded {len(passages)} passages and {len(questions)} queries in {time.time() - t0:.0f}s")
         subjects = {qi: q[1] for qi, q in enumerate(questions) if qi >= n_asked}
         groups, counts = build_groups(args, questions, passages, owner, by_para, teacher_p, teacher_q, rng, subjects)
         tmp = groups_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"questions": len(questions), "groups": groups, "counts": counts}))
+        tmp.write_text(json.dumps({"queries": fingerprint(query_texts), "groups": groups, "counts": counts}))
         tmp.replace(groups_path)
         del teacher
     log(f"groups: {len(groups)} x {args.group} passages; negatives by source {counts}")
