@@ -12,7 +12,8 @@ capacity or a loss.
 
 Measured 2026-12-02 (models/MODEL_CARD.md, "A diagnostic"): DL19's pairs lift DL20 from 0.527 to
 0.566 (all-MiniLM-L6-v2) / 0.569 (all-mpnet-base-v2) nDCG@10 by step 100, then overfit its 43
-queries; DL19's queries over SQuAD passages (``--passages squad``) only to 0.537.
+queries; DL20's pairs lift DL19 from 0.590 to 0.614; DL19's queries over SQuAD passages
+(``--passages squad``) only to 0.537 (the teacher's candidates) / 0.528 (BM25's).
 
 No qrels are read: the teacher's scores are the only signal. MS MARCO's terms allow non-commercial
 research use; a model trained here must never be shipped (issue 14: TREC DL is evaluation data).
@@ -24,7 +25,8 @@ research use; a model trained here must never be shipped (issue 14: TREC DL is e
 
 ``--passages squad`` keeps the web queries and swaps the passages: each query's candidates are
 all-MiniLM-L6-v2's top 100 of the 50,650 SQuAD train passages (models/train.py's cut), graded by
-that teacher; so the study separates the queries' part from the passages' part.
+that teacher (``--first-stage bm25``: BM25's top 100 of them, graded by it); so the study separates
+the queries' part from the passages' part.
 """
 from __future__ import annotations
 
@@ -73,10 +75,11 @@ def trec_pairs(data, teacher_runs):
     return teacher, queries, texts
 
 
-def squad_pairs(data, squad_dir, work, depth):
-    """The set's queries over all-MiniLM-L6-v2's top `depth` SQuAD train passages, graded by it
-    (its passage embeddings are cached in `work`, as models/train.py caches them)."""
-    from common import teacher_dir
+def squad_pairs(data, squad_dir, work, depth, first_stage):
+    """The set's queries over the top `depth` SQuAD train passages of `first_stage` (BM25, as the
+    TREC lists are, or all-MiniLM-L6-v2 itself), graded by all-MiniLM-L6-v2 (its passage embeddings
+    are cached in `work`, as models/train.py caches them)."""
+    from common import BM25, teacher_dir
     from train import Teacher, build_passages
 
     passages, _, _ = build_passages(read_jsonl(Path(squad_dir) / "train-v1.1.jsonl.gz"), 60)
@@ -86,10 +89,12 @@ def squad_pairs(data, squad_dir, work, depth):
     model = Teacher(teacher_dir("minilm", work), "cpu")
     emb_p = model.encode(passages, work / "teacher-minilm-passages")
     emb_q = model.encode([queries[q] for q in qids], work / "teacher-minilm-queries")
+    bm25 = BM25(range(len(passages)), passages) if first_stage == "bm25" else None
     teacher, texts = {}, {}
     for q, e in zip(qids, emb_q):
         sims = emb_p @ e
-        top = np.argsort(-sims, kind="stable")[:depth]
+        top = [d for d, _ in bm25.top(queries[q], depth)] if bm25 else np.argsort(-sims, kind="stable")[:depth]
+        top = sorted(top, key=lambda i: -sims[i])
         teacher[q] = [(str(i), float(sims[i])) for i in top]
         texts.update((str(i), passages[i]) for i in top)
     return teacher, queries, texts
@@ -104,6 +109,8 @@ def main():
                    help="the candidates: the set's BM25 top 100 (graded by --teacher-run) or SQuAD train passages")
     p.add_argument("--squad", default=str(Path(__file__).resolve().parents[3] / "shared/data/squad"))
     p.add_argument("--depth", type=int, default=100, help="candidates per query with --passages squad")
+    p.add_argument("--first-stage", default="teacher", choices=["teacher", "bm25"],
+                   help="with --passages squad: whose top --depth are the candidates")
     p.add_argument("--init-gguf", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--seed", type=int, default=42)
@@ -136,7 +143,7 @@ def main():
     if args.passages == "trec":
         teacher, queries, texts = trec_pairs(data, args.teacher_run)
     else:
-        teacher, queries, texts = squad_pairs(data, args.squad, work, args.depth)
+        teacher, queries, texts = squad_pairs(data, args.squad, work, args.depth, args.first_stage)
     qids = sorted(queries)
     log(f"{args.set}: {len(qids)} queries over {args.passages} passages ({len(texts)} distinct candidates)")
 
