@@ -237,6 +237,18 @@ def hf_from_gguf(gguf_path, out_dir, tokenizer_src):
     return out_dir
 
 
+def save_cross_encoder(model, out_dir, tokenizer_src, max_length):
+    """A trained student as a HF directory `crossrank convert` reads: weights, the tokenizer with
+    ``model_max_length`` = the length it was trained at, checked by check_hf_dir."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.config.architectures = ["BertForSequenceClassification"]
+    model.save_pretrained(out_dir, safe_serialization=True)
+    write_tokenizer(tokenizer_src, out_dir, max_length)
+    check_hf_dir(out_dir)
+    return out_dir
+
+
 def check_hf_dir(path):
     from safetensors import safe_open
 

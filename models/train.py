@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BM25, build_untrained, check_hf_dir, hf_from_gguf, log, mean_metrics, read_jsonl, teacher_dir, write_tokenizer  # noqa: E402
+from common import BM25, build_untrained, hf_from_gguf, log, mean_metrics, read_jsonl, save_cross_encoder, teacher_dir  # noqa: E402
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 WORD = re.compile(r"\w+(?:'\w+)?")
@@ -427,14 +427,6 @@ def main():
         model.train()
         return scores
 
-    def save_model(out):
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        model.config.architectures = ["BertForSequenceClassification"]
-        model.save_pretrained(out, safe_serialization=True)
-        write_tokenizer(src, out, args.max_length)
-        check_hf_dir(out)
-
     if state["step"] == 0:
         base = evaluate()
         state["history"].append({"step": 0, **base})
@@ -479,7 +471,7 @@ def main():
             log(f"dev nDCG@10 at step {state['step']}: {dev}")
             if mean > state["best"]:
                 state["best"], state["best_step"] = mean, state["step"]
-                save_model(work / "best")
+                save_cross_encoder(model, work / "best", src, args.max_length)
         if state["step"] % args.ckpt_every == 0 or state["step"] == args.steps:
             save_checkpoint()
         if time.time() - t_train > args.time_budget_min * 60 and state["step"] < args.steps:

@@ -39,16 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import check_hf_dir, doc_text, hf_from_gguf, log, read_jsonl, write_tokenizer  # noqa: E402
-
-
-def read_teacher_run(path):
-    """{query id: [(passage id, teacher score)], best first} from a TREC run file."""
-    run = {}
-    for line in open(path):
-        q, _, d, _, score, _ = line.split()
-        run.setdefault(q, []).append((d, float(score)))
-    return {q: sorted(v, key=lambda x: -x[1]) for q, v in run.items()}
+from common import doc_text, hf_from_gguf, log, read_jsonl, save_cross_encoder  # noqa: E402
+from compare_runs import read_run  # noqa: E402
 
 
 def sample_group(ranked, size, top, rng):
@@ -61,14 +53,11 @@ def sample_group(ranked, size, top, rng):
 
 def trec_pairs(data, teacher_runs):
     """The set's queries over its BM25 top 100, graded by the mean of the teacher runs."""
-    runs = [read_teacher_run(r) for r in teacher_runs]
+    runs = [read_run(r) for r in teacher_runs]
     teacher = {}
-    for q in runs[0]:
-        mean = {}
-        for run in runs:
-            for d, s in run[q]:
-                mean[d] = mean.get(d, 0.0) + s / len(runs)
-        teacher[q] = sorted(mean.items(), key=lambda x: -x[1])
+    for q, docs in runs[0].items():
+        mean = {d: sum(run[q][d] for run in runs) / len(runs) for d in docs}
+        teacher[q] = sorted(mean.items(), key=lambda x: -x[1])  # best first, as sample_group expects
     queries = {q["_id"]: q["text"] for q in read_jsonl(data / "queries.jsonl") if q["_id"] in teacher}
     wanted = {d for v in teacher.values() for d, _ in v}
     texts = {r["_id"]: doc_text(r) for r in read_jsonl(data / "corpus.jsonl") if r["_id"] in wanted}
@@ -93,8 +82,10 @@ def squad_pairs(data, squad_dir, work, depth, first_stage):
     teacher, texts = {}, {}
     for q, e in zip(qids, emb_q):
         sims = emb_p @ e
-        top = [d for d, _ in bm25.top(queries[q], depth)] if bm25 else np.argsort(-sims, kind="stable")[:depth]
-        top = sorted(top, key=lambda i: -sims[i])
+        if bm25:
+            top = sorted((d for d, _ in bm25.top(queries[q], depth)), key=lambda i: -sims[i])
+        else:
+            top = np.argsort(-sims, kind="stable")[:depth]
         teacher[q] = [(str(i), float(sims[i])) for i in top]
         texts.update((str(i), passages[i]) for i in top)
     return teacher, queries, texts
@@ -157,15 +148,6 @@ def main():
     sched = get_linear_schedule_with_warmup(opt, int(0.05 * args.steps), args.steps)
     kl = torch.nn.KLDivLoss(reduction="batchmean")
 
-    def save(step):
-        out = work / f"step-{step}"
-        out.mkdir(parents=True, exist_ok=True)
-        model.config.architectures = ["BertForSequenceClassification"]
-        model.save_pretrained(out, safe_serialization=True)
-        write_tokenizer(src, out, args.max_length)
-        check_hf_dir(out)
-        log(f"saved {out}")
-
     model.train()
     t0, losses = time.time(), []
     for step in range(1, args.steps + 1):
@@ -185,7 +167,7 @@ def main():
         if step % 10 == 0:
             log(f"step {step}/{args.steps} KL {np.mean(losses[-10:]):.4f} {(time.time() - t0) / step:.2f}s/step")
         if step in args.save_at or step == args.steps:
-            save(step)
+            log(f"saved {save_cross_encoder(model, work / f'step-{step}', src, args.max_length)}")
 
 
 if __name__ == "__main__":
