@@ -15,6 +15,31 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })
 }
 
+/// Reads at most `limit` bytes of `path`, the one bounded reader every native loader and the CLI
+/// share: a file (or device, FIFO, stdin-like stream) that holds more is refused by name after
+/// `limit + 1` bytes, never read whole. `what` says what the file is for ("model", "corpus", ...).
+pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io { file: path.display().to_string(), message: e.to_string() };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let too_big = || Error::Io {
+        file: path.display().to_string(),
+        message: format!("larger than the {limit}-byte limit for a {what} file"),
+    };
+    // A regular file says its size up front: refuse it before reading a byte.
+    if let Ok(meta) = file.metadata() {
+        if meta.is_file() && meta.len() > limit {
+            return Err(too_big());
+        }
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// The first of `names` that exists in `dir`.
 fn find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|name| dir.join(name)).find(|path| path.is_file())
