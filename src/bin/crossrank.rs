@@ -201,7 +201,7 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
 
 fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_length: Option<usize>) -> Result<()> {
     let precision = Precision::parse(dtype)?;
-    refuse_input_as_output(model, out)?;
+    check_out(model, out)?;
     let dir = read_hf_dir(model, &Device::Cpu)?;
     let source = source.unwrap_or_else(|| model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
     let bytes = dir.convert(&source, max_length, precision).map_err(|e| match e {
@@ -213,26 +213,64 @@ fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_le
     Ok(())
 }
 
-/// The files `convert` reads from a model directory: `--out` must never be one of them.
-const MODEL_INPUTS: [&str; 6] = ["config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json", "vocab.txt", "tokenizer_config.json"];
-
-fn refuse_input_as_output(model: &Path, out: &Path) -> Result<()> {
-    if out.is_dir() {
-        return Err(Error::invalid(format!("--out {} is a directory; give the path of the .gguf file to write", out.display())));
+/// Refuses an `--out` that convert must not replace, before the model is read. The output is
+/// renamed over `--out`, which replaces whatever is there: only a regular file (or nothing) may be
+/// there, and never in the model's own directory, whose files convert reads (or may need later).
+fn check_out(model: &Path, out: &Path) -> Result<()> {
+    check_out_is_replaceable(out)?;
+    if out.file_name().is_none() {
+        return Err(Error::invalid(format!("--out {} names no file", out.display())));
     }
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let same_dir = match (parent.canonicalize(), model.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if same_dir && MODEL_INPUTS.contains(&name.as_str()) {
-        return Err(Error::invalid(format!(
-            "--out {} is one of the model's own files, which convert reads: write the GGUF elsewhere",
-            out.display()
-        )));
+    let model = model.canonicalize().ok();
+    let out_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize().ok();
+    if let (Some(model), Some(out_dir)) = (model, out_dir) {
+        if out_dir.starts_with(&model) || out.canonicalize().is_ok_and(|o| o == model) {
+            return Err(Error::invalid(format!(
+                "--out {} is inside the model directory {}, which convert reads: write the GGUF elsewhere",
+                out.display(),
+                model.display()
+            )));
+        }
     }
     Ok(())
+}
+
+/// `--out` is absent or a regular file. A symbolic link is refused, not followed: the rename would
+/// replace the link itself and leave its target as it was, which is not what a link there asks for.
+fn check_out_is_replaceable(out: &Path) -> Result<()> {
+    let kind = match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Io { file: out.display().to_string(), message: e.to_string() }),
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(meta) => file_kind(&meta.file_type()),
+    };
+    let hint = match kind {
+        "a directory" => "give the path of the .gguf file to write",
+        "a symbolic link" => "the output is renamed over --out, which would replace the link, not write its target; give the target's own path",
+        _ => "the output is renamed over --out, which would replace it; convert writes only regular files",
+    };
+    Err(Error::invalid(format!("--out {} is {kind}: {hint}", out.display())))
+}
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        } else if kind.is_fifo() {
+            return "a FIFO";
+        } else if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Writes `bytes` to a temporary file beside `out`, flushes it to disk and renames it over `out`:
