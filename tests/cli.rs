@@ -147,56 +147,6 @@ fn eval_min_relevance_sets_what_the_binary_metrics_count() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// `convert` never destroys a file: `--out` may not be one of the model's own files, and the output
-/// appears whole (written beside it, synced, renamed): killed mid-write, the old file is intact.
-#[test]
-fn convert_writes_atomically_and_never_over_its_inputs() {
-    let dir = std::env::temp_dir().join(format!("crossrank-atomic-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    common::copy_dir(&common::tiny_dir(), &dir);
-    for input in ["model.safetensors", "config.json", "vocab.txt"] {
-        let target = dir.join(input);
-        let before = std::fs::read(&target).unwrap();
-        let refused = crossrank(&["convert", "--model", &dir.display().to_string(), "--dtype", "q8_0", "--out", &target.display().to_string()], "");
-        assert!(!refused.status.success(), "{input}: convert over an input succeeded");
-        let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(stderr.contains("[invalid_input]") && stderr.contains("is inside the model directory"), "{input}: {stderr}");
-        assert_eq!(std::fs::read(&target).unwrap(), before, "{input} was changed");
-    }
-    let refused = crossrank(&["convert", "--model", &dir.display().to_string(), "--dtype", "q8_0", "--out", &dir.display().to_string()], "");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("is a directory"));
-
-    // Killed while the output is being written (the 77 MB MiniLM-L-4 f32: the kill comes once the
-    // partial file beside --out holds a few MB), the old file is intact; left alone, the new one
-    // replaces it whole.
-    let out = dir.join("out.gguf");
-    let partial = dir.join(".out.gguf.crossrank-partial");
-    let old = b"the previous model file".to_vec();
-    std::fs::write(&out, &old).unwrap();
-    let convert_to_out = || {
-        Command::new(env!("CARGO_BIN_EXE_crossrank"))
-            .args(["convert", "--model", &common::minilm_dir().display().to_string(), "--dtype", "f32", "--out", &out.display().to_string()])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut child = convert_to_out();
-    let started = std::time::Instant::now();
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 4 << 20 {
-        assert!(started.elapsed().as_secs() < 60, "the partial file never grew");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    child.kill().unwrap(); // SIGKILL, mid-write
-    child.wait().unwrap();
-    assert_eq!(std::fs::read(&out).unwrap(), old, "killed mid-write, the old file was damaged");
-    // The next run overwrites the leftover partial file and replaces the output whole.
-    assert!(convert_to_out().wait().unwrap().success());
-    let now = std::fs::read(&out).unwrap();
-    assert!(crossrank::Reranker::from_gguf(&now, &candle_core::Device::Cpu).is_ok(), "{} bytes at --out do not load", now.len());
-    assert!(!partial.exists(), "the partial file was left behind after a good run");
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
 /// eval's inputs: a missing header, an empty file, a negative grade, a document judged twice and a
 /// candidate listed twice used to give wrong metrics (or all zeros) with exit 0; each is a named error.
 #[test]

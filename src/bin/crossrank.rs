@@ -209,7 +209,9 @@ fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_le
         other => other,
     })?;
     write_atomically(out, &bytes)?;
-    eprintln!("wrote {} ({} bytes, {})", out.display(), bytes.len(), precision.name());
+    // The checksum says which file this run wrote: when converts race to one --out, the last to
+    // finish wins, and `crossrank info` shows whose file is there.
+    eprintln!("wrote {} ({} bytes, {}, sha256 {})", out.display(), bytes.len(), precision.name(), hex(&Sha256::digest(&bytes)));
     Ok(())
 }
 
@@ -273,27 +275,26 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `out`, flushes it to disk and renames it over `out`:
-/// a crash or kill at any moment leaves either the old file or the whole new one, never a part.
+/// Writes `bytes` to a new temporary file beside `out`, flushes it to disk and renames it over
+/// `out`: a crash or kill at any moment leaves either the old file or the whole new one, never a
+/// part. The temporary name is unique and created with `O_CREAT | O_EXCL`, so a file or link
+/// planted beside `out` is never followed or reused, two converts to one `--out` never share a
+/// temporary file, and the name is short (29 bytes) whatever the length of `out`'s own name.
+/// A kill leaves the temporary `.crossrank-*.partial` file behind.
 fn write_atomically(out: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let io = |file: &Path, e: std::io::Error| Error::Io { file: file.display().to_string(), message: e.to_string() };
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = out.file_name().ok_or_else(|| Error::invalid(format!("--out {} names no file", out.display())))?;
-    let temp = dir.join(format!(".{}.crossrank-partial", name.to_string_lossy()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(io(&temp, e));
-    }
-    if let Err(e) = std::fs::rename(&temp, out) {
-        let _ = std::fs::remove_file(&temp);
-        return Err(io(out, e));
-    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".crossrank-").suffix(".partial").rand_bytes(10);
+    // 0666 less the umask, as `File::create` gives, not tempfile's private 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut temp = builder.tempfile_in(dir).map_err(|e| io(dir, e))?;
+    temp.write_all(bytes).and_then(|()| temp.as_file().sync_all()).map_err(|e| io(temp.path(), e))?;
+    // Checked again: something else may have been put at --out while the model was converted.
+    check_out_is_replaceable(out)?;
+    // On any error the temporary file is removed when `temp` (or the error holding it) drops.
+    temp.persist(out).map_err(|e| io(out, e.error))?;
     // The rename is durable once the directory is synced too.
     if let Ok(directory) = std::fs::File::open(dir) {
         let _ = directory.sync_all();
