@@ -122,6 +122,23 @@ pub(crate) fn with_values<T>(x: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<
     Ok(f(&values))
 }
 
+/// Refuses activations holding inf or NaN, or (with `limit`) a value beyond it, with a `compute`
+/// error naming `what`. The f32 path would mostly carry them to a non-finite logit, but the int8
+/// and Q8 quantisers round them to finite integers, tanh saturates them, and LayerNorm's f32
+/// variance overflows into a finite output: any of those gives a finite, wrong score. One
+/// vectorised pass, on the CPU only (a GPU keeps IEEE propagation and the final logit check).
+pub(crate) fn check_activations(x: &Tensor, what: &str, limit: f32) -> Result<()> {
+    if !matches!(x.device(), Device::Cpu) {
+        return Ok(());
+    }
+    let largest = with_values(x, crate::int8::largest_magnitude)?;
+    if largest.is_finite() && largest <= limit {
+        return Ok(());
+    }
+    let found = if largest.is_finite() { format!("a value of magnitude {largest:e}, past {limit:e}") } else { "a non-finite value".into() };
+    Err(crate::error::Error::Compute(format!("{what} holds {found}: the model overflows f32 on this input")))
+}
+
 #[inline(always)]
 fn gelu_erf_scalar(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))

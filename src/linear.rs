@@ -5,8 +5,8 @@
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{Module, Tensor};
 
-use crate::activations::with_values;
-use crate::error::Result;
+use crate::activations::{check_activations, with_values};
+use crate::error::{Error, Result};
 use crate::int8::Int8Weight;
 use crate::weights::{check_finite, QuantizedMatmul, StoredTensor, Weights};
 
@@ -21,6 +21,8 @@ enum LinearWeight {
 pub struct Linear {
     weight: LinearWeight,
     bias: Tensor,
+    /// The layer's checkpoint path (`….dense`), for errors.
+    name: String,
 }
 
 impl Linear {
@@ -40,10 +42,10 @@ impl Linear {
                 // Quantised blocks cannot hold NaN checks cheaply per element; check the dequantised copy once.
                 let dense = qtensor
                     .dequantize(weights.store().device())
-                    .map_err(|e| crate::error::Error::weights(file, &name, e.to_string()))?;
+                    .map_err(|e| Error::weights(file, &name, e.to_string()))?;
                 check_finite(file, &name, &dense)?;
                 let matmul = QMatMul::from_arc(qtensor.clone())
-                    .map_err(|e| crate::error::Error::weights(file, &name, e.to_string()))?;
+                    .map_err(|e| Error::weights(file, &name, e.to_string()))?;
                 LinearWeight::Quantized(matmul)
             }
             StoredTensor::Quantized(qtensor) if weights.store().quantized_matmul() == QuantizedMatmul::Int8 => {
@@ -56,7 +58,8 @@ impl Linear {
             _ => LinearWeight::Float(weights.tensor("weight", &[out_features, in_features])?),
         };
         let bias = weights.tensor("bias", &[out_features])?;
-        Ok(Self { weight, bias })
+        let name = name.strip_suffix(".weight").unwrap_or(&name).to_string();
+        Ok(Self { weight, bias, name })
     }
 
     /// `x`: `(..., in_features)` → `(..., out_features)`.
@@ -77,15 +80,29 @@ impl Linear {
         for layer in layers {
             let y = match &layer.weight {
                 LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?.broadcast_add(&layer.bias)?,
-                LinearWeight::Quantized(matmul) => matmul.forward(&x2)?.broadcast_add(&layer.bias)?,
+                LinearWeight::Quantized(matmul) => {
+                    // candle rounds the input to 8-bit blocks, where NaN becomes a finite integer.
+                    check_activations(&x2, &format!("the input of `{}`", layer.name), f32::INFINITY)?;
+                    matmul.forward(&x2)?.broadcast_add(&layer.bias)?
+                }
                 LinearWeight::Int8(matrix, bias) => {
                     if quantized.is_none() {
-                        quantized = Some(with_values(&x2, |values| matrix.quantize(values, in_features))?);
+                        let activations = with_values(&x2, |values| matrix.quantize(values, in_features))?;
+                        // Rounding would make inf and NaN finite: the quantiser marks them instead.
+                        if !activations.all_finite() {
+                            return Err(Error::Compute(format!(
+                                "the input of `{}` holds a non-finite value: the model overflows f32 on this input",
+                                layer.name
+                            )));
+                        }
+                        quantized = Some(activations);
                     }
                     let y = matrix.matmul(quantized.as_ref().expect("quantised just above"), bias);
                     Tensor::from_vec(y, (rows, matrix.rows()), x2.device())?
                 }
             };
+            // Whatever follows (tanh, GELU, LayerNorm, the next quantiser) could hide inf or NaN.
+            check_activations(&y, &format!("the output of `{}`", layer.name), f32::INFINITY)?;
             let mut out_dims = dims.clone();
             out_dims[dims.len() - 1] = y.dim(1)?;
             outputs.push(y.reshape(out_dims)?);

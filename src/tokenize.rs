@@ -204,10 +204,40 @@ impl PairTokenizer {
         self.tokenizer.get_vocab_size(true)
     }
 
+    /// The id of `token` (vocabulary or added token), if the tokenizer has it.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.token_to_id(token)
+    }
+
+    /// The token with id `id`, if any.
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id)
+    }
+
+    /// The token with the largest id the tokenizer can emit (vocabulary and added tokens), and
+    /// that id: the embedding table must have a row for it. A vocabulary's ids need not be dense
+    /// (`vocab_size` counts entries, not the largest id), so this looks at every one, once.
+    pub fn largest_id(&self) -> Option<(String, u32)> {
+        self.tokenizer.get_vocab(true).into_iter().max_by_key(|&(_, id)| id)
+    }
+
+    /// Whether `text` tokenises to nothing (empty, whitespace, or only characters the normaliser
+    /// drops, such as U+200B, U+00AD, controls or U+FFFD): a pair with it would hold only special
+    /// tokens, which a cross-encoder still scores. Only a prefix is tokenised, until one token.
+    pub fn is_blank(&self, text: &str) -> Result<bool> {
+        Ok(self.encode_prefix(text, 1)?.is_empty())
+    }
+
     /// Encodes `query` against every passage, truncating the longer segment first (token by token,
     /// as transformers' `truncation="longest_first"`) so that each pair fits `max_length` tokens.
     /// The query is tokenised once for all passages.
     pub fn encode_pairs(&self, query: &str, passages: &[&str], max_length: usize) -> Result<Vec<EncodedPair>> {
+        Ok(self.encode_pairs_noting_blanks(query, passages, max_length)?.into_iter().map(|(pair, _)| pair).collect())
+    }
+
+    /// [`Self::encode_pairs`], with whether each passage is blank ([`Self::is_blank`]), read from
+    /// the tokens the pair was built from (no second tokenisation).
+    pub fn encode_pairs_noting_blanks(&self, query: &str, passages: &[&str], max_length: usize) -> Result<Vec<(EncodedPair, bool)>> {
         let special_tokens = self.tokenizer.get_post_processor().map_or(0, |processor| processor.added_tokens(true));
         if max_length < special_tokens + 2 {
             return Err(Error::invalid(format!(
@@ -226,11 +256,13 @@ impl PairTokenizer {
         passages
             .iter()
             .map(|passage| {
-                let (query_part, passage_part) = truncate_encodings(query_encoding.clone(), Some(encode(passage)?), &truncation)
+                let passage_encoding = encode(passage)?;
+                let blank = passage_encoding.is_empty();
+                let (query_part, passage_part) = truncate_encodings(query_encoding.clone(), Some(passage_encoding), &truncation)
                     .map_err(|e| Error::tokenizer(&self.file, e))?;
                 let encoding =
                     self.tokenizer.post_process(query_part, passage_part, true).map_err(|e| Error::tokenizer(&self.file, e))?;
-                Ok(EncodedPair { input_ids: encoding.get_ids().to_vec(), token_type_ids: encoding.get_type_ids().to_vec() })
+                Ok((EncodedPair { input_ids: encoding.get_ids().to_vec(), token_type_ids: encoding.get_type_ids().to_vec() }, blank))
             })
             .collect()
     }

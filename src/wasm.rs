@@ -53,7 +53,7 @@ struct JsScored {
     logit: f32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     best_window: Option<Window>,
-    /// Empty or whitespace only: ordered last (see `crate::rerank::order`).
+    /// Tokenises to nothing (`crate::tokenize::PairTokenizer::is_blank`): ordered last (see `crate::rerank::order`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     blank: bool,
 }

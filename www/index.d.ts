@@ -201,7 +201,7 @@ export interface RerankOptions {
 export interface RerankResult<D extends Document = Document> {
   /** Position of the document in the input array. */
   index: number;
-  /** sigmoid(logit), in (0, 1). */
+  /** sigmoid(logit), in (0, 1); 0 for a blank document (one that tokenises to nothing). */
   score: number;
   /** The model's raw output (with windows: the aggregate of the window logits). */
   logit: number;
@@ -238,7 +238,9 @@ export declare class Reranker {
   /**
    * Scores each document against `query`; results are ordered by `logit` (or by `fused` with
    * `fusion`), highest first, ties in input order. No documents give `[]` (options are still
-   * checked). Calls are queued and run one at a time.
+   * checked). Text that tokenises to nothing (empty, whitespace, U+200B, controls, a lone
+   * surrogate) is blank: such documents come last with `score` 0, such a query rejects with
+   * `invalid_input`. Calls are queued and run one at a time.
    */
   rerank<D extends Document>(query: string, documents: readonly D[], options?: RerankOptions): Promise<RerankResult<D>[]>;
 

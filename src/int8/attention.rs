@@ -94,6 +94,9 @@ fn attend_with(kernel: Kernel, query: &Tensor, key: &Tensor, value: &Tensor, mas
     // zero values (and zero probabilities).
     let padded = seq.div_ceil(BLOCK) * BLOCK;
     let mut context = vec![0f32; batch * heads * rows * head];
+    // Set by a head whose scores were not finite (a row's softmax then has no finite scale, which
+    // the kernels would turn into zeros: a finite, wrong context).
+    let non_finite = std::sync::atomic::AtomicBool::new(false);
     with_values(query, |query| {
         with_values(key, |key| {
             with_values(value, |value| {
@@ -108,6 +111,9 @@ fn attend_with(kernel: Kernel, query: &Tensor, key: &Tensor, value: &Tensor, mas
                     let mut probabilities = vec![0f32; rows * padded];
                     let mut row_scales = vec![0f32; rows];
                     softmax_rows(&scores, &mask, pair, seq, &mut probabilities, &mut row_scales);
+                    if !row_scales.iter().all(|scale| scale.is_finite()) {
+                        non_finite.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let mut transposed = vec![0f32; head * padded];
                     transpose(v, head, padded, &mut transposed);
                     context.copy_from_slice(&kernel.product(&transposed, head, padded, &probabilities, Some(&row_scales)));
@@ -115,6 +121,9 @@ fn attend_with(kernel: Kernel, query: &Tensor, key: &Tensor, value: &Tensor, mas
             })
         })
     })???;
+    if non_finite.into_inner() {
+        return Err(Error::Compute("attention scores hold a non-finite value: the model overflows f32 on this input".into()));
+    }
     Ok(Tensor::from_vec(context, (batch, heads, rows, head), query.device())?)
 }
 

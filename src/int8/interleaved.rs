@@ -60,8 +60,14 @@ impl DigitRows {
         let mut scales = vec![0f32; rows];
         for (m, row) in x.chunks_exact(cols.max(1)).enumerate() {
             let largest = largest_magnitude(row);
-            if largest == 0.0 || !largest.is_finite() {
-                continue; // as QuantizedRows: zeros, or non-finite input the model never makes
+            if !largest.is_finite() {
+                // As QuantizedRows: a NaN scale marks the row, and the caller refuses it
+                // (rounded, inf and NaN would become finite integers and a wrong score).
+                scales[m] = f32::NAN;
+                continue;
+            }
+            if largest == 0.0 {
+                continue;
             }
             let scale = largest / LARGEST;
             let span = m * cols..(m + 1) * cols;
@@ -90,6 +96,11 @@ impl DigitRows {
     pub fn rows(&self) -> usize {
         self.scales.len()
     }
+
+    /// Whether every row was finite (see [`DigitRows::new`]).
+    pub fn all_finite(&self) -> bool {
+        self.scales.iter().all(|scale| scale.is_finite())
+    }
 }
 
 /// Rounds `row × inverse` to ±LARGEST and writes its two digits. Written to vectorise: ties to
@@ -104,20 +115,21 @@ fn split(row: &[f32], inverse: f32, low: &mut [u8], high: &mut [u8]) {
     }
 }
 
-/// The largest |v| of a row (NaN is passed over, as `f32::max` does), in eight lanes so that it
-/// vectorises: `f32::max` does not, on wasm.
+/// The largest |v| of a row, NaN if any value is NaN (so that a non-finite row is seen: the
+/// quantisers would round NaN to a finite integer), in eight lanes so that it vectorises:
+/// `f32::max` does not, on wasm. A lane that holds NaN keeps it (`v > NaN` is false).
 #[inline(always)]
-pub(super) fn largest_magnitude(row: &[f32]) -> f32 {
+pub(crate) fn largest_magnitude(row: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let chunks = row.chunks_exact(8);
     let tail = chunks.remainder();
     for chunk in chunks {
         for (lane, v) in lanes.iter_mut().zip(chunk) {
             let v = v.abs();
-            *lane = if v > *lane { v } else { *lane };
+            *lane = if v > *lane || v.is_nan() { v } else { *lane };
         }
     }
-    tail.iter().chain(&lanes).fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a })
+    tail.iter().map(|v| v.abs()).chain(lanes).fold(0f32, |a, v| if v > a || v.is_nan() { v } else { a })
 }
 
 impl InterleavedMatrix {

@@ -21,6 +21,7 @@ pub mod attention;
 mod interleaved;
 #[cfg(target_arch = "x86_64")]
 mod paired;
+pub(crate) use interleaved::largest_magnitude;
 pub use interleaved::{DigitRows, InterleavedMatrix};
 #[cfg(target_arch = "x86_64")]
 pub use paired::PairedMatrix;
@@ -42,6 +43,17 @@ pub const KERNEL: &str = if RELAXED {
 pub enum Activations {
     Rows(QuantizedRows),
     Digits(DigitRows),
+}
+
+impl Activations {
+    /// Whether every input value was finite: the quantisers mark a row holding inf or NaN with a
+    /// NaN scale (found while they look for its largest value, so this costs one scale per row).
+    pub fn all_finite(&self) -> bool {
+        match self {
+            Self::Rows(rows) => rows.scales.iter().all(|scale| scale.is_finite()),
+            Self::Digits(rows) => rows.all_finite(),
+        }
+    }
 }
 
 /// A quantised linear weight as this build multiplies it: interleaved for the relaxed dot in a
@@ -116,10 +128,14 @@ crate::cpu::multiversioned! {
     fn quantize_rows(x: &[f32], cols: usize, limit: i32, values: &mut [i16], scales: &mut [f32]) {
         for ((row, out), scale) in x.chunks_exact(cols.max(1)).zip(values.chunks_exact_mut(cols.max(1))).zip(scales) {
             let largest = interleaved::largest_magnitude(row);
-            if largest == 0.0 || !largest.is_finite() {
-                // All zeros (or non-finite input, which the model never produces from finite
-                // weights): the row contributes nothing rather than NaN garbage.
+            if !largest.is_finite() {
+                // inf or NaN would round to finite integers and give a finite, wrong score: a
+                // NaN scale marks the row, and the caller refuses it (`Activations::all_finite`).
+                *scale = f32::NAN;
                 continue;
+            }
+            if largest == 0.0 {
+                continue; // all zeros: the row contributes nothing
             }
             *scale = largest / limit as f32;
             let inverse = 1.0 / *scale;

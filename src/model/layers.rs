@@ -18,17 +18,30 @@ pub(super) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
     eps: f32,
+    /// The checkpoint path (`….LayerNorm`), for errors.
+    name: String,
 }
 
 impl LayerNorm {
     pub(super) fn load(weights: &Weights, size: usize, eps: f64) -> Result<Self> {
         let legacy = !weights.store().contains(&weights.join("weight")) && weights.store().contains(&weights.join("gamma"));
         let (weight_name, bias_name) = if legacy { ("gamma", "beta") } else { ("weight", "bias") };
-        Ok(Self { weight: weights.tensor(weight_name, &[size])?, bias: weights.tensor(bias_name, &[size])?, eps: eps as f32 })
+        Ok(Self {
+            weight: weights.tensor(weight_name, &[size])?,
+            bias: weights.tensor(bias_name, &[size])?,
+            eps: eps as f32,
+            name: weights.join("").trim_end_matches('.').to_string(),
+        })
     }
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(&x.contiguous()?, &self.weight, &self.bias, self.eps)?)
+        let x = x.contiguous()?;
+        // The variance is summed in f32: past this bound its squares overflow and the output is
+        // silently the bias alone (and inf or NaN would reach the next layer).
+        let width = x.dim(candle_core::D::Minus1)?.max(1);
+        let limit = (f32::MAX / width as f32).sqrt() / 2.0;
+        crate::activations::check_activations(&x, &format!("the input of `{}`", self.name), limit)?;
+        Ok(candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps)?)
     }
 }
 
