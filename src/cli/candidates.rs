@@ -29,7 +29,7 @@ pub struct Candidates {
     /// The text each candidate is scored on: all of it, or a prefix that tokenises as all of it.
     pub texts: Vec<String>,
     /// The first stage's scores, when every candidate (a JSON object) has one.
-    pub first_stage: Option<Vec<f32>>,
+    pub first_stage: Option<Vec<f64>>,
     /// Where the whole text of each candidate held only in part is, in the spill file.
     spilled: Vec<Option<(u64, u64)>>,
     spill: Option<Spill>,

@@ -106,8 +106,8 @@ fn read_qrels(path: &Path) -> Result<Qrels> {
 
 /// Candidates in first-stage order (sorted by the rank column), with the first-stage scores when
 /// the file has a fourth column.
-fn read_candidates(path: &Path) -> Result<(Run, HashMap<String, Vec<f32>>)> {
-    let mut ranked: HashMap<String, Vec<(usize, String, Option<f32>)>> = HashMap::new();
+fn read_candidates(path: &Path) -> Result<(Run, HashMap<String, Vec<f64>>)> {
+    let mut ranked: HashMap<String, Vec<(usize, String, Option<f64>)>> = HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for (number, row) in read_tsv(path, "query-id\tcorpus-id\trank[\tscore]")?.into_iter().enumerate() {
         if row.len() < 3 {
