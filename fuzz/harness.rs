@@ -306,7 +306,7 @@ fn check_pairs(pairs: &[crossrank::tokenize::EncodedPair], passages: usize, max_
 pub struct PairInput {
     pub max_length: usize,
     pub options: RerankOptions,
-    pub first_stage: Option<Vec<f32>>,
+    pub first_stage: Option<Vec<f64>>,
     pub query: String,
     pub passages: Vec<String>,
 }
@@ -347,7 +347,7 @@ impl PairInput {
             threshold: (param % 7 == 6).then_some([0.5, f32::NAN, -1.0][param % 3]),
         };
         let first_stage = (flags & 0x80 != 0)
-            .then(|| (0..passages.len() + param % 3).map(|i| if i == param % 11 { f32::NAN } else { i as f32 * 0.5 }).collect());
+            .then(|| (0..passages.len() + param % 3).map(|i| if i == param % 11 { f64::NAN } else { i as f64 * 0.5 }).collect());
         Some(Self { max_length, options, first_stage, query, passages })
     }
 }

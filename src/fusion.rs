@@ -39,10 +39,11 @@ pub enum ScoreScale {
     MinMax,
 }
 
-/// 1-based ranks of `values` sorted descending; ties keep input order.
-pub fn ranks_descending(values: &[f32]) -> Vec<usize> {
+/// 1-based ranks of `values` sorted descending; ties keep input order. Logits (f32) and first-stage
+/// scores (f64, as callers send them: 1.00000001 and 1.00000002 are one f32) are compared exactly.
+pub fn ranks_descending<T: Copy + Into<f64>>(values: &[T]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();
-    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    order.sort_by(|&a, &b| values[b].into().total_cmp(&values[a].into()));
     let mut ranks = vec![0; values.len()];
     for (position, index) in order.into_iter().enumerate() {
         ranks[index] = position + 1;
@@ -60,9 +61,20 @@ pub fn min_max(values: &[f32]) -> Vec<f32> {
     values.iter().map(|v| (v - min) / (max - min)).collect()
 }
 
+/// Min-max normalisation of first-stage scores, computed in f64: any finite scores (1e300 and
+/// -1e300 too: both are halved first, so `max - min` cannot overflow) map into [0, 1].
+fn min_max_scores(scores: &[f64]) -> Vec<f32> {
+    let min = scores.iter().copied().fold(f64::INFINITY, f64::min) / 2.0;
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max) / 2.0;
+    if !(max > min) {
+        return vec![1.0; scores.len()];
+    }
+    scores.iter().map(|v| ((v / 2.0 - min) / (max - min)) as f32).collect()
+}
+
 /// The fused score of every document. `first_stage`: scores, higher is better; when `None`, the
 /// input order is the first stage's ranking.
-pub fn fuse(fusion: &Fusion, logits: &[f32], first_stage: Option<&[f32]>) -> Result<Vec<f32>> {
+pub fn fuse(fusion: &Fusion, logits: &[f32], first_stage: Option<&[f64]>) -> Result<Vec<f32>> {
     fusion.validate()?;
     if let Some(scores) = first_stage {
         if scores.len() != logits.len() {
@@ -84,7 +96,7 @@ pub fn fuse(fusion: &Fusion, logits: &[f32], first_stage: Option<&[f32]>) -> Res
         Fusion::Weighted { weight } => {
             let scores = first_stage.ok_or_else(|| Error::invalid("weighted fusion needs first-stage scores"))?;
             let cross = min_max(logits);
-            let first = min_max(scores);
+            let first = min_max_scores(scores);
             Ok(cross.iter().zip(&first).map(|(c, f)| weight * c + (1.0 - weight) * f).collect())
         }
     }
@@ -121,6 +133,20 @@ mod tests {
     fn min_max_and_ranks() {
         assert_eq!(min_max(&[1.0, 3.0, 2.0]), vec![0.0, 1.0, 0.5]);
         assert_eq!(min_max(&[4.0, 4.0]), vec![1.0, 1.0]);
-        assert_eq!(ranks_descending(&[1.0, 3.0, 1.0]), vec![2, 1, 3]);
+        assert_eq!(ranks_descending(&[1.0f32, 3.0, 1.0]), vec![2, 1, 3]);
+    }
+
+    /// First-stage scores are f64 end to end: 1e300 is a score like any other, and two scores
+    /// that are one f32 (1.00000001, 1.00000002) keep their order.
+    #[test]
+    fn first_stage_scores_keep_f64_range_and_precision() {
+        assert_eq!(ranks_descending(&[1.00000001f64, 1.00000002]), vec![2, 1]);
+        assert_eq!(min_max_scores(&[1e300, -1e300, 0.0]), vec![1.0, 0.0, 0.5]);
+        // Documents 0 and 1 tie on the logit; the first stage ranks 1 above 0, so RRF must too
+        // (as one f32 the two scores tied, and input order put 0 first).
+        let fused = fuse(&Fusion::Rrf { k: 60.0 }, &[0.0, 0.0, 5.0], Some(&[1.00000001, 1.00000002, 0.0])).unwrap();
+        assert!(fused[1] > fused[0], "{fused:?}");
+        let fused = fuse(&Fusion::Weighted { weight: 0.0 }, &[0.0, 0.0], Some(&[1e300, -1e300])).unwrap();
+        assert_eq!(fused, vec![1.0, 0.0]);
     }
 }

@@ -24,8 +24,9 @@ pub struct RerankRequest<'a> {
     pub query: &'a str,
     pub documents: &'a [&'a str],
     /// The first stage's scores (higher is better), for fusion; without them the input order is
-    /// taken as the first stage's ranking.
-    pub first_stage: Option<&'a [f32]>,
+    /// taken as the first stage's ranking. f64, as JS and JSON send them: any finite score is
+    /// taken, and scores that differ past f32's precision keep their order.
+    pub first_stage: Option<&'a [f64]>,
 }
 
 /// One document's score before ordering: what the model said, and which window won.
@@ -373,7 +374,7 @@ fn aggregate_windows(windows: &[ScoredDocument], aggregate: Aggregate) -> Scored
 /// The second half of [`Reranker::rerank_many`], which needs no model: scores, fuses, orders
 /// (stably), thresholds and cuts one request's scored documents. Blank documents come last, in
 /// input order, with score 0 (and fused 0): scores, min-max and fusion are computed over the others.
-pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f32]>, options: &RerankOptions) -> Result<Vec<RankedDocument>> {
+pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f64]>, options: &RerankOptions) -> Result<Vec<RankedDocument>> {
     options.validate()?;
     let (filled, blank): (Vec<usize>, Vec<usize>) = (0..documents.len()).partition(|&i| !documents[i].blank);
     let logits: Vec<f32> = filled.iter().map(|&i| documents[i].logit).collect();
@@ -389,7 +390,7 @@ pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f32]>, options:
             return Err(Error::invalid(format!("first-stage score {position} is not a finite number")));
         }
     }
-    let first_stage: Option<Vec<f32>> = first_stage.map(|scores| filled.iter().map(|&i| scores[i]).collect());
+    let first_stage: Option<Vec<f64>> = first_stage.map(|scores| filled.iter().map(|&i| scores[i]).collect());
     let fused = options.fusion.map(|fusion| fusion::fuse(&fusion, &logits, first_stage.as_deref())).transpose()?;
     let mut ranked: Vec<RankedDocument> = filled
         .iter()

@@ -297,8 +297,7 @@ pub fn order_scored(requests: JsValue, options: JsValue) -> Result<JsValue, JsVa
     for request in requests {
         let scored: Vec<ScoredDocument> =
             request.scored.iter().map(|d| ScoredDocument { logit: d.logit, best_window: d.best_window, blank: d.blank }).collect();
-        let first_stage: Option<Vec<f32>> = request.first_stage.map(|scores| scores.into_iter().map(|s| s as f32).collect());
-        let ranked = crate::rerank::order(&scored, first_stage.as_deref(), &options).map_err(to_js)?;
+        let ranked = crate::rerank::order(&scored, request.first_stage.as_deref(), &options).map_err(to_js)?;
         let ranked: Vec<JsRanked> = ranked
             .into_iter()
             .map(|r| JsRanked { index: r.index, logit: r.logit, score: r.score, fused: r.fused, best_window: r.best_window })

@@ -63,6 +63,10 @@ enum Command {
         /// Read candidates from this file instead of stdin.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// auto: a JSON array when the input starts with `[`, else one candidate per line; lines
+        /// or json force one (lines for a list whose first candidate starts with `[`).
+        #[arg(long, value_enum, default_value = "auto")]
+        input_format: candidates::InputFormat,
     },
     /// Converts a Hugging Face cross-encoder directory into one crossrank GGUF file.
     Convert {
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<()> {
     match command {
         Command::Score { model } => score(&model),
-        Command::Rerank { model, query, top_k, input } => rerank(&model, &query, top_k, input.as_deref()),
+        Command::Rerank { model, query, top_k, input, input_format } => rerank(&model, &query, top_k, input.as_deref(), input_format),
         Command::Convert { model, dtype, out, source, max_length } => convert(&model, &dtype, &out, source, max_length),
         Command::Info { model } => info(&model),
         Command::Eval(args) => eval_command::run(&args),
@@ -177,7 +181,7 @@ fn score(args: &ModelArgs) -> Result<()> {
     flush(&mut pending, &mut out)
 }
 
-fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>) -> Result<()> {
+fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Path>, format: candidates::InputFormat) -> Result<()> {
     let options = args.ranking.options(top_k)?;
     let reranker = load_model(&args.model, &args.device.open()?)?;
     // Scoring reads a bounded prefix of each candidate (windows too, at most 256 of them): only that is held.
@@ -185,9 +189,9 @@ fn rerank(args: &ModelArgs, query: &str, top_k: Option<usize>, input: Option<&Pa
     let mut candidates = match input {
         Some(path) => {
             let file = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
-            candidates::read(std::io::BufReader::with_capacity(candidates::READ_BYTES, file), &path.display().to_string(), &keep)?
+            candidates::read(std::io::BufReader::with_capacity(candidates::READ_BYTES, file), &path.display().to_string(), &keep, format)?
         }
-        None => candidates::read(std::io::BufReader::with_capacity(candidates::READ_BYTES, std::io::stdin().lock()), "<stdin>", &keep)?,
+        None => candidates::read(std::io::BufReader::with_capacity(candidates::READ_BYTES, std::io::stdin().lock()), "<stdin>", &keep, format)?,
     };
     let ranked = {
         let documents: Vec<&str> = candidates.texts.iter().map(String::as_str).collect();

@@ -29,18 +29,29 @@ pub struct Candidates {
     /// The text each candidate is scored on: all of it, or a prefix that tokenises as all of it.
     pub texts: Vec<String>,
     /// The first stage's scores, when every candidate (a JSON object) has one.
-    pub first_stage: Option<Vec<f32>>,
+    pub first_stage: Option<Vec<f64>>,
     /// Where the whole text of each candidate held only in part is, in the spill file.
     spilled: Vec<Option<(u64, u64)>>,
     spill: Option<Spill>,
 }
 
+/// How a `rerank` input is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// A JSON array when the first non-blank character is `[`, else lines.
+    Auto,
+    /// One candidate per non-empty line, whatever the first character (a line may start with `[`).
+    Lines,
+    /// A JSON array (of strings, or {"text": …, "score": …} objects).
+    Json,
+}
+
 /// Reads candidates from `reader` (named `name` in errors): a JSON array (of strings, or
-/// {"text": …, "score": …} objects), or else one candidate per non-empty line.
-pub fn read(reader: impl BufRead, name: &str, keep: Keep) -> Result<Candidates> {
+/// {"text": …, "score": …} objects), or one candidate per non-empty line, as `format` says.
+pub fn read(reader: impl BufRead, name: &str, keep: Keep, format: InputFormat) -> Result<Candidates> {
     let mut reader = Bounded { inner: reader.take(MAX_INPUT_BYTES + 1), name };
     // JSON or lines: the first byte that is not whitespace (blank lines before it are skipped).
-    let json = loop {
+    let starts_with_bracket = loop {
         let buffer = reader.inner.fill_buf().map_err(|e| io_error(name, e))?;
         match buffer.iter().position(|b| !b.is_ascii_whitespace()) {
             Some(first) => break buffer[first] == b'[',
@@ -50,6 +61,12 @@ pub fn read(reader: impl BufRead, name: &str, keep: Keep) -> Result<Candidates> 
                 None => break false, // spaces without a newline yet: a (blank) line of their own
             },
         }
+    };
+    let json = match format {
+        InputFormat::Auto => starts_with_bracket,
+        InputFormat::Lines => false,
+        InputFormat::Json if starts_with_bracket => true,
+        InputFormat::Json => return Err(Error::invalid(format!("{name} is not a JSON array (--input-format json): it must start with `[`"))),
     };
     let mut candidates = Candidates { texts: Vec::new(), first_stage: None, spilled: Vec::new(), spill: None };
     if json {

@@ -14,7 +14,7 @@ const MAX_KEY_BYTES: usize = 64;
 
 /// Reads the array (its `[` not yet consumed) into `candidates`; returns the first-stage scores
 /// when every candidate has one.
-pub fn read_array<R: BufRead>(input: &mut Bounded<'_, R>, keep: Keep, candidates: &mut Candidates) -> Result<Option<Vec<f32>>> {
+pub fn read_array<R: BufRead>(input: &mut Bounded<'_, R>, keep: Keep, candidates: &mut Candidates) -> Result<Option<Vec<f64>>> {
     let mut json = Json { input, offset: 0 };
     json.skip_whitespace()?;
     json.expect(b'[')?;
@@ -127,7 +127,7 @@ impl<R: BufRead> Json<'_, '_, R> {
     }
 
     /// One element of the array; returns its first-stage score, if it has one.
-    fn candidate(&mut self, index: usize, keep: Keep, candidates: &mut Candidates) -> Result<Option<f32>> {
+    fn candidate(&mut self, index: usize, keep: Keep, candidates: &mut Candidates) -> Result<Option<f64>> {
         match self.peek()? {
             Some(b'"') => {
                 let text = self.text(keep, candidates)?;
@@ -151,8 +151,13 @@ impl<R: BufRead> Json<'_, '_, R> {
                             Ok(())
                         }
                         (b"score", Some(b'-' | b'0'..=b'9')) => {
+                            let start = json.offset;
                             let value = json.scalar()?;
-                            score = Some(value.parse::<f64>().map_err(|_| json.syntax("invalid number"))? as f32);
+                            // scalar() keeps 40 bytes: a longer number would be read cut short.
+                            if json.offset - start > value.len() as u64 {
+                                return Err(Error::invalid(format!("candidate {index}: \"score\" is longer than 40 characters")));
+                            }
+                            score = Some(value.parse::<f64>().map_err(|_| json.syntax("invalid number"))?);
                             Ok(())
                         }
                         (b"score", _) => Err(Error::invalid(format!("candidate {index}: \"score\" is not a number"))),
