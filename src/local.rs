@@ -142,7 +142,6 @@ fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
 /// claims. The claimed sizes are checked against the file first, and a panic becomes a named
 /// error instead of ending the process.
 fn read_pickle(path: &Path, file: &str) -> Result<Vec<(String, candle_core::Tensor)>> {
-    use std::panic::{catch_unwind, AssertUnwindSafe};
     // candle's messages carry a backtrace after their first line.
     let unreadable = |detail: String| {
         Error::format(file, format!("not a readable PyTorch checkpoint ({})", detail.lines().next().unwrap_or_default().trim()))
@@ -150,7 +149,7 @@ fn read_pickle(path: &Path, file: &str) -> Result<Vec<(String, candle_core::Tens
     let panicked = |_| unreadable("its pickle is malformed: the reader failed on it".into());
     // candle opens the file itself: its size is checked here, as read_model checks the others.
     let file_bytes = check_model_file(path, MAX_MODEL_FILE_BYTES, "model")?;
-    let infos = catch_unwind(AssertUnwindSafe(|| candle_core::pickle::read_pth_tensor_info(path, false, None)))
+    let infos = catch_quietly(|| candle_core::pickle::read_pth_tensor_info(path, false, None))
         .map_err(panicked)?
         .map_err(|e| unreadable(e.to_string()))?;
     for info in &infos {
@@ -167,7 +166,32 @@ fn read_pickle(path: &Path, file: &str) -> Result<Vec<(String, candle_core::Tens
             ));
         }
     }
-    catch_unwind(AssertUnwindSafe(|| candle_core::pickle::read_all(path))).map_err(panicked)?.map_err(|e| unreadable(e.to_string()))
+    catch_quietly(|| candle_core::pickle::read_all(path)).map_err(panicked)?.map_err(|e| unreadable(e.to_string()))
+}
+
+/// `f()`, with a panic caught and returned as `Err`, and not printed: the default hook's "thread
+/// 'main' panicked at ..." on stderr would contradict the named error the caller reports. The
+/// process's hook is wrapped once and stays silent only on this thread while `f` runs, so a panic
+/// anywhere else is reported as before.
+fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    thread_local! {
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+    static WRAP_HOOK: std::sync::Once = std::sync::Once::new();
+    WRAP_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was_quiet = QUIET.with(|quiet| quiet.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|quiet| quiet.set(was_quiet));
+    result
 }
 
 /// The byte-level constructor calls it `config.json`; here we know the real path.
