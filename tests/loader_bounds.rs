@@ -146,7 +146,7 @@ mod cli {
     use super::{common, harness};
 
     /// `crossrank ARGS` with empty stdin, its address space capped at 3 GiB so that an unbounded
-    /// read ends in an allocation failure (what the code before issue 35 did: `info /dev/zero` and
+    /// read ends in an allocation failure (the code before issue 35: `info /dev/zero` and
     /// `--model /dev/zero` grew to 4-8 GB), never in the machine running out.
     fn crossrank(args: &[&str]) -> Output {
         let script = format!("ulimit -v {}; exec \"$0\" \"$@\"", 3 << 20);
@@ -182,7 +182,7 @@ mod cli {
     }
 
     /// Issue 35 item 9: `info /dev/zero` reached ~4 GB and `rerank --model /dev/zero` 4-8 GB before
-    /// failing (here: an allocation failure under the 3 GiB cap, exit 134). A device has no size to
+    /// failing (here: "out of memory" at the 3 GiB cap). A device has no size to
     /// check: it is refused before a byte is read.
     #[test]
     fn a_device_as_model_is_refused_before_reading() {
@@ -193,7 +193,7 @@ mod cli {
     }
 
     /// Model files over their bound are refused by their size (sparse files: nothing is written).
-    /// Before: a 4 GiB + 1 GGUF or safetensors was read whole (an allocation failure here), an
+    /// Before: a 4 GiB + 1 GGUF or safetensors was read whole ("out of memory" here), an
     /// oversized config.json or tokenizer.json was read and then failed to parse, and an
     /// oversized pytorch_model.bin was reported as an unreadable checkpoint.
     #[test]
