@@ -29,18 +29,18 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// What a GGUF header may make the reader hold, checked by [`preflight`] before candle reads the
 /// file. candle 0.11.1 turns every metadata value into a 32-byte `Value` (16 on wasm32) whatever
-/// its size in the file, so a 1-byte `u8` element costs 32 bytes, up to 64 while its `Vec` grows: a
+/// its size in the file, so a 1-byte `u8` element costs 32 bytes, more while its `Vec` grows: a
 /// 121 MB file of one `u8` array took 3.2 GB, a 300 MB one aborted. Bounds by the file size alone
 /// cannot stop that; these fixed caps do.
 ///
-/// Metadata values in all: keys plus every array element, nested ones included. crossrank writes 8
+/// Metadata values in all: keys plus every array element, nested ones included. crossrank writes 7 or 8
 /// keys and no arrays; llama.cpp-style tokenizer metadata for the largest vocabulary in use (262,144
 /// tokens) is 4 arrays of that length (tokens, scores, types, merges) = 2^20. At most 32 MiB of
 /// `Value`s natively, 16 MiB in the browser.
 pub const MAX_METADATA_VALUES: u64 = 1 << 20;
 /// Arrays inside arrays: GGUF writers use one level (an array of strings).
 pub const MAX_METADATA_NESTING: usize = 4;
-/// Tensors: bge-reranker-large (24 layers) has 391; each one costs candle a map entry and a tensor.
+/// Tensors: bge-reranker-large (24 layers) has about 390; each one costs candle a map entry and a tensor.
 pub const MAX_TENSORS: u64 = 16_384;
 
 /// The precisions crossrank writes.
@@ -321,7 +321,7 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
             self.values = self.values.saturating_add(n);
             if self.values > MAX_METADATA_VALUES {
                 return self.refuse(format!(
-                    "more than {MAX_METADATA_VALUES} values in all, the most a crossrank GGUF's metadata may hold"
+                    "takes the metadata past {MAX_METADATA_VALUES} values in all (keys and array elements), the most a crossrank GGUF may hold"
                 ));
             }
             Some(())

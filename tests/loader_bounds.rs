@@ -79,14 +79,14 @@ fn gguf_metadata_arrays_are_bounded_by_the_file_and_a_fixed_cap() {
     // Over the cap, every element present (1 MiB): before, this loaded (32 MiB of `Value`s; at 100M
     // elements, 3.2 GB).
     let over = tiny_gguf_with(|m| m.push(("x".into(), Value::Array(vec![Value::U8(7); MAX_METADATA_VALUES as usize + 1]))));
-    assert_error(read_error(&over), "model_format", &["metadata `x`", &format!("more than {MAX_METADATA_VALUES} values in all")]);
+    assert_error(read_error(&over), "model_format", &["metadata `x`", &format!("past {MAX_METADATA_VALUES} values in all")]);
     // The cap counts every key and element of the file together: two arrays that fit alone do not.
     let half = MAX_METADATA_VALUES as usize / 2 + 1;
     let split = tiny_gguf_with(|m| {
         m.push(("x".into(), Value::Array(vec![Value::U8(7); half])));
         m.push(("y".into(), Value::Array(vec![Value::Array(vec![Value::U8(7); half])])));
     });
-    assert_error(read_error(&split), "model_format", &[&format!("more than {MAX_METADATA_VALUES} values in all")]);
+    assert_error(read_error(&split), "model_format", &[&format!("past {MAX_METADATA_VALUES} values in all")]);
     // Exactly at the cap (the converter's keys, the array's key and its elements) still loads.
     let at_cap = tiny_gguf_with(|m| {
         let elements = MAX_METADATA_VALUES as usize - m.len() - 1;
@@ -255,7 +255,7 @@ fn gguf_metadata_regressions_are_refused_by_their_bound() {
     let cases = [
         ("array-claims-300m-u8.bin", "is an array of 300000000 elements"),
         ("array-claims-4g-strings.bin", "is an array of 4294901760 elements of GGUF type 8"),
-        ("array-over-cap-u8.bin", "more than 1048576 values in all"),
+        ("array-over-cap-u8.bin", "past 1048576 values in all"),
         ("arrays-nested-five-deep.bin", "nests arrays more than 4 deep"),
     ];
     for (name, needle) in cases {
