@@ -232,12 +232,12 @@ fn gguf_min_size(kind: u32) -> u64 {
 
 /// Writes one value of GGUF type `kind`, decoded from the fuzzer's bytes:
 /// - fixed-size types: their bytes; a string: a length byte, then that many bytes;
-/// - an array: an element-type byte (0-15: 13-15 are not GGUF types), then a mode byte:
-///   0 an honest array of (next byte) elements, each decoded the same way (nesting);
-///   1 a length claim of the next 8 bytes, followed by (next byte) honest elements;
-///   2 a filler array of (next 3 bytes) minimal elements (zeros, empty strings, empty arrays),
-///     at most [`FUZZ_FILLER_BYTES`]: arrays past the metadata cap with a short input;
-///   3 a claim of (next 2 bytes) << 16 elements with none written.
+/// - an array: an element-type byte (0-15: 13-15 are not GGUF types), then a mode byte: 0 an
+///   honest array of (next byte) elements, each decoded the same way (nesting); 1 a length claim
+///   of the next 8 bytes, followed by (next byte) honest elements; 2 a filler array of (next 3
+///   bytes) minimal elements (zeros, empty strings, empty arrays), at most [`FUZZ_FILLER_BYTES`]:
+///   arrays past the metadata cap from a short input; 3 a claim of (next 2 bytes) << 16 elements
+///   with none written.
 fn fuzz_value(input: &mut FuzzBytes<'_>, kind: u32, depth: usize, out: &mut Vec<u8>) {
     match kind {
         8 => {
