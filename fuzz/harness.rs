@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use candle_core::Device;
-use crossrank::gguf::GgufModel;
+use crossrank::gguf::{convert, ConvertInput, GgufModel, Precision};
 use crossrank::model::CrossEncoder;
 use crossrank::weights::WeightStore;
 use crossrank::{
@@ -24,8 +24,9 @@ use crossrank::{
 };
 
 /// The fuzz targets, by the name of their folder under `fuzz/regressions/` and `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8]) -> Outcome); 5] = [
+pub const TARGETS: [(&str, fn(&[u8]) -> Outcome); 6] = [
     ("gguf_loader", gguf_loader),
+    ("gguf_metadata", gguf_metadata),
     ("safetensors_loader", safetensors_loader),
     ("config_parser", config_parser),
     ("pair_tokenizer", pair_tokenizer),
@@ -128,6 +129,221 @@ pub fn gguf_loader(data: &[u8]) -> Outcome {
         Err(error) => return rejected(error),
     };
     let _ = (model.precision(), model.source());
+    match Reranker::from_gguf_model(&model) {
+        Ok(reranker) => exercise(&reranker),
+        Err(error) => rejected(error),
+    }
+}
+
+/// The tiny model's f32 GGUF (crossrank's own converter), in parts, for [`gguf_metadata`] to
+/// rebuild around fuzzed metadata: its metadata entries (raw, with their keys), its tensor-info
+/// block (raw) and count, and its tensor data.
+struct GgufParts {
+    metadata: Vec<(String, Vec<u8>)>,
+    tensor_infos: Vec<u8>,
+    tensor_count: u64,
+    data: Vec<u8>,
+}
+
+fn tiny_gguf_parts() -> &'static GgufParts {
+    static PARTS: OnceLock<GgufParts> = OnceLock::new();
+    PARTS.get_or_init(|| {
+        let weights = WeightStore::from_safetensors("model.safetensors", TINY_SAFETENSORS, &Device::Cpu).expect("the tiny weights load");
+        let config_json = std::str::from_utf8(TINY_CONFIG).expect("UTF-8");
+        let input = ConvertInput { config_json, tokenizer: tiny_tokenizer(), source: "tests/models/tiny", max_length: None };
+        let bytes = convert(&weights, &input, Precision::F32).expect("the tiny model converts");
+        // GGUF v3: magic, version, tensor count, metadata count (u64s), then the entries. The
+        // converter writes only strings (type 8) and u32s (type 4).
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let (tensor_count, metadata_count) = (u64_at(8), u64_at(16));
+        let mut at = 24;
+        let mut metadata = Vec::new();
+        for _ in 0..metadata_count {
+            let start = at;
+            let key_length = u64_at(at) as usize;
+            let key = String::from_utf8(bytes[at + 8..at + 8 + key_length].to_vec()).expect("UTF-8 key");
+            at += 8 + key_length;
+            let kind = u32_at(at);
+            at += 4;
+            at += match kind {
+                4 => 4,
+                8 => 8 + u64_at(at) as usize,
+                other => panic!("the converter wrote metadata of type {other}"),
+            };
+            metadata.push((key, bytes[start..at].to_vec()));
+        }
+        let infos_start = at;
+        for _ in 0..tensor_count {
+            at += 8 + u64_at(at) as usize; // name
+            let dims = u32_at(at) as usize;
+            at += 4 + 8 * dims + 4 + 8; // dims, type, offset
+        }
+        let tensor_infos = bytes[infos_start..at].to_vec();
+        let data = bytes[at.next_multiple_of(GGUF_ALIGNMENT)..].to_vec();
+        GgufParts { metadata, tensor_infos, tensor_count, data }
+    })
+}
+
+/// candle's default alignment, which the converter uses.
+const GGUF_ALIGNMENT: usize = 32;
+
+/// Keys a fuzzed metadata entry may take: crossrank's and candle's own (a second copy of one the
+/// tiny GGUF holds is refused as ambiguous), or a fresh one.
+const FUZZ_KEYS: [&str; 6] =
+    ["fuzz", "crossrank.format_version", "crossrank.max_length", "general.alignment", "tokenizer.ggml.tokens", "crossrank.config_json"];
+
+/// Bytes a filler array (below) may write: enough for just over `MAX_METADATA_VALUES` u8s.
+const FUZZ_FILLER_BYTES: u64 = 16 << 20;
+
+/// Little-endian bytes taken from the fuzzer's input (zeros once it runs out).
+struct FuzzBytes<'a>(&'a [u8]);
+
+impl FuzzBytes<'_> {
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let n_here = n.min(self.0.len());
+        let (head, rest) = self.0.split_at(n_here);
+        self.0 = rest;
+        let mut bytes = head.to_vec();
+        bytes.resize(n, 0);
+        bytes
+    }
+    fn byte(&mut self) -> u8 {
+        self.take(1)[0]
+    }
+    fn uint(&mut self, n: usize) -> u64 {
+        let mut buf = [0u8; 8];
+        buf[..n].copy_from_slice(&self.take(n));
+        u64::from_le_bytes(buf)
+    }
+}
+
+/// Bytes a value of GGUF type `kind` takes at least (v3: u64 lengths); unknown types take none.
+fn gguf_min_size(kind: u32) -> u64 {
+    match kind {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 | 8 => 8,
+        9 => 12,
+        _ => 0,
+    }
+}
+
+/// Writes one value of GGUF type `kind`, decoded from the fuzzer's bytes:
+/// - fixed-size types: their bytes; a string: a length byte, then that many bytes;
+/// - an array: an element-type byte (0-15: 13-15 are not GGUF types), then a mode byte: 0 an
+///   honest array of (next byte) elements, each decoded the same way (nesting); 1 a length claim
+///   of the next 8 bytes, followed by (next byte) honest elements; 2 a filler array of (next 3
+///   bytes) minimal elements (zeros, empty strings, empty arrays), at most [`FUZZ_FILLER_BYTES`]:
+///   arrays past the metadata cap from a short input; 3 a claim of (next 2 bytes) << 16 elements
+///   with none written.
+fn fuzz_value(input: &mut FuzzBytes<'_>, kind: u32, depth: usize, out: &mut Vec<u8>) {
+    match kind {
+        8 => {
+            let length = input.byte() as usize;
+            out.extend_from_slice(&(length as u64).to_le_bytes());
+            out.extend_from_slice(&input.take(length));
+        }
+        // Nested deeper than the decoder follows: an empty array of u8.
+        9 if depth >= 8 => out.extend_from_slice(&[0; 12]),
+        9 => {
+            let element = u32::from(input.byte() % 16);
+            out.extend_from_slice(&element.to_le_bytes());
+            let honest = |input: &mut FuzzBytes<'_>, out: &mut Vec<u8>, count: u64| {
+                for _ in 0..count {
+                    fuzz_value(input, element, depth + 1, out);
+                }
+            };
+            match input.byte() % 4 {
+                0 => {
+                    let count = u64::from(input.byte());
+                    out.extend_from_slice(&count.to_le_bytes());
+                    honest(input, out, count);
+                }
+                1 => {
+                    out.extend_from_slice(&input.uint(8).to_le_bytes());
+                    let count = u64::from(input.byte());
+                    honest(input, out, count);
+                }
+                2 => {
+                    let size = gguf_min_size(element);
+                    let count = input.uint(3).min(FUZZ_FILLER_BYTES / size.max(1));
+                    out.extend_from_slice(&count.to_le_bytes());
+                    // A minimal element is all zeros: a 0, an empty string, an empty u8 array.
+                    out.resize(out.len() + (count * size) as usize, 0);
+                }
+                _ => out.extend_from_slice(&(input.uint(2) << 16).to_le_bytes()),
+            }
+        }
+        _ => out.extend_from_slice(&input.take(gguf_min_size(kind) as usize)),
+    }
+}
+
+/// The tiny model's GGUF rebuilt around metadata decoded from `data`: a flags byte (bit 0: drop
+/// the file's own `crossrank.format_version`; bit 1: the header claims (next byte) more metadata
+/// entries than it holds; bit 2: then (next byte) more tensors), then up to 16 entries, each a key byte
+/// (see [`FUZZ_KEYS`]), a type byte (0-15) and a value ([`fuzz_value`]). The fuzzed entries come
+/// first, then the tiny model's own, its tensor infos and its data.
+pub fn gguf_metadata_file(data: &[u8]) -> Vec<u8> {
+    let parts = tiny_gguf_parts();
+    let mut input = FuzzBytes(data);
+    let flags = input.byte();
+    let extra = |bit: u8, input: &mut FuzzBytes<'_>| if flags & bit != 0 { u64::from(input.byte()) } else { 0 };
+    let (extra_metadata, extra_tensors) = (extra(2, &mut input), extra(4, &mut input));
+    let mut entries = Vec::new();
+    let mut count = 0u64;
+    while !input.0.is_empty() && count < 16 {
+        let key = match FUZZ_KEYS[input.byte() as usize % FUZZ_KEYS.len()] {
+            "fuzz" => format!("fuzz.{count}"),
+            key => key.to_string(),
+        };
+        entries.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        entries.extend_from_slice(key.as_bytes());
+        let kind = u32::from(input.byte() % 16);
+        entries.extend_from_slice(&kind.to_le_bytes());
+        fuzz_value(&mut input, kind, 0, &mut entries);
+        count += 1;
+    }
+    let mut metadata_count = count;
+    for (key, entry) in &parts.metadata {
+        if flags & 1 == 0 || key != crossrank::gguf::KEY_FORMAT_VERSION {
+            entries.extend_from_slice(entry);
+            metadata_count += 1;
+        }
+    }
+    let mut file = b"GGUF".to_vec();
+    file.extend_from_slice(&3u32.to_le_bytes());
+    file.extend_from_slice(&(parts.tensor_count + extra_tensors).to_le_bytes());
+    file.extend_from_slice(&(metadata_count + extra_metadata).to_le_bytes());
+    file.extend_from_slice(&entries);
+    file.extend_from_slice(&parts.tensor_infos);
+    file.resize(file.len().next_multiple_of(GGUF_ALIGNMENT), 0);
+    file.extend_from_slice(&parts.data);
+    file
+}
+
+/// Metadata values, array elements included, as `GgufModel::read` bounds them.
+fn metadata_values(value: &candle_core::quantized::gguf_file::Value) -> u64 {
+    match value {
+        candle_core::quantized::gguf_file::Value::Array(values) => 1 + values.iter().map(metadata_values).sum::<u64>(),
+        _ => 1,
+    }
+}
+
+/// A GGUF whose metadata is fuzzed (array types, length claims, nesting, counts; see
+/// [`gguf_metadata_file`]) around the tiny model, through `GgufModel::read`, then like
+/// [`gguf_loader`]. A file that loads must hold no more metadata than the bound.
+pub fn gguf_metadata(data: &[u8]) -> Outcome {
+    let file = gguf_metadata_file(data);
+    let model = match GgufModel::read("fuzz.gguf", &file, &Device::Cpu) {
+        Ok(model) => model,
+        Err(error) => return rejected(error),
+    };
+    // Counted as preflight counts them: each key's value once, and each array element once.
+    let values: u64 = model.metadata.values().map(metadata_values).sum();
+    assert!(values <= crossrank::gguf::MAX_METADATA_VALUES, "{values} metadata values loaded");
+    let _ = (model.precision(), model.source(), model.max_length().map_err(rejected));
     match Reranker::from_gguf_model(&model) {
         Ok(reranker) => exercise(&reranker),
         Err(error) => rejected(error),

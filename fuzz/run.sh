@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 seconds=${1:-240}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(gguf_loader safetensors_loader config_parser pair_tokenizer pytorch_loader)
+[ ${#targets[@]} -gt 0 ] || targets=(gguf_loader gguf_metadata safetensors_loader config_parser pair_tokenizer pytorch_loader)
 mkdir -p logs
 # candle's CPU kernels run single-threaded: one core per fuzzer, no thread-pool contention.
 export RAYON_NUM_THREADS=1

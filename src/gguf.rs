@@ -27,6 +27,22 @@ pub const KEY_SOURCE: &str = "crossrank.source";
 pub const KEY_MAX_LENGTH: &str = "crossrank.max_length";
 pub const FORMAT_VERSION: u32 = 1;
 
+/// What a GGUF header may make the reader hold, checked by [`preflight`] before candle reads the
+/// file. candle 0.11.1 turns every metadata value into a 32-byte `Value` (16 on wasm32) whatever
+/// its size in the file, so a 1-byte `u8` element costs 32 bytes, more while its `Vec` grows: a
+/// 121 MB file of one `u8` array took 3.2 GB, a 300 MB one aborted. Bounds by the file size alone
+/// cannot stop that; these fixed caps do.
+///
+/// Metadata values in all: keys plus every array element, nested ones included. crossrank writes 7 or 8
+/// keys and no arrays; llama.cpp-style tokenizer metadata for the largest vocabulary in use (262,144
+/// tokens) is 4 arrays of that length (tokens, scores, types, merges) = 2^20. At most 32 MiB of
+/// `Value`s natively, 16 MiB in the browser.
+pub const MAX_METADATA_VALUES: u64 = 1 << 20;
+/// Arrays inside arrays: GGUF writers use one level (an array of strings).
+pub const MAX_METADATA_NESTING: usize = 4;
+/// Tensors: bge-reranker-large (24 layers) has about 390; each one costs candle a map entry and a tensor.
+pub const MAX_TENSORS: u64 = 16_384;
+
 /// The precisions crossrank writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -165,12 +181,15 @@ impl GgufModel {
                 None => Err(Error::format(file, format!("metadata `{key}` is missing: not a crossrank model file"))),
             }
         };
-        match content.metadata.get(KEY_FORMAT_VERSION).map(|value| value.to_u32()) {
-            Some(Ok(FORMAT_VERSION)) => {}
-            Some(Ok(version)) => {
-                return Err(Error::format(file, format!("crossrank format version {version} is not supported (expected {FORMAT_VERSION})")))
-            }
-            _ => return Err(Error::format(file, format!("metadata `{KEY_FORMAT_VERSION}` is missing: not a crossrank model file"))),
+        match content.metadata.get(KEY_FORMAT_VERSION) {
+            None => return Err(Error::format(file, format!("metadata `{KEY_FORMAT_VERSION}` is missing: not a crossrank model file"))),
+            Some(value) => match integer(value) {
+                Some(version) if version == i128::from(FORMAT_VERSION) => {}
+                Some(version) => {
+                    return Err(Error::format(file, format!("crossrank format version {version} is not supported (expected {FORMAT_VERSION})")))
+                }
+                None => return Err(Error::format(file, format!("metadata `{KEY_FORMAT_VERSION}` is not an unsigned integer (it is {})", describe(value)))),
+            },
         }
         let config_json = text(KEY_CONFIG)?;
         let tokenizer_json = text(KEY_TOKENIZER)?;
@@ -199,12 +218,12 @@ impl GgufModel {
 
     /// The default `max_length` the file records, if any.
     pub fn max_length(&self) -> Result<Option<usize>> {
-        match self.metadata.get(KEY_MAX_LENGTH) {
-            None => Ok(None),
-            Some(value) => value
-                .to_u32()
-                .map(|n| Some(n as usize))
-                .map_err(|_| Error::format(self.weights.file(), format!("metadata `{KEY_MAX_LENGTH}` is not an unsigned integer"))),
+        let Some(value) = self.metadata.get(KEY_MAX_LENGTH) else { return Ok(None) };
+        match integer(value) {
+            Some(n) if n < 0 => Err(Error::format(self.weights.file(), format!("metadata `{KEY_MAX_LENGTH}` is not an unsigned integer ({n})"))),
+            // Past usize (wasm32): the loader's check against the position embeddings names it.
+            Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            None => Err(Error::format(self.weights.file(), format!("metadata `{KEY_MAX_LENGTH}` is not an unsigned integer (it is {})", describe(value)))),
         }
     }
 
@@ -216,19 +235,57 @@ impl GgufModel {
     }
 }
 
+/// A metadata integer of any GGUF integer type: crossrank writes u32, other writers may use u64 or
+/// a signed type for the same number.
+fn integer(value: &Value) -> Option<i128> {
+    Some(match *value {
+        Value::U8(n) => n.into(),
+        Value::I8(n) => n.into(),
+        Value::U16(n) => n.into(),
+        Value::I16(n) => n.into(),
+        Value::U32(n) => n.into(),
+        Value::I32(n) => n.into(),
+        Value::U64(n) => n.into(),
+        Value::I64(n) => n.into(),
+        _ => return None,
+    })
+}
+
+/// A metadata value's type, for messages ("a string", "an array", "an f32").
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::F32(_) => "an f32",
+        Value::F64(_) => "an f64",
+        Value::Bool(_) => "a bool",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        _ => "an integer",
+    }
+}
+
 /// Walks a GGUF header before candle reads it, rejecting what candle's reader (0.11.1) does not
 /// survive: a `general.alignment` of 0 (it divides by it: a panic, an abort in the wasm build), a
 /// tensor whose dimensions multiply past `usize` (an overflow panic with overflow checks, a wrapped
 /// size without), and a tensor with no elements (candle builds its slice from the empty buffer's
 /// dangling pointer: undefined behaviour, an abort with debug assertions). A tensor with more
 /// elements than 4 × the file's bytes cannot be stored in it (no GGML type packs more than 4
-/// elements per byte), so it is rejected before any size is computed from it. Anything this walk
-/// cannot follow (truncation, unknown value types) is left to candle, whose errors name the problem.
+/// elements per byte), so it is rejected before any size is computed from it.
+///
+/// It also bounds what candle would allocate for the header: counts and array lengths that the
+/// rest of the file cannot hold (each element takes at least its type's size on disk), and more
+/// than [`MAX_METADATA_VALUES`], [`MAX_METADATA_NESTING`] or [`MAX_TENSORS`], are refused here, so
+/// candle never reads them. Anything else this walk cannot follow (truncation, unknown value types)
+/// is left to candle, whose errors name the problem: candle reads in the same order and stops
+/// there too, so nothing past that point is read unchecked.
 fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
     struct Walk<'a> {
         bytes: &'a [u8],
         at: usize,
         wide: bool,
+        /// Metadata values seen so far (keys and array elements), against [`MAX_METADATA_VALUES`].
+        values: u64,
+        /// Why the walk stopped, when it stopped at a bound rather than at something it cannot follow.
+        refusal: Option<String>,
     }
     impl Walk<'_> {
         fn take(&mut self, n: u64) -> Option<&[u8]> {
@@ -236,6 +293,9 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
             let slice = self.bytes.get(self.at..end)?;
             self.at = end;
             Some(slice)
+        }
+        fn remaining(&self) -> u64 {
+            (self.bytes.len() - self.at) as u64
         }
         fn u32(&mut self) -> Option<u32> {
             Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
@@ -251,6 +311,34 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
             let len = self.length()?;
             self.take(len)
         }
+        /// Stops the walk at a bound: `None` for the caller, with the reason kept.
+        fn refuse<T>(&mut self, reason: String) -> Option<T> {
+            self.refusal = Some(reason);
+            None
+        }
+        /// Counts `n` more metadata values against [`MAX_METADATA_VALUES`].
+        fn count(&mut self, n: u64) -> Option<()> {
+            self.values = self.values.saturating_add(n);
+            if self.values > MAX_METADATA_VALUES {
+                return self.refuse(format!(
+                    "takes the metadata past {MAX_METADATA_VALUES} values in all (keys and array elements), the most a crossrank GGUF may hold"
+                ));
+            }
+            Some(())
+        }
+        /// The fewest bytes a value of GGUF type `kind` takes in the file.
+        fn min_size(&self, kind: u32) -> Option<u64> {
+            let prefix = if self.wide { 8 } else { 4 };
+            match kind {
+                0 | 1 | 7 => Some(1u64),
+                2 | 3 => Some(2),
+                4..=6 => Some(4),
+                10..=12 => Some(8),
+                8 => Some(prefix),
+                9 => Some(4 + prefix),
+                _ => None,
+            }
+        }
         /// A little-endian integer of `n` bytes (1, 2 or 4).
         fn int(&mut self, n: usize, signed: bool) -> Option<i128> {
             let mut buf = [0u8; 8];
@@ -259,33 +347,38 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
             let shift = 64 - 8 * n as u32;
             Some(if signed { ((value << shift) as i64 >> shift) as i128 } else { value as i128 })
         }
-        /// Skips a value of GGUF type `kind`, returning it when it is an integer of at most 32 bits.
+        /// Skips a value of GGUF type `kind` inside `depth` arrays, returning it when it is an
+        /// integer of at most 32 bits.
         fn value(&mut self, kind: u32, depth: usize) -> Option<Option<i128>> {
-            let size = |kind: u32| match kind {
-                0 | 1 | 7 => Some(1u64),
-                2 | 3 => Some(2),
-                4..=6 => Some(4),
-                10..=12 => Some(8),
-                _ => None,
-            };
             match kind {
                 // u8, i8, u16, i16, u32, i32: the odd ones are signed.
-                0..=5 => Some(Some(self.int(size(kind)? as usize, kind % 2 == 1)?)),
-                6 | 7 | 10..=12 => self.take(size(kind)?).map(|_| None),
+                0..=5 => Some(Some(self.int(self.min_size(kind)? as usize, kind % 2 == 1)?)),
+                6 | 7 | 10..=12 => self.take(self.min_size(kind)?).map(|_| None),
                 8 => self.string().map(|_| None),
-                9 if depth < 64 => {
+                9 if depth >= MAX_METADATA_NESTING => {
+                    self.refuse(format!("nests arrays more than {MAX_METADATA_NESTING} deep"))
+                }
+                9 => {
                     let element = self.u32()?;
                     let len = self.length()?;
-                    match size(element) {
-                        Some(size) => {
-                            self.take(len.checked_mul(size)?)?;
+                    let size = self.min_size(element)?;
+                    // Before anything is counted or allocated: the elements must fit in the file.
+                    let remaining = self.remaining();
+                    if len.saturating_mul(size) > remaining {
+                        return self.refuse(format!(
+                            "is an array of {len} elements of GGUF type {element}, which need at least {} bytes: \
+                             only {remaining} are left in the file",
+                            len.saturating_mul(size)
+                        ));
+                    }
+                    self.count(len)?;
+                    if element == 8 || element == 9 {
+                        // Strings and arrays: walked one by one (at most MAX_METADATA_VALUES of them).
+                        for _ in 0..len {
+                            self.value(element, depth + 1)?;
                         }
-                        // Strings and arrays: every element consumes bytes, so this ends with the file.
-                        None => {
-                            for _ in 0..len {
-                                self.value(element, depth + 1)?;
-                            }
-                        }
+                    } else {
+                        self.take(len * size)?;
                     }
                     Some(None)
                 }
@@ -295,8 +388,32 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
     }
 
     let Some(version) = bytes.get(4..8).map(|b| u32::from_le_bytes(b.try_into().unwrap())) else { return Ok(()) };
-    let mut walk = Walk { bytes, at: 8, wide: version >= 2 };
+    // Not a GGUF candle reads (magic, versions 1-3): its own error says so better than counts would.
+    if !bytes.starts_with(b"GGUF") || !(1..=3).contains(&version) {
+        return Ok(());
+    }
+    let mut walk = Walk { bytes, at: 8, wide: version >= 2, values: 0, refusal: None };
     let (Some(tensor_count), Some(metadata_count)) = (walk.length(), walk.length()) else { return Ok(()) };
+    // The fewest bytes a metadata entry (key length, type, a 1-byte value) and a tensor entry (name
+    // length, dimension count, type, offset) take.
+    let prefix = if walk.wide { 8 } else { 4 };
+    let needed = metadata_count.saturating_mul(prefix + 5).saturating_add(tensor_count.saturating_mul(prefix + 16));
+    if needed > walk.remaining() {
+        return Err(Error::format(
+            file,
+            format!(
+                "the header claims {metadata_count} metadata entries and {tensor_count} tensors, which need at least {needed} bytes: \
+                 the file has {} left",
+                walk.remaining()
+            ),
+        ));
+    }
+    if metadata_count > MAX_METADATA_VALUES {
+        return Err(Error::format(file, format!("the header claims {metadata_count} metadata entries, more than the {MAX_METADATA_VALUES} a crossrank GGUF may hold")));
+    }
+    if tensor_count > MAX_TENSORS {
+        return Err(Error::format(file, format!("the header claims {tensor_count} tensors, more than the {MAX_TENSORS} a crossrank GGUF may hold")));
+    }
     // What candle's metadata map will hold for `general.alignment`, as an integer.
     let mut alignment = None;
     // candle keeps the last of two equal keys or tensor names: a file that says two things is refused.
@@ -304,7 +421,13 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
     for _ in 0..metadata_count {
         let Some(key) = walk.string().map(|key| String::from_utf8_lossy(key).into_owned()) else { return Ok(()) };
         let Some(kind) = walk.u32() else { return Ok(()) };
-        let Some(value) = walk.value(kind, 0) else { return Ok(()) };
+        let value = walk.count(1).and_then(|()| walk.value(kind, 0));
+        let Some(value) = value else {
+            return match walk.refusal.take() {
+                Some(reason) => Err(Error::format(file, format!("metadata `{key}` {reason}"))),
+                None => Ok(()),
+            };
+        };
         if key == "general.alignment" {
             // candle takes u8/u16/u32 and non-negative i8/i16/i32 values, else its default of 32.
             alignment = value;

@@ -40,6 +40,46 @@ pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Size bounds for the files a model is loaded from, checked before a byte is read (a regular
+/// file says its size; anything else is refused, see [`read_model_file`]).
+///
+/// Weights (a crossrank GGUF, `model.safetensors`, `pytorch_model.bin`): the largest cross-encoders
+/// crossrank runs are 2.2-2.3 GB in f32 (bge-reranker-large, bge-reranker-v2-m3); 4 GiB leaves room
+/// and is all that a wasm32 build could address anyway.
+pub const MAX_MODEL_FILE_BYTES: u64 = 4 << 30;
+/// `tokenizer.json`: XLM-RoBERTa's (the bge rerankers') is 17 MB, the largest in use about 35 MB.
+pub const MAX_TOKENIZER_JSON_BYTES: u64 = 64 << 20;
+/// `vocab.txt`: multilingual BERT's 120k words are 0.9 MB.
+pub const MAX_VOCAB_TXT_BYTES: u64 = 16 << 20;
+/// `config.json` and `tokenizer_config.json`: real ones are 1-30 KB.
+pub const MAX_CONFIG_JSON_BYTES: u64 = 4 << 20;
+
+/// A model file's size, checked before it is read: it must be a regular file (a device or FIFO has
+/// no size to check, and `/dev/zero` never ends) of at most `limit` bytes.
+fn check_model_file(path: &Path, limit: u64, what: &str) -> Result<u64> {
+    let error = |message: String| Error::Io { file: path.display().to_string(), message };
+    let meta = std::fs::metadata(path).map_err(|e| error(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(error(format!("not a regular file: a {what} file must be one (a device or FIFO has no size to check)")));
+    }
+    if meta.len() > limit {
+        return Err(error(format!("larger than the {limit}-byte limit for a {what} file")));
+    }
+    Ok(meta.len())
+}
+
+/// Reads a model file (weights, config, tokenizer): a regular file of at most `limit` bytes, refused
+/// by its size before a byte is read, and read through [`read_bounded`] (which holds if it grows).
+pub fn read_model_file(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    check_model_file(path, limit, what)?;
+    read_bounded(path, limit, what)
+}
+
+/// A crossrank GGUF (or any weights file), at most [`MAX_MODEL_FILE_BYTES`].
+pub fn read_model(path: &Path) -> Result<Vec<u8>> {
+    read_model_file(path, MAX_MODEL_FILE_BYTES, "model")
+}
+
 /// The first of `names` that exists in `dir`.
 fn find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|name| dir.join(name)).find(|path| path.is_file())
@@ -51,10 +91,14 @@ pub fn read_hf_dir(dir: &Path, device: &Device) -> Result<HfDir> {
     if !dir.is_dir() {
         return Err(Error::Io { file: dir.display().to_string(), message: "not a directory".into() });
     }
-    let config_json = read(&dir.join("config.json"))?;
+    let config_json = read_model_file(&dir.join("config.json"), MAX_CONFIG_JSON_BYTES, "config.json")?;
     let weights = read_weights(dir, device)?;
-    let optional = |name: &str| find(dir, &[name]).map(|path| read(&path)).transpose();
-    let (tokenizer_json, vocab_txt, tokenizer_config_json) = (optional("tokenizer.json")?, optional("vocab.txt")?, optional("tokenizer_config.json")?);
+    let optional = |name: &str, limit: u64| find(dir, &[name]).map(|path| read_model_file(&path, limit, name)).transpose();
+    let (tokenizer_json, vocab_txt, tokenizer_config_json) = (
+        optional("tokenizer.json", MAX_TOKENIZER_JSON_BYTES)?,
+        optional("vocab.txt", MAX_VOCAB_TXT_BYTES)?,
+        optional("tokenizer_config.json", MAX_CONFIG_JSON_BYTES)?,
+    );
     let files = TokenizerFiles {
         tokenizer_json: tokenizer_json.as_deref(),
         vocab_txt: vocab_txt.as_deref(),
@@ -68,7 +112,7 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Reranker> {
     if path.is_dir() {
         return load_hf_dir(path, device);
     }
-    let bytes = read(path)?;
+    let bytes = read_model(path)?;
     Reranker::from_gguf_model(&GgufModel::read(&path.display().to_string(), &bytes, device)?)
 }
 
@@ -79,7 +123,7 @@ pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Reranker> {
 fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
     if let Some(path) = find(dir, &["model.safetensors"]) {
         let file = path.display().to_string();
-        WeightStore::from_safetensors(&file, &read(&path)?, device)
+        WeightStore::from_safetensors(&file, &read_model(&path)?, device)
     } else if let Some(path) = find(dir, &["pytorch_model.bin"]) {
         let file = path.display().to_string();
         let tensors = read_pickle(&path, &file)?;
@@ -98,14 +142,14 @@ fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
 /// claims. The claimed sizes are checked against the file first, and a panic becomes a named
 /// error instead of ending the process.
 fn read_pickle(path: &Path, file: &str) -> Result<Vec<(String, candle_core::Tensor)>> {
-    use std::panic::{catch_unwind, AssertUnwindSafe};
     // candle's messages carry a backtrace after their first line.
     let unreadable = |detail: String| {
         Error::format(file, format!("not a readable PyTorch checkpoint ({})", detail.lines().next().unwrap_or_default().trim()))
     };
     let panicked = |_| unreadable("its pickle is malformed: the reader failed on it".into());
-    let file_bytes = std::fs::metadata(path).map_err(|e| Error::Io { file: file.to_string(), message: e.to_string() })?.len();
-    let infos = catch_unwind(AssertUnwindSafe(|| candle_core::pickle::read_pth_tensor_info(path, false, None)))
+    // candle opens the file itself: its size is checked here, as read_model checks the others.
+    let file_bytes = check_model_file(path, MAX_MODEL_FILE_BYTES, "model")?;
+    let infos = catch_quietly(|| candle_core::pickle::read_pth_tensor_info(path, false, None))
         .map_err(panicked)?
         .map_err(|e| unreadable(e.to_string()))?;
     for info in &infos {
@@ -122,7 +166,32 @@ fn read_pickle(path: &Path, file: &str) -> Result<Vec<(String, candle_core::Tens
             ));
         }
     }
-    catch_unwind(AssertUnwindSafe(|| candle_core::pickle::read_all(path))).map_err(panicked)?.map_err(|e| unreadable(e.to_string()))
+    catch_quietly(|| candle_core::pickle::read_all(path)).map_err(panicked)?.map_err(|e| unreadable(e.to_string()))
+}
+
+/// `f()`, with a panic caught and returned as `Err`, and not printed: the default hook's "thread
+/// 'main' panicked at ..." on stderr would contradict the named error the caller reports. The
+/// process's hook is wrapped once and stays silent only on this thread while `f` runs, so a panic
+/// anywhere else is reported as before.
+fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    thread_local! {
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+    static WRAP_HOOK: std::sync::Once = std::sync::Once::new();
+    WRAP_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was_quiet = QUIET.with(|quiet| quiet.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|quiet| quiet.set(was_quiet));
+    result
 }
 
 /// The byte-level constructor calls it `config.json`; here we know the real path.

@@ -1,4 +1,4 @@
-//! Writes the seed corpora of the four fuzz targets into `fuzz/corpus/<target>/` from the real
+//! Writes the seed corpora of the fuzz targets into `fuzz/corpus/<target>/` from the real
 //! files: the tiny test model (tests/models/tiny: safetensors, config, tokenizer, and its GGUF
 //! made with crossrank's own converter), the pairs of tests/fixtures/tiny.json, and a micro
 //! model (see `MICRO_CONFIG` in harness.rs) in every precision crossrank writes.
@@ -14,7 +14,7 @@ use crossrank::gguf::{convert, ConvertInput, Precision};
 use crossrank::weights::WeightStore;
 use crossrank::PairTokenizer;
 use crossrank_fuzz::{
-    pair_tokenizer, pytorch_loader, stored_zip_entries, Outcome, MICRO_CONFIG, MICRO_VOCAB, TINY_CONFIG, TINY_PYTORCH_BIN, TINY_SAFETENSORS,
+    gguf_metadata, pair_tokenizer, pytorch_loader, stored_zip_entries, Outcome, MICRO_CONFIG, MICRO_VOCAB, TINY_CONFIG, TINY_PYTORCH_BIN, TINY_SAFETENSORS,
     TINY_TOKENIZER,
 };
 
@@ -183,5 +183,19 @@ fn main() {
     assert!(matches!(pytorch_loader(&pickle), Outcome::Ok), "the tiny checkpoint's own pickle must load");
     write(&dir, "tiny-checkpoint.bin", TINY_PYTORCH_BIN);
     write(&dir, "tiny-data.pkl", &pickle);
+    // gguf_metadata (input format: harness.rs `gguf_metadata_file`): no extra metadata, a u64
+    // format_version in place of the file's own, an array of strings, a nested array, a filler array.
+    let dir = corpus.join("gguf_metadata");
+    let seeds: [(&str, &[u8]); 5] = [
+        ("plain", &[0]),
+        ("format-version-u64", &[1, 1, 10, 1, 0, 0, 0, 0, 0, 0, 0]),
+        ("tokens-array", &[0, 4, 9, 8, 0, 3, 1, b'a', 2, b'b', b'c', 0]),
+        ("nested-array", &[0, 0, 9, 9, 0, 2, 0, 0, 1, 5, 4, 0, 1, 7, 0, 0]),
+        ("filler-array", &[0, 0, 9, 6, 2, 0, 1, 0]),
+    ];
+    for (name, bytes) in seeds {
+        assert!(matches!(gguf_metadata(bytes), Outcome::Ok), "gguf_metadata seed {name} must load");
+        write(&dir, name, bytes);
+    }
     println!("seeds written under {} ({written} pair seeds)", corpus.display());
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use candle_core::Device;
 use clap::{Parser, Subcommand};
 use crossrank::gguf::{self, GgufModel, Precision};
-use crossrank::local::{load_model, read, read_hf_dir};
+use crossrank::local::{load_model, read_hf_dir};
 use crossrank::{Error, RerankRequest, Result};
 use ranking::RankingArgs;
 use serde_json::json;
@@ -307,7 +307,7 @@ fn write_atomically(out: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn info(path: &Path) -> Result<()> {
-    let bytes = read(path)?;
+    let bytes = crossrank::local::read_model(path)?;
     let model = GgufModel::read(&path.display().to_string(), &bytes, &Device::Cpu)?;
     let config: serde_json::Value = serde_json::from_str(&model.config_json).map_err(|e| Error::config(gguf::KEY_CONFIG, e.to_string()))?;
     let mut dtypes = std::collections::BTreeMap::<String, usize>::new();
