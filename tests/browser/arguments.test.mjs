@@ -10,7 +10,6 @@ import { test } from 'node:test';
 import { useBrowser } from './harness.mjs';
 
 const TINY = '/artifacts/models/tiny.f32.gguf';
-const MINILM_F32 = '/artifacts/models/minilm-l4.f32.gguf';
 const MINILM_Q8 = '/models/crossrank-minilm-l4.q8_0.gguf';
 const TIMEOUT = { timeout: 180_000 };
 const browser = useBrowser();
@@ -190,7 +189,9 @@ test('item 11: CrossrankReranker (LangChain) checks what it forwards', async () 
 });
 
 // Item 8: one rule for text that tokenises to nothing, as for "" (src/rerank.rs): a document is
-// blank (last, in input order, score 0, so a threshold drops it); a query is refused.
+// blank (last, in input order, score 0, so a threshold drops it); a query is refused. With the
+// shipped model, before the rule: the relevant document 0.99, "\u200b" and "\u0000" 0.082 each,
+// the stock-market one 0.048 (natively, `crossrank rerank`), so text without tokens outranked text.
 test('item 8: text without tokens is blank: such documents rank last with score 0, such queries are refused', TIMEOUT, () =>
   browser.withPage(async ({ page }) => {
     const got = await page.evaluate(async (url) => {
@@ -217,7 +218,7 @@ test('item 8: text without tokens is blank: such documents rank last with score 
       outcome.after = await window.settle(r.rerank(query, documents.slice(0, 1)));
       r.dispose();
       return outcome;
-    }, MINILM_F32);
+    }, MINILM_Q8);
 
     assert.equal(got.ranked.ok, true, got.ranked.message);
     const ranked = got.ranked.value;
