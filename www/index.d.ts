@@ -7,6 +7,12 @@ export type ErrorCodeValue =
   | 'tokenizer'
   | 'weights'
   | 'model_format'
+  /**
+   * The call's arguments cannot be used: an empty query, a bad option value, or an argument of the
+   * wrong shape, which the message names (`documents[1] is missing (sparse array)`, `requests[0]
+   * must be an object { query, documents }, got null`, `options.signal must be an AbortSignal, got
+   * an object`, `unknown option "top_k": did you mean "topK"?`). No method throws a plain TypeError.
+   */
   | 'invalid_input'
   | 'unsupported'
   | 'compute'
@@ -244,7 +250,10 @@ export declare class Reranker {
    */
   rerank<D extends Document>(query: string, documents: readonly D[], options?: RerankOptions): Promise<RerankResult<D>[]>;
 
-  /** Several queries at once (pairs batched across queries); one result list per request. */
+  /**
+   * Several queries at once (pairs batched across queries); one result list per request. An error
+   * about one request names it: `requests[2].query must be a string`, `requests[2]: the query is empty`.
+   */
   rerankMany<D extends Document>(
     requests: readonly { query: string; documents: readonly D[] }[],
     options?: RerankOptions,

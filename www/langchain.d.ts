@@ -4,6 +4,7 @@ import type { RerankOptions, RerankResult } from './index';
 
 /** Reranks a retriever's documents with crossrank, for `ContextualCompressionRetriever`. */
 export declare class CrossrankReranker extends BaseDocumentCompressor {
+  /** Throws a RerankerError (code "invalid_input", naming the option) for options of the wrong shape. */
   constructor(options: {
     /** A crossrank `Reranker` (or anything with its `rerank`). */
     reranker: { rerank(query: string, documents: string[], options?: RerankOptions): Promise<RerankResult[]> };

@@ -1,6 +1,6 @@
 // What `npm publish` would ship: `npm pack --dry-run` lists exactly the package's runtime files
-// (the worker, the wasm and its glue, the types, README and LICENSE), no tests, demo or sources
-// of the build, and a size worth stating.
+// (the page module and its argument checks, the worker, the wasm and its glue, the types, README
+// and LICENSE), no tests, demo or sources of the build, and a size worth stating.
 //
 //   node --test tests/browser/package.test.mjs   (needs ./build.sh wasm)
 
@@ -26,6 +26,7 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'pkg/crossrank_wasm_bg.wasm',
     'pkg/crossrank_wasm_bg.wasm.d.ts',
     'pkg/crossrank_wasm_relaxed_bg.wasm',
+    'src/arguments.js',
     'src/index.js',
     'src/langchain.js',
     'src/protocol.js',

@@ -8,23 +8,13 @@
 // methods are synchronous and cannot be interrupted); the model is then loaded again into a fresh
 // worker, from the Cache API or from bytes kept here, before the next call runs.
 
-import { CACHE_NAME, CacheMode, ErrorCode, ReplyKind, RequestKind } from './protocol.js';
+import {
+  CONSTRUCTOR_OPTIONS, CREATE_OPTIONS, LOAD_OPTIONS, RERANK_OPTIONS,
+  checkBoolean, checkFunction, checkOptions, checkRequest, checkRequests, checkSignal, describe,
+} from './arguments.js';
+import { CACHE_NAME, CacheMode, ErrorCode, RerankerError, ReplyKind, RequestKind } from './protocol.js';
 
-export { ErrorCode };
-
-/** Every error crossrank rejects with; `code` is one of ErrorCode's values and never changes. */
-export class RerankerError extends Error {
-  /**
-   * @param {string} code
-   * @param {string} message
-   * @param {{ cause?: unknown }} [options]
-   */
-  constructor(code, message, options) {
-    super(message, options);
-    this.name = 'RerankerError';
-    this.code = code;
-  }
-}
+export { ErrorCode, RerankerError };
 
 export class Reranker {
   /** @type {string | null} */
@@ -47,7 +37,8 @@ export class Reranker {
    * A reranker with no model yet; call load(). Reranker.create() does both.
    * @param {{ wasmUrl?: string | URL, threads?: number }} [options]
    */
-  constructor({ wasmUrl, threads } = {}) {
+  constructor(options = {}) {
+    const { wasmUrl, threads } = checkOptions(options, CONSTRUCTOR_OPTIONS);
     this.#wasmUrl = wasmUrl === undefined || wasmUrl === null ? null : resolveUrl(wasmUrl, 'wasmUrl');
     const count = threads === undefined || threads === null ? defaultThreads() : threadCount(threads);
     this.#slots = Array.from({ length: count }, () => new WorkerSlot());
@@ -60,7 +51,8 @@ export class Reranker {
    *           threads?: number }} options
    * @returns {Promise<Reranker>}
    */
-  static async create({ model, wasmUrl, threads, ...loadOptions } = {}) {
+  static async create(options) {
+    const { model, wasmUrl, threads, ...loadOptions } = checkOptions(options, CREATE_OPTIONS);
     const reranker = new Reranker({ wasmUrl, threads });
     try {
       await reranker.load(model, loadOptions);
@@ -90,12 +82,11 @@ export class Reranker {
    */
   async load(model, options = {}) {
     this.#throwIfDisposed();
-    checkOptionNames(options, LOAD_OPTIONS);
+    checkOptions(options, LOAD_OPTIONS);
     const { onProgress, cache = true, sha256, signal, dtype, hubUrl = HUB_URL, revision = 'main' } = options;
     const source = modelSource(model, { hubUrl, revision });
-    if (onProgress !== undefined && typeof onProgress !== 'function') {
-      throw new RerankerError(ErrorCode.INVALID_INPUT, 'onProgress must be a function');
-    }
+    checkFunction(onProgress, 'options.onProgress');
+    checkSignal(signal, 'options.signal');
     if (sha256 !== undefined && sha256 !== null && (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/i.test(sha256))) {
       throw new RerankerError(ErrorCode.INVALID_INPUT, 'sha256 must be 64 hexadecimal digits');
     }
@@ -131,7 +122,8 @@ export class Reranker {
    *   ordered by logit (or by `fused` with `fusion`), highest first
    */
   async rerank(query, documents, options = {}) {
-    const [results] = await this.rerankMany([{ query, documents }], options);
+    this.#throwIfDisposed();
+    const [results] = await this.#rerank([checkRequest(query, documents)], options, false);
     return results;
   }
 
@@ -139,19 +131,24 @@ export class Reranker {
    * Reranks several queries' candidates in one call (pairs batched across queries and shared by
    * the workers). Resolves to one result list per request, in order.
    */
-  async rerankMany(requests, rerankOptions = {}) {
+  async rerankMany(requests, options = {}) {
     this.#throwIfDisposed();
-    checkOptionNames(rerankOptions, RERANK_OPTIONS);
+    return this.#rerank(checkRequests(requests), options, true);
+  }
+
+  /**
+   * `requests` are checked ({ query, documents, texts }); `many` says whether the caller gave a
+   * list of requests, so that an error found in one of them names it (`requests[2]: …`).
+   */
+  async #rerank(requests, rerankOptions, many) {
+    checkOptions(rerankOptions, RERANK_OPTIONS);
     const { topK, returnDocuments = false, maxLength, windows, fusion, scoreScale, threshold, signal, onProgress } = rerankOptions;
-    if (!Array.isArray(requests)) {
-      throw new RerankerError(ErrorCode.INVALID_INPUT, `requests must be an array, got ${describe(requests)}`);
-    }
-    if (onProgress !== undefined && typeof onProgress !== 'function') {
-      throw new RerankerError(ErrorCode.INVALID_INPUT, 'onProgress must be a function');
-    }
-    const prepared = requests.map(({ query, documents } = {}) => ({
+    checkBoolean(returnDocuments, 'options.returnDocuments');
+    checkSignal(signal, 'options.signal');
+    checkFunction(onProgress, 'options.onProgress');
+    const prepared = requests.map(({ query, documents, texts }) => ({
       query,
-      documents: documentTexts(query, documents),
+      documents: texts,
       firstStage: firstStageScores(documents),
     }));
     checkCallSize(prepared);
@@ -162,7 +159,7 @@ export class Reranker {
     );
 
     const job = { kind: RequestKind.SCORE, signal };
-    job.run = () => this.#runRerank(job, prepared, options, onProgress);
+    job.run = () => this.#runRerank(job, prepared, options, onProgress, many);
     const ranked = await this.#enqueue(job);
     return ranked.map((results, requestIndex) =>
       results.map(({ index, score, logit, fused, bestWindow }) => {
@@ -171,7 +168,7 @@ export class Reranker {
         if (fused !== undefined) result.fused = fused;
         if (bestWindow !== undefined) result.bestWindow = bestWindow;
         if (typeof document === 'object' && document.id !== undefined) result.id = document.id;
-        if (returnDocuments) result.document = document;
+        if (returnDocuments === true) result.document = document;
         return result;
       }),
     );
@@ -271,7 +268,7 @@ export class Reranker {
     }
   }
 
-  async #runRerank(job, requests, options, onProgress) {
+  async #runRerank(job, requests, options, onProgress, many) {
     if (!this.#model) {
       const reason = this.#lastLoadError ? ` (the last load failed: ${this.#lastLoadError.message})` : '';
       throw new RerankerError(ErrorCode.NOT_LOADED, `no model is loaded${reason}`, { cause: this.#lastLoadError ?? undefined });
@@ -299,7 +296,7 @@ export class Reranker {
           });
         } catch (error) {
           failed = true;
-          throw error;
+          throw many ? namingRequest(error, chunk) : error;
         }
         done += chunk.size;
         if (onProgress && !job.settled) onProgress({ status: 'rerank', scored: done, total });
@@ -421,7 +418,9 @@ class WorkerSlot {
           this.#crashed(worker, reply.message);
         } else {
           this.#pending.delete(reply.id);
-          pending.reject(new RerankerError(reply.code, reply.message));
+          const error = new RerankerError(reply.code, reply.message);
+          if (reply.request !== undefined) requestOfError.set(error, reply.request);
+          pending.reject(error);
         }
         return;
     }
@@ -432,6 +431,20 @@ class WorkerSlot {
     if (worker !== this.#worker) return;
     this.stop(new RerankerError(ErrorCode.WORKER_CRASHED, message));
   }
+}
+
+/** For a worker's error about one request of a chunk, that request's position in the chunk. */
+const requestOfError = new WeakMap();
+
+/**
+ * A chunk's `invalid_input` error about one of rerankMany's requests, naming it (`requests[2]: the
+ * query is empty`), which the worker found (see worker.js `withRequest`).
+ */
+function namingRequest(error, chunk) {
+  if (!(error instanceof RerankerError) || error.code !== ErrorCode.INVALID_INPUT) return error;
+  const part = chunk.requests[requestOfError.get(error)];
+  if (!part) return error;
+  return new RerankerError(error.code, `requests[${part.from}]: ${error.message}`, { cause: error });
 }
 
 /**
@@ -581,70 +594,8 @@ function checkCallSize(prepared) {
   }
 }
 
-/** The options `load` takes (Reranker.create also takes `model`, `wasmUrl` and `threads`). */
-const LOAD_OPTIONS = ['onProgress', 'cache', 'sha256', 'signal', 'dtype', 'hubUrl', 'revision'];
-
-function documentTexts(query, documents) {
-  if (typeof query !== 'string') {
-    throw new RerankerError(ErrorCode.INVALID_INPUT, `query must be a string, got ${describe(query)}`);
-  }
-  if (!Array.isArray(documents)) {
-    throw new RerankerError(ErrorCode.INVALID_INPUT, `documents must be an array, got ${describe(documents)}`);
-  }
-  return documents.map((document, index) => {
-    if (typeof document === 'string') return document;
-    if (document !== null && typeof document === 'object' && typeof document.text === 'string') return document.text;
-    throw new RerankerError(
-      ErrorCode.INVALID_INPUT,
-      `documents[${index}] must be a string or an object with a string \`text\`, got ${describe(document)}`,
-    );
-  });
-}
-
 /** First-stage scores from `{ text, score }` documents, when every document has a numeric score. */
 function firstStageScores(documents) {
   const scores = documents.map((document) => (typeof document === 'object' && document !== null ? document.score : undefined));
   return scores.length > 0 && scores.every((score) => typeof score === 'number') ? scores : undefined;
-}
-
-/** The options `rerank` and `rerankMany` take; any other name is a mistake worth naming. */
-const RERANK_OPTIONS = ['topK', 'returnDocuments', 'maxLength', 'windows', 'fusion', 'scoreScale', 'threshold', 'signal', 'onProgress'];
-
-/** Rejects an option name that is not in `known`, naming the closest known one (`top_k` → `topK`). */
-function checkOptionNames(options, known) {
-  if (options === null || typeof options !== 'object') {
-    throw new RerankerError(ErrorCode.INVALID_INPUT, `options must be an object, got ${describe(options)}`);
-  }
-  for (const name of Object.keys(options)) {
-    if (known.includes(name)) continue;
-    const distances = known.map((candidate) => editDistance(fold(name), fold(candidate)));
-    const best = distances.indexOf(Math.min(...distances));
-    const nearest = known[best];
-    const close = distances[best] <= Math.max(2, Math.floor(nearest.length / 3));
-    throw new RerankerError(ErrorCode.INVALID_INPUT,
-      `unknown option "${name}"${close ? `: did you mean "${nearest}"?` : ''} (options: ${known.join(', ')})`);
-  }
-}
-
-/** Case and separators do not count: top_k, TopK and top-k all read as topk. */
-const fold = (name) => name.toLowerCase().replace(/[_-]/g, '');
-
-function editDistance(a, b) {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i += 1) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j += 1) {
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length];
-}
-
-function describe(value) {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
-  return `${typeof value} ${String(value)}`;
 }

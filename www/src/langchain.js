@@ -10,19 +10,28 @@
 import { BaseDocumentCompressor } from '@langchain/core/retrievers/document_compressors';
 import { Document } from '@langchain/core/documents';
 
+import { RERANK_OPTIONS, checkArray, checkOptions, describe, invalid } from './arguments.js';
+
+/** What `rerankOptions` may hold: rerank's options but topK, which is topN here. */
+const FORWARDED_OPTIONS = RERANK_OPTIONS.filter((name) => name !== 'topK');
+
 export class CrossrankReranker extends BaseDocumentCompressor {
   /**
    * @param {{ reranker: { rerank: Function }, topN?: number, rerankOptions?: object }} options
    *   reranker: a crossrank `Reranker` (anything with its `rerank(query, texts, options)`);
    *   topN: how many documents to keep (default 3, as LangChain's CrossEncoderReranker);
    *   rerankOptions: passed to every rerank call (maxLength, windows, threshold, …).
+   * A wrong shape throws a RerankerError with code "invalid_input" that names it.
    */
-  constructor({ reranker, topN = 3, rerankOptions = {} } = {}) {
+  constructor(options = {}) {
     super();
+    const { reranker, topN = 3, rerankOptions = {} } = checkOptions(options, ['reranker', 'topN', 'rerankOptions']);
     if (!reranker || typeof reranker.rerank !== 'function') {
-      throw new TypeError('CrossrankReranker needs { reranker }: a crossrank Reranker (await Reranker.create({ model }))');
+      throw invalid('CrossrankReranker needs { reranker }: a crossrank Reranker (await Reranker.create({ model }))');
     }
-    if (!Number.isInteger(topN) || topN < 1) throw new TypeError(`topN must be a positive integer, got ${String(topN)}`);
+    if (!Number.isInteger(topN) || topN < 1) throw invalid(`topN must be a positive integer, got ${describe(topN)}`);
+    if ('topK' in Object(rerankOptions)) throw invalid('rerankOptions.topK is not taken: topN sets how many documents are kept');
+    checkOptions(rerankOptions, FORWARDED_OPTIONS, 'rerankOptions');
     this.reranker = reranker;
     this.topN = topN;
     this.rerankOptions = rerankOptions;
@@ -35,8 +44,15 @@ export class CrossrankReranker extends BaseDocumentCompressor {
    * @param {string} query
    */
   async compressDocuments(documents, query) {
-    if (documents.length === 0) return [];
-    const ranked = await this.reranker.rerank(query, documents.map((document) => document.pageContent), {
+    if (typeof query !== 'string') throw invalid(`query must be a string, got ${describe(query)}`);
+    const texts = checkArray(documents, 'documents').map((document, index) => {
+      if (document === null || typeof document !== 'object' || typeof document.pageContent !== 'string') {
+        throw invalid(`documents[${index}] must be a Document with a string pageContent, got ${describe(document)}`);
+      }
+      return document.pageContent;
+    });
+    if (texts.length === 0) return [];
+    const ranked = await this.reranker.rerank(query, texts, {
       ...this.rerankOptions,
       topK: this.topN,
     });

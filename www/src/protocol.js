@@ -37,7 +37,8 @@
 //
 // Replies (worker → page):
 //   { id, kind: 'result', value }
-//   { id, kind: 'error', code, message }     code: one of ErrorCode
+//   { id, kind: 'error', code, message, request? }     code: one of ErrorCode; request: for a
+//       'score' error about one of its requests (an empty query), that request's position
 //   { id, kind: 'progress', progress }       progress: a ProgressInfo (see index.d.ts)
 
 export const RequestKind = Object.freeze({
@@ -70,6 +71,23 @@ export const ErrorCode = Object.freeze({
   WORKER_CRASHED: 'worker_crashed',
   INTERNAL: 'internal',
 });
+
+/**
+ * Every error crossrank rejects with; `code` is one of ErrorCode's values and never changes.
+ * Exported by index.js; defined here so that arguments.js can throw it without importing index.js.
+ */
+export class RerankerError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} message
+   * @param {{ cause?: unknown }} [options]
+   */
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'RerankerError';
+    this.code = code;
+  }
+}
 
 /**
  * How a load uses the Cache API. DEFAULT: read it, but first ask the server (HEAD) whether the file

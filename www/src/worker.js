@@ -83,7 +83,8 @@ function toWireError(error) {
     };
   }
   if (error && typeof error.code === 'string' && KNOWN_CODES.has(error.code)) {
-    return { code: error.code, message: String(error.message) };
+    // `request`: which request of a score share the error is about, when one is (withRequest).
+    return { code: error.code, message: String(error.message), ...(Number.isInteger(error.request) ? { request: error.request } : {}) };
   }
   return { code: ErrorCode.INTERNAL, message: String(error?.message ?? error) };
 }
@@ -433,5 +434,32 @@ async function score({ requests, options }) {
   // The page sends one request at a time; this wait only matters to a caller that doesn't.
   if (loading) await loading.catch(() => {});
   if (!reranker) throw new CodedError(ErrorCode.NOT_LOADED, 'no model is loaded');
-  return reranker.score(requests, options);
+  try {
+    return reranker.score(requests, options);
+  } catch (error) {
+    throw withRequest(error, requests, options);
+  }
+}
+
+/**
+ * Rust says what is wrong with a request (an empty query, say) but not which of the share it
+ * was: for an `invalid_input` error, finds the first request that fails alone with the same error
+ * and records its position in `error.request`, for the page to name it. Only on this error path,
+ * and never for an error the options cause (they fail with no request at all).
+ */
+function withRequest(error, requests, options) {
+  if (requests.length === 0 || error?.code !== ErrorCode.INVALID_INPUT) return error;
+  const fails = (share) => {
+    try {
+      reranker.score(share, options);
+      return false;
+    } catch (again) {
+      if (again instanceof WebAssembly.RuntimeError) throw again;
+      return again?.code === error.code && again.message === error.message;
+    }
+  };
+  if (fails([])) return error;
+  const index = requests.length === 1 ? 0 : requests.findIndex((request) => fails([request]));
+  if (index >= 0) error.request = index;
+  return error;
 }
