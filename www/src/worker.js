@@ -459,7 +459,9 @@ function withRequest(error, requests, options) {
     }
   };
   if (fails([])) return error;
-  const index = requests.length === 1 ? 0 : requests.findIndex((request) => fails([request]));
+  // Each request is tried with its first document only: a query's error shows as well, at the
+  // cost of one pair, not of the whole request again.
+  const index = requests.length === 1 ? 0 : requests.findIndex((request) => fails([{ ...request, documents: request.documents.slice(0, 1) }]));
   if (index >= 0) error.request = index;
   return error;
 }
