@@ -235,7 +235,7 @@ fn a_long_candidate_is_held_in_part_and_echoed_whole() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A JSON array is read as it streams in (src/cli/json_candidates.rs): every escape, nested values
+/// A JSON array is read as it streams in (src/bin/crossrank/json_candidates.rs): every escape, nested values
 /// under other keys, and a 4 MB string held in part come out as serde_json reads them; malformed
 /// input gets a named error.
 #[test]
