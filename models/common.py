@@ -1,6 +1,6 @@
 """What the training, evaluation and study scripts share: BEIR-layout readers, BM25, nDCG.
 
-`crossrank eval` (src/cli/eval.rs) is the official metric; the Python nDCG here is only used for
+`crossrank eval` (src/bin/crossrank/eval_command.rs) is the official metric; the Python nDCG here is only used for
 model selection during training, and reads the same files the same way.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def read_candidates(path):
 
 
 def doc_text(d):
-    # Same recipe as `crossrank eval` (src/cli/eval.rs): title + " " + text, trimmed.
+    # Same recipe as `crossrank eval` (src/bin/crossrank/eval_command.rs): title + " " + text, trimmed.
     return f"{d.get('title', '')} {d.get('text', '')}".strip()
 
 

@@ -41,7 +41,7 @@ pub enum ScoreScale {
 
 /// 1-based ranks of `values` sorted descending; ties keep input order. Logits (f32) and first-stage
 /// scores (f64, as callers send them: 1.00000001 and 1.00000002 are one f32) are compared exactly.
-pub fn ranks_descending<T: Copy + Into<f64>>(values: &[T]) -> Vec<usize> {
+fn ranks_descending<T: Copy + Into<f64>>(values: &[T]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[b].into().total_cmp(&values[a].into()));
     let mut ranks = vec![0; values.len()];
@@ -52,7 +52,7 @@ pub fn ranks_descending<T: Copy + Into<f64>>(values: &[T]) -> Vec<usize> {
 }
 
 /// Min-max normalisation to [0, 1]; all ones when the values are all equal.
-pub fn min_max(values: &[f32]) -> Vec<f32> {
+pub(crate) fn min_max(values: &[f32]) -> Vec<f32> {
     let min = values.iter().copied().fold(f32::INFINITY, f32::min);
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !(max > min) {

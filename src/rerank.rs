@@ -154,7 +154,7 @@ fn check_pair_layout(family: Family, tokenizer: &PairTokenizer, probe: &EncodedP
 const MIN_DEFAULT_MAX_LENGTH: usize = 16;
 
 /// The one check of a default `max_length`, whether it is being written into a file or read from one.
-pub fn check_default_max_length(max_length: usize, positions: usize) -> Result<usize> {
+pub(crate) fn check_default_max_length(max_length: usize, positions: usize) -> Result<usize> {
     if max_length < MIN_DEFAULT_MAX_LENGTH {
         return Err(Error::invalid(format!("a default max_length of {max_length} is too short (at least {MIN_DEFAULT_MAX_LENGTH})")));
     }

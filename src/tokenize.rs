@@ -54,7 +54,7 @@ const MIN_PREFIX_BYTES: usize = 4096;
 pub const MAX_TEXT_BYTES: usize = 4 << 20;
 
 /// `text` cut at [`MAX_TEXT_BYTES`] (at a character boundary).
-pub fn within_bound(text: &str) -> &str {
+pub(crate) fn within_bound(text: &str) -> &str {
     &text[..floor_char_boundary(text, MAX_TEXT_BYTES.min(text.len()))]
 }
 
@@ -110,7 +110,7 @@ pub struct EncodedPair {
 
 /// A padded batch, row-major `(rows, seq_len)`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PaddedBatch {
+pub(crate) struct PaddedBatch {
     pub rows: usize,
     pub seq_len: usize,
     pub input_ids: Vec<u32>,
@@ -372,7 +372,7 @@ impl PairTokenizer {
     }
 
     /// Pads `pairs` to the longest of them; padding gets `[PAD]`, type 0, mask 0.
-    pub fn pad(&self, pairs: &[&EncodedPair]) -> PaddedBatch {
+    pub(crate) fn pad(&self, pairs: &[&EncodedPair]) -> PaddedBatch {
         let seq_len = pairs.iter().map(|pair| pair.input_ids.len()).max().unwrap_or(0);
         let rows = pairs.len();
         let mut batch = PaddedBatch {

@@ -6,20 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn crossrank(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crossrank"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that fails before reading its input (a missing model) closes the pipe early.
-    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    child.wait_with_output().unwrap()
-}
+use common::crossrank;
 
 /// Writes `text` to `dir/name` (creating `dir`) and returns the path.
 fn write_file(dir: &std::path::Path, name: &str, text: &str) -> String {
@@ -235,7 +222,7 @@ fn a_long_candidate_is_held_in_part_and_echoed_whole() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A JSON array is read as it streams in (src/cli/json_candidates.rs): every escape, nested values
+/// A JSON array is read as it streams in (src/bin/crossrank/json_candidates.rs): every escape, nested values
 /// under other keys, and a 4 MB string held in part come out as serde_json reads them; malformed
 /// input gets a named error.
 #[test]

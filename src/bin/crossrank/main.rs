@@ -13,18 +13,12 @@ use ranking::RankingArgs;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-#[path = "../cli/eval.rs"]
-mod eval_command;
-#[path = "../cli/bench.rs"]
 mod bench_command;
-#[path = "../cli/device.rs"]
-mod device;
-#[path = "../cli/ranking.rs"]
-mod ranking;
-#[path = "../cli/candidates.rs"]
 mod candidates;
-#[path = "../cli/json_candidates.rs"]
+mod device;
+mod eval_command;
 mod json_candidates;
+mod ranking;
 
 #[derive(Parser)]
 #[command(name = "crossrank", version, about = "A BERT cross-encoder reranker: same scores natively and in the browser.")]
