@@ -225,7 +225,7 @@ impl PairTokenizer {
     /// drops, such as U+200B, U+00AD, controls or U+FFFD): a pair with it would hold only special
     /// tokens, which a cross-encoder still scores. Only a prefix is tokenised, until one token.
     pub fn is_blank(&self, text: &str) -> Result<bool> {
-        Ok(self.encode_prefix(text, 1)?.is_empty())
+        Ok(!has_content(&self.encode_prefix(text, 1)?))
     }
 
     /// Encodes `query` against every passage, truncating the longer segment first (token by token,
@@ -257,7 +257,7 @@ impl PairTokenizer {
             .iter()
             .map(|passage| {
                 let passage_encoding = encode(passage)?;
-                let blank = passage_encoding.is_empty();
+                let blank = !has_content(&passage_encoding);
                 let (query_part, passage_part) = truncate_encodings(query_encoding.clone(), Some(passage_encoding), &truncation)
                     .map_err(|e| Error::tokenizer(&self.file, e))?;
                 let encoding =
@@ -391,4 +391,11 @@ impl PairTokenizer {
         }
         batch
     }
+}
+
+/// Whether an encoding holds any text: a token other than the word-boundary marker alone.
+/// XLM-RoBERTa's Metaspace pre-tokenizer turns whitespace into a lone `▁` token, which is no more
+/// text than the nothing BERT's WordPiece makes of it; without this, "  " would count as text there.
+fn has_content(encoding: &tokenizers::Encoding) -> bool {
+    encoding.get_tokens().iter().any(|token| !token.trim_start_matches('\u{2581}').is_empty())
 }

@@ -152,3 +152,17 @@ fn text_without_tokens_is_blank() {
     let ranked = reranker.rerank("\u{200b}smoking\u{ad}", &["\u{200b}cancer"], &RerankOptions::default()).unwrap();
     assert!(ranked[0].score > 0.0);
 }
+
+#[test]
+fn whitespace_is_blank_in_every_family() {
+    // XLM-RoBERTa's Metaspace pre-tokenizer makes whitespace a lone `▁` token: still no text
+    // (the browser parity test's whitespace_passage caught the first cut of the rule).
+    for dir in ["tests/models/tiny", "tests/models/tiny-electra", "tests/models/tiny-xlmr"] {
+        let reranker = crossrank::local::load_model(&common::root().join(dir), &Device::Cpu).unwrap();
+        let documents = ["   \n\t ", "Smoking causes cancer.", " \u{200b} ", "The weather is nice today."];
+        let ranked = reranker.rerank("smoking", &documents, &RerankOptions::default()).unwrap();
+        assert_eq!(ranked[2..].iter().map(|r| r.index).collect::<Vec<_>>(), [0, 2], "{dir}: {ranked:?}");
+        assert!(ranked[2..].iter().all(|r| r.score == 0.0), "{dir}: {ranked:?}");
+        assert_error(reranker.rerank("  \u{200b} ", &documents, &RerankOptions::default()).unwrap_err(), "invalid_input", &["query is empty"]);
+    }
+}
