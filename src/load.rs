@@ -10,13 +10,13 @@ use crate::gguf::{GgufModel, KEY_CONFIG, KEY_MAX_LENGTH, KEY_TOKENIZER};
 use crate::model::{Config, CrossEncoder};
 use crate::rerank::Reranker;
 use crate::tokenize::{PairTokenizer, TokenizerSource};
-use crate::weights::WeightStore;
+use crate::weights::{QuantizedMatmul, WeightStore};
 
 impl Reranker {
     /// From the parts of a Hugging Face model directory: `config.json`, parsed weights, tokenizer.
     pub fn from_parts(config_json: &[u8], weights: &WeightStore, tokenizer: PairTokenizer) -> Result<Self> {
         let config = Config::from_json("config.json", config_json)?;
-        Self::new(CrossEncoder::load(weights, &config)?, tokenizer)
+        Self::new(CrossEncoder::load(weights, &config, QuantizedMatmul::for_device(weights.device()))?, tokenizer)
     }
 
     /// From the bytes of `config.json`, `model.safetensors` and the tokenizer.
@@ -30,11 +30,19 @@ impl Reranker {
         Self::from_gguf_model(&GgufModel::read("model.gguf", bytes, device)?)
     }
 
+    /// From a read GGUF file, multiplying its quantised weights the device's default way
+    /// ([`QuantizedMatmul::for_device`]).
     pub fn from_gguf_model(model: &GgufModel) -> Result<Self> {
+        Self::from_gguf_model_with(model, QuantizedMatmul::for_device(model.weights.device()))
+    }
+
+    /// From a read GGUF file, multiplying its quantised weights as `matmul` says (the browser's
+    /// `matmul` option, the tests that compare the paths).
+    pub fn from_gguf_model_with(model: &GgufModel, matmul: QuantizedMatmul) -> Result<Self> {
         let file = model.weights.file();
         let config = Config::from_json(&format!("{file} ({KEY_CONFIG})"), model.config_json.as_bytes())?;
         let tokenizer = PairTokenizer::from_tokenizer_json(&format!("{file} ({KEY_TOKENIZER})"), model.tokenizer_json.as_bytes())?;
-        let reranker = Self::new(CrossEncoder::load(&model.weights, &config)?, tokenizer)?;
+        let reranker = Self::new(CrossEncoder::load(&model.weights, &config, matmul)?, tokenizer)?;
         match model.max_length()? {
             Some(max_length) => reranker.with_default_max_length(max_length).map_err(|e| {
                 Error::format(file, format!("metadata `{KEY_MAX_LENGTH}`: {e}"))

@@ -192,14 +192,14 @@ impl WasmReranker {
     /// (widened to f32 once at load) or `"blocks"` (candle's quantised kernels, 8-bit activations).
     #[wasm_bindgen(js_name = fromGguf)]
     pub fn from_gguf(bytes: &[u8], matmul: Option<String>) -> Result<WasmReranker, JsValue> {
-        let mut model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
-        model.weights.set_quantized_matmul(match matmul.as_deref() {
+        let model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
+        let matmul = match matmul.as_deref() {
             None | Some("int8") => QuantizedMatmul::Int8,
             Some("dequantize") => QuantizedMatmul::Dequantize,
             Some("blocks") => QuantizedMatmul::Blocks,
             Some(other) => return Err(invalid(format!("matmul must be \"int8\", \"dequantize\" or \"blocks\", got \"{other}\""))),
-        });
-        let reranker = Reranker::from_gguf_model(&model).map_err(to_js)?;
+        };
+        let reranker = Reranker::from_gguf_model_with(&model, matmul).map_err(to_js)?;
         Ok(Self { reranker, precision: model.precision().to_string() })
     }
 
