@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::gguf::{GgufModel, Precision};
-use crate::hf::{HfDir, TokenizerFiles};
+use crate::hf::{self, HfDir, TokenizerFiles};
 use crate::options::{OptionValues, RerankOptions};
 use crate::rerank::{RerankRequest, Reranker, ScoredDocument};
 use crate::weights::{QuantizedMatmul, WeightStore};
@@ -325,15 +325,12 @@ pub fn convert_hf(
     let name = |file: &str| format!("{folder}{file}");
     let precision = Precision::parse(dtype).map_err(to_js)?;
     let device = candle_core::Device::Cpu;
-    let weights = WeightStore::from_safetensors(&name("model.safetensors"), safetensors, &device).map_err(to_js)?;
+    let weights = WeightStore::from_safetensors(&name(hf::SAFETENSORS), safetensors, &device).map_err(to_js)?;
     let files = TokenizerFiles {
         tokenizer_json: tokenizer_json.as_deref(),
         vocab_txt: vocab_txt.as_deref(),
         tokenizer_config_json: tokenizer_config_json.as_deref(),
     };
     let dir = HfDir::from_files(config_json, weights, files, name).map_err(to_js)?;
-    dir.convert(source, None, precision).map_err(|e| match e {
-        Error::Config { file, message } if file == "config.json" => to_js(Error::Config { file: format!("{folder}config.json"), message }),
-        other => to_js(other),
-    })
+    dir.convert(source, None, precision).map_err(to_js)
 }
