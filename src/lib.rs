@@ -50,6 +50,6 @@ pub use error::{Error, Result};
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
 pub use options::{OptionValues, RerankOptions, DEFAULT_BATCH_SIZE};
-pub use rerank::{order, sigmoid, RankedDocument, RerankRequest, Reranker, ScoredDocument};
+pub use rerank::{order, sigmoid, GrowingPrefix, RankedDocument, RerankRequest, Reranker, ScoredDocument};
 pub use windows::{Aggregate, Window, WindowOptions};
 pub use tokenize::{PairTokenizer, TokenizerSource};

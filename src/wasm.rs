@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::gguf::{GgufModel, Precision};
 use crate::hf::{self, HfDir, TokenizerFiles};
 use crate::options::{OptionValues, RerankOptions};
-use crate::rerank::{RerankRequest, Reranker, ScoredDocument};
+use crate::rerank::{GrowingPrefix, RerankRequest, Reranker, ScoredDocument};
 use crate::weights::{QuantizedMatmul, WeightStore};
 use crate::windows::Window;
 
@@ -240,10 +240,9 @@ impl WasmReranker {
 
     /// The documents as Rust strings, each copied into wasm memory (which never shrinks) only as
     /// far as its pairs can read it: a text longer than [`FIRST_READ`] UTF-16 units is read in
-    /// prefixes growing ×4 until the prefix decides everything scoring reads
+    /// prefixes growing ×4 ([`GrowingPrefix`]) until the prefix decides everything scoring reads
     /// ([`Reranker::prefix_suffices`]: the tokens a pair keeps, or with windows at most
-    /// [`crate::windows::MAX_WINDOWS_PER_DOCUMENT`] windows). Deciding tokenises the prefix once
-    /// more than scoring does: bounded work, only for such texts.
+    /// [`crate::windows::MAX_WINDOWS_PER_DOCUMENT`] windows).
     fn read_documents(&self, query: &str, documents: &js_sys::Array, options: &RerankOptions) -> Result<Vec<String>, JsValue> {
         let suffices = |start: &str| self.reranker.prefix_suffices(query, start, options);
         documents
@@ -253,18 +252,11 @@ impl WasmReranker {
                 let Some(text) = item.dyn_ref::<js_sys::JsString>() else {
                     return Err(invalid(format!("document {index} is not a string")));
                 };
-                let length = text.length() as usize;
-                let mut units = FIRST_READ;
-                while units < length {
-                    // n UTF-16 units are at least n UTF-8 bytes. A surrogate pair cut at the end
-                    // becomes U+FFFD there, past every byte the bounds look at.
-                    let start = String::from(text.slice(0, units as u32));
-                    if suffices(&start).map_err(to_js)? {
-                        return Ok(start);
-                    }
-                    units = units.saturating_mul(4);
-                }
-                Ok(String::from(text))
+                // n UTF-16 units are at least n UTF-8 bytes. A surrogate pair cut at the end
+                // becomes U+FFFD there, past every byte the bounds look at.
+                let prefix = |units: usize| String::from(text.slice(0, units as u32));
+                let start = GrowingPrefix::new(FIRST_READ).read(text.length() as usize, prefix, &suffices).map_err(to_js)?;
+                Ok(start.unwrap_or_else(|| String::from(text)))
             })
             .collect()
     }
