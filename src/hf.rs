@@ -11,7 +11,7 @@ use crate::weights::WeightStore;
 
 // The files crossrank reads from a folder, named once for every reader: src/local.rs (disk), the
 // CLI's `convert` (through it) and the browser's `convertHf` (src/wasm.rs). The npm worker fetches
-// the same names (www/src/worker.js, `fetchHf`).
+// the same names (www/src/worker.js, `convert`), a copy for a contract test to tie to these.
 pub const CONFIG_JSON: &str = "config.json";
 pub const SAFETENSORS: &str = "model.safetensors";
 /// Read natively only: candle's pickle reader needs a file on disk.
