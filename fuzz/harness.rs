@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use candle_core::Device;
 use crossrank::gguf::{convert, ConvertInput, GgufModel, Precision};
 use crossrank::model::CrossEncoder;
-use crossrank::weights::WeightStore;
+use crossrank::weights::{QuantizedMatmul, WeightStore};
 use crossrank::{
     Aggregate, Config, Fusion, PairTokenizer, RerankOptions, RerankRequest, Reranker, ScoreScale, TokenizerSource,
     WindowOptions,
@@ -366,7 +366,7 @@ pub fn safetensors_loader(data: &[u8]) -> Outcome {
     ] {
         let config = Config::from_json("config.json", config_json).expect("the fixed configs are valid");
         // Load the encoder alone first: parsing the 67 KB tokenizer only for stores that fit.
-        outcomes.push(match CrossEncoder::load(&weights, &config) {
+        outcomes.push(match CrossEncoder::load(&weights, &config, QuantizedMatmul::for_device(&device)) {
             Err(error) => rejected(error),
             Ok(_) => match Reranker::from_safetensors(config_json, data, tokenizer, &device) {
                 Ok(reranker) => exercise(&reranker),

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::model::{Config, CrossEncoder};
 use crate::rerank::check_default_max_length;
 use crate::tokenize::PairTokenizer;
-use crate::weights::{StoredTensor, WeightStore};
+use crate::weights::{QuantizedMatmul, StoredTensor, WeightStore};
 
 pub const KEY_FORMAT_VERSION: &str = "crossrank.format_version";
 pub const KEY_CONFIG: &str = "crossrank.config_json";
@@ -110,8 +110,13 @@ pub struct ConvertInput<'a> {
 /// Writes a crossrank GGUF from an HF checkpoint's tensors. The model is built once first, so a
 /// checkpoint that would not load is rejected here rather than in the user's browser.
 pub fn convert(weights: &WeightStore, input: &ConvertInput<'_>, precision: Precision) -> Result<Vec<u8>> {
-    let config = Config::from_json("config.json", input.config_json.as_bytes())?;
-    CrossEncoder::load(weights, &config)?;
+    convert_config(weights, &Config::from_json(crate::hf::CONFIG_JSON, input.config_json.as_bytes())?, input, precision)
+}
+
+/// [`convert`] with `input.config_json` already parsed as `config` (by a reader that knows the
+/// file's real name, src/hf.rs).
+pub(crate) fn convert_config(weights: &WeightStore, config: &Config, input: &ConvertInput<'_>, precision: Precision) -> Result<Vec<u8>> {
+    CrossEncoder::load(weights, config, QuantizedMatmul::for_device(weights.device()))?;
     // Before the slow part: a length the loader would refuse is not worth quantising for.
     if let Some(max_length) = input.max_length {
         check_default_max_length(max_length, config.max_positions())?;

@@ -5,10 +5,21 @@
 
 use crate::error::{Error, Result};
 use crate::gguf::{self, ConvertInput, Precision};
-#[cfg(not(target_arch = "wasm32"))]
-use crate::rerank::Reranker;
+use crate::model::Config;
 use crate::tokenize::{PairTokenizer, TokenizerSource};
 use crate::weights::WeightStore;
+
+// The files crossrank reads from a folder, named once for every reader: src/local.rs (disk), the
+// CLI's `convert` (through it) and the browser's `convertHf` (src/wasm.rs). The npm worker fetches
+// the same names (www/src/worker.js, `convert`), a copy for a contract test to tie to these.
+pub const CONFIG_JSON: &str = "config.json";
+pub const SAFETENSORS: &str = "model.safetensors";
+/// Read natively only: candle's pickle reader needs a file on disk.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub const PYTORCH_BIN: &str = "pytorch_model.bin";
+pub const TOKENIZER_JSON: &str = "tokenizer.json";
+pub const VOCAB_TXT: &str = "vocab.txt";
+pub const TOKENIZER_CONFIG_JSON: &str = "tokenizer_config.json";
 
 /// The tokenizer files a folder may have; `tokenizer.json` wins over `vocab.txt`.
 #[derive(Default, Clone, Copy)]
@@ -21,6 +32,8 @@ pub struct TokenizerFiles<'a> {
 /// A Hugging Face cross-encoder folder, read and parsed but not yet built into a model.
 pub struct HfDir {
     pub config_json: Vec<u8>,
+    /// How errors name `config.json`: its path on disk, its URL in the browser.
+    pub config_file: String,
     pub weights: WeightStore,
     pub tokenizer: PairTokenizer,
     /// `tokenizer_config.json`'s `model_max_length` when it is below the position embeddings:
@@ -33,12 +46,12 @@ impl HfDir {
     pub fn from_files(config_json: Vec<u8>, weights: WeightStore, tokenizer: TokenizerFiles<'_>, name: impl Fn(&str) -> String) -> Result<Self> {
         let tokenizer_config: Option<serde_json::Value> = tokenizer
             .tokenizer_config_json
-            .map(|bytes| serde_json::from_slice(bytes).map_err(|e| Error::tokenizer(&name("tokenizer_config.json"), format!("not JSON ({e})"))))
+            .map(|bytes| serde_json::from_slice(bytes).map_err(|e| Error::tokenizer(&name(TOKENIZER_CONFIG_JSON), format!("not JSON ({e})"))))
             .transpose()?;
         let pair_tokenizer = if let Some(bytes) = tokenizer.tokenizer_json {
-            PairTokenizer::from_tokenizer_json(&name("tokenizer.json"), bytes)?
+            PairTokenizer::from_tokenizer_json(&name(TOKENIZER_JSON), bytes)?
         } else if let Some(bytes) = tokenizer.vocab_txt {
-            let file = name("vocab.txt");
+            let file = name(VOCAB_TXT);
             let text = std::str::from_utf8(bytes).map_err(|_| Error::tokenizer(&file, "vocab.txt is not UTF-8"))?;
             // `do_lower_case`; BERT's default (true) when tokenizer_config.json is absent.
             let lowercase =
@@ -55,24 +68,16 @@ impl HfDir {
             .and_then(|value| value.as_u64())
             .map(|n| n as usize)
             .filter(|&n| positions.is_some_and(|p| n < p));
-        Ok(Self { config_json, weights, tokenizer: pair_tokenizer, max_length })
+        Ok(Self { config_json, config_file: name(CONFIG_JSON), weights, tokenizer: pair_tokenizer, max_length })
     }
 
-    /// A reranker straight from the folder (the CLI's `--model DIR`; the browser converts instead).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn into_reranker(self) -> Result<Reranker> {
-        let reranker = Reranker::from_parts(&self.config_json, &self.weights, self.tokenizer)?;
-        match self.max_length {
-            Some(max_length) => reranker.with_default_max_length(max_length),
-            None => Ok(reranker),
-        }
-    }
-
-    /// The crossrank GGUF of this folder (`crossrank convert`); `max_length` overrides the folder's.
+    /// The crossrank GGUF of this folder (`crossrank convert`, the browser's `convertHf`);
+    /// `max_length` overrides the folder's.
     pub fn convert(&self, source: &str, max_length: Option<usize>, precision: Precision) -> Result<Vec<u8>> {
-        let config_json = std::str::from_utf8(&self.config_json).map_err(|_| Error::config("config.json", "not UTF-8"))?;
+        let config_json = std::str::from_utf8(&self.config_json).map_err(|_| Error::config(&self.config_file, "not UTF-8"))?;
+        let config = Config::from_json(&self.config_file, self.config_json.as_slice())?;
         let input = ConvertInput { config_json, tokenizer: &self.tokenizer, source, max_length: max_length.or(self.max_length) };
-        gguf::convert(&self.weights, &input, precision)
+        gguf::convert_config(&self.weights, &config, &input, precision)
     }
 }
 

@@ -17,7 +17,6 @@ pub mod error;
 pub mod eval;
 pub mod fusion;
 pub mod gguf;
-pub mod load;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local;
 pub mod options;
@@ -35,12 +34,13 @@ pub mod model;
 pub mod weights;
 
 // Internals: the compute kernels and the Hugging Face folder reader behind `gguf::convert` and
-// the wasm build's `convertHf`.
+// the wasm build's `convertHf`. `load` holds only `Reranker`'s constructors (`Reranker::from_*`).
 pub(crate) mod activations;
 pub(crate) mod cpu;
 pub(crate) mod hf;
 pub(crate) mod int8;
 pub(crate) mod linear;
+mod load;
 
 // candle's wasm kernels are SIMD128; without it the browser build would silently run scalar code.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
@@ -50,6 +50,6 @@ pub use error::{Error, Result};
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
 pub use options::{OptionValues, RerankOptions, DEFAULT_BATCH_SIZE};
-pub use rerank::{order, sigmoid, RankedDocument, RerankRequest, Reranker, ScoredDocument};
+pub use rerank::{order, sigmoid, GrowingPrefix, RankedDocument, RerankRequest, Reranker, ScoredDocument};
 pub use windows::{Aggregate, Window, WindowOptions};
 pub use tokenize::{PairTokenizer, TokenizerSource};

@@ -37,7 +37,7 @@ impl Linear {
         let file = weights.store().file();
         let weight = match stored {
             StoredTensor::Quantized(qtensor)
-                if qtensor.dtype() != GgmlDType::F32 && weights.store().quantized_matmul() == QuantizedMatmul::Blocks =>
+                if qtensor.dtype() != GgmlDType::F32 && weights.matmul() == QuantizedMatmul::Blocks =>
             {
                 // Quantised blocks cannot hold NaN checks cheaply per element; check the dequantised copy once.
                 let dense = qtensor
@@ -48,7 +48,7 @@ impl Linear {
                     .map_err(|e| Error::weights(file, &name, e.to_string()))?;
                 LinearWeight::Quantized(matmul)
             }
-            StoredTensor::Quantized(qtensor) if weights.store().quantized_matmul() == QuantizedMatmul::Int8 => {
+            StoredTensor::Quantized(qtensor) if weights.matmul() == QuantizedMatmul::Int8 => {
                 // Integers are finite and from_qtensor refuses a non-finite block scale.
                 match Int8Weight::from_qtensor(file, &name, qtensor)? {
                     Some(matrix) => LinearWeight::Int8(matrix, weights.tensor("bias", &[out_features])?.to_vec1::<f32>()?),

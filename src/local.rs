@@ -7,7 +7,7 @@ use candle_core::Device;
 
 use crate::error::{Error, Result};
 use crate::gguf::GgufModel;
-use crate::hf::{HfDir, TokenizerFiles};
+use crate::hf::{self, HfDir, TokenizerFiles};
 use crate::rerank::Reranker;
 use crate::weights::{StoredTensor, WeightStore};
 
@@ -91,13 +91,13 @@ pub fn read_hf_dir(dir: &Path, device: &Device) -> Result<HfDir> {
     if !dir.is_dir() {
         return Err(Error::Io { file: dir.display().to_string(), message: "not a directory".into() });
     }
-    let config_json = read_model_file(&dir.join("config.json"), MAX_CONFIG_JSON_BYTES, "config.json")?;
+    let config_json = read_model_file(&dir.join(hf::CONFIG_JSON), MAX_CONFIG_JSON_BYTES, hf::CONFIG_JSON)?;
     let weights = read_weights(dir, device)?;
     let optional = |name: &str, limit: u64| find(dir, &[name]).map(|path| read_model_file(&path, limit, name)).transpose();
     let (tokenizer_json, vocab_txt, tokenizer_config_json) = (
-        optional("tokenizer.json", MAX_TOKENIZER_JSON_BYTES)?,
-        optional("vocab.txt", MAX_VOCAB_TXT_BYTES)?,
-        optional("tokenizer_config.json", MAX_CONFIG_JSON_BYTES)?,
+        optional(hf::TOKENIZER_JSON, MAX_TOKENIZER_JSON_BYTES)?,
+        optional(hf::VOCAB_TXT, MAX_VOCAB_TXT_BYTES)?,
+        optional(hf::TOKENIZER_CONFIG_JSON, MAX_CONFIG_JSON_BYTES)?,
     );
     let files = TokenizerFiles {
         tokenizer_json: tokenizer_json.as_deref(),
@@ -117,14 +117,14 @@ pub fn load_model(path: &Path, device: &Device) -> Result<Reranker> {
 }
 
 pub fn load_hf_dir(dir: &Path, device: &Device) -> Result<Reranker> {
-    read_hf_dir(dir, device)?.into_reranker().map_err(|e| name_config(e, dir))
+    Reranker::from_hf_dir(read_hf_dir(dir, device)?)
 }
 
 fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
-    if let Some(path) = find(dir, &["model.safetensors"]) {
+    if let Some(path) = find(dir, &[hf::SAFETENSORS]) {
         let file = path.display().to_string();
         WeightStore::from_safetensors(&file, &read_model(&path)?, device)
-    } else if let Some(path) = find(dir, &["pytorch_model.bin"]) {
+    } else if let Some(path) = find(dir, &[hf::PYTORCH_BIN]) {
         let file = path.display().to_string();
         let tensors = read_pickle(&path, &file)?;
         let tensors = tensors
@@ -133,7 +133,8 @@ fn read_weights(dir: &Path, device: &Device) -> Result<WeightStore> {
             .collect::<Result<_>>()?;
         Ok(WeightStore::new(file, tensors, device))
     } else {
-        Err(Error::Io { file: dir.display().to_string(), message: "no model.safetensors or pytorch_model.bin in the model directory".into() })
+        let message = format!("no {} or {} in the model directory", hf::SAFETENSORS, hf::PYTORCH_BIN);
+        Err(Error::Io { file: dir.display().to_string(), message })
     }
 }
 
@@ -192,12 +193,4 @@ fn catch_quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
     let result = catch_unwind(AssertUnwindSafe(f));
     QUIET.with(|quiet| quiet.set(was_quiet));
     result
-}
-
-/// The byte-level constructor calls it `config.json`; here we know the real path.
-fn name_config(error: Error, dir: &Path) -> Error {
-    match error {
-        Error::Config { file, message } if file == "config.json" => Error::Config { file: dir.join(file).display().to_string(), message },
-        other => other,
-    }
 }

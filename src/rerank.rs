@@ -169,6 +169,59 @@ fn check_within_positions(max_length: usize, positions: usize) -> Result<usize> 
     Ok(max_length)
 }
 
+/// Reading a long text only as far as scoring needs it, as the front ends that hold huge
+/// documents do (the browser across the JS boundary, the CLI's `rerank` input): in prefixes
+/// growing ×4 from a first length until [`Reranker::prefix_suffices`] says one decides everything
+/// scoring reads. Lengths are in the caller's unit (UTF-16 units in the browser, bytes in the
+/// CLI). Deciding tokenises a prefix once more than scoring does: bounded work (each prefix is 4×
+/// the last), only for such texts.
+#[derive(Debug, Clone, Copy)]
+pub struct GrowingPrefix {
+    /// The length of the next prefix to try.
+    next: usize,
+}
+
+impl GrowingPrefix {
+    pub const fn new(first: usize) -> Self {
+        Self { next: first }
+    }
+
+    /// A text of `length` units that can be read in prefixes (`fetch(n)`: its first `n` units):
+    /// the first prefix that `suffices`, or `None` when the whole text is needed (a text of at
+    /// most the first length is always read whole).
+    pub fn read<P: AsRef<str>>(
+        mut self,
+        length: usize,
+        mut fetch: impl FnMut(usize) -> P,
+        suffices: impl Fn(&str) -> Result<bool>,
+    ) -> Result<Option<P>> {
+        while self.next < length {
+            if let Some(prefix) = self.check(length, &mut fetch, &suffices)? {
+                return Ok(Some(prefix));
+            }
+        }
+        Ok(None)
+    }
+
+    /// For a text that arrives in pieces, with `available` units of it at hand: once they pass the
+    /// next length, the prefix `fetch(next)` gives (the text cut there, or all of it at hand) is
+    /// checked with `suffices` and returned if it does; the next length grows ×4 either way.
+    pub fn check<P: AsRef<str>>(
+        &mut self,
+        available: usize,
+        fetch: impl FnOnce(usize) -> P,
+        suffices: impl FnOnce(&str) -> Result<bool>,
+    ) -> Result<Option<P>> {
+        if available <= self.next {
+            return Ok(None);
+        }
+        let prefix = fetch(self.next);
+        let sufficient = suffices(prefix.as_ref())?;
+        self.next = self.next.saturating_mul(4);
+        Ok(sufficient.then_some(prefix))
+    }
+}
+
 pub struct Reranker {
     model: CrossEncoder,
     tokenizer: PairTokenizer,
@@ -426,4 +479,40 @@ pub fn order(documents: &[ScoredDocument], first_stage: Option<&[f64]>, options:
 
 pub fn sigmoid(logit: f32) -> f32 {
     1.0 / (1.0 + (-logit).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GrowingPrefix;
+
+    /// The lengths read, and what comes back: the schedule the browser and the CLI both had
+    /// (first, ×4, … while shorter than the text; the text whole when no prefix suffices).
+    #[test]
+    fn growing_prefix_reads_first_times_four_until_one_suffices() {
+        let text = "x".repeat(100);
+        let read = |needed: usize| {
+            let mut lengths = Vec::new();
+            let fetch = |n: usize| {
+                lengths.push(n);
+                &text[..n]
+            };
+            let prefix = GrowingPrefix::new(4).read(text.len(), fetch, |p| Ok(p.len() >= needed)).unwrap().map(str::len);
+            (lengths, prefix)
+        };
+        assert_eq!(read(10), (vec![4, 16], Some(16)));
+        assert_eq!(read(1000), (vec![4, 16, 64], None));
+        assert_eq!(GrowingPrefix::new(100).read(100, |_| -> &str { unreachable!() }, |_| Ok(true)).unwrap(), None);
+
+        // A text arriving in pieces is checked once past each length, on all that is at hand.
+        let mut growing = GrowingPrefix::new(4);
+        let mut checked = Vec::new();
+        for available in [3, 4, 5, 6, 17, 80] {
+            let suffices = |p: &str| {
+                checked.push(p.len());
+                Ok(false)
+            };
+            growing.check(available, |_| &text[..available], suffices).unwrap();
+        }
+        assert_eq!(checked, [5, 17, 80]);
+    }
 }

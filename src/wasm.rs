@@ -8,9 +8,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 use crate::gguf::{GgufModel, Precision};
-use crate::hf::{HfDir, TokenizerFiles};
+use crate::hf::{self, HfDir, TokenizerFiles};
 use crate::options::{OptionValues, RerankOptions};
-use crate::rerank::{RerankRequest, Reranker, ScoredDocument};
+use crate::rerank::{GrowingPrefix, RerankRequest, Reranker, ScoredDocument};
 use crate::weights::{QuantizedMatmul, WeightStore};
 use crate::windows::Window;
 
@@ -192,14 +192,14 @@ impl WasmReranker {
     /// (widened to f32 once at load) or `"blocks"` (candle's quantised kernels, 8-bit activations).
     #[wasm_bindgen(js_name = fromGguf)]
     pub fn from_gguf(bytes: &[u8], matmul: Option<String>) -> Result<WasmReranker, JsValue> {
-        let mut model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
-        model.weights.set_quantized_matmul(match matmul.as_deref() {
+        let model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
+        let matmul = match matmul.as_deref() {
             None | Some("int8") => QuantizedMatmul::Int8,
             Some("dequantize") => QuantizedMatmul::Dequantize,
             Some("blocks") => QuantizedMatmul::Blocks,
             Some(other) => return Err(invalid(format!("matmul must be \"int8\", \"dequantize\" or \"blocks\", got \"{other}\""))),
-        });
-        let reranker = Reranker::from_gguf_model(&model).map_err(to_js)?;
+        };
+        let reranker = Reranker::from_gguf_model_with(&model, matmul).map_err(to_js)?;
         Ok(Self { reranker, precision: model.precision().to_string() })
     }
 
@@ -240,10 +240,9 @@ impl WasmReranker {
 
     /// The documents as Rust strings, each copied into wasm memory (which never shrinks) only as
     /// far as its pairs can read it: a text longer than [`FIRST_READ`] UTF-16 units is read in
-    /// prefixes growing ×4 until the prefix decides everything scoring reads
+    /// prefixes growing ×4 ([`GrowingPrefix`]) until the prefix decides everything scoring reads
     /// ([`Reranker::prefix_suffices`]: the tokens a pair keeps, or with windows at most
-    /// [`crate::windows::MAX_WINDOWS_PER_DOCUMENT`] windows). Deciding tokenises the prefix once
-    /// more than scoring does: bounded work, only for such texts.
+    /// [`crate::windows::MAX_WINDOWS_PER_DOCUMENT`] windows).
     fn read_documents(&self, query: &str, documents: &js_sys::Array, options: &RerankOptions) -> Result<Vec<String>, JsValue> {
         let suffices = |start: &str| self.reranker.prefix_suffices(query, start, options);
         documents
@@ -253,18 +252,11 @@ impl WasmReranker {
                 let Some(text) = item.dyn_ref::<js_sys::JsString>() else {
                     return Err(invalid(format!("document {index} is not a string")));
                 };
-                let length = text.length() as usize;
-                let mut units = FIRST_READ;
-                while units < length {
-                    // n UTF-16 units are at least n UTF-8 bytes. A surrogate pair cut at the end
-                    // becomes U+FFFD there, past every byte the bounds look at.
-                    let start = String::from(text.slice(0, units as u32));
-                    if suffices(&start).map_err(to_js)? {
-                        return Ok(start);
-                    }
-                    units = units.saturating_mul(4);
-                }
-                Ok(String::from(text))
+                // n UTF-16 units are at least n UTF-8 bytes. A surrogate pair cut at the end
+                // becomes U+FFFD there, past every byte the bounds look at.
+                let prefix = |units: usize| String::from(text.slice(0, units as u32));
+                let start = GrowingPrefix::new(FIRST_READ).read(text.length() as usize, prefix, &suffices).map_err(to_js)?;
+                Ok(start.unwrap_or_else(|| String::from(text)))
             })
             .collect()
     }
@@ -325,15 +317,12 @@ pub fn convert_hf(
     let name = |file: &str| format!("{folder}{file}");
     let precision = Precision::parse(dtype).map_err(to_js)?;
     let device = candle_core::Device::Cpu;
-    let weights = WeightStore::from_safetensors(&name("model.safetensors"), safetensors, &device).map_err(to_js)?;
+    let weights = WeightStore::from_safetensors(&name(hf::SAFETENSORS), safetensors, &device).map_err(to_js)?;
     let files = TokenizerFiles {
         tokenizer_json: tokenizer_json.as_deref(),
         vocab_txt: vocab_txt.as_deref(),
         tokenizer_config_json: tokenizer_config_json.as_deref(),
     };
     let dir = HfDir::from_files(config_json, weights, files, name).map_err(to_js)?;
-    dir.convert(source, None, precision).map_err(|e| match e {
-        Error::Config { file, message } if file == "config.json" => to_js(Error::Config { file: format!("{folder}config.json"), message }),
-        other => to_js(other),
-    })
+    dir.convert(source, None, precision).map_err(to_js)
 }

@@ -64,20 +64,11 @@ pub struct WeightStore {
     file: String,
     tensors: HashMap<String, StoredTensor>,
     device: Device,
-    quantized_matmul: QuantizedMatmul,
 }
 
 impl WeightStore {
     pub fn new(file: impl Into<String>, tensors: HashMap<String, StoredTensor>, device: &Device) -> Self {
-        Self { file: file.into(), tensors, device: device.clone(), quantized_matmul: QuantizedMatmul::for_device(device) }
-    }
-
-    pub fn set_quantized_matmul(&mut self, quantized_matmul: QuantizedMatmul) {
-        self.quantized_matmul = quantized_matmul;
-    }
-
-    pub fn quantized_matmul(&self) -> QuantizedMatmul {
-        self.quantized_matmul
+        Self { file: file.into(), tensors, device: device.clone() }
     }
 
     /// Reads a safetensors file held in memory; float16/bfloat16 tensors are widened to f32 on use.
@@ -108,27 +99,36 @@ impl WeightStore {
         self.tensors.get(name)
     }
 
-    /// A path builder rooted at `prefix` (e.g. `"bert"`, or `""` for checkpoints without it).
-    pub fn root(&self, prefix: &str) -> Weights<'_> {
-        Weights { store: self, path: prefix.to_string() }
+    /// A path builder at the top of the checkpoint's name tree, for a model whose linear layers
+    /// multiply quantised weights as `matmul` says: the choice is the loader's, made when the
+    /// model is built, not a property of the weights.
+    pub fn root(&self, matmul: QuantizedMatmul) -> Weights<'_> {
+        Weights { store: self, path: String::new(), matmul }
     }
 }
 
-/// A position in the checkpoint's name tree, like candle's `VarBuilder::pp`.
+/// A position in the checkpoint's name tree, like candle's `VarBuilder::pp`; like a `VarBuilder`'s
+/// dtype, the matmul choice travels with it into every layer it loads.
 #[derive(Clone)]
 pub struct Weights<'a> {
     store: &'a WeightStore,
     path: String,
+    matmul: QuantizedMatmul,
 }
 
 impl<'a> Weights<'a> {
     /// The child named `name`: `weights.pp("encoder").pp("layer").pp(0)`.
     pub fn pp(&self, name: impl std::fmt::Display) -> Self {
-        Self { store: self.store, path: self.join(&name.to_string()) }
+        Self { store: self.store, path: self.join(&name.to_string()), matmul: self.matmul }
     }
 
     pub fn store(&self) -> &'a WeightStore {
         self.store
+    }
+
+    /// How the linear layers loaded from here multiply quantised weights.
+    pub fn matmul(&self) -> QuantizedMatmul {
+        self.matmul
     }
 
     pub fn join(&self, name: &str) -> String {

@@ -67,9 +67,8 @@ fn quantised_logits_within_the_tolerance_table() {
 
 /// Logits of the fixture's pairs from a GGUF file, multiplied as `matmul` says.
 fn matmul_logits(bytes: &[u8], matmul: QuantizedMatmul, fixture: &Fixture) -> Vec<f32> {
-    let mut model = GgufModel::read("model.gguf", bytes, &Device::Cpu).unwrap();
-    model.weights.set_quantized_matmul(matmul);
-    fixture_logits(&Reranker::from_gguf_model(&model).unwrap(), fixture)
+    let model = GgufModel::read("model.gguf", bytes, &Device::Cpu).unwrap();
+    fixture_logits(&Reranker::from_gguf_model_with(&model, matmul).unwrap(), fixture)
 }
 
 /// The int8 matmul (weights kept as integers: natively row-major with 16-bit activations, or on
@@ -109,9 +108,8 @@ fn other_families_convert_and_keep_the_order_at_q8_0() {
 
         let q8 = gguf_of(&dir, Precision::Q8_0);
         for matmul in [QuantizedMatmul::Dequantize, QuantizedMatmul::Int8] {
-            let mut model = GgufModel::read("q8_0.gguf", &q8, &Device::Cpu).unwrap();
-            model.weights.set_quantized_matmul(matmul);
-            let got = fixture_logits(&Reranker::from_gguf_model(&model).unwrap(), &fixture);
+            let model = GgufModel::read("q8_0.gguf", &q8, &Device::Cpu).unwrap();
+            let got = fixture_logits(&Reranker::from_gguf_model_with(&model, matmul).unwrap(), &fixture);
             let (rho, diff) = (spearman(&got, &reference), max_abs_diff(&got, &reference));
             println!("{name} q8_0 {matmul:?}: Spearman {rho:.4}, max |Δlogit| {diff:.2e}");
             assert!(rho >= 0.99, "{name} q8_0 {matmul:?}: Spearman {rho} against PyTorch f32");

@@ -54,9 +54,8 @@ fn overflowing_activations_are_a_compute_error_on_every_path() {
     for precision in [Precision::F32, Precision::F16, Precision::Q8_0, Precision::Q4_0] {
         let gguf = crossrank::gguf::convert(&weights, &input, precision).unwrap();
         for matmul in [QuantizedMatmul::Dequantize, QuantizedMatmul::Blocks, QuantizedMatmul::Int8] {
-            let mut model = GgufModel::read("model.gguf", &gguf, &Device::Cpu).unwrap();
-            model.weights.set_quantized_matmul(matmul);
-            check(Reranker::from_gguf_model(&model).unwrap(), &format!("{precision:?} with {matmul:?}"));
+            let model = GgufModel::read("model.gguf", &gguf, &Device::Cpu).unwrap();
+            check(Reranker::from_gguf_model_with(&model, matmul).unwrap(), &format!("{precision:?} with {matmul:?}"));
         }
     }
 }

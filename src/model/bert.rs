@@ -4,11 +4,11 @@
 use super::{classifier, Config, Head};
 use crate::error::Result;
 use crate::linear::Linear;
-use crate::weights::{WeightStore, Weights};
+use crate::weights::Weights;
 
-pub(super) fn head(store: &WeightStore, root: &Weights, config: &Config) -> Result<Head> {
+pub(super) fn head(top: &Weights, root: &Weights, config: &Config) -> Result<Head> {
     let hidden = config.hidden_size;
     let dense = Linear::load(&root.pp("pooler").pp("dense"), hidden, hidden)?;
-    let classifier = Linear::load(&classifier(store, "weight", "BertForSequenceClassification")?, hidden, 1)?;
+    let classifier = Linear::load(&classifier(top, "weight", "BertForSequenceClassification")?, hidden, 1)?;
     Ok(Head::Pooler { dense, classifier })
 }

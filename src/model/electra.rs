@@ -5,13 +5,13 @@
 use super::{classifier, Config, Head};
 use crate::error::Result;
 use crate::linear::Linear;
-use crate::weights::{WeightStore, Weights};
+use crate::weights::Weights;
 
 /// The projection (when the embeddings are narrower) and the head.
-pub(super) fn load(store: &WeightStore, root: &Weights, config: &Config) -> Result<(Option<Linear>, Head)> {
+pub(super) fn load(top: &Weights, root: &Weights, config: &Config) -> Result<(Option<Linear>, Head)> {
     let (width, hidden) = (config.embedding_width(), config.hidden_size);
     let project = if width != hidden { Some(Linear::load(&root.pp("embeddings_project"), width, hidden)?) } else { None };
-    let weights = classifier(store, "dense.weight", "ElectraForSequenceClassification")?;
+    let weights = classifier(top, "dense.weight", "ElectraForSequenceClassification")?;
     // transformers' ElectraClassificationHead uses the exact GELU whatever `hidden_act` says.
     let head = Head::Classification {
         dense: Linear::load(&weights.pp("dense"), hidden, hidden)?,

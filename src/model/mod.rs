@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::linear::Linear;
-use crate::weights::{WeightStore, Weights};
+use crate::weights::{QuantizedMatmul, WeightStore, Weights};
 use layers::{Embeddings, Layer};
 
 pub use layers::ATTENTION_ELEMENTS_PER_STEP;
@@ -250,14 +250,15 @@ impl Config {
 /// Where the encoder's weights sit: under the family's prefix (`bert.`, `electra.`, `roberta.`, as
 /// the `*ForSequenceClassification` classes save them) or at the top level (some exports strip
 /// it). Decided from the names present, never guessed per tensor.
-fn encoder_root<'a>(store: &'a WeightStore, family: Family) -> Result<Weights<'a>> {
+fn encoder_root<'a>(top: &Weights<'a>, family: Family) -> Result<Weights<'a>> {
     const PROBE: &str = "embeddings.word_embeddings.weight";
+    let store = top.store();
     let prefix = family.prefix();
     let with_prefix = store.contains(&format!("{prefix}.{PROBE}"));
     let without_prefix = store.contains(PROBE);
     match (with_prefix, without_prefix) {
-        (true, false) => Ok(store.root(prefix)),
-        (false, true) => Ok(store.root("")),
+        (true, false) => Ok(top.pp(prefix)),
+        (false, true) => Ok(top.clone()),
         (true, true) => Err(Error::weights(
             store.file(),
             PROBE,
@@ -301,8 +302,9 @@ fn encoder_layers(root: &Weights, config: &Config) -> Result<Vec<Layer>> {
 
 /// The top-level `classifier` module, with a clear error when a checkpoint has none (a bare
 /// encoder, not a cross-encoder).
-fn classifier<'a>(store: &'a WeightStore, probe: &str, class: &str) -> Result<Weights<'a>> {
-    let weights = store.root("").pp("classifier");
+fn classifier<'a>(top: &Weights<'a>, probe: &str, class: &str) -> Result<Weights<'a>> {
+    let store = top.store();
+    let weights = top.pp("classifier");
     if !store.contains(&weights.join(probe)) {
         return Err(Error::weights(
             store.file(),
@@ -348,16 +350,19 @@ pub struct CrossEncoder {
 }
 
 impl CrossEncoder {
-    pub fn load(store: &WeightStore, config: &Config) -> Result<Self> {
+    /// Builds the model from `store`, its linear layers multiplying quantised weights as `matmul`
+    /// says (f32 weights ignore it).
+    pub fn load(store: &WeightStore, config: &Config, matmul: QuantizedMatmul) -> Result<Self> {
         let family = config.family();
-        let root = encoder_root(store, family)?;
+        let top = store.root(matmul);
+        let root = encoder_root(&top, family)?;
         check_no_extra_layers(store, config)?;
         let embeddings = Embeddings::load(&root.pp("embeddings"), config, config.embedding_width())?;
         let layers = encoder_layers(&root, config)?;
         let (project, head) = match family {
-            Family::Bert => (None, bert::head(store, &root, config)?),
-            Family::Electra => electra::load(store, &root, config)?,
-            Family::XlmRoberta => (None, xlm_roberta::head(store, config)?),
+            Family::Bert => (None, bert::head(&top, &root, config)?),
+            Family::Electra => electra::load(&top, &root, config)?,
+            Family::XlmRoberta => (None, xlm_roberta::head(&top, config)?),
         };
         Ok(Self { embeddings, project, layers, head, config: config.clone(), device: store.device().clone() })
     }

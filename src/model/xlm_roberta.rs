@@ -6,11 +6,11 @@
 use super::{classifier, Config, Head};
 use crate::error::Result;
 use crate::linear::Linear;
-use crate::weights::WeightStore;
+use crate::weights::Weights;
 
-pub(super) fn head(store: &WeightStore, config: &Config) -> Result<Head> {
+pub(super) fn head(top: &Weights, config: &Config) -> Result<Head> {
     let hidden = config.hidden_size;
-    let weights = classifier(store, "dense.weight", "XLMRobertaForSequenceClassification")?;
+    let weights = classifier(top, "dense.weight", "XLMRobertaForSequenceClassification")?;
     Ok(Head::Classification {
         dense: Linear::load(&weights.pp("dense"), hidden, hidden)?,
         tanh: true,

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use crossrank::{Error, RankedDocument, Result};
+use crossrank::{Error, GrowingPrefix, RankedDocument, Result};
 
 /// The most a `rerank` input (one candidate list) may hold: endless or huge input (`/dev/zero`)
 /// ends with a named error instead of growing until killed.
@@ -17,8 +17,8 @@ pub const MAX_INPUT_BYTES: u64 = 256 << 20;
 /// How much is read at a time: large enough that a 50 MB line is a few dozen reads.
 pub const READ_BYTES: usize = 1 << 20;
 
-/// A line is held whole up to this many bytes; past it, in prefixes growing ×4 until the `Keep`
-/// says a prefix holds everything a pair reads.
+/// A line is held whole up to this many bytes; past it, in prefixes growing ×4 ([`GrowingPrefix`])
+/// until the `Keep` says a prefix holds everything a pair reads.
 const FIRST_HELD_BYTES: usize = 1 << 20;
 
 /// Whether a prefix of a candidate holds everything scoring reads (`Reranker::prefix_suffices`).
@@ -128,14 +128,14 @@ pub(crate) struct Text {
 pub(crate) struct TextSink<'a> {
     keep: Keep<'a>,
     held: Vec<u8>,
-    hold_limit: usize,
+    prefix: GrowingPrefix,
     spilled: Option<(u64, u64)>,
     utf8: Utf8Check,
 }
 
 impl<'a> TextSink<'a> {
     pub(crate) fn new(keep: Keep<'a>) -> Self {
-        Self { keep, held: Vec::new(), hold_limit: FIRST_HELD_BYTES, spilled: None, utf8: Utf8Check::default() }
+        Self { keep, held: Vec::new(), prefix: GrowingPrefix::new(FIRST_HELD_BYTES), spilled: None, utf8: Utf8Check::default() }
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8], spill: &mut Option<Spill>, name: &str) -> Result<()> {
@@ -146,20 +146,18 @@ impl<'a> TextSink<'a> {
             return Ok(());
         }
         self.held.extend_from_slice(bytes);
-        if self.held.len() > self.hold_limit {
-            if (self.keep)(valid_prefix(&self.held))? {
-                // The prefix suffices: all of the text goes to the spill file; the prefix (cut at
-                // a character boundary) stays for the scoring.
-                let file = match spill {
-                    Some(file) => file,
-                    None => spill.insert(Spill::create()?),
-                };
-                let start = file.append(&self.held)?;
-                self.spilled = Some((start, self.held.len() as u64));
-                self.held.truncate(valid_prefix(&self.held).len());
-                self.held.shrink_to_fit();
-            }
-            self.hold_limit = self.hold_limit.saturating_mul(4);
+        // Past each limit, all that is held is the prefix checked.
+        if self.prefix.check(self.held.len(), |_| valid_prefix(&self.held), self.keep)?.is_some() {
+            // The prefix suffices: all of the text goes to the spill file; the prefix (cut at a
+            // character boundary) stays for the scoring.
+            let file = match spill {
+                Some(file) => file,
+                None => spill.insert(Spill::create()?),
+            };
+            let start = file.append(&self.held)?;
+            self.spilled = Some((start, self.held.len() as u64));
+            self.held.truncate(valid_prefix(&self.held).len());
+            self.held.shrink_to_fit();
         }
         Ok(())
     }

@@ -202,10 +202,7 @@ fn convert(model: &Path, dtype: &str, out: &Path, source: Option<String>, max_le
     check_out(model, out)?;
     let dir = read_hf_dir(model, &Device::Cpu)?;
     let source = source.unwrap_or_else(|| model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    let bytes = dir.convert(&source, max_length, precision).map_err(|e| match e {
-        Error::Config { file, message } if file == "config.json" => Error::Config { file: model.join(file).display().to_string(), message },
-        other => other,
-    })?;
+    let bytes = dir.convert(&source, max_length, precision)?;
     write_atomically(out, &bytes)?;
     // The checksum says which file this run wrote: when converts race to one --out, the last to
     // finish wins, and `crossrank info` shows whose file is there.
