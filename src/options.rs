@@ -54,10 +54,10 @@ impl RerankOptions {
     /// [`crate::order`]), and for options built in Rust rather than parsed.
     pub fn validate(&self) -> Result<()> {
         if self.top_k == Some(0) {
-            return Err(Error::invalid("top_k must be at least 1"));
+            return Err(Error::invalid("topK must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(Error::invalid("batch_size must be at least 1"));
+            return Err(Error::invalid("batchSize must be at least 1"));
         }
         if let Some(threshold) = self.threshold {
             if !threshold.is_finite() {
