@@ -67,11 +67,10 @@ pub enum Outcome {
     Err(&'static str),
 }
 
-const CODES: [&str; 8] = ["config", "tokenizer", "weights", "model_format", "io", "invalid_input", "unsupported", "compute"];
-
 fn rejected(error: crossrank::Error) -> Outcome {
     let code = error.code();
-    assert!(CODES.contains(&code), "unknown error code {code:?}");
+    // The one list of codes, which JS's ErrorCode is generated from (src/error.rs).
+    assert!(crossrank::Error::CODES.contains(&code), "unknown error code {code:?}");
     assert!(!error.to_string().is_empty(), "error {code} without a message");
     Outcome::Err(code)
 }

@@ -40,6 +40,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every [`Error::code`], in the enum's order: the one list of codes. The npm package's
+    /// `ErrorCode` is generated from it (`www/src/contract.js`, by `tests/contract.rs`), and the
+    /// fuzz harness checks every error against it.
+    pub const CODES: [&'static str; 8] = ["config", "tokenizer", "weights", "model_format", "io", "invalid_input", "unsupported", "compute"];
+
+    /// The codes only the native loaders raise: the browser build reads no files ([`Error::Io`]).
+    pub const NATIVE_ONLY_CODES: [&'static str; 1] = ["io"];
+
     /// A stable, machine-readable name for the kind of error (it crosses into JavaScript as `code`).
     pub fn code(&self) -> &'static str {
         match self {
@@ -93,3 +101,45 @@ impl From<candle_core::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every kind. The match has no wildcard, so a new variant does not compile until
+    /// it is added here (and its code to [`Error::CODES`]).
+    fn one_of_each() -> Vec<Error> {
+        let all = vec![
+            Error::config("f", "m"),
+            Error::tokenizer("f", "m"),
+            Error::weights("f", "t", "m"),
+            Error::format("f", "m"),
+            Error::Io { file: "f".into(), message: "m".into() },
+            Error::invalid("m"),
+            Error::Unsupported("m".into()),
+            Error::Compute("m".into()),
+        ];
+        for error in &all {
+            match error {
+                Error::Config { .. }
+                | Error::Tokenizer { .. }
+                | Error::Weights { .. }
+                | Error::ModelFormat { .. }
+                | Error::Io { .. }
+                | Error::InvalidInput(_)
+                | Error::Unsupported(_)
+                | Error::Compute(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn codes_lists_every_variants_code_once_in_order() {
+        let codes: Vec<&str> = one_of_each().iter().map(Error::code).collect();
+        assert_eq!(codes, Error::CODES);
+        for code in Error::NATIVE_ONLY_CODES {
+            assert!(Error::CODES.contains(&code), "{code}");
+        }
+    }
+}

@@ -54,10 +54,10 @@ impl RerankOptions {
     /// [`crate::order`]), and for options built in Rust rather than parsed.
     pub fn validate(&self) -> Result<()> {
         if self.top_k == Some(0) {
-            return Err(Error::invalid("top_k must be at least 1"));
+            return Err(Error::invalid("topK must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(Error::invalid("batch_size must be at least 1"));
+            return Err(Error::invalid("batchSize must be at least 1"));
         }
         if let Some(threshold) = self.threshold {
             if !threshold.is_finite() {
@@ -97,11 +97,109 @@ pub enum WindowValues {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(try_from = "FusionFields")]
 pub enum FusionValues {
     Rrf { k: Option<f64> },
     Weighted { weight: f64 },
 }
+
+/// `fusion` as written, so that a missing or unknown `type` gets our message, naming the JS
+/// fields, rather than serde's ("missing field `type`"). Other fields are ignored, as `k` is
+/// with `"weighted"`.
+#[derive(Deserialize)]
+struct FusionFields {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    k: Option<f64>,
+    weight: Option<f64>,
+}
+
+impl TryFrom<FusionFields> for FusionValues {
+    type Error = String;
+
+    fn try_from(fields: FusionFields) -> std::result::Result<Self, String> {
+        match (fields.kind.as_deref(), fields.weight) {
+            (Some("rrf"), _) => Ok(FusionValues::Rrf { k: fields.k }),
+            (Some("weighted"), Some(weight)) => Ok(FusionValues::Weighted { weight }),
+            (Some("weighted"), None) => Err("fusion.weight is required with type \"weighted\": a number from 0 to 1".into()),
+            (Some(other), _) => Err(format!("fusion.type must be \"rrf\" or \"weighted\", got \"{other}\"")),
+            (None, _) => Err("fusion needs a type: { type: \"rrf\", k? } or { type: \"weighted\", weight }".into()),
+        }
+    }
+}
+
+/// A JS value's type as [`OPTIONS`] names it: `typeof`, except that arrays and `null` are not
+/// objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsType {
+    Number,
+    String,
+    Boolean,
+    Object,
+}
+
+impl JsType {
+    pub fn name(self) -> &'static str {
+        match self {
+            JsType::Number => "number",
+            JsType::String => "string",
+            JsType::Boolean => "boolean",
+            JsType::Object => "object",
+        }
+    }
+}
+
+/// One option of [`OptionValues`] as JS writes it: the one list of the engine's options, from which
+/// the browser binding checks types (so its errors name the option) and `tests/contract.rs`
+/// generates the npm package's list (`www/src/contract.js`), which its option check, `index.d.ts`
+/// and the README are tested against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptionSpec {
+    /// The JS name; a field of an object option as `windows.overlap`.
+    pub name: &'static str,
+    /// The types it may have.
+    pub types: &'static [JsType],
+    /// The strings it may hold (empty: any, or not a string).
+    pub values: &'static [&'static str],
+    /// What leaving it out means, as JSON (`None`: no default value: unset, or the model's).
+    pub default: Option<&'static str>,
+}
+
+impl OptionSpec {
+    const fn new(name: &'static str, types: &'static [JsType], values: &'static [&'static str], default: Option<&'static str>) -> Self {
+        Self { name, types, values, default }
+    }
+
+    /// The object option this is a field of (`windows` for `windows.overlap`), if any.
+    pub fn parent(&self) -> Option<&'static str> {
+        self.name.split_once('.').map(|(parent, _)| parent)
+    }
+
+    /// The name within its parent (`overlap` for `windows.overlap`).
+    pub fn field(&self) -> &'static str {
+        self.name.split_once('.').map_or(self.name, |(_, field)| field)
+    }
+}
+
+/// Every field of [`OptionValues`] (and of its `windows` and `fusion` objects), in its order; the
+/// defaults are checked against [`OptionValues::parse`] by a test.
+pub const OPTIONS: &[OptionSpec] = {
+    use JsType::*;
+    &[
+        OptionSpec::new("topK", &[Number], &[], None),
+        OptionSpec::new("maxLength", &[Number], &[], None),
+        OptionSpec::new("batchSize", &[Number], &[], Some("16")),
+        OptionSpec::new("windows", &[Boolean, Object], &[], Some("false")),
+        OptionSpec::new("windows.overlap", &[Number], &[], Some("64")),
+        OptionSpec::new("windows.aggregate", &[String], &["max", "mean", "first"], Some("\"max\"")),
+        OptionSpec::new("fusion", &[Object], &[], None),
+        OptionSpec::new("fusion.type", &[String], &["rrf", "weighted"], None),
+        OptionSpec::new("fusion.k", &[Number], &[], Some("60")),
+        OptionSpec::new("fusion.weight", &[Number], &[], None),
+        OptionSpec::new("scoreScale", &[String], &["sigmoid", "minmax"], Some("\"sigmoid\"")),
+        OptionSpec::new("threshold", &[Number], &[], None),
+    ]
+};
 
 impl OptionValues {
     /// Checks every value and builds the engine's options (then [`RerankOptions::validate`]s them).
@@ -202,5 +300,80 @@ mod tests {
         assert_eq!(message(r#"{"fusion": {"type": "weighted", "weight": 2}}"#), "fusion weight must be between 0 and 1, got 2");
         assert_eq!(message(r#"{"fusion": {"type": "rrf", "k": -1}}"#), "RRF k must be a number ≥ 0, got -1");
         assert!(message(r#"{"top_k": 3}"#).contains("unknown field `top_k`"));
+        // fusion's mistakes name the JS fields, not serde's ("missing field `type`").
+        assert!(message(r#"{"fusion": {"weighted": 0.5}}"#).starts_with("fusion needs a type: { type: \"rrf\", k? } or { type: \"weighted\", weight }"));
+        assert!(message(r#"{"fusion": {"type": "magic"}}"#).starts_with("fusion.type must be \"rrf\" or \"weighted\", got \"magic\""));
+        assert!(message(r#"{"fusion": {"type": "weighted"}}"#).starts_with("fusion.weight is required with type \"weighted\""));
+    }
+
+    /// A JSON value of `spec`'s type (a valid one where the spec lists values).
+    fn sample(spec: &OptionSpec) -> serde_json::Value {
+        match (spec.values.first(), spec.types[0]) {
+            (Some(value), _) => serde_json::json!(value),
+            (None, JsType::Number) => serde_json::json!(1),
+            (None, JsType::String) => serde_json::json!("x"),
+            (None, JsType::Boolean) => serde_json::json!(true),
+            // Its fields that list values, each with its first (fusion's `type` is required).
+            (None, JsType::Object) => OPTIONS
+                .iter()
+                .filter(|field| field.parent() == Some(spec.name) && !field.values.is_empty())
+                .map(|field| (field.field().to_string(), serde_json::json!(field.values[0])))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        }
+    }
+
+    /// Options with `spec` set to `value` (and its parent made an object that parses).
+    fn with(spec: &OptionSpec, value: serde_json::Value) -> serde_json::Value {
+        match spec.parent() {
+            None => serde_json::json!({ spec.name: value }),
+            // fusion's fields with the type they belong to.
+            Some("fusion") => match spec.field() {
+                "type" => serde_json::json!({ "fusion": { "type": value, "weight": 0.5 } }),
+                "k" => serde_json::json!({ "fusion": { "type": "rrf", "k": value } }),
+                field => serde_json::json!({ "fusion": { "type": "weighted", field: value } }),
+            },
+            Some(parent) => serde_json::json!({ parent: { spec.field(): value } }),
+        }
+    }
+
+    fn parse_value(value: serde_json::Value) -> Result<RerankOptions> {
+        serde_json::from_value::<OptionValues>(value).map_err(|e| Error::invalid(e.to_string()))?.parse()
+    }
+
+    #[test]
+    fn the_option_list_is_what_the_parser_reads() {
+        // Every listed option (and each value it lists) is read.
+        for spec in OPTIONS {
+            let values: Vec<serde_json::Value> = if spec.values.is_empty() { vec![sample(spec)] } else { spec.values.iter().map(|v| serde_json::json!(v)).collect() };
+            for value in values {
+                let options = with(spec, value.clone());
+                parse_value(options.clone()).unwrap_or_else(|e| panic!("{}: {options} is refused: {e}", spec.name));
+            }
+            if let Some(parent) = spec.parent() {
+                assert!(OPTIONS.iter().any(|p| p.name == parent && p.types.contains(&JsType::Object)), "{}: no object {parent}", spec.name);
+            }
+        }
+        // Every option the parser reads is listed: serde names them in its refusal of an unknown one.
+        let refusal = serde_json::from_value::<OptionValues>(serde_json::json!({ "unknown": 1 })).unwrap_err().to_string();
+        let expected = refusal.split("expected one of ").nth(1).unwrap();
+        let read: Vec<&str> = expected.split(", ").map(|name| name.trim_matches(|c: char| c == '`' || !c.is_ascii_alphanumeric())).collect();
+        let listed: Vec<&str> = OPTIONS.iter().filter(|spec| spec.parent().is_none()).map(|spec| spec.name).collect();
+        assert_eq!(read, listed, "{refusal}");
+    }
+
+    #[test]
+    fn the_listed_defaults_are_the_parsers() {
+        for spec in OPTIONS {
+            let Some(default) = spec.default else { continue };
+            let default: serde_json::Value = serde_json::from_str(default).unwrap();
+            let without = match spec.parent() {
+                None => serde_json::json!({}),
+                Some("windows") => serde_json::json!({ "windows": true }),
+                Some(_) => serde_json::json!({ "fusion": { "type": "rrf" } }),
+            };
+            assert_eq!(parse_value(with(spec, default)).unwrap(), parse_value(without).unwrap(), "{}", spec.name);
+        }
+        assert_eq!(OPTIONS.iter().find(|spec| spec.name == "batchSize").unwrap().default, Some(DEFAULT_BATCH_SIZE.to_string().as_str()));
     }
 }

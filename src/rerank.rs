@@ -158,13 +158,14 @@ pub(crate) fn check_default_max_length(max_length: usize, positions: usize) -> R
     if max_length < MIN_DEFAULT_MAX_LENGTH {
         return Err(Error::invalid(format!("a default max_length of {max_length} is too short (at least {MIN_DEFAULT_MAX_LENGTH})")));
     }
-    check_within_positions(max_length, positions)
+    check_within_positions("max_length", max_length, positions)
 }
 
-/// Every `max_length`, a call's or a default, must fit the model's position embeddings.
-fn check_within_positions(max_length: usize, positions: usize) -> Result<usize> {
+/// Every `max_length`, a call's or a default, must fit the model's position embeddings; `name` is
+/// what the message calls it: the option's name (JS's, which every front end parses), or the file's.
+fn check_within_positions(name: &str, max_length: usize, positions: usize) -> Result<usize> {
     if max_length > positions {
-        return Err(Error::invalid(format!("max_length {max_length} exceeds the model's {positions} position embeddings")));
+        return Err(Error::invalid(format!("{name} {max_length} exceeds the model's {positions} position embeddings")));
     }
     Ok(max_length)
 }
@@ -402,7 +403,7 @@ impl Reranker {
     fn check_max_length(&self, max_length: Option<usize>) -> Result<usize> {
         match max_length {
             None => Ok(self.default_max_length),
-            Some(length) => check_within_positions(length, self.max_positions()),
+            Some(length) => check_within_positions("maxLength", length, self.max_positions()),
         }
     }
 }

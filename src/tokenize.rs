@@ -241,7 +241,7 @@ impl PairTokenizer {
         let special_tokens = self.tokenizer.get_post_processor().map_or(0, |processor| processor.added_tokens(true));
         if max_length < special_tokens + 2 {
             return Err(Error::invalid(format!(
-                "max_length {max_length} leaves no room for text: a pair needs {special_tokens} special tokens plus at least 2"
+                "maxLength {max_length} leaves no room for text: a pair needs {special_tokens} special tokens plus at least 2"
             )));
         }
         let truncation = TruncationParams {

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use crate::error::Error;
 use crate::gguf::{GgufModel, Precision};
 use crate::hf::{self, HfDir, TokenizerFiles};
-use crate::options::{OptionValues, RerankOptions};
+use crate::options::{JsType, OptionValues, RerankOptions, OPTIONS};
 use crate::rerank::{GrowingPrefix, RerankRequest, Reranker, ScoredDocument};
 use crate::weights::{QuantizedMatmul, WeightStore};
 use crate::windows::Window;
@@ -91,65 +91,77 @@ fn to_js_scored(scored: ScoredDocument, text: &str) -> JsScored {
     }
 }
 
-/// Each option's JS type, checked before serde (whose errors do not say which field was wrong):
-/// `threshold: expected a number, got "high"`. Unknown names are serde's to refuse.
-fn check_option_types(options: &JsValue) -> Result<(), JsValue> {
-    fn describe(value: &JsValue) -> String {
-        match value.as_string() {
-            Some(text) => format!("{text:?}"),
-            None if value.is_null() => "null".into(),
-            None if js_sys::Array::is_array(value) => "an array".into(),
-            None if value.is_object() => "an object".into(),
-            None => match (value.as_f64(), value.as_bool()) {
-                (Some(number), _) => format!("number {number}"),
-                (_, Some(flag)) => format!("boolean {flag}"),
-                _ => value.js_typeof().as_string().unwrap_or_default(),
-            },
-        }
+/// A value as an error message shows it: `"high"`, `number 3`, `an array`.
+fn describe(value: &JsValue) -> String {
+    match value.as_string() {
+        Some(text) => format!("{text:?}"),
+        None if value.is_null() => "null".into(),
+        None if js_sys::Array::is_array(value) => "an array".into(),
+        None if value.is_object() => "an object".into(),
+        None => match (value.as_f64(), value.as_bool()) {
+            (Some(number), _) => format!("number {number}"),
+            (_, Some(flag)) => format!("boolean {flag}"),
+            _ => value.js_typeof().as_string().unwrap_or_default(),
+        },
     }
-    fn field(object: &JsValue, name: &str) -> JsValue {
-        js_sys::Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A value's type as [`JsType`] names them (`null` and arrays are none of them).
+fn js_type(value: &JsValue) -> Option<JsType> {
+    if value.is_null() || js_sys::Array::is_array(value) {
+        return None;
     }
-    fn expect(path: &str, value: &JsValue, kinds: &[&str]) -> Result<(), JsValue> {
-        let kind = if value.is_null() { "null".to_string() } else { value.js_typeof().as_string().unwrap_or_default() };
-        if value.is_undefined() || kinds.contains(&kind.as_str()) {
-            Ok(())
-        } else {
-            let wanted = kinds.iter().map(|k| if *k == "object" { "an object".to_string() } else { format!("a {k}") }).collect::<Vec<_>>().join(" or ");
-            Err(invalid(format!("{path}: expected {wanted}, got {}", describe(value))))
-        }
-    }
-    if !options.is_object() {
+    [JsType::Number, JsType::String, JsType::Boolean, JsType::Object].into_iter().find(|kind| value.js_typeof().as_string().as_deref() == Some(kind.name()))
+}
+
+fn is_object(value: &JsValue) -> bool {
+    js_type(value) == Some(JsType::Object)
+}
+
+/// Checks names and types against Rust's one list of options ([`OPTIONS`]) before serde reads
+/// them, so every error names the JS option (`threshold: expected a number, got "high"`) and none
+/// is serde's ("invalid type: …", "data did not match any variant of untagged enum"). What is
+/// left to serde then fails only with `fusion`'s own messages ([`crate::options::FusionValues`]).
+fn check_options(options: &JsValue) -> Result<(), JsValue> {
+    if !is_object(options) {
         return Err(invalid(format!("options: expected an object, got {}", describe(options))));
     }
-    for name in ["topK", "maxLength", "batchSize", "threshold"] {
-        expect(name, &field(options, name), &["number"])?;
+    let top_level = || OPTIONS.iter().filter(|spec| spec.parent().is_none()).map(|spec| spec.name);
+    for name in js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>()).iter().filter_map(|key| key.as_string()) {
+        if !top_level().any(|known| known == name) {
+            return Err(invalid(format!("unknown option {name:?} (options: {})", top_level().collect::<Vec<_>>().join(", "))));
+        }
     }
-    expect("scoreScale", &field(options, "scoreScale"), &["string"])?;
-    let windows = field(options, "windows");
-    expect("windows", &windows, &["boolean", "object"])?;
-    if windows.is_object() {
-        expect("windows.overlap", &field(&windows, "overlap"), &["number"])?;
-        expect("windows.aggregate", &field(&windows, "aggregate"), &["string"])?;
-    }
-    let fusion = field(options, "fusion");
-    expect("fusion", &fusion, &["object"])?;
-    if fusion.is_object() {
-        expect("fusion.type", &field(&fusion, "type"), &["string"])?;
-        expect("fusion.k", &field(&fusion, "k"), &["number"])?;
-        expect("fusion.weight", &field(&fusion, "weight"), &["number"])?;
+    let field = |object: &JsValue, name: &str| js_sys::Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED);
+    for spec in OPTIONS {
+        let value = match spec.parent() {
+            None => field(options, spec.name),
+            Some(parent) => match field(options, parent) {
+                parent if is_object(&parent) => field(&parent, spec.field()),
+                _ => continue,
+            },
+        };
+        if value.is_undefined() || js_type(&value).is_some_and(|kind| spec.types.contains(&kind)) {
+            continue;
+        }
+        let wanted = spec.types.iter().map(|kind| if *kind == JsType::Object { "an object".to_string() } else { format!("a {}", kind.name()) });
+        return Err(invalid(format!("{}: expected {}, got {}", spec.name, wanted.collect::<Vec<_>>().join(" or "), describe(&value))));
     }
     Ok(())
 }
 
-/// JS options through the one parser every front end uses ([`OptionValues::parse`]); the types
-/// are checked first, because serde's errors do not say which field was wrong.
+/// JS options through the one parser every front end uses ([`OptionValues::parse`]).
 fn options(value: JsValue) -> Result<RerankOptions, JsValue> {
     if value.is_undefined() || value.is_null() {
         return Ok(RerankOptions::default());
     }
-    check_option_types(&value)?;
-    let values: OptionValues = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("options: {e}")))?;
+    check_options(&value)?;
+    let values: OptionValues = serde_wasm_bindgen::from_value(value).map_err(|error| {
+        // The message alone (it names the option): serde-wasm-bindgen's errors are JS Errors,
+        // whose String() adds "Error: ".
+        let error = JsValue::from(error);
+        invalid(js_sys::Reflect::get(&error, &"message".into()).ok().and_then(|message| message.as_string()).unwrap_or_default())
+    })?;
     values.parse().map_err(to_js)
 }
 

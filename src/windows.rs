@@ -86,7 +86,7 @@ fn split_reading(tokenizer: &PairTokenizer, query_tokens: usize, passage: &str, 
     let passage = within_bound(passage);
     let budget = max_length.saturating_sub(query_tokens + 3).max(MIN_WINDOW_TOKENS.min(max_length.saturating_sub(3)));
     if budget == 0 {
-        return Err(Error::invalid(format!("max_length {max_length} leaves no room for passage windows")));
+        return Err(Error::invalid(format!("maxLength {max_length} leaves no room for passage windows")));
     }
     if overlap >= budget {
         return Err(Error::invalid(format!("window overlap {overlap} must be smaller than the window ({budget} tokens)")));

@@ -173,12 +173,12 @@ fn bad_calls() {
     // No candidates: an empty ranking (the browser's answer too), but options are still checked.
     assert_eq!(reranker.rerank("q", &[], &options).unwrap(), vec![]);
     let top_zero = RerankOptions { top_k: Some(0), ..options };
-    assert_error(reranker.rerank("q", &[], &top_zero).unwrap_err(), "invalid_input", &["top_k"]);
-    assert_error(reranker.rerank("q", &["a"], &top_zero).unwrap_err(), "invalid_input", &["top_k"]);
+    assert_error(reranker.rerank("q", &[], &top_zero).unwrap_err(), "invalid_input", &["topK"]);
+    assert_error(reranker.rerank("q", &["a"], &top_zero).unwrap_err(), "invalid_input", &["topK"]);
     let too_long = RerankOptions { max_length: Some(513), ..options };
-    assert_error(reranker.rerank("q", &["a"], &too_long).unwrap_err(), "invalid_input", &["max_length 513 exceeds"]);
+    assert_error(reranker.rerank("q", &["a"], &too_long).unwrap_err(), "invalid_input", &["maxLength 513 exceeds"]);
     let too_short = RerankOptions { max_length: Some(2), ..options };
-    assert_error(reranker.rerank("q", &["a"], &too_short).unwrap_err(), "invalid_input", &["max_length 2"]);
+    assert_error(reranker.rerank("q", &["a"], &too_short).unwrap_err(), "invalid_input", &["maxLength 2"]);
     // After all of that the same reranker still scores.
     assert_eq!(reranker.rerank("q", &["a", "", "\u{0}", "\u{fffd}"], &options).unwrap().len(), 4);
 }

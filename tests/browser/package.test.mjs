@@ -27,6 +27,7 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'pkg/crossrank_wasm_bg.wasm.d.ts',
     'pkg/crossrank_wasm_relaxed_bg.wasm',
     'src/arguments.js',
+    'src/contract.js',
     'src/index.js',
     'src/langchain.js',
     'src/protocol.js',

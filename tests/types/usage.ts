@@ -8,6 +8,7 @@ export async function readme(): Promise<number> {
   const docs = [{ text: 'Vitamin C prevents scurvy.', id: 7, score: 12.5 }, { text: 'Stocks fell.', id: 8, score: 3.1 }];
   const results: RerankResult<(typeof docs)[number]>[] = await reranker.rerank('what prevents scurvy', docs, {
     topK: 1,
+    batchSize: 8,
     windows: { overlap: 32, aggregate: 'max' },
     fusion: { type: 'weighted', weight: 0.5 },
     scoreScale: 'minmax',

@@ -5,6 +5,7 @@
 // deeper down. The ranking options' values are Rust's to check (src/options.rs); only their names
 // and the options JS itself uses (signal, onProgress, returnDocuments) are checked here.
 
+import { ENGINE_OPTION_NAMES } from './contract.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
 /** The options of `new Reranker(options)`. */
@@ -13,8 +14,11 @@ export const CONSTRUCTOR_OPTIONS = ['wasmUrl', 'threads'];
 export const LOAD_OPTIONS = ['onProgress', 'cache', 'sha256', 'signal', 'dtype', 'hubUrl', 'revision'];
 /** `Reranker.create` takes the model, the constructor's options and load's. */
 export const CREATE_OPTIONS = ['model', ...CONSTRUCTOR_OPTIONS, ...LOAD_OPTIONS];
-/** The options `rerank` and `rerankMany` take. */
-export const RERANK_OPTIONS = ['topK', 'returnDocuments', 'maxLength', 'windows', 'fusion', 'scoreScale', 'threshold', 'signal', 'onProgress'];
+/**
+ * The options `rerank` and `rerankMany` take: the engine's (generated from Rust, which checks their
+ * values) and the package's own, in index.d.ts's order.
+ */
+export const RERANK_OPTIONS = ['topK', 'returnDocuments', ...ENGINE_OPTION_NAMES.filter((name) => name !== 'topK'), 'signal', 'onProgress'];
 
 export function invalid(message) {
   return new RerankerError(ErrorCode.INVALID_INPUT, message);

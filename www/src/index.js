@@ -12,6 +12,7 @@ import {
   CONSTRUCTOR_OPTIONS, CREATE_OPTIONS, LOAD_OPTIONS, RERANK_OPTIONS,
   checkBoolean, checkFunction, checkOptions, checkRequest, checkRequests, checkSignal, describe,
 } from './arguments.js';
+import { ENGINE_OPTION_NAMES } from './contract.js';
 import { CACHE_NAME, CacheMode, ErrorCode, RerankerError, ReplyKind, RequestKind } from './protocol.js';
 
 export { ErrorCode, RerankerError };
@@ -117,7 +118,7 @@ export class Reranker {
    * Scores each document against the query.
    * @param {string} query
    * @param {Array<string | { text: string, id?: unknown }>} documents
-   * @param {{ topK?: number, returnDocuments?: boolean, maxLength?: number, signal?: AbortSignal }} [options]
+   * @param {import('../index.d.ts').RerankOptions} [options]
    * @returns {Promise<Array<{ index: number, score: number, logit: number, id?: unknown, document?: unknown }>>}
    *   ordered by logit (or by `fused` with `fusion`), highest first
    */
@@ -142,7 +143,7 @@ export class Reranker {
    */
   async #rerank(requests, rerankOptions, many) {
     checkOptions(rerankOptions, RERANK_OPTIONS);
-    const { topK, returnDocuments = false, maxLength, windows, fusion, scoreScale, threshold, signal, onProgress } = rerankOptions;
+    const { returnDocuments = false, signal, onProgress } = rerankOptions;
     checkBoolean(returnDocuments, 'options.returnDocuments');
     checkSignal(signal, 'options.signal');
     checkFunction(onProgress, 'options.onProgress');
@@ -155,7 +156,7 @@ export class Reranker {
     // The ranking options go to Rust as given (null reads as unset): it owns their validation
     // (src/options.rs, the parser the CLI uses too) and names the problem.
     const options = Object.fromEntries(
-      Object.entries({ topK, maxLength, windows, fusion, scoreScale, threshold }).filter(([, value]) => value !== undefined && value !== null),
+      ENGINE_OPTION_NAMES.map((name) => [name, rerankOptions[name]]).filter(([, value]) => value !== undefined && value !== null),
     );
 
     const job = { kind: RequestKind.SCORE, signal };

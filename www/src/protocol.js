@@ -24,7 +24,7 @@
 //     Sent to a worker of its own, which the page ends afterwards (conversion memory stays behind).
 //   { id, kind: 'score', requests, options }
 //       requests: [{ query: string, documents: string[] }]   (none empty; a worker of a pool gets a share)
-//       options: { topK?, maxLength?, windows?, fusion?, scoreScale?, threshold? }   all checked here,
+//       options: the engine's options (ENGINE_OPTION_NAMES in contract.js)   all checked here,
 //                even those only 'order' uses, so a bad one fails before any work
 //     result value: one list per request of [{ logit, bestWindow? }], in input order
 //   { id, kind: 'order', requests, options }
@@ -41,6 +41,8 @@
 //       'score' error about one of its requests (an empty query), that request's position
 //   { id, kind: 'progress', progress }       progress: a ProgressInfo (see index.d.ts)
 
+import { RUST_ERROR_CODES } from './contract.js';
+
 export const RequestKind = Object.freeze({
   LOAD: 'load',
   CONVERT: 'convert',
@@ -54,15 +56,9 @@ export const ReplyKind = Object.freeze({
   PROGRESS: 'progress',
 });
 
-/** The stable error codes. The first seven come from Rust (crossrank's error enum). */
+/** The stable error codes: Rust's (generated from crossrank's error enum), then the package's own. */
 export const ErrorCode = Object.freeze({
-  CONFIG: 'config',
-  TOKENIZER: 'tokenizer',
-  WEIGHTS: 'weights',
-  MODEL_FORMAT: 'model_format',
-  INVALID_INPUT: 'invalid_input',
-  UNSUPPORTED: 'unsupported',
-  COMPUTE: 'compute',
+  ...RUST_ERROR_CODES,
   // JS side
   FETCH: 'fetch',
   INTEGRITY: 'integrity',
