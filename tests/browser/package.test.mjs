@@ -1,6 +1,7 @@
 // What `npm publish` would ship: `npm pack --dry-run` lists exactly the package's runtime files
-// (the page module and its argument checks, the worker, the wasm and its glue, the types, README
-// and LICENSE), no tests, demo or sources of the build, and a size worth stating.
+// (the page modules: the facade, its argument checks, queue, pool and worker slot; the worker's:
+// message loop, backend, fetch, cache, Hub and sha256; the protocol; the wasm and its glue, the
+// types, README and LICENSE), no tests, demo or sources of the build, and a size worth stating.
 //
 //   node --test tests/browser/package.test.mjs   (needs ./build.sh wasm)
 
@@ -27,10 +28,18 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'pkg/crossrank_wasm_bg.wasm.d.ts',
     'pkg/crossrank_wasm_relaxed_bg.wasm',
     'src/arguments.js',
+    'src/cache.js',
     'src/contract.js',
+    'src/fetch.js',
+    'src/hub.js',
     'src/index.js',
+    'src/integrity.js',
     'src/langchain.js',
+    'src/pool.js',
     'src/protocol.js',
+    'src/queue.js',
+    'src/slot.js',
+    'src/wasm.js',
     'src/worker.js',
   ]);
   // Every export points at a shipped file.

@@ -1,37 +1,29 @@
 // crossrank: a BERT cross-encoder reranker running as WebAssembly in Web Workers.
 //
-// The page side. A Reranker owns a small pool of workers (`threads`, each holding the model) and
-// runs one call at a time; calls made meanwhile wait in a queue here. A rerank is split into
-// chunks of documents, longest first, that the workers take as they become free (`score`), and
-// the scored union is then ordered by one of them (`order`: fusion, threshold and topK need every
-// document). Abort is possible because a running chunk's worker can be terminated (WasmReranker's
-// methods are synchronous and cannot be interrupted); the model is then loaded again into a fresh
-// worker, from the Cache API or from bytes kept here, before the next call runs.
+// The page side's public API. A Reranker checks each call's arguments and hands it to a CallQueue
+// (queue.js: one call at a time, abort) whose calls run on a WorkerPool (pool.js: `threads` workers
+// each holding the model, a rerank's documents shared among them in chunks). Abort is possible
+// because a running chunk's worker can be terminated (the model's methods are synchronous and
+// cannot be interrupted); the model is then loaded again into a fresh worker, from the Cache API or
+// from bytes kept by the pool, before the next call runs.
 
 import {
   CONSTRUCTOR_OPTIONS, CREATE_OPTIONS, LOAD_OPTIONS, RERANK_OPTIONS,
   checkBoolean, checkFunction, checkOptions, checkRequest, checkRequests, checkSignal, describe,
 } from './arguments.js';
 import { ENGINE_OPTION_NAMES } from './contract.js';
-import { CACHE_NAME, CacheMode, ErrorCode, RerankerError, ReplyKind, RequestKind } from './protocol.js';
+import { DTYPES, HUB_URL, hubFolder, isHubId } from './hub.js';
+import { WorkerPool } from './pool.js';
+import { CACHE_NAME, CacheMode, ErrorCode, RerankerError, RequestKind } from './protocol.js';
+import { CallQueue } from './queue.js';
 
 export { ErrorCode, RerankerError };
 
 export class Reranker {
-  /** @type {string | null} */
-  #wasmUrl;
-  /** The workers, each holding the model once loaded; the first also downloads and orders. */
-  #slots;
-  /** The last successful load, kept to load the model again into a fresh worker; null when none. */
-  #model = null;
-  /** Why the last load failed, for the message of calls that find no model. */
-  #lastLoadError = null;
-  /** Calls not started yet, oldest first. */
-  #queue = [];
-  /** The call whose requests are in the workers now. */
-  #running = null;
-  /** The worker converting a Hugging Face model for the running load, if any. */
-  #converter = null;
+  /** The workers and the model they hold. */
+  #pool;
+  /** The calls, run one at a time; an abort of the running one interrupts the pool. */
+  #queue = new CallQueue((error) => this.#interrupted(error));
   #disposed = false;
 
   /**
@@ -40,9 +32,9 @@ export class Reranker {
    */
   constructor(options = {}) {
     const { wasmUrl, threads } = checkOptions(options, CONSTRUCTOR_OPTIONS);
-    this.#wasmUrl = wasmUrl === undefined || wasmUrl === null ? null : resolveUrl(wasmUrl, 'wasmUrl');
+    const url = wasmUrl === undefined || wasmUrl === null ? null : resolveUrl(wasmUrl, 'wasmUrl');
     const count = threads === undefined || threads === null ? defaultThreads() : threadCount(threads);
-    this.#slots = Array.from({ length: count }, () => new WorkerSlot());
+    this.#pool = new WorkerPool(count, url);
   }
 
   /**
@@ -66,12 +58,12 @@ export class Reranker {
 
   /** How many workers share each call. */
   get threads() {
-    return this.#slots.length;
+    return this.#pool.size;
   }
 
   /** The loaded model's description ({ precision, maxPositions, … }), or null. */
   get info() {
-    return this.#model?.info ?? null;
+    return this.#pool.info;
   }
 
   /**
@@ -101,7 +93,7 @@ export class Reranker {
       throw new RerankerError(ErrorCode.INVALID_INPUT, 'dtype applies to Hugging Face models (a Hub id or folder); a GGUF file keeps its own precision');
     }
     const request = { source, cache: cacheMode(cache), sha256: sha256 ? sha256.toLowerCase() : null };
-    return this.#enqueue({ kind: RequestKind.LOAD, signal, run: () => this.#runLoad(request, onProgress) });
+    return this.#queue.add({ kind: RequestKind.LOAD, signal, run: () => this.#pool.load(request, onProgress) });
   }
 
   /**
@@ -159,9 +151,11 @@ export class Reranker {
       ENGINE_OPTION_NAMES.map((name) => [name, rerankOptions[name]]).filter(([, value]) => value !== undefined && value !== null),
     );
 
-    const job = { kind: RequestKind.SCORE, signal };
-    job.run = () => this.#runRerank(job, prepared, options, onProgress, many);
-    const ranked = await this.#enqueue(job);
+    const ranked = await this.#queue.add({
+      kind: RequestKind.SCORE,
+      signal,
+      run: (call) => this.#pool.score(prepared, options, { call, onProgress, many }),
+    });
     return ranked.map((results, requestIndex) =>
       results.map(({ index, score, logit, fused, bestWindow }) => {
         const document = requests[requestIndex].documents[index];
@@ -183,300 +177,24 @@ export class Reranker {
     if (this.#disposed) return;
     this.#disposed = true;
     const error = disposedError();
-    for (const slot of this.#slots) slot.stop(error);
-    this.#converter?.stop(error);
-    for (const job of [this.#running, ...this.#queue]) if (job) settle(job, false, error);
-    this.#queue = [];
-    this.#model = null;
+    this.#pool.dispose(error);
+    this.#queue.close(error);
   }
 
   #throwIfDisposed() {
     if (this.#disposed) throw disposedError();
   }
 
-  // ---- the queue ----------------------------------------------------------------------------
-
-  #enqueue(job) {
-    const { signal } = job;
-    if (signal?.aborted) return Promise.reject(abortError(signal));
-    return new Promise((resolve, reject) => {
-      job.resolve = resolve;
-      job.reject = reject;
-      if (signal) {
-        job.onAbort = () => this.#abort(job);
-        signal.addEventListener('abort', job.onAbort, { once: true });
-      }
-      this.#queue.push(job);
-      this.#pump();
-    });
-  }
-
-  async #pump() {
-    if (this.#running || this.#disposed) return;
-    const job = this.#queue.shift();
-    if (!job) return;
-    this.#running = job;
-    try {
-      settle(job, true, await job.run());
-    } catch (error) {
-      settle(job, false, error);
-    }
-    this.#running = null;
-    this.#pump();
-  }
-
-  #abort(job) {
-    if (job.settled) return;
-    const error = abortError(job.signal);
-    if (this.#running === job) {
-      // Its workers are busy inside wasm and read no messages: end them (idle ones keep their
-      // model). The model is loaded again into fresh workers before anything else runs.
-      for (const slot of this.#slots) if (slot.busy) slot.stop(error);
-      this.#converter?.stop(error);
-      this.#queue.unshift({ internal: true, run: () => this.#restoreEarly() });
-    } else {
-      this.#queue.splice(this.#queue.indexOf(job), 1);
-    }
-    settle(job, false, error);
-  }
-
-  // ---- the calls ----------------------------------------------------------------------------
-
-  async #runLoad({ source, cache, sha256 }, onProgress) {
-    this.#model = null;
-    this.#lastLoadError = null;
-    // Workers still holding the previous model free it when their load request comes.
-    for (const slot of this.#slots) slot.hasModel = false;
-    const [first, ...others] = this.#slots;
-    try {
-      if (source.folder) source = { bytes: await this.#convert(source, cache, onProgress) };
-      const { info, bytes } = await first.request(
-        { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl },
-        onProgress,
-      );
-      first.hasModel = true;
-      // The first worker returns the file's bytes when they are not in the Cache API: keep them,
-      // so that the other workers, and any fresh one later, load the model without the network
-      // (and read the cache without asking the server again).
-      const model = { source: bytes ? { bytes } : source, cache: CacheMode.RESTORE, sha256, info };
-      await Promise.all(others.map((slot) => this.#restore(slot, model)));
-      this.#model = model;
-      return info;
-    } catch (error) {
-      for (const slot of this.#slots) slot.hasModel = false;
-      this.#lastLoadError = error;
-      throw error;
-    }
-  }
-
-  async #runRerank(job, requests, options, onProgress, many) {
-    if (!this.#model) {
-      const reason = this.#lastLoadError ? ` (the last load failed: ${this.#lastLoadError.message})` : '';
-      throw new RerankerError(ErrorCode.NOT_LOADED, `no model is loaded${reason}`, { cause: this.#lastLoadError ?? undefined });
-    }
-    const model = this.#model;
-    const chunks = planChunks(requests, this.#slots.length);
-    const total = chunks.reduce((sum, chunk) => sum + chunk.size, 0);
-    const scored = requests.map((request) => new Array(request.documents.length));
-    let next = 0;
-    let done = 0;
-    let failed = false;
-    // Each worker takes the next chunk when it is free; after a failure (or an abort) no new
-    // chunk starts, and what is still running is ignored.
-    const drain = async (slot) => {
-      while (next < chunks.length && !failed && !job.settled) {
-        const chunk = chunks[next++];
-        try {
-          // A worker that was aborted or died (even between two chunks) comes back with the model.
-          await this.#restore(slot, model);
-          const parts = await slot.request({ kind: RequestKind.SCORE, requests: chunk.requests, options });
-          chunk.requests.forEach(({ from, indices }, part) => {
-            indices.forEach((documentIndex, k) => {
-              scored[from][documentIndex] = parts[part][k];
-            });
-          });
-        } catch (error) {
-          failed = true;
-          throw many ? namingRequest(error, chunk) : error;
-        }
-        done += chunk.size;
-        if (onProgress && !job.settled) onProgress({ status: 'rerank', scored: done, total });
-      }
-    };
-    await Promise.all(this.#slots.map(drain));
-
-    await this.#restore(this.#slots[0], model);
-    const ordered = await this.#slots[0].request({
-      kind: RequestKind.ORDER,
-      requests: requests.map((request, i) => ({ scored: scored[i], firstStage: request.firstStage })),
-      options,
-    });
-    return ordered;
-  }
-
   /**
-   * A Hugging Face folder converted to GGUF bytes in a worker of its own, ended afterwards so that
-   * the memory conversion needs does not stay in the pool. Aborting the load ends it too.
+   * The running call was aborted: its workers are ended (busy inside wasm, they read no messages)
+   * and, before any other call runs, the model is loaded again into fresh ones, unless a new load
+   * is waiting anyway.
    */
-  async #convert({ folder, name, dtype }, cache, onProgress) {
-    const slot = new WorkerSlot();
-    this.#converter = slot;
-    try {
-      const { bytes } = await slot.request({ kind: RequestKind.CONVERT, folder, source: name, dtype, cache, wasmUrl: this.#wasmUrl }, onProgress);
-      return bytes;
-    } finally {
-      slot.stop(new RerankerError(ErrorCode.ABORTED, 'the conversion was stopped'));
-      if (this.#converter === slot) this.#converter = null;
-    }
-  }
-
-  /**
-   * After an abort, loads the model again before anyone asks, unless a new load is queued
-   * anyway. A failure here is not reported: the next rerank tries again and reports it.
-   */
-  async #restoreEarly() {
-    if (this.#queue.some((job) => job.kind === RequestKind.LOAD)) return;
-    await Promise.all(this.#slots.map((slot) => this.#restore(slot, this.#model))).catch(() => {});
-  }
-
-  /** Loads `model` into a worker that lacks it (a fresh one after an abort or a crash). */
-  async #restore(slot, model) {
-    if (!model || slot.hasModel) return;
-    const { source, cache, sha256 } = model;
-    await slot.request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl });
-    slot.hasModel = true;
+  #interrupted(error) {
+    this.#pool.interrupt(error);
+    this.#queue.addFirst(() => (this.#queue.has(RequestKind.LOAD) ? undefined : this.#pool.restore()));
   }
 }
-
-/**
- * One worker and the requests sent to it. A worker that dies (or is terminated) takes its
- * requests with it, rejected; the next request starts a fresh worker, without the model.
- */
-class WorkerSlot {
-  /** @type {Worker | null} */
-  #worker = null;
-  /** Requests sent to #worker and not answered yet, by id. */
-  #pending = new Map();
-  #nextId = 1;
-  /** Whether the worker holds the reranker's current model. */
-  hasModel = false;
-
-  /** Whether a request is in the worker now. */
-  get busy() {
-    return this.#pending.size > 0;
-  }
-
-  request(message, onProgress) {
-    const worker = this.#ensureWorker();
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, onProgress });
-      // Not transferred: bytes we were given stay usable by the caller and by a later restore.
-      worker.postMessage({ ...message, id });
-    });
-  }
-
-  /** Terminates the worker and rejects what it was doing with `error`. */
-  stop(error) {
-    this.#worker?.terminate();
-    this.#worker = null;
-    this.hasModel = false;
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const { reject } of pending) reject(error);
-  }
-
-  #ensureWorker() {
-    if (this.#worker) return this.#worker;
-    // This exact expression is what bundlers (Vite, webpack 5, Parcel) recognise as a worker entry.
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-    worker.addEventListener('message', (event) => this.#onReply(worker, event.data));
-    worker.addEventListener('error', (event) => {
-      event.preventDefault();
-      const detail = event.message || 'its script could not be loaded or threw at the top level';
-      this.#crashed(worker, `the worker failed: ${detail}`);
-    });
-    worker.addEventListener('messageerror', () => this.#crashed(worker, 'the worker sent a message that could not be read'));
-    this.#worker = worker;
-    this.hasModel = false;
-    return worker;
-  }
-
-  #onReply(worker, reply) {
-    if (worker !== this.#worker) return; // from a worker already terminated
-    const pending = this.#pending.get(reply.id);
-    if (!pending) return;
-    switch (reply.kind) {
-      case ReplyKind.PROGRESS:
-        pending.onProgress?.(reply.progress);
-        return;
-      case ReplyKind.RESULT:
-        this.#pending.delete(reply.id);
-        pending.resolve(reply.value);
-        return;
-      case ReplyKind.ERROR:
-        if (reply.code === ErrorCode.WORKER_CRASHED) {
-          this.#crashed(worker, reply.message);
-        } else {
-          this.#pending.delete(reply.id);
-          const error = new RerankerError(reply.code, reply.message);
-          if (reply.request !== undefined) requestOfError.set(error, reply.request);
-          pending.reject(error);
-        }
-        return;
-    }
-  }
-
-  /** The worker died or its wasm trapped: what it was doing fails; the next call gets a fresh one. */
-  #crashed(worker, message) {
-    if (worker !== this.#worker) return;
-    this.stop(new RerankerError(ErrorCode.WORKER_CRASHED, message));
-  }
-}
-
-/** For a worker's error about one request of a chunk, that request's position in the chunk. */
-const requestOfError = new WeakMap();
-
-/**
- * A chunk's `invalid_input` error about one of rerankMany's requests, naming it (`requests[2]: the
- * query is empty`), which the worker found (see worker.js `withRequest`).
- */
-function namingRequest(error, chunk) {
-  if (!(error instanceof RerankerError) || error.code !== ErrorCode.INVALID_INPUT) return error;
-  const part = chunk.requests[requestOfError.get(error)];
-  if (!part) return error;
-  return new RerankerError(error.code, `requests[${part.from}]: ${error.message}`, { cause: error });
-}
-
-/**
- * Splits the documents of `requests` into chunks for `threads` workers: longest first (so that
- * the long ones do not end up last on one worker, and similar lengths share a batch), about four
- * chunks per worker for balance and progress, at most MAX_CHUNK documents each (a worker's memory
- * grows with its batch). Each chunk is `{ size, requests: [{ from, query, documents, indices }] }`:
- * `from` is the request's position, `indices` the documents' positions in it.
- */
-function planChunks(requests, threads) {
-  const items = [];
-  requests.forEach((request, from) => request.documents.forEach((text, index) => items.push({ from, index, length: text.length })));
-  // Stable, so equal lengths keep input order.
-  items.sort((a, b) => b.length - a.length);
-  const size = Math.min(MAX_CHUNK, Math.max(1, Math.ceil(items.length / (threads * 4))));
-  const chunks = [];
-  for (let start = 0; start < items.length; start += size) {
-    const byRequest = new Map();
-    for (const { from, index } of items.slice(start, start + size)) {
-      if (!byRequest.has(from)) byRequest.set(from, { from, query: requests[from].query, documents: [], indices: [] });
-      const part = byRequest.get(from);
-      part.documents.push(requests[from].documents[index]);
-      part.indices.push(index);
-    }
-    chunks.push({ size: Math.min(size, items.length - start), requests: [...byRequest.values()] });
-  }
-  return chunks;
-}
-
-/** Documents per chunk at most: one batch of the model's (8 pairs of 128 tokens). */
-const MAX_CHUNK = 8;
 
 /** Workers per reranker unless told: one per core, at most 4 (each holds the model). */
 function defaultThreads() {
@@ -495,21 +213,6 @@ function threadCount(value) {
 const MAX_THREADS = 16;
 
 // ---- helpers --------------------------------------------------------------------------------
-
-function settle(job, ok, value) {
-  if (job.settled) return;
-  job.settled = true;
-  job.signal?.removeEventListener('abort', job.onAbort);
-  if (job.internal) return;
-  if (ok) job.resolve(value);
-  else job.reject(value);
-}
-
-function abortError(signal) {
-  const reason = signal.reason;
-  const detail = reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message}` : '';
-  return new RerankerError(ErrorCode.ABORTED, `the operation was aborted${detail}`, { cause: reason });
-}
 
 function disposedError() {
   return new RerankerError(ErrorCode.NOT_LOADED, 'this reranker has been disposed');
@@ -530,11 +233,10 @@ function resolveUrl(value, name) {
  * Face model: a Hub id `org/name`, or a URL ending in `/`).
  */
 function modelSource(model, { hubUrl, revision }) {
-  if (typeof model === 'string' && HUB_ID.test(model) && !model.endsWith('.gguf')) {
+  if (isHubId(model)) {
     if (typeof hubUrl !== 'string' && !(hubUrl instanceof URL)) throw new RerankerError(ErrorCode.INVALID_INPUT, `hubUrl must be a URL, got ${describe(hubUrl)}`);
     if (typeof revision !== 'string' || revision === '') throw new RerankerError(ErrorCode.INVALID_INPUT, `revision must be a non-empty string, got ${describe(revision)}`);
-    const base = resolveUrl(hubUrl, 'hubUrl').replace(/\/+$/, '');
-    return { folder: `${base}/${model}/resolve/${encodeURIComponent(revision)}/`, name: model };
+    return { folder: hubFolder(resolveUrl(hubUrl, 'hubUrl'), model, revision), name: model };
   }
   if (typeof model === 'string' || model instanceof URL) {
     const url = resolveUrl(model, 'model');
@@ -549,12 +251,6 @@ function modelSource(model, { hubUrl, revision }) {
   throw new RerankerError(ErrorCode.INVALID_INPUT,
     'model must be a Hugging Face model id ("org/name"), a URL (string or URL; a folder URL ends in "/") or a GGUF file\'s bytes (ArrayBuffer or Uint8Array)');
 }
-
-/** A Hub model id: `org/name` and nothing else (a relative URL needs "./" or a ".gguf" name). */
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
-const HUB_URL = 'https://huggingface.co';
-/** What a Hugging Face model can be converted to, as `crossrank convert --dtype`. */
-const DTYPES = ['q8_0', 'q4_0', 'f16', 'f32'];
 
 /** `cache` as the worker takes it: the old booleans still work (true: "default", false: "no-store"). */
 function cacheMode(cache) {

@@ -1,0 +1,213 @@
+// The page's workers: a pool of `threads` WorkerSlots that each hold the model. A load goes to the
+// first worker (which downloads, or reads the Cache API) and then, from the bytes it hands back or
+// the cache, to the others; a rerank's documents are split into chunks, longest first, that the
+// workers take as they become free, and the scored union is then ordered by the first one (fusion,
+// threshold and topK need every document). A worker that was ended (an abort) or died gets the
+// model again before its next chunk. Its own module so that the facade (index.js) says what a call
+// does and this says how the work is shared; a pool of another backend's workers keeps this shape.
+
+import { CacheMode, ErrorCode, RerankerError, RequestKind } from './protocol.js';
+import { WorkerSlot, requestIndexOf } from './slot.js';
+
+export class WorkerPool {
+  /** @type {string | null} */
+  #wasmUrl;
+  /** The workers, each holding the model once loaded; the first also downloads and orders. */
+  #slots;
+  /** The last successful load, kept to load the model again into a fresh worker; null when none. */
+  #model = null;
+  /** Why the last load failed, for the message of calls that find no model. */
+  #lastLoadError = null;
+  /** The worker converting a Hugging Face model for the running load, if any. */
+  #converter = null;
+
+  /**
+   * @param {number} threads how many workers
+   * @param {string | null} wasmUrl where the worker loads the .wasm from (null: next to the glue)
+   */
+  constructor(threads, wasmUrl) {
+    this.#wasmUrl = wasmUrl;
+    this.#slots = Array.from({ length: threads }, () => new WorkerSlot());
+  }
+
+  /** How many workers share each call. */
+  get size() {
+    return this.#slots.length;
+  }
+
+  /** The loaded model's description, or null. */
+  get info() {
+    return this.#model?.info ?? null;
+  }
+
+  /**
+   * Loads a model (a `load` request's `source`, `cache` and `sha256`; a `{ folder, name, dtype }`
+   * source is converted first) into every worker. Resolves to the model's info.
+   */
+  async load({ source, cache, sha256 }, onProgress) {
+    this.#model = null;
+    this.#lastLoadError = null;
+    // Workers still holding the previous model free it when their load request comes.
+    for (const slot of this.#slots) slot.hasModel = false;
+    const [first, ...others] = this.#slots;
+    try {
+      if (source.folder) source = { bytes: await this.#convert(source, cache, onProgress) };
+      const { info, bytes } = await first.request(
+        { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl },
+        onProgress,
+      );
+      first.hasModel = true;
+      // The first worker returns the file's bytes when they are not in the Cache API: keep them,
+      // so that the other workers, and any fresh one later, load the model without the network
+      // (and read the cache without asking the server again).
+      const model = { source: bytes ? { bytes } : source, cache: CacheMode.RESTORE, sha256, info };
+      await Promise.all(others.map((slot) => this.#restore(slot, model)));
+      this.#model = model;
+      return info;
+    } catch (error) {
+      for (const slot of this.#slots) slot.hasModel = false;
+      this.#lastLoadError = error;
+      throw error;
+    }
+  }
+
+  /**
+   * Scores and orders `requests` (`[{ query, documents, firstStage? }]`) with the ranking
+   * `options`; resolves to one ordered result list per request. `call.settled` turning true (an
+   * abort) stops new chunks from starting; `many` says whether the caller gave a list of requests,
+   * so that an error found in one of them names it (`requests[2]: …`).
+   */
+  async score(requests, options, { call, onProgress, many }) {
+    if (!this.#model) {
+      const reason = this.#lastLoadError ? ` (the last load failed: ${this.#lastLoadError.message})` : '';
+      throw new RerankerError(ErrorCode.NOT_LOADED, `no model is loaded${reason}`, { cause: this.#lastLoadError ?? undefined });
+    }
+    const model = this.#model;
+    const chunks = planChunks(requests, this.#slots.length);
+    const total = chunks.reduce((sum, chunk) => sum + chunk.size, 0);
+    const scored = requests.map((request) => new Array(request.documents.length));
+    let next = 0;
+    let done = 0;
+    let failed = false;
+    // Each worker takes the next chunk when it is free; after a failure (or an abort) no new
+    // chunk starts, and what is still running is ignored.
+    const drain = async (slot) => {
+      while (next < chunks.length && !failed && !call.settled) {
+        const chunk = chunks[next++];
+        try {
+          // A worker that was aborted or died (even between two chunks) comes back with the model.
+          await this.#restore(slot, model);
+          const parts = await slot.request({ kind: RequestKind.SCORE, requests: chunk.requests, options });
+          chunk.requests.forEach(({ from, indices }, part) => {
+            indices.forEach((documentIndex, k) => {
+              scored[from][documentIndex] = parts[part][k];
+            });
+          });
+        } catch (error) {
+          failed = true;
+          throw many ? namingRequest(error, chunk) : error;
+        }
+        done += chunk.size;
+        if (onProgress && !call.settled) onProgress({ status: 'rerank', scored: done, total });
+      }
+    };
+    await Promise.all(this.#slots.map(drain));
+
+    await this.#restore(this.#slots[0], model);
+    const ordered = await this.#slots[0].request({
+      kind: RequestKind.ORDER,
+      requests: requests.map((request, i) => ({ scored: scored[i], firstStage: request.firstStage })),
+      options,
+    });
+    return ordered;
+  }
+
+  /**
+   * Ends the workers busy with the running call, and a conversion, rejecting their requests with
+   * `error`: inside wasm they read no messages. Idle workers keep their model.
+   */
+  interrupt(error) {
+    for (const slot of this.#slots) if (slot.busy) slot.stop(error);
+    this.#converter?.stop(error);
+  }
+
+  /**
+   * Loads the model again into the workers that lost it (after interrupt). A failure here is not
+   * reported: the next rerank tries again and reports it.
+   */
+  async restore() {
+    await Promise.all(this.#slots.map((slot) => this.#restore(slot, this.#model))).catch(() => {});
+  }
+
+  /** Terminates every worker, which frees all of their memory at once. */
+  dispose(error) {
+    for (const slot of this.#slots) slot.stop(error);
+    this.#converter?.stop(error);
+    this.#model = null;
+  }
+
+  /**
+   * A Hugging Face folder converted to GGUF bytes in a worker of its own, ended afterwards so that
+   * the memory conversion needs does not stay in the pool. Aborting the load ends it too.
+   */
+  async #convert({ folder, name, dtype }, cache, onProgress) {
+    const slot = new WorkerSlot();
+    this.#converter = slot;
+    try {
+      const { bytes } = await slot.request({ kind: RequestKind.CONVERT, folder, source: name, dtype, cache, wasmUrl: this.#wasmUrl }, onProgress);
+      return bytes;
+    } finally {
+      slot.stop(new RerankerError(ErrorCode.ABORTED, 'the conversion was stopped'));
+      if (this.#converter === slot) this.#converter = null;
+    }
+  }
+
+  /** Loads `model` into a worker that lacks it (a fresh one after an abort or a crash). */
+  async #restore(slot, model) {
+    if (!model || slot.hasModel) return;
+    const { source, cache, sha256 } = model;
+    await slot.request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl });
+    slot.hasModel = true;
+  }
+}
+
+/**
+ * A chunk's `invalid_input` error about one of rerankMany's requests, naming it (`requests[2]: the
+ * query is empty`), which the worker found (see worker.js `withRequest`).
+ */
+function namingRequest(error, chunk) {
+  if (!(error instanceof RerankerError) || error.code !== ErrorCode.INVALID_INPUT) return error;
+  const part = chunk.requests[requestIndexOf(error)];
+  if (!part) return error;
+  return new RerankerError(error.code, `requests[${part.from}]: ${error.message}`, { cause: error });
+}
+
+/**
+ * Splits the documents of `requests` into chunks for `threads` workers: longest first (so that
+ * the long ones do not end up last on one worker, and similar lengths share a batch), about four
+ * chunks per worker for balance and progress, at most MAX_CHUNK documents each (a worker's memory
+ * grows with its batch). Each chunk is `{ size, requests: [{ from, query, documents, indices }] }`:
+ * `from` is the request's position, `indices` the documents' positions in it.
+ */
+function planChunks(requests, threads) {
+  const items = [];
+  requests.forEach((request, from) => request.documents.forEach((text, index) => items.push({ from, index, length: text.length })));
+  // Stable, so equal lengths keep input order.
+  items.sort((a, b) => b.length - a.length);
+  const size = Math.min(MAX_CHUNK, Math.max(1, Math.ceil(items.length / (threads * 4))));
+  const chunks = [];
+  for (let start = 0; start < items.length; start += size) {
+    const byRequest = new Map();
+    for (const { from, index } of items.slice(start, start + size)) {
+      if (!byRequest.has(from)) byRequest.set(from, { from, query: requests[from].query, documents: [], indices: [] });
+      const part = byRequest.get(from);
+      part.documents.push(requests[from].documents[index]);
+      part.indices.push(index);
+    }
+    chunks.push({ size: Math.min(size, items.length - start), requests: [...byRequest.values()] });
+  }
+  return chunks;
+}
+
+/** Documents per chunk at most: one batch of the model's (8 pairs of 128 tokens). */
+const MAX_CHUNK = 8;
