@@ -10,8 +10,8 @@ use crate::tokenize::{PairTokenizer, TokenizerSource};
 use crate::weights::WeightStore;
 
 // The files crossrank reads from a folder, named once for every reader: src/local.rs (disk), the
-// CLI's `convert` (through it) and the browser's `convertHf` (src/wasm.rs). The npm worker fetches
-// the same names (www/src/worker.js, `convert`), a copy for a contract test to tie to these.
+// CLI's `convert` (through it) and the browser's `convertHf` (src/wasm.rs). The npm package fetches
+// the same names from www/src/contract.js, which tests/contract.rs generates from `FILE_NAMES`.
 pub const CONFIG_JSON: &str = "config.json";
 pub const SAFETENSORS: &str = "model.safetensors";
 /// Read natively only: candle's pickle reader needs a file on disk.
@@ -20,6 +20,16 @@ pub const PYTORCH_BIN: &str = "pytorch_model.bin";
 pub const TOKENIZER_JSON: &str = "tokenizer.json";
 pub const VOCAB_TXT: &str = "vocab.txt";
 pub const TOKENIZER_CONFIG_JSON: &str = "tokenizer_config.json";
+
+/// Every name above by its const's name: what tests/contract.rs writes into www/src/contract.js.
+pub const FILE_NAMES: [(&str, &str); 6] = [
+    ("CONFIG_JSON", CONFIG_JSON),
+    ("SAFETENSORS", SAFETENSORS),
+    ("PYTORCH_BIN", PYTORCH_BIN),
+    ("TOKENIZER_JSON", TOKENIZER_JSON),
+    ("VOCAB_TXT", VOCAB_TXT),
+    ("TOKENIZER_CONFIG_JSON", TOKENIZER_CONFIG_JSON),
+];
 
 /// The tokenizer files a folder may have; `tokenizer.json` wins over `vocab.txt`.
 #[derive(Default, Clone, Copy)]

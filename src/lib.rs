@@ -47,6 +47,9 @@ mod load;
 compile_error!("the wasm32 build needs SIMD128: build with RUSTFLAGS=\"-C target-feature=+simd128\" (see .cargo/config.toml)");
 
 pub use error::{Error, Result};
+/// The Hugging Face folder's file names (for the generated JS contract, tests/contract.rs).
+#[doc(hidden)]
+pub use hf::FILE_NAMES as HF_FILE_NAMES;
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
 pub use options::{OptionValues, RerankOptions, DEFAULT_BATCH_SIZE};

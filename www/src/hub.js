@@ -4,6 +4,7 @@
 // place that knows the Hub's URL layout and a model folder's file names; the page uses the first
 // half to build the `convert` request, the worker the second.
 
+import { HF_FILES } from './contract.js';
 import { download, progressTotal, servedInstead } from './fetch.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
@@ -43,17 +44,17 @@ export async function fetchFolder(folder, onProgress) {
     if (file) onProgress({ status: 'done', file: url, fromCache: false });
     return file ? { url, ...file } : null;
   };
-  const config = await fetchFile('config.json');
-  const tokenizerJson = await fetchFile('tokenizer.json', { optional: true });
-  const vocabTxt = tokenizerJson ? null : await fetchFile('vocab.txt', { optional: true });
+  const config = await fetchFile(HF_FILES.CONFIG_JSON);
+  const tokenizerJson = await fetchFile(HF_FILES.TOKENIZER_JSON, { optional: true });
+  const vocabTxt = tokenizerJson ? null : await fetchFile(HF_FILES.VOCAB_TXT, { optional: true });
   if (!tokenizerJson && !vocabTxt) {
-    throw new RerankerError(ErrorCode.FETCH, `${folder} has neither tokenizer.json nor vocab.txt: not a Hugging Face model folder`);
+    throw new RerankerError(ErrorCode.FETCH, `${folder} has neither ${HF_FILES.TOKENIZER_JSON} nor ${HF_FILES.VOCAB_TXT}: not a Hugging Face model folder`);
   }
-  const tokenizerConfig = await fetchFile('tokenizer_config.json', { optional: true });
-  const weights = await fetchFile('model.safetensors', { optional: true });
+  const tokenizerConfig = await fetchFile(HF_FILES.TOKENIZER_CONFIG_JSON, { optional: true });
+  const weights = await fetchFile(HF_FILES.SAFETENSORS, { optional: true });
   if (!weights) {
     throw new RerankerError(ErrorCode.FETCH,
-      `${folder}model.safetensors was not found (404); a pytorch_model.bin cannot be read in the browser: convert it with \`crossrank convert\``);
+      `${folder}${HF_FILES.SAFETENSORS} was not found (404); a ${HF_FILES.PYTORCH_BIN} cannot be read in the browser: convert it with \`crossrank convert\``);
   }
   // A page where JSON was expected (a login wall, a 200 "not found" page) is named as such.
   for (const file of [config, tokenizerJson, vocabTxt, tokenizerConfig]) {
