@@ -47,6 +47,9 @@ pub(crate) mod linear;
 compile_error!("the wasm32 build needs SIMD128: build with RUSTFLAGS=\"-C target-feature=+simd128\" (see .cargo/config.toml)");
 
 pub use error::{Error, Result};
+/// Which int8 kernel quantised weights multiply on here (`Int8Kernel::detect().name()`: "avx2",
+/// "scalar", "simd128" or "relaxed-simd"), as the CLI's `info` and `bench` and wasm's `info` say.
+pub use int8::Kernel as Int8Kernel;
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
 pub use options::{OptionValues, RerankOptions, DEFAULT_BATCH_SIZE};

@@ -15,9 +15,10 @@
 //! - the layouts a weight is kept in: row-major as read ([`row_major`]), interleaved for relaxed
 //!   SIMD ([`interleaved`]), column pairs for AVX2 ([`paired`]);
 //! - [`kernels`]: one file per instruction set, each tested against its scalar definition;
-//! - [`attention`]: attention's two products on the same kernels.
+//! - [`attention`]: attention's two products on the same kernels;
+//! - [`Kernel`]: which kernel runs, chosen once by [`Kernel::detect`] and reported by its name.
 //!
-//! [`Int8Weight`] is whichever layout this build and CPU use.
+//! [`Int8Weight`] is whichever layout the detected kernel multiplies.
 
 use candle_core::quantized::QTensor;
 
@@ -26,6 +27,7 @@ use crate::error::Result;
 pub mod attention;
 pub mod blocks;
 mod interleaved;
+mod kernel;
 mod kernels;
 #[cfg(target_arch = "x86_64")]
 mod paired;
@@ -33,24 +35,12 @@ mod quantize;
 mod row_major;
 pub use blocks::{check_block_scales, BLOCK};
 pub use interleaved::InterleavedMatrix;
+pub use kernel::Kernel;
 #[cfg(target_arch = "x86_64")]
 pub use paired::PairedMatrix;
 pub(crate) use quantize::largest_magnitude;
 pub use quantize::{DigitRows, QuantizedRows};
 pub use row_major::Int8Matrix;
-
-/// Whether this is the relaxed-SIMD build (where the int8 path is fastest).
-pub const RELAXED: bool = cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"));
-
-/// The int8 kernel this build runs, as the wasm module's `info()` reports it.
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub const KERNEL: &str = if RELAXED {
-    "relaxed-simd"
-} else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
-    "simd128"
-} else {
-    "portable"
-};
 
 /// Activations quantised for one of [`Int8Weight`]'s forms.
 pub enum Activations {
@@ -69,9 +59,9 @@ impl Activations {
     }
 }
 
-/// A quantised linear weight as this build multiplies it: interleaved for the relaxed dot in a
-/// relaxed-SIMD module, in column pairs with row scales on x86-64 CPUs with AVX2, row-major
-/// everywhere else. Only one form is kept in memory.
+/// A quantised linear weight in the layout of the kernel [`Kernel::detect`] picks: interleaved
+/// for relaxed SIMD, in column pairs with row scales for AVX2, row-major for SIMD128 and the
+/// scalar definitions. Only one form is kept in memory.
 pub enum Int8Weight {
     RowMajor(Int8Matrix),
     Interleaved(InterleavedMatrix),
@@ -82,16 +72,11 @@ pub enum Int8Weight {
 impl Int8Weight {
     /// See [`Int8Matrix::from_qtensor`]: `None` for types the int8 path does not take.
     pub fn from_qtensor(file: &str, name: &str, tensor: &QTensor) -> Result<Option<Self>> {
-        Ok(Int8Matrix::from_qtensor(file, name, tensor)?.map(|matrix| {
+        Ok(Int8Matrix::from_qtensor(file, name, tensor)?.map(|matrix| match Kernel::detect() {
             #[cfg(target_arch = "x86_64")]
-            if crate::cpu::avx2_fma() {
-                return Self::Paired(PairedMatrix::new(&matrix));
-            }
-            if RELAXED {
-                Self::Interleaved(InterleavedMatrix::new(&matrix))
-            } else {
-                Self::RowMajor(matrix)
-            }
+            Kernel::Avx2 => Self::Paired(PairedMatrix::new(&matrix)),
+            Kernel::RelaxedSimd => Self::Interleaved(InterleavedMatrix::new(&matrix)),
+            _ => Self::RowMajor(matrix),
         }))
     }
 
@@ -125,7 +110,7 @@ impl Int8Weight {
         let mut out = match (self, x) {
             (Self::RowMajor(matrix), Activations::Rows(x)) => matrix.matmul(x),
             (Self::Interleaved(matrix), Activations::Digits(x)) => matrix.matmul(x),
-            // Every layer of a build has the same form (RELAXED decides it).
+            // Every layer has the same form (Kernel::detect decides it).
             _ => unreachable!("activations quantised for another int8 layout"),
         };
         for row in out.chunks_exact_mut(bias.len().max(1)) {

@@ -19,7 +19,7 @@
 //! in its own lane: no horizontal sums. The kernels are in [`super::kernels`].
 
 use super::quantize::{largest_magnitude, round_clamped};
-use super::{kernels, Int8Matrix, QuantizedRows, BLOCK};
+use super::{kernels, Int8Matrix, Kernel, QuantizedRows, BLOCK};
 
 /// Outputs per group: one per i32 lane of a 256-bit vector.
 pub(in crate::int8) const GROUP: usize = 8;
@@ -116,8 +116,8 @@ impl PairedMatrix {
         if out.is_empty() {
             return;
         }
-        if crate::cpu::avx2_fma() {
-            // SAFETY: the CPU has AVX2 (checked just above).
+        if Kernel::detect() == Kernel::Avx2 {
+            // SAFETY: the CPU has AVX2 (that is what detect() checks).
             unsafe { kernels::avx2::paired(self, x, first, bias, out) }
         } else {
             kernels::scalar::paired(self, x, first, bias, out);
