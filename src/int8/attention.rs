@@ -35,21 +35,25 @@ pub fn available() -> bool {
 /// probabilities times `row_scales` when those are given (they lie in [0, 1]: no search for the
 /// largest).
 fn product(kernel: Kernel, weight: &[f32], outputs: usize, cols: usize, x: &[f32], row_scales: Option<&[f32]>) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2 {
-        use super::PairedMatrix;
-        let weight = PairedMatrix::from_rows(weight, outputs, cols);
-        return weight.matmul_here(&match row_scales {
-            Some(scales) => PairedMatrix::quantize_unit_range(x, cols, scales),
-            None => PairedMatrix::quantize(x, cols),
-        });
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            use super::PairedMatrix;
+            let weight = PairedMatrix::from_rows(weight, outputs, cols);
+            weight.matmul_here(&match row_scales {
+                Some(scales) => PairedMatrix::quantize_unit_range(x, cols, scales),
+                None => PairedMatrix::quantize(x, cols),
+            })
+        }
+        // Relaxed SIMD's layout (natively, in the tests, on its scalar definition).
+        _ => {
+            let weight = InterleavedMatrix::new(&Int8Matrix::quantize(weight, outputs, cols));
+            weight.matmul(&match row_scales {
+                Some(scales) => DigitRows::in_unit_range(x, cols, scales),
+                None => DigitRows::new(x, cols),
+            })
+        }
     }
-    // Relaxed SIMD's layout (natively, in the tests, on its scalar definition).
-    let weight = InterleavedMatrix::new(&Int8Matrix::quantize(weight, outputs, cols));
-    weight.matmul(&match row_scales {
-        Some(scales) => DigitRows::in_unit_range(x, cols, scales),
-        None => DigitRows::new(x, cols),
-    })
 }
 
 /// `softmax(Q Kᵀ + mask) V` for `query` `(batch, heads, rows, head)`, `key` and `value`

@@ -51,12 +51,11 @@ impl Kernel {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
     #[test]
-    #[cfg(target_arch = "x86_64")]
     fn natively_avx2_where_the_cpu_has_it_else_scalar() {
         let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
         let turned_off = std::env::var("CROSSRANK_CPU").is_ok_and(|value| value == "baseline");

@@ -131,6 +131,28 @@ pub(crate) mod tests {
         QTensor::quantize(&Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap(), dtype).unwrap()
     }
 
+    /// Asserts that a SIMD `kernel` gives its scalar `definition`'s results bit for bit, for a
+    /// weight of each (type, rows, cols) in the `layout` and `m` rows of activations quantised by
+    /// `quantize`. Shapes should cover whole tiles and the rows and outputs past them.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub fn assert_equals_definition<W, X>(
+        shapes: &[(GgmlDType, usize, usize, usize)],
+        layout: impl Fn(super::Int8Matrix) -> W,
+        quantize: impl Fn(&[f32], usize) -> X,
+        kernel: fn(&W, &X, &mut [f32]),
+        definition: fn(&W, &X, &mut [f32]),
+    ) {
+        for &(dtype, rows, cols, m) in shapes {
+            let weight = layout(super::Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap());
+            let x: Vec<f32> = (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0).collect();
+            let x = quantize(&x, cols);
+            let (mut got, mut expected) = (vec![0f32; m * rows], vec![0f32; m * rows]);
+            kernel(&weight, &x, &mut got);
+            definition(&weight, &x, &mut expected);
+            assert_eq!(got, expected, "{dtype:?} {rows}×{cols}, {m} rows");
+        }
+    }
+
     /// `(m, cols)` activations, every 13th eight times larger.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub fn activations(m: usize, cols: usize) -> Vec<f32> {

@@ -95,22 +95,13 @@ unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitR
 #[cfg(test)]
 mod tests {
     use crate::int8::kernels::scalar;
-    use crate::int8::tests::quantized;
-    use crate::int8::{DigitRows, Int8Matrix, InterleavedMatrix};
-    use candle_core::quantized::GgmlDType;
+    use crate::int8::{tests::assert_equals_definition, DigitRows, InterleavedMatrix};
+    use candle_core::quantized::GgmlDType::{Q4_0, Q8_0};
 
     #[test]
     fn relaxed_simd_kernel_equals_its_definition() {
         // Rows not a multiple of 4 (padding lanes), groups and rows past the 2×2 tile.
-        for (dtype, rows, cols, m) in [(GgmlDType::Q8_0, 9, 96, 5), (GgmlDType::Q4_0, 4, 64, 2), (GgmlDType::Q8_0, 1, 32, 3)] {
-            let matrix = Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap();
-            let matrix = InterleavedMatrix::new(&matrix);
-            let x: Vec<f32> = (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0).collect();
-            let x = DigitRows::new(&x, cols);
-            let (mut got, mut expected) = (vec![0f32; m * rows], vec![0f32; m * rows]);
-            super::interleaved(&matrix, &x, &mut got);
-            scalar::interleaved(&matrix, &x, &mut expected);
-            assert_eq!(got, expected, "{dtype:?} {rows}×{cols}, {m} rows");
-        }
+        let shapes = [(Q8_0, 9, 96, 5), (Q4_0, 4, 64, 2), (Q8_0, 1, 32, 3)];
+        assert_equals_definition(&shapes, |matrix| InterleavedMatrix::new(&matrix), DigitRows::new, super::interleaved, scalar::interleaved);
     }
 }

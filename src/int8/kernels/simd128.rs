@@ -103,21 +103,13 @@ unsafe fn tile(x: *const i16, w: *const i8, scales: &[f32], k: usize, blocks: us
 #[cfg(test)]
 mod tests {
     use crate::int8::kernels::scalar;
-    use crate::int8::tests::quantized;
-    use crate::int8::{Int8Matrix, QuantizedRows};
-    use candle_core::quantized::GgmlDType;
+    use crate::int8::{tests::assert_equals_definition, QuantizedRows};
+    use candle_core::quantized::GgmlDType::{Q4_0, Q8_0};
 
     #[test]
     fn simd128_kernel_equals_its_definition() {
         // Full 4×2 tiles, and rows and outputs past them.
-        for (dtype, rows, cols, m) in [(GgmlDType::Q8_0, 5, 96, 7), (GgmlDType::Q4_0, 4, 64, 8), (GgmlDType::Q8_0, 1, 32, 3)] {
-            let matrix = Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap();
-            let x: Vec<f32> = (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0).collect();
-            let x = QuantizedRows::new(&x, cols);
-            let (mut got, mut expected) = (vec![0f32; m * rows], vec![0f32; m * rows]);
-            super::row_major(&matrix, &x, &mut got);
-            scalar::row_major(&matrix, &x, &mut expected);
-            assert_eq!(got, expected, "{dtype:?} {rows}×{cols}, {m} rows");
-        }
+        let shapes = [(Q8_0, 5, 96, 7), (Q4_0, 4, 64, 8), (Q8_0, 1, 32, 3)];
+        assert_equals_definition(&shapes, |matrix| matrix, QuantizedRows::new, super::row_major, scalar::row_major);
     }
 }
