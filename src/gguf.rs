@@ -498,15 +498,16 @@ fn preflight(file: &str, bytes: &[u8]) -> Result<()> {
 /// Bytes a tensor of GGML type `kind` with `count` elements takes, for the types crossrank writes
 /// and reads (others: unknown, and not checked for overlap).
 fn ggml_bytes(kind: u32, count: u64) -> Option<u64> {
+    use crate::int8::blocks::{BLOCK, Q4_0_BYTES, Q8_0_BYTES};
     let (block, bytes) = match kind {
-        0 => (1, 4),   // F32
-        1 => (1, 2),   // F16
-        30 => (1, 2),  // BF16
-        2 => (32, 18), // Q4_0
-        3 => (32, 20), // Q4_1
-        8 => (32, 34), // Q8_0
+        0 => (1, 4),                   // F32
+        1 => (1, 2),                   // F16
+        30 => (1, 2),                  // BF16
+        2 => (BLOCK, Q4_0_BYTES),      // Q4_0
+        3 => (BLOCK, Q4_0_BYTES + 2),  // Q4_1: Q4_0's and an f16 minimum
+        8 => (BLOCK, Q8_0_BYTES),      // Q8_0
         _ => return None,
     };
-    Some(count.div_ceil(block) * bytes)
+    Some(count.div_ceil(block as u64) * bytes as u64)
 }
 

@@ -174,7 +174,8 @@ struct Info {
     /// The architecture: "bert", "electra" or "xlm-roberta".
     model_type: &'static str,
     precision: String,
-    /// Which build of the module runs: "relaxed-simd" (the int8 path on the relaxed dot) or
+    /// Which build of the module runs, as the int8 kernel it multiplies with
+    /// (`Kernel::detect().name()`): "relaxed-simd" (the int8 path on the relaxed dot) or
     /// "simd128" (the fallback for browsers without relaxed SIMD).
     simd: &'static str,
     max_positions: usize,
@@ -278,7 +279,7 @@ impl WasmReranker {
         let info = Info {
             model_type: config.family().name(),
             precision: self.precision.clone(),
-            simd: crate::int8::KERNEL,
+            simd: crate::int8::Kernel::detect().name(),
             max_positions: config.max_positions(),
             default_max_length: self.reranker.default_max_length(),
             num_layers: config.num_hidden_layers,

@@ -26,10 +26,10 @@ impl StoredTensor {
     }
 }
 
-/// How a linear layer with quantised weights multiplies. Natively the default is `Int8` on x86-64
-/// CPUs with AVX2 (its kernel, [`crate::int8`]'s `PairedMatrix`, measured faster than candle's f32
-/// GEMM) and `Dequantize` elsewhere (candle's multi-threaded f32 GEMM beats the portable int8
-/// loops) and on GPUs; the wasm build defaults to `Int8` (src/wasm.rs), whose SIMD128 kernels
+/// How a linear layer with quantised weights multiplies. Natively the default is `Int8` where
+/// [`crate::int8::Kernel::detect`] finds AVX2 (its kernel, on `PairedMatrix`, measured faster than
+/// candle's f32 GEMM) and `Dequantize` elsewhere (candle's multi-threaded f32 GEMM beats the scalar
+/// int8 loops) and on GPUs; the wasm build defaults to `Int8` (src/wasm.rs), whose SIMD128 kernels
 /// are faster there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QuantizedMatmul {
@@ -50,8 +50,7 @@ pub enum QuantizedMatmul {
 impl QuantizedMatmul {
     /// The default for models loaded onto `device` (see the type's comment).
     pub fn for_device(device: &Device) -> Self {
-        // avx2_fma() is false off x86-64.
-        if matches!(device, Device::Cpu) && crate::cpu::avx2_fma() {
+        if matches!(device, Device::Cpu) && crate::int8::Kernel::detect() == crate::int8::Kernel::Avx2 {
             Self::Int8
         } else {
             Self::default()

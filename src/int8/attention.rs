@@ -16,7 +16,7 @@
 
 use candle_core::Tensor;
 
-use super::{DigitRows, Int8Matrix, InterleavedMatrix, BLOCK};
+use super::{DigitRows, Int8Matrix, InterleavedMatrix, Kernel, BLOCK};
 use crate::activations::{exp_row, with_values, AttentionMask};
 use crate::error::{Error, Result};
 
@@ -27,48 +27,31 @@ pub fn supports(head_size: usize) -> bool {
 
 /// Whether this build and CPU have an int8 kernel that attention runs faster on than f32.
 pub fn available() -> bool {
-    kernel().is_some()
+    Kernel::detect().runs_attention()
 }
 
-/// The kernel attention uses here: its forms of the weight (keys, or values transposed) and of
-/// the activations (queries, or probabilities).
-#[derive(Clone, Copy)]
-enum Kernel {
-    Relaxed,
-    #[cfg(target_arch = "x86_64")]
-    Paired,
-}
-
-fn kernel() -> Option<Kernel> {
-    #[cfg(target_arch = "x86_64")]
-    if crate::cpu::avx2_fma() {
-        return Some(Kernel::Paired);
-    }
-    super::RELAXED.then_some(Kernel::Relaxed)
-}
-
-impl Kernel {
-    /// `x Wᵀ` for the f32 `weight` `(outputs, cols)`: `scores` when the weight is the keys
-    /// (queries as `x`), the context when it is the values transposed. `x` holds probabilities
-    /// times `row_scales` when those are given (they lie in [0, 1]: no search for the largest).
-    fn product(self, weight: &[f32], outputs: usize, cols: usize, x: &[f32], row_scales: Option<&[f32]>) -> Vec<f32> {
-        match self {
-            Self::Relaxed => {
-                let weight = InterleavedMatrix::new(&Int8Matrix::quantize(weight, outputs, cols));
-                weight.matmul(&match row_scales {
-                    Some(scales) => DigitRows::in_unit_range(x, cols, scales),
-                    None => DigitRows::new(x, cols),
-                })
-            }
-            #[cfg(target_arch = "x86_64")]
-            Self::Paired => {
-                use super::PairedMatrix;
-                let weight = PairedMatrix::from_rows(weight, outputs, cols);
-                weight.matmul_here(&match row_scales {
-                    Some(scales) => PairedMatrix::quantize_unit_range(x, cols, scales),
-                    None => PairedMatrix::quantize(x, cols),
-                })
-            }
+/// `x Wᵀ` for the f32 `weight` `(outputs, cols)` in `kernel`'s layout: `scores` when the weight
+/// is the keys (queries as `x`), the context when it is the values transposed. `x` holds
+/// probabilities times `row_scales` when those are given (they lie in [0, 1]: no search for the
+/// largest).
+fn product(kernel: Kernel, weight: &[f32], outputs: usize, cols: usize, x: &[f32], row_scales: Option<&[f32]>) -> Vec<f32> {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            use super::PairedMatrix;
+            let weight = PairedMatrix::from_rows(weight, outputs, cols);
+            weight.matmul_here(&match row_scales {
+                Some(scales) => PairedMatrix::quantize_unit_range(x, cols, scales),
+                None => PairedMatrix::quantize(x, cols),
+            })
+        }
+        // Relaxed SIMD's layout (natively, in the tests, on its scalar definition).
+        _ => {
+            let weight = InterleavedMatrix::new(&Int8Matrix::quantize(weight, outputs, cols));
+            weight.matmul(&match row_scales {
+                Some(scales) => DigitRows::in_unit_range(x, cols, scales),
+                None => DigitRows::new(x, cols),
+            })
         }
     }
 }
@@ -80,9 +63,10 @@ pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&T
     if !supports(head) {
         return Err(Error::Compute(format!("int8 attention needs a head size that is a multiple of {BLOCK}, got {head}")));
     }
-    let Some(kernel) = kernel() else {
+    let kernel = Kernel::detect();
+    if !kernel.runs_attention() {
         return Err(Error::Compute("int8 attention needs the relaxed-SIMD build or an x86-64 CPU with AVX2".into()));
-    };
+    }
     attend_with(kernel, query, key, value, mask_bias)
 }
 
@@ -107,7 +91,7 @@ fn attend_with(kernel: Kernel, query: &Tensor, key: &Tensor, value: &Tensor, mas
                     let k = &key[at * seq * head..(at + 1) * seq * head];
                     let v = &value[at * seq * head..(at + 1) * seq * head];
                     // Scores: the keys are the weight (one output per key), the queries the activations.
-                    let scores = kernel.product(k, seq, head, q, None);
+                    let scores = product(kernel, k, seq, head, q, None);
                     let mut probabilities = vec![0f32; rows * padded];
                     let mut row_scales = vec![0f32; rows];
                     softmax_rows(&scores, &mask, pair, seq, &mut probabilities, &mut row_scales);
@@ -116,7 +100,7 @@ fn attend_with(kernel: Kernel, query: &Tensor, key: &Tensor, value: &Tensor, mas
                     }
                     let mut transposed = vec![0f32; head * padded];
                     transpose(v, head, padded, &mut transposed);
-                    context.copy_from_slice(&kernel.product(&transposed, head, padded, &probabilities, Some(&row_scales)));
+                    context.copy_from_slice(&product(kernel, &transposed, head, padded, &probabilities, Some(&row_scales)));
                 });
             })
         })
@@ -170,12 +154,11 @@ mod tests {
         let scores = q.matmul(&k.t().unwrap()).unwrap().broadcast_add(&mask).unwrap();
         let exact = candle_nn::ops::softmax_last_dim(&scores).unwrap().matmul(&v).unwrap();
         let exact = exact.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        // Every kernel this CPU can run (the relaxed one's portable definition always).
-        let mut kernels = vec![(Kernel::Relaxed, 5e-3)];
-        #[cfg(target_arch = "x86_64")]
-        if crate::cpu::avx2_fma() {
+        // Every kernel this CPU can run (the relaxed one's scalar definition always).
+        let mut kernels = vec![(Kernel::RelaxedSimd, 5e-3)];
+        if Kernel::detect() == Kernel::Avx2 {
             // 12-bit keys and values: finer than the relaxed kernel's 8 bits per block.
-            kernels.push((Kernel::Paired, 1e-3));
+            kernels.push((Kernel::Avx2, 1e-3));
         }
         for (kernel, bound) in kernels {
             let got = attend_with(kernel, &q, &k, &v, Some(&mask)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();

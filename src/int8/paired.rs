@@ -1,4 +1,4 @@
-//! The native int8 path on x86-64 CPUs with AVX2: 16-bit integer products with `vpmaddwd`
+//! The paired layout, for the AVX2 kernel (x86-64): 16-bit integer products with `vpmaddwd`
 //! (`_mm256_madd_epi16`: 16 multiply-adds per instruction, twice an 8-wide f32 FMA's), weights in
 //! column pairs of eight outputs.
 //!
@@ -16,34 +16,35 @@
 //! Layout: output `n` belongs to group `n / 8`; step `p` of a group is 16 `i16`: for each of its
 //! eight outputs, the weights of columns `2p` and `2p + 1`. `vpmaddwd` of that vector with
 //! the activations `2p, 2p + 1` broadcast to every lane gives each output's two products, summed,
-//! in its own lane: no horizontal sums.
+//! in its own lane: no horizontal sums. The kernels are in [`super::kernels`].
 
-use super::{round_clamped, Int8Matrix, QuantizedRows, BLOCK};
+use super::quantize::{largest_magnitude, round_clamped};
+use super::{kernels, Int8Matrix, Kernel, QuantizedRows, BLOCK};
 
 /// Outputs per group: one per i32 lane of a 256-bit vector.
-const GROUP: usize = 8;
+pub(in crate::int8) const GROUP: usize = 8;
 /// Weights are rounded per row to ±this (12 bits).
 pub const WEIGHT_LIMIT: i32 = 2047;
 /// Activations are rounded per row to ±this (14 bits).
 pub const ACTIVATION_LIMIT: i32 = 8191;
 /// Columns summed in i32 before the sum moves to f32: FLUSH × 8191 × 2047 < 2³¹.
-const FLUSH: usize = 128;
+pub(in crate::int8) const FLUSH: usize = 128;
 const _: () = assert!(FLUSH as i64 * ACTIVATION_LIMIT as i64 * WEIGHT_LIMIT as i64 <= i32::MAX as i64);
 /// Rows of activations per tile, and groups of outputs per tile (4 × 16 outputs).
-const TILE_ROWS: usize = 4;
-const TILE_GROUPS: usize = 2;
+pub(in crate::int8) const TILE_ROWS: usize = 4;
+pub(in crate::int8) const TILE_GROUPS: usize = 2;
 /// Rows one weight panel is reused for while it sits in cache (their activations stay in L2).
-const ROWS_PER_BLOCK: usize = 64;
+pub(in crate::int8) const ROWS_PER_BLOCK: usize = 64;
 
 /// A quantised `(rows, cols)` weight as 12-bit integers with one scale per row, in pairs of
 /// columns (rows padded with zeros to a multiple of 16).
 pub struct PairedMatrix {
-    rows: usize,
-    cols: usize,
+    pub(in crate::int8) rows: usize,
+    pub(in crate::int8) cols: usize,
     /// `groups × cols / 2 × 16`, see the module's comment.
-    values: Vec<i16>,
+    pub(in crate::int8) values: Vec<i16>,
     /// Per output row (padding included: 0): weight `[n][k] ≈ integer × scales[n]`.
-    scales: Vec<f32>,
+    pub(in crate::int8) scales: Vec<f32>,
 }
 
 impl PairedMatrix {
@@ -82,13 +83,7 @@ impl PairedMatrix {
     /// probabilities before their division by the row's sum), as [`PairedMatrix::quantize`] would
     /// round them with a largest value of 1.
     pub fn quantize_unit_range(x: &[f32], cols: usize, row_scales: &[f32]) -> QuantizedRows {
-        let mut rows = QuantizedRows::with_limit(&[], cols, ACTIVATION_LIMIT);
-        rows.values = vec![0i16; x.len()];
-        round_unit_range(x, &mut rows.values);
-        // A non-finite scale (a fully masked row) would make NaN of every product: zero instead.
-        rows.scales = row_scales.iter().map(|s| if s.is_finite() { s / ACTIVATION_LIMIT as f32 } else { 0.0 }).collect();
-        assert_eq!(rows.values.len(), rows.scales.len() * cols, "one scale per row");
-        rows
+        QuantizedRows::in_unit_range(x, cols, row_scales, ACTIVATION_LIMIT)
     }
 
     /// `x Wᵀ + bias` for `x` `(m, cols)` (`bias` empty, or one per output): `(m, rows)`
@@ -121,35 +116,11 @@ impl PairedMatrix {
         if out.is_empty() {
             return;
         }
-        if crate::cpu::avx2_fma() {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            unsafe { avx2::rows(self, x, first, bias, out) }
+        if Kernel::detect() == Kernel::Avx2 {
+            // SAFETY: the CPU has AVX2 (that is what detect() checks).
+            unsafe { kernels::avx2::paired(self, x, first, bias, out) }
         } else {
-            self.rows_scalar(x, first, bias, out);
-        }
-    }
-
-    /// The definition the AVX2 kernel is tested against, with the same sums in the same order:
-    /// i32 over each [`FLUSH`] columns, those in f32, then the two scales.
-    fn rows_scalar(&self, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
-        let k = self.cols;
-        for (i, out_row) in out.chunks_exact_mut(self.rows).enumerate() {
-            let m = first + i;
-            let xq = &x.values[m * k..(m + 1) * k];
-            for (n, y) in out_row.iter_mut().enumerate() {
-                let weights = &self.values[(n / GROUP) * GROUP * k..];
-                let lane = n % GROUP;
-                let mut total = 0f32;
-                for start in (0..k).step_by(FLUSH) {
-                    let mut sum = 0i32;
-                    for p in start / 2..(start + FLUSH).min(k) / 2 {
-                        let w = &weights[p * 2 * GROUP + lane * 2..];
-                        sum += xq[2 * p] as i32 * w[0] as i32 + xq[2 * p + 1] as i32 * w[1] as i32;
-                    }
-                    total += sum as f32;
-                }
-                *y = total * x.scales[m] * self.scales[n] + bias.get(n).unwrap_or(&0.0);
-            }
+            kernels::scalar::paired(self, x, first, bias, out);
         }
     }
 }
@@ -158,7 +129,7 @@ crate::cpu::multiversioned! {
     /// Rounds each row of `weights` to ±WEIGHT_LIMIT times its scale, into the paired layout.
     fn pack_rows(weights: &[f32], cols: usize, values: &mut [i16], scales: &mut [f32]) {
         for (n, row) in weights.chunks_exact(cols.max(1)).enumerate() {
-            let largest = super::interleaved::largest_magnitude(row);
+            let largest = largest_magnitude(row);
             if largest == 0.0 || !largest.is_finite() {
                 continue; // stays zero, scale 0
             }
@@ -176,122 +147,12 @@ crate::cpu::multiversioned! {
     }
 }
 
-crate::cpu::multiversioned! {
-    fn round_unit_range(x: &[f32], values: &mut [i16]) {
-        for (q, v) in values.iter_mut().zip(x) {
-            *q = round_clamped(v * ACTIVATION_LIMIT as f32, ACTIVATION_LIMIT as f32) as i16;
-        }
-    }
-}
-
-mod avx2 {
-    use core::arch::x86_64::*;
-
-    use super::{PairedMatrix, QuantizedRows, FLUSH, GROUP, ROWS_PER_BLOCK, TILE_GROUPS, TILE_ROWS};
-
-    /// Rows `first ..` of the output (as many as `out` holds): per block of 64 rows, one panel of 16
-    /// outputs at a time over all of them, so that the panel's weights stay in cache.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn rows(w: &PairedMatrix, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
-        let count = out.len() / w.rows;
-        let panels = w.scales.len() / (GROUP * TILE_GROUPS);
-        for block in (0..count).step_by(ROWS_PER_BLOCK) {
-            let end = (block + ROWS_PER_BLOCK).min(count);
-            for panel in 0..panels {
-                let mut i = block;
-                while i < end {
-                    let rows = TILE_ROWS.min(end - i);
-                    // SAFETY (all four): rows first+i .. first+i+rows exist in x, the panel's groups in w.
-                    match rows {
-                        4 => tile::<4>(w, x, first, i, panel, bias, out),
-                        3 => tile::<3>(w, x, first, i, panel, bias, out),
-                        2 => tile::<2>(w, x, first, i, panel, bias, out),
-                        _ => tile::<1>(w, x, first, i, panel, bias, out),
-                    }
-                    i += rows;
-                }
-            }
-        }
-    }
-
-    /// `R` rows from `first + i` against the 16 outputs of `panel`, written to `out` rows `i ..`.
-    #[target_feature(enable = "avx2")]
-    unsafe fn tile<const R: usize>(w: &PairedMatrix, x: &QuantizedRows, first: usize, i: usize, panel: usize, bias: &[f32], out: &mut [f32]) {
-        let k = w.cols;
-        let xs = x.values.as_ptr().add((first + i) * k);
-        let w0 = w.values.as_ptr().add(panel * TILE_GROUPS * GROUP * k);
-        let w1 = w0.add(GROUP * k);
-        let mut totals = [[_mm256_setzero_ps(); TILE_GROUPS]; R];
-        let mut start = 0;
-        while start < k {
-            let end = (start + FLUSH).min(k);
-            let mut sums = [[_mm256_setzero_si256(); TILE_GROUPS]; R];
-            for p in start / 2..end / 2 {
-                let a = _mm256_loadu_si256(w0.add(p * 2 * GROUP) as *const __m256i);
-                let b = _mm256_loadu_si256(w1.add(p * 2 * GROUP) as *const __m256i);
-                for r in 0..R {
-                    let pair = _mm256_set1_epi32((xs.add(r * k + 2 * p) as *const i32).read_unaligned());
-                    sums[r][0] = _mm256_add_epi32(sums[r][0], _mm256_madd_epi16(pair, a));
-                    sums[r][1] = _mm256_add_epi32(sums[r][1], _mm256_madd_epi16(pair, b));
-                }
-            }
-            for r in 0..R {
-                for g in 0..TILE_GROUPS {
-                    totals[r][g] = _mm256_add_ps(totals[r][g], _mm256_cvtepi32_ps(sums[r][g]));
-                }
-            }
-            start = end;
-        }
-        let n0 = panel * TILE_GROUPS * GROUP;
-        let outputs = (w.rows - n0.min(w.rows)).min(TILE_GROUPS * GROUP);
-        for r in 0..R {
-            let mut values = [0f32; TILE_GROUPS * GROUP];
-            for g in 0..TILE_GROUPS {
-                let scales = _mm256_loadu_ps(w.scales.as_ptr().add(n0 + g * GROUP));
-                let y = _mm256_mul_ps(_mm256_mul_ps(totals[r][g], _mm256_set1_ps(x.scales[first + i + r])), scales);
-                _mm256_storeu_ps(values.as_mut_ptr().add(g * GROUP), y);
-            }
-            let out = &mut out[(i + r) * w.rows + n0..][..outputs];
-            match bias.get(n0..n0 + outputs) {
-                Some(bias) => out.iter_mut().zip(&values).zip(bias).for_each(|((y, v), b)| *y = v + b),
-                None => out.copy_from_slice(&values[..outputs]),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::int8::tests::{activations, quantized};
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
-
-    fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> QTensor {
-        let values: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 5) as f32)).collect();
-        QTensor::quantize(&Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap(), dtype).unwrap()
-    }
-
-    fn activations(m: usize, cols: usize) -> Vec<f32> {
-        (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0 * if i % 13 == 0 { 8.0 } else { 1.0 }).collect()
-    }
-
-    #[test]
-    fn avx2_kernel_equals_its_definition() {
-        if !crate::cpu::avx2_fma() {
-            return; // nothing to compare on this CPU; the definition is tested below
-        }
-        // Rows past one task and not a multiple of the tile, outputs not a multiple of 16,
-        // columns past one flush and not a multiple of it.
-        for (rows, cols, m) in [(40, 352, 70), (3, 32, 1), (16, 128, 4)] {
-            let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &quantized(GgmlDType::Q8_0, rows, cols)).unwrap().unwrap());
-            let x = PairedMatrix::quantize(&activations(m, cols), cols);
-            let bias: Vec<f32> = (0..rows).map(|n| n as f32 / 3.0 - 2.0).collect();
-            let got = matrix.matmul(&x, &bias);
-            let mut expected = vec![0f32; m * rows];
-            matrix.rows_scalar(&x, 0, &bias, &mut expected);
-            assert_eq!(got, expected, "{rows}×{cols}, {m} rows");
-        }
-    }
 
     #[test]
     fn within_the_rounding_of_row_scales() {

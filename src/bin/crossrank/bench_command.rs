@@ -33,6 +33,7 @@ struct Workload {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
+    println!("int8 kernel: {}\n", crossrank::Int8Kernel::detect().name());
     println!("| model | workload | pairs | median ms | min ms | max ms | ms/pair |\n|---|---|---|---|---|---|---|");
     let device = args.device.open()?; // once: a CUDA device is a context, not a name
     for model_path in &args.model {

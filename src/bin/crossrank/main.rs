@@ -317,6 +317,8 @@ fn info(path: &Path) -> Result<()> {
         "source": model.source(),
         "default_max_length": model.max_length()?.unwrap_or(config["max_position_embeddings"].as_u64().unwrap_or(0) as usize),
         "tensors": model.weights.names().count(),
+        // The kernel a quantised model's `int8` matmul runs on here (the default on AVX2 CPUs).
+        "int8_kernel": crossrank::Int8Kernel::detect().name(),
         "tensor_dtypes": dtypes,
         "config": {
             "model_type": config.get("model_type").cloned().unwrap_or_else(|| "bert".into()),

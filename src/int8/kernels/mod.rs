@@ -1,0 +1,21 @@
+//! The int8 kernels, one file per instruction set, each tested bit for bit against its
+//! definition in [`scalar`] (which also runs where no SIMD kernel does). Which one runs is
+//! [`super::Kernel::detect`]'s choice; each layout's `matmul` calls it.
+//!
+//! | kernel | layout | file |
+//! |---|---|---|
+//! | scalar | any (the definitions) | `scalar.rs` |
+//! | SIMD128 (wasm) | row-major ([`super::Int8Matrix`]) | `simd128.rs` |
+//! | relaxed SIMD (wasm) | interleaved ([`super::InterleavedMatrix`]) | `relaxed_simd.rs` |
+//! | AVX2 (x86-64) | paired ([`super::PairedMatrix`]) | `avx2.rs` |
+
+pub(super) mod scalar;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(super) mod simd128;
+
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+pub(super) mod relaxed_simd;
+
+#[cfg(target_arch = "x86_64")]
+pub(super) mod avx2;
