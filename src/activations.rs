@@ -127,7 +127,8 @@ pub(crate) fn with_values<T>(x: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<
 /// and Q8 quantisers round them to finite integers, tanh saturates them, and LayerNorm's f32
 /// variance overflows into a finite output: any of those gives a finite, wrong score. One
 /// vectorised pass, on the CPU only (a GPU keeps IEEE propagation and the final logit check).
-pub(crate) fn check_activations(x: &Tensor, what: &str, limit: f32) -> Result<()> {
+/// `what` is called only on an error: this runs after every layer, so nothing is formatted there.
+pub(crate) fn check_activations(x: &Tensor, limit: f32, what: impl FnOnce() -> String) -> Result<()> {
     if !matches!(x.device(), Device::Cpu) {
         return Ok(());
     }
@@ -136,7 +137,12 @@ pub(crate) fn check_activations(x: &Tensor, what: &str, limit: f32) -> Result<()
         return Ok(());
     }
     let found = if largest.is_finite() { format!("a value of magnitude {largest:e}, past {limit:e}") } else { "a non-finite value".into() };
-    Err(crate::error::Error::Compute(format!("{what} holds {found}: the model overflows f32 on this input")))
+    Err(overflow(&what(), &found))
+}
+
+/// The one message for activations the model cannot represent: `what` holds `found`.
+pub(crate) fn overflow(what: &str, found: &str) -> crate::error::Error {
+    crate::error::Error::Compute(format!("{what} holds {found}: the model overflows f32 on this input"))
 }
 
 #[inline(always)]

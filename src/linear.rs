@@ -5,7 +5,7 @@
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{Module, Tensor};
 
-use crate::activations::{check_activations, with_values};
+use crate::activations::{check_activations, overflow, with_values};
 use crate::error::{Error, Result};
 use crate::int8::Int8Weight;
 use crate::weights::{check_finite, QuantizedMatmul, StoredTensor, Weights};
@@ -82,7 +82,7 @@ impl Linear {
                 LinearWeight::Float(weight) => x2.matmul(&weight.t()?)?.broadcast_add(&layer.bias)?,
                 LinearWeight::Quantized(matmul) => {
                     // candle rounds the input to 8-bit blocks, where NaN becomes a finite integer.
-                    check_activations(&x2, &format!("the input of `{}`", layer.name), f32::INFINITY)?;
+                    check_activations(&x2, f32::INFINITY, || format!("the input of `{}`", layer.name))?;
                     matmul.forward(&x2)?.broadcast_add(&layer.bias)?
                 }
                 LinearWeight::Int8(matrix, bias) => {
@@ -90,10 +90,7 @@ impl Linear {
                         let activations = with_values(&x2, |values| matrix.quantize(values, in_features))?;
                         // Rounding would make inf and NaN finite: the quantiser marks them instead.
                         if !activations.all_finite() {
-                            return Err(Error::Compute(format!(
-                                "the input of `{}` holds a non-finite value: the model overflows f32 on this input",
-                                layer.name
-                            )));
+                            return Err(overflow(&format!("the input of `{}`", layer.name), "a non-finite value"));
                         }
                         quantized = Some(activations);
                     }
@@ -102,7 +99,7 @@ impl Linear {
                 }
             };
             // Whatever follows (tanh, GELU, LayerNorm, the next quantiser) could hide inf or NaN.
-            check_activations(&y, &format!("the output of `{}`", layer.name), f32::INFINITY)?;
+            check_activations(&y, f32::INFINITY, || format!("the output of `{}`", layer.name))?;
             let mut out_dims = dims.clone();
             out_dims[dims.len() - 1] = y.dim(1)?;
             outputs.push(y.reshape(out_dims)?);

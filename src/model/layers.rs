@@ -40,7 +40,7 @@ impl LayerNorm {
         // silently the bias alone (and inf or NaN would reach the next layer).
         let width = x.dim(candle_core::D::Minus1)?.max(1);
         let limit = (f32::MAX / width as f32).sqrt() / 2.0;
-        crate::activations::check_activations(&x, &format!("the input of `{}`", self.name), limit)?;
+        crate::activations::check_activations(&x, limit, || format!("the input of `{}`", self.name))?;
         Ok(candle_nn::ops::layer_norm(&x, &self.weight, &self.bias, self.eps)?)
     }
 }
