@@ -15,27 +15,34 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })
 }
 
-/// Reads at most `limit` bytes of `path`, the one bounded reader every native loader and the CLI
-/// share: a file (or device, FIFO, stdin-like stream) that holds more is refused by name after
-/// `limit + 1` bytes, never read whole. `what` says what the file is for ("model", "corpus", ...).
+/// The error for a file over its size bound; `what` says what the file is for ("model", "corpus", ...).
+pub fn over_limit(path: &Path, limit: u64, what: &str) -> Error {
+    Error::Io { file: path.display().to_string(), message: format!("larger than the {limit}-byte limit for a {what} file") }
+}
+
+/// Opens `path` to be read within `limit` bytes, the one bounded opener every native reader shares
+/// ([`read_bounded`], eval's line reader): a regular file says its size up front and is refused
+/// before a byte is read; anything else (a device, FIFO, growing file) yields at most `limit + 1`
+/// bytes, so the caller sees that it is over.
+pub fn open_bounded(path: &Path, limit: u64, what: &str) -> Result<std::io::Take<std::fs::File>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
+    if file.metadata().is_ok_and(|meta| meta.is_file() && meta.len() > limit) {
+        return Err(over_limit(path, limit, what));
+    }
+    Ok(file.take(limit.saturating_add(1)))
+}
+
+/// Reads at most `limit` bytes of `path` ([`open_bounded`]): a file that holds more is refused by
+/// name after `limit + 1` bytes, never read whole.
 pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
-    let io = |e: std::io::Error| Error::Io { file: path.display().to_string(), message: e.to_string() };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let too_big = || Error::Io {
-        file: path.display().to_string(),
-        message: format!("larger than the {limit}-byte limit for a {what} file"),
-    };
-    // A regular file says its size up front: refuse it before reading a byte.
-    if let Ok(meta) = file.metadata() {
-        if meta.is_file() && meta.len() > limit {
-            return Err(too_big());
-        }
-    }
     let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    open_bounded(path, limit, what)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Io { file: path.display().to_string(), message: e.to_string() })?;
     if bytes.len() as u64 > limit {
-        return Err(too_big());
+        return Err(over_limit(path, limit, what));
     }
     Ok(bytes)
 }
@@ -63,7 +70,7 @@ fn check_model_file(path: &Path, limit: u64, what: &str) -> Result<u64> {
         return Err(error(format!("not a regular file: a {what} file must be one (a device or FIFO has no size to check)")));
     }
     if meta.len() > limit {
-        return Err(error(format!("larger than the {limit}-byte limit for a {what} file")));
+        return Err(over_limit(path, limit, what));
     }
     Ok(meta.len())
 }

@@ -71,13 +71,7 @@ fn bad_line(path: &Path, number: usize, what: &str) -> Error {
 fn each_line(path: &Path, limit: u64, what: &str, mut each: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
     use std::io::{BufRead, Read};
     let io = |e: std::io::Error| Error::Io { file: path.display().to_string(), message: e.to_string() };
-    let too_big = || Error::Io { file: path.display().to_string(), message: format!("larger than the {limit}-byte limit for a {what} file") };
-    let file = std::fs::File::open(path).map_err(io)?;
-    // A regular file says its size up front: refuse it before reading a byte (as local::read_bounded).
-    if file.metadata().is_ok_and(|meta| meta.is_file() && meta.len() > limit) {
-        return Err(too_big());
-    }
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file.take(limit.saturating_add(1)));
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, crossrank::local::open_bounded(path, limit, what)?);
     let (mut line, mut total) = (Vec::new(), 0u64);
     for number in 1.. {
         line.clear();
@@ -87,7 +81,7 @@ fn each_line(path: &Path, limit: u64, what: &str, mut each: impl FnMut(usize, &s
         }
         total += read as u64;
         if total > limit {
-            return Err(too_big());
+            return Err(crossrank::local::over_limit(path, limit, what));
         }
         if line.last() == Some(&b'\n') {
             line.pop();
