@@ -27,6 +27,7 @@ export type ErrorCodeValue =
   | 'aborted'
   /** The worker died or its WebAssembly trapped; the next call starts a fresh one. */
   | 'worker_crashed'
+  | 'worker_start'
   /** A bug in crossrank: please report it. */
   | 'internal';
 
@@ -52,6 +53,7 @@ export declare const ErrorCode: Readonly<{
   NOT_LOADED: 'not_loaded';
   ABORTED: 'aborted';
   WORKER_CRASHED: 'worker_crashed';
+  WORKER_START: 'worker_start';
   INTERNAL: 'internal';
 }>;
 

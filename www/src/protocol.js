@@ -65,6 +65,8 @@ export const ErrorCode = Object.freeze({
   NOT_LOADED: 'not_loaded',
   ABORTED: 'aborted',
   WORKER_CRASHED: 'worker_crashed',
+  /** No worker could be started: no Worker in this runtime, a CSP, or a cross-origin script. */
+  WORKER_START: 'worker_start',
   INTERNAL: 'internal',
 });
 
