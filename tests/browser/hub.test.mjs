@@ -14,7 +14,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { fetchError, httpError } from '../../www/src/fetch.js';
+import { modelUrlHint } from '../../www/src/hub.js';
 import { startBrowser } from './harness.mjs';
+import { startServer } from './server.mjs';
 
 const ROOT = new URL('../../', import.meta.url);
 const path = (relative) => fileURLToPath(new URL(relative, ROOT));
@@ -42,12 +45,23 @@ const HUB = {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }));
   }),
   'test/bin-only': path('tests/models/tiny-bin'),
+  // What comes instead of a model folder's small files: each is refused before the weights.
+  'test/html-config': folder('html-config', 'tests/models/tiny', (dir) =>
+    writeFileSync(join(dir, 'config.json'), '<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please log in</body></html>')),
+  'test/text-config': folder('text-config', 'tests/models/tiny', (dir) => writeFileSync(join(dir, 'config.json'), 'Service temporarily unavailable')),
+  'test/not-config': folder('not-config', 'tests/models/tiny', (dir) => writeFileSync(join(dir, 'config.json'), '{"error":"Repository not found"}')),
+  'test/html-tokenizer': folder('html-tokenizer', 'tests/models/tiny', (dir) => writeFileSync(join(dir, 'tokenizer.json'), '<html><body>502 Bad Gateway</body></html>')),
+  'test/no-config': folder('no-config', 'tests/models/tiny', (dir) => rmSync(join(dir, 'config.json'))),
 };
 const GGUFS = join(scratch, 'gguf');
+/** What the cross-origin mirrors serve: a GGUF file and a model folder. */
+const MIRRORED = join(scratch, 'mirrored');
 
 let browser;
 before(async () => {
   cpSync(path('artifacts/models/tiny.f32.gguf'), join(GGUFS, 'model.gguf'), { recursive: true });
+  cpSync(path('artifacts/models/tiny.f32.gguf'), join(MIRRORED, 'model.gguf'), { recursive: true });
+  cpSync(path('tests/models/tiny'), join(MIRRORED, 'tiny'), { recursive: true });
   browser = await startBrowser({ mounts: { '/': path('.'), '/scratch': GGUFS }, hub: HUB });
 });
 after(async () => {
@@ -192,6 +206,8 @@ test('each failure has its own code and a message naming the file', TIMEOUT, () 
       return {
         gated: await attempt('gated/secret-model'),
         missing: await attempt('test/no-such-model'),
+        revision: await attempt('test/tiny', { revision: 'v9' }),
+        entry: await attempt('test/no-config'),
         architecture: await attempt('test/gpt2'),
         binOnly: await attempt('test/bin-only'),
         html: await attempt('/tests/browser/index.html'),
@@ -203,8 +219,11 @@ test('each failure has its own code and a message naming the file', TIMEOUT, () 
       };
     }, hub());
     const expect = {
-      gated: ['fetch', /gated\/secret-model\/resolve\/main\/config\.json: HTTP 401 \(a gated or private repository/],
-      missing: ['fetch', /test\/no-such-model\/resolve\/main\/config\.json: HTTP 404/],
+      // The Hub's X-Error-Code, each with its own reason and fix.
+      gated: ['fetch', /gated\/secret-model\/resolve\/main\/config\.json: HTTP 401, a gated repository \(GatedRepo\) \(the Hub says: Access to model gated\/secret-model is restricted\.[^)]*\): accept its licence on the Hub, then serve its files from a mirror of your own .*cannot send your Hugging Face token safely$/],
+      missing: ['fetch', /test\/no-such-model\/resolve\/main\/config\.json: HTTP 401, repository not found \(RepoNotFound\) \(the Hub says: Repository not found\): check the model id; a private repository needs a Hugging Face token/],
+      revision: ['fetch', /test\/tiny\/resolve\/v9\/config\.json: HTTP 404, revision not found \(RevisionNotFound\) .*: check the revision option/],
+      entry: ['fetch', /test\/no-config\/resolve\/main\/config\.json: HTTP 404, the repository has no such file at this revision \(EntryNotFound\)/],
       architecture: ['config', /test\/gpt2\/resolve\/main\/config\.json.*unknown model_type "gpt2"/],
       binOnly: ['fetch', /model\.safetensors was not found \(404\); a pytorch_model\.bin cannot be read in the browser/],
       html: ['model_format', /tests\/browser\/index\.html is an HTML page, not a GGUF model file/],
@@ -220,3 +239,115 @@ test('each failure has its own code and a message naming the file', TIMEOUT, () 
       assert.match(got[name].message, message, name);
     }
   }));
+
+test('config.json and the tokenizer are checked before a byte of the weights is asked for', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const repos = ['test/html-config', 'test/text-config', 'test/not-config', 'test/html-tokenizer'];
+    const got = await page.evaluate(async ({ hubUrl, repos }) => {
+      const results = {};
+      for (const model of repos) results[model] = await window.settle(window.crossrank.Reranker.create({ model, hubUrl, threads: 1 }));
+      return results;
+    }, { hubUrl: hub(), repos });
+    const at = (repo, file) => `${file} at ${hub()}/${repo}/resolve/main/${file}`.replace(/[.?*+^$()[\]{}|\\/]/g, '\\$&');
+    const expect = {
+      'test/html-config': ['fetch', new RegExp(`^${at('test/html-config', 'config.json')} is an HTML page \\(served as application/json; charset=utf-8\\), not JSON: is the URL a model folder\\?`)],
+      'test/text-config': ['config', new RegExp(`^${at('test/text-config', 'config.json')} is not JSON \\(.*; served as application/json; charset=utf-8\\): "Service temporarily unavailable"$`)],
+      'test/not-config': ['config', new RegExp(`^${at('test/not-config', 'config.json')} is JSON but not a model's config \\(it has neither "model_type" nor "architectures"\\): "\\{\\\\"error\\\\":\\\\"Repository not found\\\\"\\}"`)],
+      'test/html-tokenizer': ['fetch', new RegExp(`^${at('test/html-tokenizer', 'tokenizer.json')} is an HTML page \\(served as application/json; charset=utf-8\\), not JSON`)],
+    };
+    for (const repo of repos) {
+      const [code, message] = expect[repo];
+      assert.equal(got[repo].ok, false, repo);
+      assert.equal(got[repo].code, code, `${repo}: ${got[repo].message}`);
+      assert.match(got[repo].message, message, repo);
+      assert.equal(browser.server.hits(`/hub/${repo}/resolve/main/config.json`), 1, `${repo}: config.json asked for`);
+      assert.equal(browser.server.hits(`/hub/${repo}/resolve/main/model.safetensors`), 0, `${repo}: the weights were asked for`);
+      assert.equal(browser.server.hits(`/cdn/${repo}/model.safetensors`), 0, `${repo}: the weights were downloaded`);
+    }
+  }));
+
+test('a fetch the browser refuses (no CORS headers on another origin) names CORS and the network', TIMEOUT, async () => {
+  // A second server is another origin (another port), and it sends no Access-Control-Allow-Origin.
+  const other = await startServer({ mounts: { '/': path('.') }, hub: HUB });
+  try {
+    await withPage(async ({ page, expectProblem }) => {
+      expectProblem(/blocked by CORS policy/);
+      expectProblem(/Failed to load resource/);
+      expectProblem(new RegExp(`request failed: ${other.origin}/.* net::ERR_FAILED`));
+      const got = await page.evaluate(async ({ origin }) => {
+        const { Reranker } = window.crossrank;
+        return {
+          gguf: await window.settle(Reranker.create({ model: `${origin}/artifacts/models/tiny.f32.gguf`, threads: 1 })),
+          hubId: await window.settle(Reranker.create({ model: 'test/tiny', hubUrl: `${origin}/hub`, threads: 1 })),
+        };
+      }, { origin: other.origin });
+      const cors = (url) => new RegExp(`^could not fetch ${url.replace(/[.?*+^$()[\]{}|\\/]/g, '\\$&')}: the network failed \\(offline\\?\\) or the server does not allow cross-origin requests \\(CORS: it must send Access-Control-Allow-Origin for this page's origin`);
+      assert.equal(got.gguf.code, 'fetch', got.gguf.message);
+      assert.match(got.gguf.message, cors(`${other.origin}/artifacts/models/tiny.f32.gguf`));
+      assert.equal(got.hubId.code, 'fetch', got.hubId.message);
+      assert.match(got.hubId.message, cors(`${other.origin}/hub/test/tiny/resolve/main/config.json`));
+    });
+  } finally {
+    await other.close();
+  }
+});
+
+test('a folder URL without its "/" gets a hint, and with it loads', TIMEOUT, () =>
+  withPage(async ({ page, expectProblem }) => {
+    expectProblem(/HTTP 404: .*\/tests\/models\/tiny$/);
+    const c = fixture('tiny.json').cases[0];
+    const got = await page.evaluate(async (c) => {
+      const { Reranker } = window.crossrank;
+      const without = await window.settle(Reranker.create({ model: '/tests/models/tiny', threads: 1 }));
+      const reranker = await Reranker.create({ model: '/tests/models/tiny/', dtype: 'f32', threads: 1, cache: 'no-store' });
+      const [result] = await reranker.rerank(c.query, [c.passage]);
+      reranker.dispose();
+      return { without, logit: result.logit };
+    }, c);
+    const origin = browser.server.origin;
+    assert.equal(got.without.code, 'fetch');
+    assert.equal(got.without.message,
+      `could not fetch ${origin}/tests/models/tiny: HTTP 404 Not Found: did you mean ${origin}/tests/models/tiny/ (a model folder's URL ends in "/")?`);
+    assert.ok(Math.abs(got.logit - c.logit) <= 1e-4, 'the URL the hint names is the folder');
+  }));
+
+test('X-Error-Code, a failed fetch and URL hints, message by message (no browser)', () => {
+  const url = 'https://huggingface.co/org/name/resolve/main/config.json';
+  const hubError = (status, code, said) => httpError(url, new Response(null, { status, headers: { 'x-error-code': code, 'x-error-message': said } }));
+  const messages = [
+    hubError(401, 'RepoNotFound', 'Repository not found'),
+    hubError(401, 'GatedRepo', 'Access to model org/name is restricted.'),
+    hubError(404, 'RevisionNotFound', 'Invalid rev id: v2'),
+    hubError(404, 'EntryNotFound', 'Entry not found'),
+    hubError(403, 'DisabledRepo', 'Access to this resource is disabled.'),
+  ].map((error) => {
+    assert.equal(error.name, 'RerankerError');
+    assert.equal(error.code, 'fetch');
+    return error.message;
+  });
+  assert.deepEqual(messages, [
+    `could not fetch ${url}: HTTP 401, repository not found (RepoNotFound) (the Hub says: Repository not found): check the model id; a private repository needs a Hugging Face token, which a browser page cannot send safely: serve its files from a mirror of your own`,
+    `could not fetch ${url}: HTTP 401, a gated repository (GatedRepo) (the Hub says: Access to model org/name is restricted.): accept its licence on the Hub, then serve its files from a mirror of your own (hubUrl, or a folder URL): a browser page cannot send your Hugging Face token safely`,
+    `could not fetch ${url}: HTTP 404, revision not found (RevisionNotFound) (the Hub says: Invalid rev id: v2): check the revision option (a branch, tag or commit of the repository)`,
+    `could not fetch ${url}: HTTP 404, the repository has no such file at this revision (EntryNotFound) (the Hub says: Entry not found)`,
+    `could not fetch ${url}: HTTP 403 (DisabledRepo) (the Hub says: Access to this resource is disabled.)`,
+  ]);
+  // Where the header is not readable (a server that does not expose it): the status alone.
+  assert.match(httpError(url, new Response(null, { status: 401 })).message, /: HTTP 401 \(a gated or private repository: the browser cannot send your Hugging Face token/);
+  assert.equal(httpError('https://x.test/m', new Response(null, { status: 404, statusText: 'Not Found' }), ': hint').message, 'could not fetch https://x.test/m: HTTP 404 Not Found: hint');
+  assert.equal(httpError('https://x.test/m', new Response(null, { status: 500, statusText: 'Oops' }), ': hint').message, 'could not fetch https://x.test/m: HTTP 500 Oops');
+
+  const failed = fetchError('https://x.test/m.gguf', new TypeError('Failed to fetch'));
+  assert.equal(failed.code, 'fetch');
+  assert.match(failed.message, /^could not fetch https:\/\/x\.test\/m\.gguf: the network failed \(offline\?\) or the server does not allow cross-origin requests \(CORS: it must send Access-Control-Allow-Origin/);
+  assert.equal(failed.cause.message, 'Failed to fetch');
+
+  assert.equal(modelUrlHint('https://example.com/models/minilm'), ': did you mean https://example.com/models/minilm/ (a model folder\'s URL ends in "/")?');
+  assert.equal(modelUrlHint('https://example.com/models/minilm.gguf'), '');
+  assert.equal(modelUrlHint('https://example.com/models/minilm/'), '');
+  assert.equal(modelUrlHint('https://huggingface.co/cross-encoder/ms-marco-MiniLM-L-6-v2'),
+    ': a Hugging Face model page; to load the model, pass its id "cross-encoder/ms-marco-MiniLM-L-6-v2" as model');
+  assert.equal(modelUrlHint('https://huggingface.co/cross-encoder/ms-marco-MiniLM-L-6-v2/tree/main'),
+    ': a Hugging Face model page; to load the model, pass its id "cross-encoder/ms-marco-MiniLM-L-6-v2" as model');
+});
+

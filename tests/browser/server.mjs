@@ -11,8 +11,13 @@
 //
 // With `hub: { 'org/name': DIR }` it also serves model folders in the Hugging Face Hub's layout:
 // /hub/org/name/resolve/REVISION/FILE redirects (302) to /cdn/org/name/FILE, as the Hub redirects
-// to its CDN; a missing file is 404 "Entry not found", an unknown repository 404, and any
-// repository under `gated/` answers 401 as a gated one does without a token.
+// to its CDN. Failures carry the Hub's X-Error-Code and X-Error-Message: a missing file is 404
+// EntryNotFound, a revision other than `main` 404 RevisionNotFound, an unknown repository 401
+// RepoNotFound (the Hub does not tell a missing repository from a private one), and any
+// repository under `gated/` 401 GatedRepo, as the Hub answers without a token.
+//
+// `headers` are added to every file served; a header given as null is not sent (a server
+// without Last-Modified, say).
 
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -47,13 +52,15 @@ export async function startServer({ port = 0, mounts = { '/': REPO_ROOT }, heade
     });
     try {
       if (request.method !== 'GET' && request.method !== 'HEAD') return send(response, 405, 'method not allowed');
-      const resolve = url.pathname.match(/^\/hub\/([^/]+\/[^/]+)\/resolve\/[^/]+\/(.+)$/);
+      const resolve = url.pathname.match(/^\/hub\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/);
       if (resolve) {
-        const [, repo, name] = resolve;
-        if (repo.startsWith('gated/')) return send(response, 401, `Access to model ${repo} is restricted. You must have access to it and be authenticated to access it.`);
-        if (!hub[repo]) return send(response, 404, 'Repository not found');
+        const [, repo, revision, name] = resolve;
+        const hubError = (status, code, message) => send(response, status, message, { 'x-error-code': code, 'x-error-message': message });
+        if (repo.startsWith('gated/')) return hubError(401, 'GatedRepo', `Access to model ${repo} is restricted. You must have access to it and be authenticated to access it.`);
+        if (!hub[repo]) return hubError(401, 'RepoNotFound', 'Repository not found');
+        if (revision !== 'main') return hubError(404, 'RevisionNotFound', 'Invalid rev id: ' + revision);
         const exists = await stat(join(hub[repo], name)).then((info) => info.isFile(), () => false);
-        if (!exists) return send(response, 404, 'Entry not found');
+        if (!exists) return hubError(404, 'EntryNotFound', 'Entry not found');
         response.writeHead(302, { location: `/cdn/${repo}/${name}`, 'cache-control': 'no-store' });
         return response.end();
       }
@@ -70,14 +77,15 @@ export async function startServer({ port = 0, mounts = { '/': REPO_ROOT }, heade
 
       const truncate = url.searchParams.get('truncate');
       const length = truncate === null ? info.size : Math.min(info.size, Number(truncate));
-      response.writeHead(200, {
+      const sent = {
         'content-type': TYPES[extname(path)] ?? 'application/octet-stream',
         'content-length': length,
         'cache-control': 'no-store',
         etag: `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`,
         'last-modified': info.mtime.toUTCString(),
         ...headers,
-      });
+      };
+      response.writeHead(200, Object.fromEntries(Object.entries(sent).filter(([, value]) => value !== null)));
       if (request.method === 'HEAD' || length === 0) return response.end();
       const body = createReadStream(path, { start: 0, end: length - 1, highWaterMark: 64 * 1024 });
       const rate = Number(url.searchParams.get('rate'));
@@ -124,8 +132,8 @@ function throttle(bytesPerSecond) {
   });
 }
 
-function send(response, status, text) {
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+function send(response, status, text, headers = {}) {
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
   response.end(text);
 }
 

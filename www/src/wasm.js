@@ -46,15 +46,18 @@ export function initStarted() {
   return initPromise;
 }
 
-/** A GGUF file's bytes into a model; errors name where the bytes came from, not "model.gguf". */
-export function fromGguf(bytes, file) {
+/**
+ * A GGUF file's bytes into a model; errors name where the bytes came from, not "model.gguf", and
+ * a page or JSON served instead of the file gets `hint` (hub.js's modelUrlHint) when there is one.
+ */
+export function fromGguf(bytes, file, hint = '') {
   const name = file ?? 'the model bytes';
   const instead = servedInstead(bytes);
   if (instead === 'html') {
-    throw new RerankerError(ErrorCode.MODEL_FORMAT, `${name} is an HTML page, not a GGUF model file (a wrong URL, or a login or error page?)`);
+    throw new RerankerError(ErrorCode.MODEL_FORMAT, `${name} is an HTML page, not a GGUF model file${hint || ' (a wrong URL, or a login or error page?)'}`);
   }
   if (instead === 'json') {
-    throw new RerankerError(ErrorCode.MODEL_FORMAT, `${name} is JSON, not a GGUF model file (an error from the server, or a config.json?)`);
+    throw new RerankerError(ErrorCode.MODEL_FORMAT, `${name} is JSON, not a GGUF model file${hint || ' (an error from the server, or a config.json?)'}`);
   }
   try {
     return WasmReranker.fromGguf(bytes);

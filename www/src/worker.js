@@ -13,7 +13,7 @@
 
 import { openCache } from './cache.js';
 import { download } from './fetch.js';
-import { convertedKey, fetchFolder } from './hub.js';
+import { convertedKey, fetchFolder, modelUrlHint } from './hub.js';
 import { verify } from './integrity.js';
 import { ErrorCode, ReplyKind, RequestKind, RerankerError } from './protocol.js';
 import { convertHf, fromGguf, initStarted, initWasm, orderScored } from './wasm.js';
@@ -137,13 +137,14 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
   onProgress({ status: 'initiate', file: url });
   const store = await openCache(url, cache);
 
+  const hint = modelUrlHint(url);
   const hit = await store.read(url, { sha256 });
   if (hit) {
     onProgress({ status: 'progress', file: url, loaded: hit.length, total: hit.length, progress: 100 });
     onProgress({ status: 'done', file: url, fromCache: true });
     await wasmReady;
     try {
-      return { model: fromGguf(hit, url), cached: true, bytes: null };
+      return { model: fromGguf(hit, url, hint), cached: true, bytes: null };
     } catch (error) {
       if (error instanceof WebAssembly.RuntimeError) throw error;
       // A cached file this build cannot read (written by an older one, say): drop it and
@@ -152,11 +153,11 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
     }
   }
 
-  const { bytes, validator } = await download(url, { onProgress });
+  const { bytes, validator } = await download(url, { onProgress, hint });
   onProgress({ status: 'done', file: url, fromCache: false });
   if (sha256) await verify(bytes, sha256, url);
   await wasmReady;
-  const model = fromGguf(bytes, url);
+  const model = fromGguf(bytes, url, hint);
   // Cached only once it has parsed, so a bad file is never served from the cache.
   const cached = await store.write(url, bytes, [[url, validator]]);
   return { model, cached, bytes };
