@@ -79,6 +79,27 @@ export interface ModelInfo {
   numLayers: number;
   hiddenSize: number;
   vocabSize: number;
+  /** Where the file came from and whether the cached copy was checked; null for a model given as bytes. */
+  cache: CacheInfo | null;
+}
+
+/**
+ * How a model loaded from a URL (or a Hub id or folder) used the Cache API. A cached copy can be
+ * revalidated only where the server gives the page an ETag or a Last-Modified header: a
+ * cross-origin server must name ETag in Access-Control-Expose-Headers (Last-Modified is always
+ * readable). With neither, only the length can be compared, and a changed file of the same size
+ * is served from the cache: `message` says so, already on the load that downloads it.
+ */
+export interface CacheInfo {
+  /**
+   * "downloaded": fetched from the server now (and stored, cache allowing). "revalidated": read
+   * from the cache after the server confirmed, by ETag or Last-Modified, that every file it was
+   * made from is unchanged. "unvalidated": read from the cache without that confirmation
+   * (offline, no answer to the HEAD request, or no validator but the length); `message` says why.
+   */
+  status: 'downloaded' | 'revalidated' | 'unvalidated';
+  /** Why the cached copy was not, or cannot later be, revalidated, and the fix; absent when all is well. */
+  message?: string;
 }
 
 /** Loading progress, one union keyed on `status` (as in transformers.js). */

@@ -351,3 +351,88 @@ test('X-Error-Code, a failed fetch and URL hints, message by message (no browser
     ': a Hugging Face model page; to load the model, pass its id "cross-encoder/ms-marco-MiniLM-L-6-v2" as model');
 });
 
+test('info.cache: revalidated where the server gives a validator; a cross-origin mirror without one says it cannot revalidate', TIMEOUT, async () => {
+  // Two mirrors on other origins, both allowing this page (CORS) and sending no Last-Modified: one
+  // exposes its ETag (Access-Control-Expose-Headers), the other does not, so that the page reads
+  // only Content-Length there.
+  const cors = { 'access-control-allow-origin': '*', 'last-modified': null };
+  const hidden = await startServer({ mounts: { '/': MIRRORED }, headers: cors });
+  const exposed = await startServer({ mounts: { '/': MIRRORED }, headers: { ...cors, 'access-control-expose-headers': 'ETag, Content-Length' } });
+  const load = async (model, options = {}) => {
+    let got;
+    await withPage(async ({ page, expectProblem }) => {
+      // Chromium's race on streamed downloads (see harness.mjs), which it excuses only for its own
+      // server: the mirrors' cutShort counts, checked below, say whether every byte went out.
+      for (const mirror of [hidden, exposed]) expectProblem(new RegExp(`^request failed: ${mirror.origin}/\\S+ net::ERR_ABORTED$`));
+      got = await page.evaluate(async ({ model, options }) => {
+        const reranker = await window.crossrank.Reranker.create({ model, threads: 1, ...options });
+        const { info } = reranker;
+        reranker.dispose();
+        return { cache: info.cache, hiddenSize: info.hiddenSize };
+      }, { model, options });
+    });
+    return got;
+  };
+  const touch = (file) => {
+    const later = new Date(Date.now() + 120_000);
+    utimesSync(file, later, later);
+  };
+  try {
+    // Same origin: the ETag is readable.
+    assert.deepEqual((await load('/scratch/model.gguf', { cache: 'reload' })).cache, { status: 'downloaded' });
+    assert.deepEqual((await load('/scratch/model.gguf')).cache, { status: 'revalidated' });
+    // A model given as bytes has no cache to speak of.
+    let bytes;
+    await withPage(async ({ page }) => {
+      bytes = await page.evaluate(async () => {
+        const file = await (await fetch('/artifacts/models/tiny.f32.gguf')).arrayBuffer();
+        const reranker = await window.crossrank.Reranker.create({ model: file, threads: 1 });
+        const { cache } = reranker.info;
+        reranker.dispose();
+        return cache;
+      });
+    });
+    assert.equal(bytes, null);
+
+    const gguf = `${hidden.origin}/model.gguf`;
+    const cannot = new RegExp(`${hidden.origin.replace(/[.]/g, '\\.')} gives this page neither an ETag nor a Last-Modified header \\(a cross-origin server must name ETag in Access-Control-Expose-Headers\\), only the length, so a changed file of the same size would be served from the cache: expose ETag \\(or send Last-Modified\\), or load with cache: 'reload' after changing the model$`);
+    const first = await load(gguf);
+    assert.equal(first.cache.status, 'downloaded');
+    assert.match(first.cache.message, /^stored in the Cache API, but later loads cannot revalidate it: /);
+    assert.match(first.cache.message, cannot);
+    const second = await load(gguf);
+    assert.equal(second.cache.status, 'unvalidated');
+    assert.match(second.cache.message, /^the cached copy could not be revalidated: /);
+    assert.match(second.cache.message, cannot);
+    assert.equal(hidden.hits('/model.gguf'), 1);
+    // The file changes on the server (a new ETag, the same size): not noticed, and the info says so.
+    touch(join(MIRRORED, 'model.gguf'));
+    const third = await load(gguf);
+    assert.equal(third.cache.status, 'unvalidated');
+    assert.equal(hidden.hits('/model.gguf'), 1, 'the server cannot tell us, so the cached copy was used');
+    assert.equal(hidden.heads('/model.gguf'), 2);
+
+    // A converted model from such a mirror's folder says the same.
+    const folderFirst = await load(`${hidden.origin}/tiny/`, { dtype: 'f32' });
+    assert.equal(folderFirst.cache.status, 'downloaded');
+    assert.match(folderFirst.cache.message, cannot);
+    const folderSecond = await load(`${hidden.origin}/tiny/`, { dtype: 'f32' });
+    assert.equal(folderSecond.cache.status, 'unvalidated');
+    assert.match(folderSecond.cache.message, cannot);
+    assert.equal(hidden.hits('/tiny/model.safetensors'), 1);
+
+    // The fix the message names: with ETag exposed, a changed file is noticed.
+    const fixed = `${exposed.origin}/model.gguf`;
+    assert.deepEqual((await load(fixed)).cache, { status: 'downloaded' });
+    assert.deepEqual((await load(fixed)).cache, { status: 'revalidated' });
+    touch(join(MIRRORED, 'model.gguf'));
+    assert.deepEqual((await load(fixed)).cache, { status: 'downloaded' });
+    assert.equal(exposed.hits('/model.gguf'), 2, 'the changed file was fetched again');
+    for (const file of ['/model.gguf', '/tiny/model.safetensors', '/tiny/config.json']) {
+      assert.equal(hidden.cutShort(file) + exposed.cutShort(file), 0, `${file} was cut short`);
+    }
+  } finally {
+    await hidden.close();
+    await exposed.close();
+  }
+});

@@ -24,8 +24,9 @@ export async function readme(): Promise<number> {
     cache: 'reload', onProgress: (p) => (p.status === 'total' ? p.progress : 0),
   });
   const family: 'bert' | 'electra' | 'xlm-roberta' | undefined = hub.info?.modelType;
+  const cacheStatus: 'downloaded' | 'revalidated' | 'unvalidated' | undefined = hub.info?.cache?.status;
   const cleared: boolean = await Reranker.clearCache();
-  return (id ?? 0) + many.length + threads + (family ? 1 : 0) + (cleared ? 1 : 0);
+  return (id ?? 0) + many.length + threads + (family ? 1 : 0) + (cacheStatus ? 1 : 0) + (cleared ? 1 : 0);
 }
 
 export function codes(error: unknown): ErrorCodeValue | null {

@@ -51,9 +51,11 @@ export class WorkerPool {
     for (const slot of this.#slots) slot.hasModel = false;
     const [first, ...others] = this.#slots;
     try {
-      if (source.folder) source = { bytes: await this.#convert(source, cache, onProgress) };
+      // A converted model reaches the worker as bytes; what the conversion's cache said goes with it.
+      let cacheInfo = null;
+      if (source.folder) ({ source, cacheInfo } = await this.#convert(source, cache, onProgress));
       const { info, bytes } = await first.request(
-        { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl },
+        { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl, cacheInfo },
         onProgress,
       );
       first.hasModel = true;
@@ -148,14 +150,15 @@ export class WorkerPool {
 
   /**
    * A Hugging Face folder converted to GGUF bytes in a worker of its own, ended afterwards so that
-   * the memory conversion needs does not stay in the pool. Aborting the load ends it too.
+   * the memory conversion needs does not stay in the pool. Aborting the load ends it too. Resolves
+   * to `{ source: { bytes }, cacheInfo }` (cacheInfo: the info.cache of the conversion's cache).
    */
   async #convert({ folder, name, dtype }, cache, onProgress) {
     const slot = new WorkerSlot();
     this.#converter = slot;
     try {
-      const { bytes } = await slot.request({ kind: RequestKind.CONVERT, folder, source: name, dtype, cache, wasmUrl: this.#wasmUrl }, onProgress);
-      return bytes;
+      const { bytes, cacheInfo } = await slot.request({ kind: RequestKind.CONVERT, folder, source: name, dtype, cache, wasmUrl: this.#wasmUrl }, onProgress);
+      return { source: { bytes }, cacheInfo };
     } finally {
       slot.stop(new RerankerError(ErrorCode.ABORTED, 'the conversion was stopped'));
       if (this.#converter === slot) this.#converter = null;

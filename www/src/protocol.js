@@ -5,14 +5,16 @@
 // `result` or `error` reply.
 //
 // Requests (page → worker):
-//   { id, kind: 'load', source, cache, sha256, wasmUrl }
+//   { id, kind: 'load', source, cache, sha256, wasmUrl, cacheInfo? }
 //       source: { url: string }             an absolute URL (the worker cannot see the page's base URL)
 //             | { bytes: ArrayBuffer }      the model file itself
 //       cache:  a CacheMode                 how the Cache API is used (only for `url` sources)
 //       sha256: string | null               lowercase hex digest the file must have
 //       wasmUrl: string | null              where crossrank_wasm_bg.wasm lives (null: next to the glue)
+//       cacheInfo: for bytes converted from a folder, the convert reply's cacheInfo (else null)
 //     result value: { info, cached, bytes? }
-//       info:   the model's WasmReranker.info()
+//       info:   the model's WasmReranker.info(), and `cache`: a CacheInfo (index.d.ts; cache.js's
+//               CacheStatus) for a URL or converted model, null for bytes the caller gave
 //       cached: whether the file is now in the Cache API, so a fresh worker can load it offline
 //       bytes:  the file (transferred) when it is not cached, for the same reason
 //   { id, kind: 'convert', folder, source, dtype, cache, wasmUrl }
@@ -20,7 +22,8 @@
 //               vocab.txt, tokenizer_config.json, model.safetensors): the Hub's …/resolve/<revision>/
 //       source: what the GGUF records as its source (the Hub id, or the folder)
 //       dtype:  'f32' | 'f16' | 'q8_0' | 'q4_0'
-//     result value: { bytes (transferred): the crossrank GGUF, cached: whether it is in the Cache API }
+//     result value: { bytes (transferred): the crossrank GGUF, cached: whether it is in the Cache API,
+//                     cacheInfo: a CacheInfo, whether it came from the cache and could be revalidated }
 //     Sent to a worker of its own, which the page ends afterwards (conversion memory stays behind).
 //   { id, kind: 'score', requests, options }
 //       requests: [{ query: string, documents: string[] }]   (none empty; a worker of a pool gets a share)

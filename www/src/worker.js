@@ -11,7 +11,7 @@
 // The model's methods are synchronous: while one runs, this worker reads no messages. The
 // page therefore sends one request at a time and aborts a running one by terminating us.
 
-import { openCache } from './cache.js';
+import { downloadedInfo, openCache } from './cache.js';
 import { download } from './fetch.js';
 import { convertedKey, fetchFolder, modelUrlHint } from './hub.js';
 import { verify } from './integrity.js';
@@ -102,7 +102,7 @@ function startLoad(request) {
   });
 }
 
-async function load({ id, source, cache, sha256, wasmUrl }) {
+async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null }) {
   // Free the old model first: peak memory is then one model, not two.
   reranker?.free();
   reranker = null;
@@ -110,6 +110,8 @@ async function load({ id, source, cache, sha256, wasmUrl }) {
   let model;
   let cached = false;
   let bytes = null;
+  // info.cache: how a URL's file was obtained; for bytes, what the page says (a converted model's).
+  let cacheSays = cacheInfo;
   if (source.bytes) {
     bytes = new Uint8Array(source.bytes);
     await initWasm(wasmUrl);
@@ -119,11 +121,11 @@ async function load({ id, source, cache, sha256, wasmUrl }) {
     // Compile the wasm while the model downloads.
     const wasmReady = initWasm(wasmUrl);
     wasmReady.catch(() => {}); // awaited below; this only silences the unhandled rejection meanwhile
-    ({ model, cached, bytes } = await loadFromUrl(id, source.url, { cache, sha256, wasmReady }));
+    ({ model, cached, bytes, cacheSays } = await loadFromUrl(id, source.url, { cache, sha256, wasmReady }));
   }
 
   reranker = model;
-  const info = reranker.info();
+  const info = { ...reranker.info(), cache: cacheSays };
   postProgress(id, { status: 'ready', file: source.url ?? null, info });
   // A fresh worker (after an abort or a crash) must be able to load the model again without
   // the network: either it is in the Cache API, or the page keeps these bytes. (wasm has its
@@ -140,11 +142,11 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
   const hint = modelUrlHint(url);
   const hit = await store.read(url, { sha256 });
   if (hit) {
-    onProgress({ status: 'progress', file: url, loaded: hit.length, total: hit.length, progress: 100 });
+    onProgress({ status: 'progress', file: url, loaded: hit.bytes.length, total: hit.bytes.length, progress: 100 });
     onProgress({ status: 'done', file: url, fromCache: true });
     await wasmReady;
     try {
-      return { model: fromGguf(hit, url, hint), cached: true, bytes: null };
+      return { model: fromGguf(hit.bytes, url, hint), cached: true, bytes: null, cacheSays: hit.cache };
     } catch (error) {
       if (error instanceof WebAssembly.RuntimeError) throw error;
       // A cached file this build cannot read (written by an older one, say): drop it and
@@ -159,8 +161,9 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
   await wasmReady;
   const model = fromGguf(bytes, url, hint);
   // Cached only once it has parsed, so a bad file is never served from the cache.
-  const cached = await store.write(url, bytes, [[url, validator]]);
-  return { model, cached, bytes };
+  const sources = [[url, validator]];
+  const cached = await store.write(url, bytes, sources);
+  return { model, cached, bytes, cacheSays: downloadedInfo(sources, cached) };
 }
 
 /**
@@ -178,7 +181,7 @@ async function convert({ id, folder, source, dtype, cache, wasmUrl }) {
   const hit = await store.read(key);
   if (hit) {
     postProgress(id, { status: 'done', file: key, fromCache: true });
-    return { bytes: hit.buffer, cached: true };
+    return { bytes: hit.bytes.buffer, cached: true, cacheInfo: hit.cache };
   }
 
   const { config, tokenizerJson, vocabTxt, tokenizerConfig, weights } = await fetchFolder(folder, (progress) => postProgress(id, progress));
@@ -186,7 +189,7 @@ async function convert({ id, folder, source, dtype, cache, wasmUrl }) {
   const bytes = convertHf(folder, source, dtype, config.bytes, weights.bytes, tokenizerJson?.bytes, vocabTxt?.bytes, tokenizerConfig?.bytes);
   const sources = [config, tokenizerJson, vocabTxt, tokenizerConfig, weights].filter(Boolean).map(({ url, validator }) => [url, validator]);
   const cached = await store.write(key, bytes, sources);
-  return { bytes: bytes.buffer, cached };
+  return { bytes: bytes.buffer, cached, cacheInfo: downloadedInfo(sources, cached) };
 }
 
 async function score({ requests, options }) {
