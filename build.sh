@@ -10,6 +10,9 @@
 #   ./build.sh models     convert the test models to GGUF under artifacts/models/
 #   ./build.sh wasm       the browser builds (SIMD128 and relaxed SIMD) into www/pkg/ (wasm-bindgen + wasm-opt)
 #   ./build.sh e2e        the browser tests only (headless Chromium)
+#   ./build.sh model-package  the default model's npm package (models/npm, crossrank-minilm-l4) packed
+#                         into artifacts/npm/ (its prepack copies in the GGUF and card; the tests pack it
+#                         themselves)
 #   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
 #   ./build.sh bench      benchmarks (see BENCHMARKS.md)
 #   ./build.sh cuda       the CUDA CLI (target/cuda/release/crossrank) from PyPI's CUDA 13.4 toolkit, no GPU
@@ -143,6 +146,13 @@ e2e() {
   (cd www && npm run test:demo)
 }
 
+# crossrank-minilm-l4: `npm pack` runs models/npm/prepack.mjs, which copies the GGUF and its card
+# from models/ (not committed twice; npm pack skips symlinks) after checking the sha256 index.js exports.
+model_package() {
+  mkdir -p artifacts/npm
+  (cd models/npm && npm pack --pack-destination ../../artifacts/npm)
+}
+
 test_all() {
   setup
   minilm
@@ -151,6 +161,8 @@ test_all() {
   models
   wasm
   e2e
+  log "Node tests (tests/node/)"
+  node --test tests/node/
   cuda
 }
 
@@ -252,6 +264,8 @@ train() {
   PYTHON="$venv/bin/python" DATA="$data" models/evaluate.sh
   "$CLI" convert --model models/hf/crossrank-minilm-l4 --dtype q8_0 --out "$shipped" --source "crossrank/minilm-l4 (models/train.py, SQuAD v1.1 train)"
   (cd models && sha256sum "$(basename "$shipped")" > "$(basename "$shipped").sha256")
+  # The model's npm package exports the digest (its prepack refuses a stale one).
+  sed -i "s/^export const sha256 = '[0-9a-f]*';/export const sha256 = '$(cut -d ' ' -f 1 "$shipped.sha256")';/" models/npm/index.js
   "$venv/bin/python" models/make_default_fixture.py --gguf "$shipped"
 }
 
@@ -276,6 +290,7 @@ case "${1:-}" in
   models) models ;;
   wasm) wasm ;;
   e2e) e2e ;;
+  model-package) model_package ;;
   test) test_all ;;
   run) run_example ;;
   demo) demo ;;
