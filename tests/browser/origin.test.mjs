@@ -113,7 +113,7 @@ test('a CSP without blob: workers rejects with "worker_start" and the fix; worke
       expectProblem(/Content Security Policy/); // Chromium reports the refused worker on the console
       const refused = await rerank(page);
       assertStartError(refused, /Content-Security-Policy refuses blob: workers/, 'blob: refused');
-      assert.match(refused.message, /add blob: to worker-src, or serve crossrank's files from this origin and pass workerUrl/);
+      assert.match(refused.message, /add blob: to worker-src \(with that origin\), or serve crossrank's files from this origin and pass workerUrl/);
       assert.ok(refused.message.includes(`${cdn.origin}${PACKAGE_PATH}/src/worker.js`), refused.message);
       assert.ok(refused.cause?.name === 'SecurityError' || refused.cause?.name === 'error', JSON.stringify(refused.cause));
 
@@ -121,6 +121,27 @@ test('a CSP without blob: workers rejects with "worker_start" and the fix; worke
       const served = await rerank(page, { workerUrl: '/www/src/worker.js', threads: 1 });
       assert.equal(served.ok, true, served.message);
       for (const result of served.value) {
+        const expected = [a, b][result.index].logit;
+        assert.ok(Math.abs(result.logit - expected) <= 1e-4, `logit ${result.logit}, PyTorch ${expected}`);
+      }
+    }, `${PAGE}?package=${encodeURIComponent(packageUrl())}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the CSP www/README.md gives for a CDN import is enough: blob: and the CDN in worker-src, the CDN in script-src and connect-src', TIMEOUT, async () => {
+  // www/README.md's policy as written, with this test's CDN in place of https://cdn.jsdelivr.net.
+  const documented = readFileSync(new URL('www/README.md', ROOT), 'utf8').match(/^Content-Security-Policy: (.*cdn\.jsdelivr\.net.*)$/m);
+  assert.ok(documented, 'www/README.md shows no CSP for a CDN import');
+  const csp = documented[1].replaceAll('https://cdn.jsdelivr.net', cdn.origin);
+  assert.match(csp, /worker-src blob: http:/);
+  const browser = await startBrowser({ headers: { 'content-security-policy': csp } });
+  try {
+    await browser.withPage(async ({ page }) => {
+      const ranked = await rerank(page, { threads: 1 });
+      assert.equal(ranked.ok, true, ranked.message);
+      for (const result of ranked.value) {
         const expected = [a, b][result.index].logit;
         assert.ok(Math.abs(result.logit - expected) <= 1e-4, `logit ${result.logit}, PyTorch ${expected}`);
       }
@@ -151,7 +172,7 @@ test('no Worker, a worker script that does not load, or one without CORS: "worke
       const blocked = await rerank(page, { workerUrl: url });
       assertStartError(blocked, /^crossrank's worker did not start: a blob: worker importing http:\/\/127\.0\.0\.1:\d+\/npm\/crossrank@[^/]+\/src\/worker\.js failed/, 'no CORS');
       assert.ok(blocked.message.includes(url), blocked.message);
-      assert.match(blocked.message, /must send Access-Control-Allow-Origin/);
+      assert.match(blocked.message, /its server must send Access-Control-Allow-Origin .* must allow blob: and that origin in worker-src/);
 
       // A wrong shape is the argument's error, not the worker's.
       const shape = await rerank(page, { workerUrl: 5 });

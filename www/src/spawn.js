@@ -98,9 +98,11 @@ export function workerFailure(worker, event) {
   if (state.bootstrap && blobRefused) return blobsRefused(state.url, detail, cause);
   if (state.bootstrap) {
     return new RerankerError(ErrorCode.WORKER_START,
-      `crossrank's worker did not start: a blob: worker importing ${state.url} failed (${detail}). ` +
-      'The server of that origin must send Access-Control-Allow-Origin (CDNs do), and the page\'s Content-Security-Policy ' +
-      'must allow blob: in worker-src and that origin in script-src; or serve crossrank\'s files from this origin and pass workerUrl',
+      `crossrank's worker did not start: a blob: worker importing ${state.url} failed (${detail}). That URL must be ` +
+      'crossrank\'s worker.js (URLs that bundle the package, such as jsDelivr\'s /+esm, move it: import its src/index.js), ' +
+      'its server must send Access-Control-Allow-Origin (CDNs do), and the page\'s Content-Security-Policy must allow ' +
+      'blob: and that origin in worker-src (the worker\'s imports are checked against it); or serve crossrank\'s files ' +
+      'from this origin and pass workerUrl',
       { cause });
   }
   return new RerankerError(ErrorCode.WORKER_START,
@@ -127,7 +129,7 @@ function startBootstrap(url) {
 function blobsRefused(url, detail, cause) {
   return new RerankerError(ErrorCode.WORKER_START,
     `the page's Content-Security-Policy refuses blob: workers, which crossrank needs to start its worker from ${url} ` +
-    `(another origin): add blob: to worker-src, or serve crossrank's files from this origin and pass workerUrl (${detail})`,
+    `(another origin): add blob: to worker-src (with that origin), or serve crossrank's files from this origin and pass workerUrl (${detail})`,
     { cause });
 }
 
