@@ -54,10 +54,10 @@ export function startWorker(workerUrl) {
   let blobUrl = null;
   try {
     if (workerUrl !== null) {
-      bootstrap = !sameOrigin(workerUrl);
+      bootstrap = !mayStartDirectly(workerUrl);
       if (bootstrap) ({ worker, blobUrl } = startBootstrap(workerUrl));
       else worker = new Worker(workerUrl, { type: 'module' });
-    } else if (sameOrigin(moduleUrl)) {
+    } else if (mayStartDirectly(moduleUrl)) {
       // This exact expression is what bundlers (Vite, webpack 5, Parcel) recognise as a worker entry.
       worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     } else {
@@ -73,7 +73,7 @@ export function startWorker(workerUrl) {
   // The blob's URL is needed until the worker has fetched it: dropped when it says `ready` or fails.
   const settle = (event) => {
     if (event.type === 'message' && event.data?.kind !== ReplyKind.READY) return;
-    state.ready ||= event.type === 'message';
+    if (event.type === 'message') state.ready = true;
     if (state.blobUrl) URL.revokeObjectURL(state.blobUrl);
     state.blobUrl = null;
     worker.removeEventListener('message', settle);
@@ -111,10 +111,14 @@ export function workerFailure(worker, event) {
     { cause });
 }
 
-/** Whether `url` has the page's origin: a worker may be started on it directly. */
-function sameOrigin(url) {
+/**
+ * Whether a worker may be started on `url` itself: it has the page's origin, or there is no page
+ * whose origin would count (no `location`, as in Deno, whose workers take file: and http: URLs).
+ */
+function mayStartDirectly(url) {
   const pageOrigin = globalThis.location?.origin;
-  return pageOrigin !== undefined && pageOrigin !== 'null' && new URL(url).origin === pageOrigin;
+  if (pageOrigin === undefined) return true;
+  return pageOrigin !== 'null' && new URL(url).origin === pageOrigin;
 }
 
 /** A same-origin blob: module worker whose one line imports the cross-origin module `url`. */
