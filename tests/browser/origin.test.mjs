@@ -151,6 +151,21 @@ test('the CSP www/README.md gives for a CDN import is enough: blob: and the CDN 
   }
 });
 
+test('a CSP that lets the worker start but not fetch the CDN\'s .wasm: "fetch", naming connect-src', TIMEOUT, async () => {
+  const csp = `script-src 'self' ${cdn.origin} 'wasm-unsafe-eval'; worker-src blob: ${cdn.origin}; connect-src 'self'`;
+  const browser = await startBrowser({ headers: { 'content-security-policy': csp } });
+  try {
+    await browser.withPage(async ({ page }) => {
+      const outcome = await rerank(page, { threads: 1 });
+      assert.equal(outcome.code, 'fetch', outcome.message);
+      assert.ok(outcome.message.startsWith(`could not load ${cdn.origin}${PACKAGE_PATH}/pkg/crossrank_wasm_relaxed_bg.wasm: `), outcome.message);
+      assert.match(outcome.message, /must allow it in connect-src\)$/);
+    }, `${PAGE}?package=${encodeURIComponent(packageUrl())}`);
+  } finally {
+    await browser.close();
+  }
+});
+
 test('no Worker, a worker script that does not load, or one without CORS: "worker_start" with the fix', TIMEOUT, async () => {
   const browser = await startBrowser();
   try {
