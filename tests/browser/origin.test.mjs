@@ -192,7 +192,7 @@ test('no Worker, a worker script that does not load, or one without CORS: "worke
       // A wrong shape is the argument's error, not the worker's.
       const shape = await rerank(page, { workerUrl: 5 });
       assert.equal(shape.code, 'invalid_input', shape.message);
-      assert.equal(shape.message, 'workerUrl must be a URL (a string or a URL object), got number 5');
+      assert.equal(shape.message, 'options.workerUrl must be a URL (a string or a URL object), got number 5');
 
       // After all that, the same page starts its worker normally.
       const fine = await rerank(page, { threads: 1 });

@@ -32,11 +32,11 @@ export class Reranker {
    */
   constructor(options = {}) {
     const { wasmUrl, threads, workerUrl } = checkOptions(options, CONSTRUCTOR_OPTIONS);
-    checkUrl(workerUrl, 'workerUrl');
+    checkUrl(workerUrl, 'options.workerUrl');
     const url = wasmUrl === undefined || wasmUrl === null ? null : resolveUrl(wasmUrl, 'wasmUrl');
     const count = threads === undefined || threads === null ? defaultThreads() : threadCount(threads);
-    const worker = workerUrl === undefined || workerUrl === null ? null : resolveUrl(workerUrl, 'workerUrl');
-    this.#pool = new WorkerPool(count, url, worker);
+    const workerScript = workerUrl === undefined || workerUrl === null ? null : resolveUrl(workerUrl, 'workerUrl');
+    this.#pool = new WorkerPool(count, url, workerScript);
   }
 
   /**
