@@ -27,6 +27,7 @@ export type ErrorCodeValue =
   | 'aborted'
   /** The worker died or its WebAssembly trapped; the next call starts a fresh one. */
   | 'worker_crashed'
+  /** No worker could start (no `Worker`, a Content-Security-Policy, a script that did not load); the message says the fix. */
   | 'worker_start'
   /** A bug in crossrank: please report it. */
   | 'internal';
@@ -161,6 +162,15 @@ export interface ConstructorOptions {
    * cross-origin isolation.
    */
   threads?: number;
+  /**
+   * Where the workers' script (the package's `src/worker.js`) is served from, resolved against the
+   * page. By default the worker runs the `worker.js` next to the imported module; when that is on
+   * another origin (a CDN), it is started through a same-origin `blob:` module that imports it.
+   * Given (e.g. for a Content-Security-Policy without `blob:` in `worker-src`): a URL on the page's
+   * origin starts the worker directly; it must sit in a copy of the package's `src/`, next to `pkg/`.
+   * A worker that cannot start rejects with code "worker_start".
+   */
+  workerUrl?: string | URL;
 }
 
 export interface CreateOptions extends LoadOptions, ConstructorOptions {

@@ -39,6 +39,7 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'src/protocol.js',
     'src/queue.js',
     'src/slot.js',
+    'src/spawn.js',
     'src/wasm.js',
     'src/worker.js',
   ]);

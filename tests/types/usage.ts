@@ -48,3 +48,10 @@ export async function misuse(reranker: Reranker): Promise<void> {
   // @ts-expect-error a fusion needs its type
   await reranker.rerank('q', ['a'], { fusion: { weight: 0.5 } });
 }
+
+/** The worker's script served by the app itself (a CSP without blob: in worker-src). */
+export async function workerUrl(): Promise<Reranker> {
+  // @ts-expect-error workerUrl is a URL (string or URL object)
+  await Reranker.create({ model: 'm.gguf', workerUrl: 5 });
+  return Reranker.create({ model: 'm.gguf', workerUrl: new URL('/crossrank/src/worker.js', 'https://example.com/') });
+}

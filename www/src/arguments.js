@@ -9,7 +9,7 @@ import { ENGINE_OPTION_NAMES } from './contract.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
 /** The options of `new Reranker(options)`. */
-export const CONSTRUCTOR_OPTIONS = ['wasmUrl', 'threads'];
+export const CONSTRUCTOR_OPTIONS = ['wasmUrl', 'threads', 'workerUrl'];
 /** The options of `load(model, options)`. */
 export const LOAD_OPTIONS = ['onProgress', 'cache', 'sha256', 'signal', 'dtype', 'hubUrl', 'revision'];
 /** `Reranker.create` takes the model, the constructor's options and load's. */
@@ -49,6 +49,13 @@ export function checkOptions(options, known, name = 'options') {
 export function checkFunction(value, name) {
   if (value !== undefined && value !== null && typeof value !== 'function') {
     throw invalid(`${name} must be a function, got ${describe(value)}`);
+  }
+}
+
+/** `undefined` or `null` (unset), or a URL: a string (resolved against the page) or a URL object. */
+export function checkUrl(value, name) {
+  if (value !== undefined && value !== null && typeof value !== 'string' && !(value instanceof URL)) {
+    throw invalid(`${name} must be a URL (a string or a URL object), got ${describe(value)}`);
   }
 }
 

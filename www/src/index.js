@@ -9,7 +9,7 @@
 
 import {
   CONSTRUCTOR_OPTIONS, CREATE_OPTIONS, LOAD_OPTIONS, RERANK_OPTIONS,
-  checkBoolean, checkFunction, checkOptions, checkRequest, checkRequests, checkSignal, describe,
+  checkBoolean, checkFunction, checkOptions, checkRequest, checkRequests, checkSignal, checkUrl, describe,
 } from './arguments.js';
 import { ENGINE_OPTION_NAMES } from './contract.js';
 import { DTYPES, HUB_URL, hubFolder, isHubId } from './hub.js';
@@ -28,25 +28,27 @@ export class Reranker {
 
   /**
    * A reranker with no model yet; call load(). Reranker.create() does both.
-   * @param {{ wasmUrl?: string | URL, threads?: number }} [options]
+   * @param {{ wasmUrl?: string | URL, threads?: number, workerUrl?: string | URL }} [options]
    */
   constructor(options = {}) {
-    const { wasmUrl, threads } = checkOptions(options, CONSTRUCTOR_OPTIONS);
+    const { wasmUrl, threads, workerUrl } = checkOptions(options, CONSTRUCTOR_OPTIONS);
+    checkUrl(workerUrl, 'options.workerUrl');
     const url = wasmUrl === undefined || wasmUrl === null ? null : resolveUrl(wasmUrl, 'wasmUrl');
     const count = threads === undefined || threads === null ? defaultThreads() : threadCount(threads);
-    this.#pool = new WorkerPool(count, url);
+    const workerScript = workerUrl === undefined || workerUrl === null ? null : resolveUrl(workerUrl, 'workerUrl');
+    this.#pool = new WorkerPool(count, url, workerScript);
   }
 
   /**
    * Starts the workers and loads a model into them.
    * @param {{ model: string | URL | ArrayBuffer | Uint8Array, onProgress?: (p: object) => void,
    *           cache?: boolean, sha256?: string, signal?: AbortSignal, wasmUrl?: string | URL,
-   *           threads?: number }} options
+   *           threads?: number, workerUrl?: string | URL }} options
    * @returns {Promise<Reranker>}
    */
   static async create(options) {
-    const { model, wasmUrl, threads, ...loadOptions } = checkOptions(options, CREATE_OPTIONS);
-    const reranker = new Reranker({ wasmUrl, threads });
+    const { model, wasmUrl, threads, workerUrl, ...loadOptions } = checkOptions(options, CREATE_OPTIONS);
+    const reranker = new Reranker({ wasmUrl, threads, workerUrl });
     try {
       await reranker.load(model, loadOptions);
     } catch (error) {

@@ -12,6 +12,8 @@ import { WorkerSlot, requestIndexOf } from './slot.js';
 export class WorkerPool {
   /** @type {string | null} */
   #wasmUrl;
+  /** @type {string | null} the worker script (null: the package's own src/worker.js) */
+  #workerUrl;
   /** The workers, each holding the model once loaded; the first also downloads and orders. */
   #slots;
   /** The last successful load, kept to load the model again into a fresh worker; null when none. */
@@ -24,10 +26,12 @@ export class WorkerPool {
   /**
    * @param {number} threads how many workers
    * @param {string | null} wasmUrl where the worker loads the .wasm from (null: next to the glue)
+   * @param {string | null} [workerUrl] the worker script, an absolute URL (null: src/worker.js)
    */
-  constructor(threads, wasmUrl) {
+  constructor(threads, wasmUrl, workerUrl = null) {
     this.#wasmUrl = wasmUrl;
-    this.#slots = Array.from({ length: threads }, () => new WorkerSlot());
+    this.#workerUrl = workerUrl;
+    this.#slots = Array.from({ length: threads }, () => new WorkerSlot(workerUrl));
   }
 
   /** How many workers share each call. */
@@ -154,7 +158,7 @@ export class WorkerPool {
    * to `{ source: { bytes }, cacheInfo }` (cacheInfo: the info.cache of the conversion's cache).
    */
   async #convert({ folder, name, dtype }, cache, onProgress) {
-    const slot = new WorkerSlot();
+    const slot = new WorkerSlot(this.#workerUrl);
     this.#converter = slot;
     try {
       const { bytes, cacheInfo } = await slot.request({ kind: RequestKind.CONVERT, folder, source: name, dtype, cache, wasmUrl: this.#wasmUrl }, onProgress);

@@ -43,6 +43,9 @@
 //   { id, kind: 'error', code, message, request? }     code: one of ErrorCode; request: for a
 //       'score' error about one of its requests (an empty query), that request's position
 //   { id, kind: 'progress', progress }       progress: a ProgressInfo (see index.d.ts)
+//   { kind: 'ready' }                        no id: sent once, when worker.js and its imports have
+//       loaded; an `error` event before it means the worker did not start (spawn.js: worker_start),
+//       one after it that the worker died (worker_crashed)
 
 import { RUST_ERROR_CODES } from './contract.js';
 
@@ -57,6 +60,7 @@ export const ReplyKind = Object.freeze({
   RESULT: 'result',
   ERROR: 'error',
   PROGRESS: 'progress',
+  READY: 'ready',
 });
 
 /** The stable error codes: Rust's (generated from crossrank's error enum), then the package's own. */

@@ -1,9 +1,10 @@
 // One Web Worker (src/worker.js) and the requests sent to it: the page's end of protocol.js, which
-// matches replies to requests by id and turns a dead worker into rejected requests. Its own module
-// because it is the one place a Worker is created: another runtime's workers (Node's
+// matches replies to requests by id and turns a dead worker into rejected requests (spawn.js starts
+// the Worker itself). Its own module because it is the one place a Worker is held: another runtime's workers (Node's
 // worker_threads) would be a sibling of this, and the pool above it would not change.
 
 import { ErrorCode, RerankerError, ReplyKind } from './protocol.js';
+import { startWorker, workerFailure } from './spawn.js';
 
 /**
  * One worker and the requests sent to it. A worker that dies (or is terminated) takes its
@@ -17,6 +18,13 @@ export class WorkerSlot {
   #nextId = 1;
   /** Whether the worker holds the reranker's current model. */
   hasModel = false;
+  /** The `workerUrl` option: an absolute URL of worker.js, or null for the package's own. */
+  #workerUrl;
+
+  /** @param {string | null} [workerUrl] */
+  constructor(workerUrl = null) {
+    this.#workerUrl = workerUrl;
+  }
 
   /** Whether a request is in the worker now. */
   get busy() {
@@ -45,13 +53,11 @@ export class WorkerSlot {
 
   #ensureWorker() {
     if (this.#worker) return this.#worker;
-    // This exact expression is what bundlers (Vite, webpack 5, Parcel) recognise as a worker entry.
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const worker = startWorker(this.#workerUrl);
     worker.addEventListener('message', (event) => this.#onReply(worker, event.data));
     worker.addEventListener('error', (event) => {
       event.preventDefault();
-      const detail = event.message || 'its script could not be loaded or threw at the top level';
-      this.#crashed(worker, `the worker failed: ${detail}`);
+      this.#failed(worker, workerFailure(worker, event)); // worker_start if it never said `ready`
     });
     worker.addEventListener('messageerror', () => this.#crashed(worker, 'the worker sent a message that could not be read'));
     this.#worker = worker;
@@ -86,8 +92,13 @@ export class WorkerSlot {
 
   /** The worker died or its wasm trapped: what it was doing fails; the next call gets a fresh one. */
   #crashed(worker, message) {
+    this.#failed(worker, new RerankerError(ErrorCode.WORKER_CRASHED, message));
+  }
+
+  /** The worker died or never started: what it was doing fails with `error`. */
+  #failed(worker, error) {
     if (worker !== this.#worker) return;
-    this.stop(new RerankerError(ErrorCode.WORKER_CRASHED, message));
+    this.stop(error);
   }
 }
 

@@ -36,7 +36,9 @@ export function initWasm(wasmUrl) {
   initPromise = init({ module_or_path: url }).catch((error) => {
     initPromise = null; // let a later load try again (a network error may be transient)
     if (error instanceof WebAssembly.CompileError || error instanceof WebAssembly.LinkError) throw error;
-    throw new RerankerError(ErrorCode.FETCH, `could not load ${url}: ${error?.message ?? error}`);
+    // From a CDN, the usual causes are the page's CSP (connect-src) and missing CORS headers.
+    throw new RerankerError(ErrorCode.FETCH, `could not load ${url}: ${error?.message ?? error} (a network error; on another ` +
+      'origin, its server must send Access-Control-Allow-Origin and the page\'s Content-Security-Policy must allow it in connect-src)');
   });
   return initPromise;
 }

@@ -30,6 +30,8 @@ const KNOWN_CODES = new Set(Object.values(ErrorCode));
 self.addEventListener('message', (event) => {
   void handle(event.data);
 });
+// This module and its imports loaded: the page now knows a later error is a crash, not a failed start.
+self.postMessage({ kind: ReplyKind.READY });
 
 async function handle(request) {
   const { id, kind } = request;
