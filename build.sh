@@ -10,6 +10,8 @@
 #   ./build.sh models     convert the test models to GGUF under artifacts/models/
 #   ./build.sh wasm       the browser builds (SIMD128 and relaxed SIMD) into www/pkg/ (wasm-bindgen + wasm-opt)
 #   ./build.sh e2e        the browser tests only (headless Chromium)
+#   ./build.sh figures    rewrite the READMEs' generated figures (wasm sizes, memory per worker) from the
+#                         built package (tests/browser/figures.mjs; figures.test.mjs checks them)
 #   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
 #   ./build.sh bench      benchmarks (see BENCHMARKS.md)
 #   ./build.sh cuda       the CUDA CLI (target/cuda/release/crossrank) from PyPI's CUDA 13.4 toolkit, no GPU
@@ -128,6 +130,13 @@ wasm() {
     gz=$(gzip -9c "$file" | wc -c)
     log "$file: $raw bytes raw, $gz bytes gzipped"
   done
+}
+
+figures() {
+  setup_node
+  setup_chromium
+  [ -f www/pkg/crossrank_wasm_bg.wasm ] && [ -f www/pkg/crossrank_wasm_relaxed_bg.wasm ] || wasm
+  (cd www && node ../tests/browser/figures.mjs --write)
 }
 
 e2e() {
@@ -276,6 +285,7 @@ case "${1:-}" in
   models) models ;;
   wasm) wasm ;;
   e2e) e2e ;;
+  figures) figures ;;
   test) test_all ;;
   run) run_example ;;
   demo) demo ;;
