@@ -153,7 +153,7 @@ test('issue 33: fields inside windows and fusion are checked by name, with the s
       for (const [name, options] of Object.entries(cases)) {
         outcome[name] = { package: await window.settle(r.rerank('q', ['a', 'b'], options)), raw: rawOutcome(options) };
       }
-      outcome.after = await window.settle(r.rerank('q', ['a', 'b'], { fusion: { type: 'weighted', weight: 0.5 }, windows: { overlap: 8 } }));
+      outcome.after = await window.settle(r.rerank('q', ['a', 'b'], { fusion: { type: 'rrf', k: 10 }, windows: { overlap: 8 } }));
       r.dispose();
       raw.free();
       return outcome;
