@@ -13,6 +13,8 @@
 #   ./build.sh model-package  the default model's npm package (models/npm, crossrank-minilm-l4) packed
 #                         into artifacts/npm/ (its prepack copies in the GGUF and card; the tests pack it
 #                         themselves)
+#   ./build.sh figures    rewrite the READMEs' generated figures (wasm sizes, memory per worker) from the
+#                         built package (tests/browser/figures.mjs; figures.test.mjs checks them)
 #   ./build.sh fixtures   recompute the PyTorch reference fixtures (needs torch; not run by CI)
 #   ./build.sh bench      benchmarks (see BENCHMARKS.md)
 #   ./build.sh cuda       the CUDA CLI (target/cuda/release/crossrank) from PyPI's CUDA 13.4 toolkit, no GPU
@@ -131,6 +133,13 @@ wasm() {
     gz=$(gzip -9c "$file" | wc -c)
     log "$file: $raw bytes raw, $gz bytes gzipped"
   done
+}
+
+figures() {
+  setup_node
+  setup_chromium
+  [ -f www/pkg/crossrank_wasm_bg.wasm ] && [ -f www/pkg/crossrank_wasm_relaxed_bg.wasm ] || wasm
+  (cd www && node ../tests/browser/figures.mjs --write)
 }
 
 e2e() {
@@ -291,6 +300,7 @@ case "${1:-}" in
   wasm) wasm ;;
   e2e) e2e ;;
   model-package) model_package ;;
+  figures) figures ;;
   test) test_all ;;
   run) run_example ;;
   demo) demo ;;

@@ -201,6 +201,57 @@ pub const OPTIONS: &[OptionSpec] = {
     ]
 };
 
+/// Refuses `name` unless it is an option (`parent` `None`) or a field of the object option
+/// `parent` (`windows`, `fusion`), naming the closest one: `unknown option "fusion.wieght": did you
+/// mean "fusion.weight"? (fusion: type, k, weight)`. Serde would ignore an unknown field inside
+/// `windows` or `fusion` (the call then runs with a default the caller did not mean) or refuse
+/// one in its own words, so the browser binding calls this for every name before serde reads them.
+/// `{ weighted: 0.5 }` as `fusion`, a shape the README once showed, is told how fusion is written.
+pub fn check_name(parent: Option<&str>, name: &str) -> Result<()> {
+    let known: Vec<&str> = OPTIONS.iter().filter(|spec| spec.parent() == parent).map(|spec| spec.field()).collect();
+    if known.contains(&name) {
+        return Ok(());
+    }
+    let full = |field: &str| parent.map_or_else(|| field.to_string(), |parent| format!("{parent}.{field}"));
+    if parent == Some("fusion") {
+        let types = OPTIONS.iter().find(|spec| spec.name == "fusion.type").map_or(&[][..], |spec| spec.values);
+        if types.contains(&name) {
+            return Err(Error::invalid(format!(
+                "unknown option \"fusion.{name}\": fusion is written {{ type: \"rrf\", k }} or {{ type: \"weighted\", weight }}, not {{ {name}: … }}"
+            )));
+        }
+    }
+    let nearest = known.iter().map(|candidate| (edit_distance(&fold(name), &fold(candidate)), *candidate)).min_by_key(|(distance, _)| *distance);
+    let hint = match nearest {
+        Some((distance, candidate)) if distance <= 2.max(candidate.len() / 3) => format!(": did you mean \"{}\"?", full(candidate)),
+        _ => String::new(),
+    };
+    let list = match parent {
+        None => format!("options: {}", known.join(", ")),
+        Some(parent) => format!("{parent}: {}", known.join(", ")),
+    };
+    Err(Error::invalid(format!("unknown option \"{}\"{hint} ({list})", full(name))))
+}
+
+/// Case and separators do not count: top_k, TopK and top-k all read as topk.
+fn fold(name: &str) -> String {
+    name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+}
+
+/// Levenshtein distance in characters (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, b_char) in b.iter().enumerate() {
+            current.push((previous[j + 1] + 1).min(current[j] + 1).min(previous[j] + usize::from(a_char != *b_char)));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 impl OptionValues {
     /// Checks every value and builds the engine's options (then [`RerankOptions::validate`]s them).
     pub fn parse(&self) -> Result<RerankOptions> {
@@ -304,6 +355,28 @@ mod tests {
         assert!(message(r#"{"fusion": {"weighted": 0.5}}"#).starts_with("fusion needs a type: { type: \"rrf\", k? } or { type: \"weighted\", weight }"));
         assert!(message(r#"{"fusion": {"type": "magic"}}"#).starts_with("fusion.type must be \"rrf\" or \"weighted\", got \"magic\""));
         assert!(message(r#"{"fusion": {"type": "weighted"}}"#).starts_with("fusion.weight is required with type \"weighted\""));
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_nearest() {
+        let message = |parent: Option<&str>, name: &str| check_name(parent, name).unwrap_err().detail();
+        for spec in OPTIONS {
+            assert!(check_name(spec.parent(), spec.field()).is_ok(), "{}", spec.name);
+        }
+        assert_eq!(
+            message(None, "top_k"),
+            "unknown option \"top_k\": did you mean \"topK\"? (options: topK, maxLength, batchSize, windows, fusion, scoreScale, threshold)"
+        );
+        assert_eq!(message(None, "colour"), "unknown option \"colour\" (options: topK, maxLength, batchSize, windows, fusion, scoreScale, threshold)");
+        assert_eq!(message(Some("fusion"), "wieght"), "unknown option \"fusion.wieght\": did you mean \"fusion.weight\"? (fusion: type, k, weight)");
+        assert_eq!(message(Some("windows"), "overlp"), "unknown option \"windows.overlp\": did you mean \"windows.overlap\"? (windows: overlap, aggregate)");
+        assert_eq!(message(Some("windows"), "size"), "unknown option \"windows.size\" (windows: overlap, aggregate)");
+        // The shorthand the README once showed is told how fusion is written.
+        assert_eq!(
+            message(Some("fusion"), "weighted"),
+            "unknown option \"fusion.weighted\": fusion is written { type: \"rrf\", k } or { type: \"weighted\", weight }, not { weighted: … }"
+        );
+        assert!(message(Some("fusion"), "rrf").starts_with("unknown option \"fusion.rrf\": fusion is written"));
     }
 
     /// A JSON value of `spec`'s type (a valid one where the spec lists values).

@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 use crate::error::Error;
 use crate::gguf::{GgufModel, Precision};
 use crate::hf::{self, HfDir, TokenizerFiles};
-use crate::options::{JsType, OptionValues, RerankOptions, OPTIONS};
+use crate::options::{check_name, JsType, OptionValues, RerankOptions, OPTIONS};
 use crate::rerank::{GrowingPrefix, RerankRequest, Reranker, ScoredDocument};
 use crate::weights::{QuantizedMatmul, WeightStore};
 use crate::windows::Window;
@@ -120,19 +120,26 @@ fn is_object(value: &JsValue) -> bool {
 
 /// Checks names and types against Rust's one list of options ([`OPTIONS`]) before serde reads
 /// them, so every error names the JS option (`threshold: expected a number, got "high"`) and none
-/// is serde's ("invalid type: …", "data did not match any variant of untagged enum"). What is
-/// left to serde then fails only with `fusion`'s own messages ([`crate::options::FusionValues`]).
+/// is serde's ("invalid type: …", "data did not match any variant of untagged enum"), and an
+/// unknown name, also inside `windows` or `fusion`, is refused ([`check_name`]). What is left to
+/// serde then fails only with `fusion`'s own messages ([`crate::options::FusionValues`]).
 fn check_options(options: &JsValue) -> Result<(), JsValue> {
     if !is_object(options) {
         return Err(invalid(format!("options: expected an object, got {}", describe(options))));
     }
-    let top_level = || OPTIONS.iter().filter(|spec| spec.parent().is_none()).map(|spec| spec.name);
-    for name in js_sys::Object::keys(options.unchecked_ref::<js_sys::Object>()).iter().filter_map(|key| key.as_string()) {
-        if !top_level().any(|known| known == name) {
-            return Err(invalid(format!("unknown option {name:?} (options: {})", top_level().collect::<Vec<_>>().join(", "))));
+    let names = |object: &JsValue| js_sys::Object::keys(object.unchecked_ref::<js_sys::Object>()).iter().filter_map(|key| key.as_string()).collect::<Vec<_>>();
+    let field = |object: &JsValue, name: &str| js_sys::Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED);
+    for name in names(options) {
+        check_name(None, &name).map_err(to_js)?;
+        // The fields of an object option (windows, fusion) are names too: serde would ignore a
+        // misspelt one and run with its default.
+        let value = field(options, &name);
+        if is_object(&value) && OPTIONS.iter().any(|spec| spec.parent() == Some(name.as_str())) {
+            for inner in names(&value) {
+                check_name(Some(&name), &inner).map_err(to_js)?;
+            }
         }
     }
-    let field = |object: &JsValue, name: &str| js_sys::Reflect::get(object, &name.into()).unwrap_or(JsValue::UNDEFINED);
     for spec in OPTIONS {
         let value = match spec.parent() {
             None => field(options, spec.name),

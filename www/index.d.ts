@@ -157,8 +157,8 @@ export interface ConstructorOptions {
    */
   wasmUrl?: string | URL;
   /**
-   * Web Workers that share each call, each holding the model (~64 MiB of memory per worker with
-   * a Q8_0 MiniLM-L-4). 1–16; default `min(4, navigator.hardwareConcurrency)`. Needs no
+   * Web Workers that share each call, each holding the model in its own wasm memory (the README's
+   * "Workers" section gives the measured figure for the default model). 1–16; default `min(4, navigator.hardwareConcurrency)`. Needs no
    * cross-origin isolation.
    */
   threads?: number;
@@ -242,11 +242,18 @@ export interface RerankOptions {
 export interface RerankResult<D extends Document = Document> {
   /** Position of the document in the input array. */
   index: number;
-  /** sigmoid(logit), in (0, 1); 0 for a blank document (one that tokenises to nothing). */
+  /**
+   * As `scoreScale` says, in [0, 1]. Default: sigmoid(logit), comparable across calls (f32 makes it
+   * exactly 1 above a logit of about 16.6, exactly 0 below about −88.7). With `scoreScale: 'minmax'`:
+   * (logit − min) / (max − min) over this call's non-blank documents, 1 for the best and 0 for the
+   * worst (1 for all when their logits are equal). Always 0 for a blank document (one that
+   * tokenises to nothing). `fusion` leaves it alone: the order then follows `fused`, so scores need
+   * not be in order; `threshold` compares against it, and `topK` cuts after the threshold.
+   */
   score: number;
   /** The model's raw output (with windows: the aggregate of the window logits). */
   logit: number;
-  /** The fused score the order follows, with `fusion`. */
+  /** The fused score the order follows, with `fusion` (0 for a blank document). */
   fused?: number;
   /** With `windows`: the best window of the document. */
   bestWindow?: Window;

@@ -119,6 +119,70 @@ test('item 11: every argument shape is an invalid_input error that names the arg
     assert.equal(got.signalOtherRealm.ok, true, got.signalOtherRealm.message);
   }));
 
+// Issue 33: a misspelt field inside `windows` or `fusion` was ignored (the call ran with the
+// default), and `fusion: { weighted: 0.5 }` (the README's old shape) failed in serde's words. Both
+// layers refuse them by name with the same message: the package before any work (arguments.js)
+// and the wasm module for its own callers (src/options.rs check_name).
+test('issue 33: fields inside windows and fusion are checked by name, with the same message in the package and in Rust', TIMEOUT, () =>
+  browser.withPage(async ({ page }) => {
+    const got = await page.evaluate(async (url) => {
+      const { Reranker } = window.crossrank;
+      const r = await Reranker.create({ model: url, cache: false, threads: 1 });
+      const glue = await import('/www/pkg/crossrank_wasm.js');
+      await glue.default({ module_or_path: '/www/pkg/crossrank_wasm_bg.wasm' });
+      const raw = glue.WasmReranker.fromGguf(new Uint8Array(await (await fetch(url)).arrayBuffer()));
+      const rawOutcome = (options) => {
+        try {
+          return { ok: true, value: Array.from(raw.logits('q', ['a'], options)) };
+        } catch (error) {
+          return { ok: false, name: error.name, code: error.code, message: error.message };
+        }
+      };
+      const cases = {
+        shorthandWeighted: { fusion: { weighted: 0.5 } },
+        shorthandRrf: { fusion: { rrf: 60 } },
+        misspeltWeight: { fusion: { type: 'weighted', wieght: 0.5 } },
+        misspeltOverlap: { windows: { overlp: 8 } },
+        unrelatedWindowField: { windows: { size: 3 } },
+        missingType: { fusion: { weight: 0.5 } },
+        missingWeight: { fusion: { type: 'weighted' } },
+        maxLengthFraction: { maxLength: 1.5 },
+        maxLengthTooLong: { maxLength: 100000 },
+      };
+      const outcome = {};
+      for (const [name, options] of Object.entries(cases)) {
+        outcome[name] = { package: await window.settle(r.rerank('q', ['a', 'b'], options)), raw: rawOutcome(options) };
+      }
+      outcome.after = await window.settle(r.rerank('q', ['a', 'b'], { fusion: { type: 'rrf', k: 10 }, windows: { overlap: 8 } }));
+      r.dispose();
+      raw.free();
+      return outcome;
+    }, TINY);
+
+    const fusionShape = 'fusion is written { type: "rrf", k } or { type: "weighted", weight }';
+    const expected = {
+      shorthandWeighted: `unknown option "fusion.weighted": ${fusionShape}, not { weighted: … }`,
+      shorthandRrf: `unknown option "fusion.rrf": ${fusionShape}, not { rrf: … }`,
+      misspeltWeight: 'unknown option "fusion.wieght": did you mean "fusion.weight"? (fusion: type, k, weight)',
+      misspeltOverlap: 'unknown option "windows.overlp": did you mean "windows.overlap"? (windows: overlap, aggregate)',
+      unrelatedWindowField: 'unknown option "windows.size" (windows: overlap, aggregate)',
+      missingType: 'fusion needs a type: { type: "rrf", k? } or { type: "weighted", weight }',
+      missingWeight: 'fusion.weight is required with type "weighted": a number from 0 to 1',
+      maxLengthFraction: 'maxLength must be a whole number ≥ 1, got 1.5',
+      maxLengthTooLong: /^maxLength 100000 exceeds the model's \d+ position embeddings$/,
+    };
+    for (const [name, message] of Object.entries(expected)) {
+      for (const layer of ['package', 'raw']) {
+        const outcome = got[name][layer];
+        assertRefused(outcome, 'invalid_input', typeof message === 'string' ? undefined : message, `${name} (${layer})`);
+        if (typeof message === 'string') assert.equal(outcome.message, message, `${name} (${layer})`);
+        assert.doesNotMatch(outcome.message, /missing field|unknown field|invalid type|untagged|max_length|Error:/, `${name} (${layer}): serde's or Rust's words`);
+      }
+    }
+    assert.equal(got.after.ok, true, got.after.message);
+    assert.equal(got.after.value.length, 2);
+  }));
+
 test('item 11: rerankMany names the request Rust refuses, and not for a bad option', TIMEOUT, () =>
   browser.withPage(async ({ page }) => {
     const got = await page.evaluate(async (url) => {

@@ -49,6 +49,9 @@ function assertLogit(actual, expected, tolerance, label, blank = false) {
 
 const isBlank = (text) => text.trim() === '';
 
+/** The largest |logit − PyTorch's| over `results[i]` against `cases[i]`. */
+const maxDelta = (results, cases) => Math.max(...cases.map((c, i) => Math.abs(results[i].logit - c.logit)));
+
 function assertSorted(results, label) {
   for (let i = 1; i < results.length; i++) {
     assert.ok(results[i - 1].score >= results[i].score, `${label}: results not sorted by score`);
@@ -96,6 +99,8 @@ describe('parity with PyTorch', () => {
           assert.equal(got.single[i].index, 0);
           assertLogit(got.single[i], c.logit, model.tolerance, `${model.name} ${c.name}`, isBlank(c.passage));
         });
+        // The README's precision table quotes this line.
+        console.log(`# ${model.name} (${got.info.simd}): max |Δlogit| vs PyTorch ${maxDelta(got.single, model.cases).toExponential(2)}`);
         for (const { members, results } of got.batches) {
           assert.equal(results.length, members.length);
           assertSorted(results, model.name);
@@ -126,28 +131,33 @@ function spearman(a, b) {
 // int8 attention) against PyTorch f32, as tests/default_model.rs checks it natively: parity
 // pairs within the q8_0 tolerance (0.15) and each of the 20 SQuAD queries ranked with Spearman
 // ≥ 0.99 over its 20 candidates.
-test('the default model in Chromium ranks like PyTorch: Spearman ≥ 0.99 per query, logits within 0.15', TIMEOUT, () =>
-  withPage(async ({ page }) => {
-    const { cases, ranking } = fixture('default_model.json');
-    const got = await page.evaluate(async ({ cases, ranking }) => {
-      const reranker = await window.crossrank.Reranker.create({ model: '/models/crossrank-minilm-l4.q8_0.gguf', cache: false });
-      const parity = [];
-      for (const { query, passage } of cases) parity.push((await reranker.rerank(query, [passage]))[0]);
-      const ranked = [];
-      for (const { query, documents } of ranking) ranked.push(await reranker.rerank(query, documents));
-      const info = reranker.info;
-      reranker.dispose();
-      return { parity, ranked, info };
-    }, { cases, ranking });
-    assert.equal(got.info.simd, 'relaxed-simd');
-    cases.forEach((c, i) => assertLogit(got.parity[i], c.logit, 0.15, `default model ${c.name}`, isBlank(c.passage)));
-    ranking.forEach(({ query, logits }, q) => {
-      const ours = new Array(logits.length);
-      for (const { index, logit } of got.ranked[q]) ours[index] = logit;
-      const rho = spearman(ours, logits);
-      assert.ok(rho >= 0.99, `query ${JSON.stringify(query)}: Spearman ${rho.toFixed(4)} against PyTorch f32`);
-    });
-  }));
+// Both builds: the relaxed one Chromium picks, and the SIMD128 fallback forced by naming its file.
+for (const { simd, wasmUrl } of [{ simd: 'relaxed-simd' }, { simd: 'simd128', wasmUrl: '/www/pkg/crossrank_wasm_bg.wasm' }]) {
+  test(`the default model in Chromium (${simd}) ranks like PyTorch: Spearman ≥ 0.99 per query, logits within 0.15`, TIMEOUT, () =>
+    withPage(async ({ page }) => {
+      const { cases, ranking } = fixture('default_model.json');
+      const got = await page.evaluate(async ({ cases, ranking, wasmUrl }) => {
+        const reranker = await window.crossrank.Reranker.create({ model: '/models/crossrank-minilm-l4.q8_0.gguf', cache: false, ...(wasmUrl ? { wasmUrl } : {}) });
+        const parity = [];
+        for (const { query, passage } of cases) parity.push((await reranker.rerank(query, [passage]))[0]);
+        const ranked = [];
+        for (const { query, documents } of ranking) ranked.push(await reranker.rerank(query, documents));
+        const info = reranker.info;
+        reranker.dispose();
+        return { parity, ranked, info };
+      }, { cases, ranking, wasmUrl });
+      assert.equal(got.info.simd, simd);
+      cases.forEach((c, i) => assertLogit(got.parity[i], c.logit, 0.15, `default model ${c.name}`, isBlank(c.passage)));
+      // The README's precision table quotes this line.
+      console.log(`# default model (${got.info.simd}): max |Δlogit| vs PyTorch ${maxDelta(got.parity, cases).toFixed(3)}`);
+      ranking.forEach(({ query, logits }, q) => {
+        const ours = new Array(logits.length);
+        for (const { index, logit } of got.ranked[q]) ours[index] = logit;
+        const rho = spearman(ours, logits);
+        assert.ok(rho >= 0.99, `query ${JSON.stringify(query)}: Spearman ${rho.toFixed(4)} against PyTorch f32`);
+      });
+    }));
+}
 
 test('progress events: initiate, progress up to 100%, done, ready', TIMEOUT, () =>
   withPage(async ({ page }) => {

@@ -3,9 +3,10 @@
 // the argument (`documents[1] is missing (sparse array)`, `requests[0] must be an object, got
 // null`, `options.signal must be an AbortSignal, got an object`), never a plain TypeError from
 // deeper down. The ranking options' values are Rust's to check (src/options.rs); only their names
-// and the options JS itself uses (signal, onProgress, returnDocuments) are checked here.
+// (and the names inside windows and fusion) and the options JS itself uses (signal, onProgress,
+// returnDocuments) are checked here.
 
-import { ENGINE_OPTION_NAMES } from './contract.js';
+import { ENGINE_OPTIONS, ENGINE_OPTION_NAMES } from './contract.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
 /** The options of `new Reranker(options)`. */
@@ -36,13 +37,40 @@ export function checkOptions(options, known, name = 'options') {
   const where = name === 'options' ? '' : ` in ${name}`;
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
-    const distances = known.map((candidate) => editDistance(fold(key), fold(candidate)));
-    const best = distances.indexOf(Math.min(...distances));
-    const nearest = known[best];
-    const close = distances[best] <= Math.max(2, Math.floor(nearest.length / 3));
-    throw invalid(`unknown option "${key}"${where}${close ? `: did you mean "${nearest}"?` : ''} (options: ${known.join(', ')})`);
+    const nearest = closest(key, known);
+    throw invalid(`unknown option "${key}"${where}${nearest ? `: did you mean "${nearest}"?` : ''} (options: ${known.join(', ')})`);
   }
   return options;
+}
+
+/**
+ * The fields of the engine's object options (`windows: { overlap, aggregate }`, `fusion: { type,
+ * k, weight }`): an unknown one is refused by name, as Rust's `check_name` (src/options.rs) does,
+ * where the engine would otherwise ignore it and run with a default the caller did not mean
+ * (`{ overlp: 8 }`). `fusion: { weighted: 0.5 }` is told how fusion is written.
+ */
+export function checkOptionFields(options) {
+  for (const [parent, value] of Object.entries(options)) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+    const known = Object.keys(ENGINE_OPTIONS).filter((name) => name.startsWith(`${parent}.`)).map((name) => name.slice(parent.length + 1));
+    if (known.length === 0) continue;
+    for (const key of Object.keys(value)) {
+      if (known.includes(key)) continue;
+      if (parent === 'fusion' && ENGINE_OPTIONS['fusion.type'].values.includes(key)) {
+        throw invalid(`unknown option "fusion.${key}": fusion is written { type: "rrf", k } or { type: "weighted", weight }, not { ${key}: … }`);
+      }
+      const nearest = closest(key, known);
+      throw invalid(`unknown option "${parent}.${key}"${nearest ? `: did you mean "${parent}.${nearest}"?` : ''} (${parent}: ${known.join(', ')})`);
+    }
+  }
+}
+
+/** The name in `known` nearest to `key`, if it is near enough to be a misspelling of it. */
+function closest(key, known) {
+  const distances = known.map((candidate) => editDistance(fold(key), fold(candidate)));
+  const best = distances.indexOf(Math.min(...distances));
+  const nearest = known[best];
+  return distances[best] <= Math.max(2, Math.floor(nearest.length / 3)) ? nearest : undefined;
 }
 
 /** `undefined` or `null` (unset), or a function. */

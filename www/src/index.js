@@ -9,7 +9,7 @@
 
 import {
   CONSTRUCTOR_OPTIONS, CREATE_OPTIONS, LOAD_OPTIONS, RERANK_OPTIONS,
-  checkBoolean, checkFunction, checkOptions, checkRequest, checkRequests, checkSignal, checkUrl, describe,
+  checkBoolean, checkFunction, checkOptionFields, checkOptions, checkRequest, checkRequests, checkSignal, checkUrl, describe,
 } from './arguments.js';
 import { ENGINE_OPTION_NAMES } from './contract.js';
 import { DTYPES, HUB_URL, hubFolder, isHubId } from './hub.js';
@@ -137,6 +137,7 @@ export class Reranker {
    */
   async #rerank(requests, rerankOptions, many) {
     checkOptions(rerankOptions, RERANK_OPTIONS);
+    checkOptionFields(rerankOptions);
     const { returnDocuments = false, signal, onProgress } = rerankOptions;
     checkBoolean(returnDocuments, 'options.returnDocuments');
     checkSignal(signal, 'options.signal');

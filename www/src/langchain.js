@@ -10,7 +10,7 @@
 import { BaseDocumentCompressor } from '@langchain/core/retrievers/document_compressors';
 import { Document } from '@langchain/core/documents';
 
-import { RERANK_OPTIONS, checkArray, checkOptions, describe, invalid } from './arguments.js';
+import { RERANK_OPTIONS, checkArray, checkOptionFields, checkOptions, describe, invalid } from './arguments.js';
 
 /** What `rerankOptions` may hold: rerank's options but topK, which is topN here. */
 const FORWARDED_OPTIONS = RERANK_OPTIONS.filter((name) => name !== 'topK');
@@ -32,6 +32,7 @@ export class CrossrankReranker extends BaseDocumentCompressor {
     if (!Number.isInteger(topN) || topN < 1) throw invalid(`topN must be a positive integer, got ${describe(topN)}`);
     if ('topK' in Object(rerankOptions)) throw invalid('rerankOptions.topK is not taken: topN sets how many documents are kept');
     checkOptions(rerankOptions, FORWARDED_OPTIONS, 'rerankOptions');
+    checkOptionFields(rerankOptions);
     this.reranker = reranker;
     this.topN = topN;
     this.rerankOptions = rerankOptions;
