@@ -1,8 +1,9 @@
 // One Web Worker (src/worker.js) and the requests sent to it: the page's end of protocol.js, which
 // matches replies to requests by id and turns a dead worker into rejected requests. Its own module
-// because it is the one place a Worker is created: another runtime's workers (Node's
-// worker_threads) would be a sibling of this, and the pool above it would not change.
+// because it is the one place a Worker is created (in Node, Deno and Bun, a worker_threads thread
+// that looks like one: node/threads.js), so the pool above it does not change with the runtime.
 
+import { usesThreads, ThreadWorker } from './node/threads.js';
 import { ErrorCode, RerankerError, ReplyKind } from './protocol.js';
 
 /**
@@ -46,7 +47,8 @@ export class WorkerSlot {
   #ensureWorker() {
     if (this.#worker) return this.#worker;
     // This exact expression is what bundlers (Vite, webpack 5, Parcel) recognise as a worker entry.
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    // Node, Deno and Bun: a worker_threads thread stands in for it (node/threads.js).
+    const worker = usesThreads() ? new ThreadWorker() : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     worker.addEventListener('message', (event) => this.#onReply(worker, event.data));
     worker.addEventListener('error', (event) => {
       event.preventDefault();
