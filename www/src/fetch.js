@@ -4,6 +4,7 @@
 // that HTTP's error cases (the Hub's X-Error-Code, 401/403 on a gated repository, a fetch that
 // failed without a response, as a CORS refusal does) are named the same way for every file.
 
+import { isFileUrl, readFile } from './node/files.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
 /**
@@ -14,6 +15,8 @@ import { ErrorCode, RerankerError } from './protocol.js';
  * @returns {Promise<{ bytes: Uint8Array, validator: string, contentType: string } | null>}
  */
 export async function download(url, { optional = false, onProgress, onTotal, hint = '' } = {}) {
+  // Node, Deno and Bun: a file: URL (a model given as a path) is read from disk, with a bound.
+  if (isFileUrl(url)) return readFile(url, { optional, onProgress, onTotal });
   let response;
   try {
     response = await fetch(url);

@@ -13,6 +13,7 @@ import {
 } from './arguments.js';
 import { ENGINE_OPTION_NAMES } from './contract.js';
 import { DTYPES, HUB_URL, hubFolder, isHubId } from './hub.js';
+import { availableParallelism, fileUrlOfPath, isFilePath } from './node/files.js';
 import { WorkerPool } from './pool.js';
 import { CACHE_NAME, CacheMode, ErrorCode, RerankerError, RequestKind } from './protocol.js';
 import { CallQueue } from './queue.js';
@@ -201,7 +202,8 @@ export class Reranker {
 
 /** Workers per reranker unless told: one per core, at most 4 (each holds the model). */
 function defaultThreads() {
-  const cores = Number(globalThis.navigator?.hardwareConcurrency) || 1;
+  // Node 20 has no `navigator`: its os.availableParallelism() is the same number.
+  const cores = Number(globalThis.navigator?.hardwareConcurrency) || availableParallelism();
   return Math.max(1, Math.min(4, cores));
 }
 
@@ -221,9 +223,13 @@ function disposedError() {
   return new RerankerError(ErrorCode.NOT_LOADED, 'this reranker has been disposed');
 }
 
-/** Absolute URLs only: the worker resolves relative ones against its own script, not the page. */
+/**
+ * Absolute URLs only: the worker resolves relative ones against its own script, not the page.
+ * Where there is no page (Node, Deno, Bun), a string without a scheme is a file path.
+ */
 function resolveUrl(value, name) {
   const base = globalThis.document?.baseURI ?? globalThis.location?.href;
+  if (base === undefined && isFilePath(value)) return fileUrlOfPath(value).href;
   try {
     return new URL(value, base).href;
   } catch {

@@ -1,7 +1,7 @@
 // One Web Worker (src/worker.js) and the requests sent to it: the page's end of protocol.js, which
-// matches replies to requests by id and turns a dead worker into rejected requests (spawn.js starts
-// the Worker itself). Its own module because it is the one place a Worker is held: another runtime's workers (Node's
-// worker_threads) would be a sibling of this, and the pool above it would not change.
+// matches replies to requests by id and turns a dead worker into rejected requests. spawn.js starts
+// the worker (in Node, Deno and Bun a worker_threads thread that looks like one: node/threads.js),
+// so neither this module nor the pool above it changes with the runtime.
 
 import { ErrorCode, RerankerError, ReplyKind } from './protocol.js';
 import { startWorker, workerFailure } from './spawn.js';

@@ -1,5 +1,5 @@
-// Starting a browser Web Worker on src/worker.js, wherever the package is served from, and the one
-// place where a failure to start one becomes a `worker_start` RerankerError that says the fix.
+// Starting a Web Worker on src/worker.js, wherever the package is served from (in Node, Deno and
+// Bun a worker_threads thread, node/threads.js), and the one place where a failure to start one becomes a `worker_start` RerankerError that says the fix.
 //
 // A page may only start a worker on a script of its own origin: `new Worker(crossOriginUrl)`
 // throws a SecurityError. So when crossrank's files come from another origin (a CDN such as
@@ -7,12 +7,13 @@
 // from there; worker.js then resolves its imports and the .wasm against its own URL, the CDN's
 // (which must send CORS headers, as CDNs do). Its own module so that slot.js only asks for a worker.
 
+import { ThreadWorker, usesThreads } from './node/threads.js';
 import { ErrorCode, ReplyKind, RerankerError } from './protocol.js';
 
 /**
  * What spawn.js knows of each worker it started: the script it runs, whether it was started
  * through a blob: bootstrap (and that blob's URL, until revoked), and whether it said `ready`.
- * @type {WeakMap<Worker, { url: string, blobUrl: string | null, bootstrap: boolean, ready: boolean }>}
+ * @type {WeakMap<Worker, { url: string, blobUrl: string | null, bootstrap: boolean, thread: boolean, ready: boolean }>}
  */
 const started = new WeakMap();
 
@@ -40,6 +41,9 @@ function watchViolations() {
  * @returns {Worker}
  */
 export function startWorker(workerUrl) {
+  // Node, Deno and Bun: a worker_threads thread that looks like a Worker (node/threads.js). A page's
+  // workerUrl does not apply: the thread's entry is read from the package's own files.
+  if (usesThreads()) return watchStart(new ThreadWorker(), { url: "crossrank's src/node/worker.js", blobUrl: null, bootstrap: false, thread: true });
   if (typeof globalThis.Worker !== 'function') {
     throw new RerankerError(ErrorCode.WORKER_START,
       'there is no Worker in this JavaScript environment (globalThis.Worker is undefined: a service worker, a worklet, ' +
@@ -68,7 +72,12 @@ export function startWorker(workerUrl) {
     if (blobUrl) URL.revokeObjectURL(blobUrl);
     throw refused(error, url, bootstrap);
   }
-  const state = { url, blobUrl, bootstrap, ready: false };
+  return watchStart(worker, { url, blobUrl, bootstrap });
+}
+
+/** Records `worker` as started, not yet `ready`, and drops its blob: URL once it is or has failed. */
+function watchStart(worker, { url, blobUrl, bootstrap, thread = false }) {
+  const state = { url, blobUrl, bootstrap, thread, ready: false };
   started.set(worker, state);
   // The blob's URL is needed until the worker has fetched it: dropped when it says `ready` or fails.
   const settle = (event) => {
@@ -95,6 +104,11 @@ export function workerFailure(worker, event) {
   const state = started.get(worker);
   if (!state || state.ready) return new RerankerError(ErrorCode.WORKER_CRASHED, `the worker failed: ${detail}`);
   const cause = event.error ?? event;
+  if (state.thread) {
+    return new RerankerError(ErrorCode.WORKER_START,
+      `crossrank's worker thread did not start: ${detail}. It runs src/node/worker.js from the installed package (with src/ ` +
+      'and pkg/ beside it); a bundle that leaves those files out cannot start it', { cause });
+  }
   if (state.bootstrap && blobRefused) return blobsRefused(state.url, detail, cause);
   if (state.bootstrap) {
     return new RerankerError(ErrorCode.WORKER_START,

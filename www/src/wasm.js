@@ -5,6 +5,7 @@
 
 import init, { WasmReranker, convertHf, orderScored } from '../pkg/crossrank_wasm.js';
 import { servedInstead } from './fetch.js';
+import { isFileUrl, readFile } from './node/files.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
 export { convertHf, orderScored };
@@ -29,18 +30,42 @@ function hasRelaxedSimd() {
 /** Starts the wasm module (once; a failed start may be tried again). */
 export function initWasm(wasmUrl) {
   if (initPromise) return initPromise;
-  // Two builds of one module share the JS glue: relaxed SIMD (the int8 path on the relaxed dot,
-  // ~2× faster) where the engine has it, plain SIMD128 elsewhere. Both URLs are written as
-  // `new URL(…, import.meta.url)`, the pattern bundlers rewrite; a `wasmUrl` given by the page wins.
-  const url = wasmUrl ?? (hasRelaxedSimd() ? new URL('../pkg/crossrank_wasm_relaxed_bg.wasm', import.meta.url) : new URL('../pkg/crossrank_wasm_bg.wasm', import.meta.url));
-  initPromise = init({ module_or_path: url }).catch((error) => {
+  // A `wasmUrl` given by the page wins; otherwise the best build this engine runs.
+  initPromise = (wasmUrl ? start(wasmUrl) : startBest()).catch((error) => {
     initPromise = null; // let a later load try again (a network error may be transient)
+    throw error;
+  });
+  return initPromise;
+}
+
+/**
+ * Two builds of one module share the JS glue: relaxed SIMD (the int8 path on the relaxed dot,
+ * ~2× faster) where the probe validates, plain SIMD128 elsewhere, and also where the relaxed build
+ * then fails to compile (an engine whose relaxed SIMD is partial). Both URLs are written as
+ * `new URL(…, import.meta.url)`, the pattern bundlers rewrite.
+ */
+async function startBest() {
+  if (hasRelaxedSimd()) {
+    try {
+      return await start(new URL('../pkg/crossrank_wasm_relaxed_bg.wasm', import.meta.url));
+    } catch (error) {
+      if (!(error instanceof WebAssembly.CompileError)) throw error;
+    }
+  }
+  return start(new URL('../pkg/crossrank_wasm_bg.wasm', import.meta.url));
+}
+
+/** Starts the module at `url`: fetched, or read from disk for a file: URL (Node cannot fetch one). */
+async function start(url) {
+  const source = isFileUrl(url) ? (await readFile(url)).bytes : url;
+  try {
+    return await init({ module_or_path: source });
+  } catch (error) {
     if (error instanceof WebAssembly.CompileError || error instanceof WebAssembly.LinkError) throw error;
     // From a CDN, the usual causes are the page's CSP (connect-src) and missing CORS headers.
     throw new RerankerError(ErrorCode.FETCH, `could not load ${url}: ${error?.message ?? error} (a network error; on another ` +
       'origin, its server must send Access-Control-Allow-Origin and the page\'s Content-Security-Policy must allow it in connect-src)');
-  });
-  return initPromise;
+  }
 }
 
 /** The start in progress or done, or null when none was asked for (no model was ever loaded). */
