@@ -21,7 +21,7 @@
 // an example takes from its surroundings (`query`, `documents`, `reranker`, …) by PRELUDE.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -40,6 +40,8 @@ const CLI = join(REPO, 'target/release/crossrank');
 export const IMPORTS = {
   crossrank: 'www/src/index.js',
   'crossrank/langchain': 'www/src/langchain.js',
+  // Its GGUF is copied in by the package's prepack (run below), as `npm pack` would.
+  'crossrank-minilm-l4': 'models/npm/index.js',
 };
 
 /**
@@ -176,6 +178,9 @@ export const checkValues = `(values, expect) => {
   for (const value of Object.values(values)) if (value && typeof value.dispose === 'function') value.dispose();
   return { checked, failures };
 }`;
+
+// The default model's package as packed: its GGUF beside index.js (git-ignored; prepack copies it in).
+execFileSync(process.execPath, [join(REPO, 'models/npm/prepack.mjs')]);
 
 const browser = useBrowser();
 const execFileAsync = promisify(execFile);
