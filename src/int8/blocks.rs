@@ -5,6 +5,7 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 
+use super::row_major::RowMajor;
 use super::Int8Matrix;
 use crate::error::{Error, Result};
 
@@ -61,7 +62,7 @@ impl Int8Matrix {
                 }
             }
         }
-        Ok(Some(Self { rows, cols, values, scales }))
+        Ok(Some(Self { rows, cols, values, scales, layout: RowMajor }))
     }
 
     /// `(rows, cols)` f32 values rounded as Q8_0 rounds them: per block of 32, a scale of the
@@ -79,7 +80,7 @@ impl Int8Matrix {
             let inverse = 1.0 / *scale;
             out.iter_mut().zip(block).for_each(|(q, v)| *q = ((v * inverse).round_ties_even() as i32).clamp(-127, 127) as i8);
         }
-        Self { rows, cols, values: quantized, scales }
+        Self { rows, cols, values: quantized, scales, layout: RowMajor }
     }
 }
 

@@ -18,6 +18,7 @@
 //! own lane.
 
 use super::kernels;
+use super::panel::Panel;
 use super::quantize::ZERO_POINT;
 use super::{DigitRows, Int8Matrix, BLOCK};
 
@@ -28,19 +29,17 @@ pub(in crate::int8) const STEP: usize = 4;
 /// Steps per quantisation block.
 pub(in crate::int8) const STEPS_PER_BLOCK: usize = BLOCK / STEP;
 
-/// A quantised `(rows, cols)` weight in the interleaved layout (rows padded to a multiple of 4
-/// with zero weights).
-pub struct InterleavedMatrix {
-    pub(in crate::int8) rows: usize,
-    pub(in crate::int8) cols: usize,
-    /// `groups × cols / 4 × 16` bytes, see the module's comment.
-    pub(in crate::int8) values: Vec<i8>,
-    /// `groups × blocks × 4`: output `4g + j`'s scale for block `b` at `(g · blocks + b) · 4 + j`.
-    pub(in crate::int8) scales: Vec<f32>,
-    /// Same layout: `−ZERO_POINT × Σ` of the block's integer weights, where each block's low-digit
-    /// dot starts.
+/// The interleaved layout (rows padded to a multiple of 4 with zero weights): `values` is
+/// `groups × cols / 4 × 16` bytes, see the module's comment; `scales` is `groups × blocks × 4`,
+/// output `4g + j`'s scale for block `b` at `(g · blocks + b) · 4 + j`.
+pub struct Interleaved {
+    /// Laid out as the scales: `−ZERO_POINT × Σ` of the block's integer weights, where each
+    /// block's low-digit dot starts.
     pub(in crate::int8) offsets: Vec<i32>,
 }
+
+/// A quantised `(rows, cols)` weight in the interleaved layout.
+pub type InterleavedMatrix = Panel<i8, Interleaved>;
 
 impl InterleavedMatrix {
     pub fn new(matrix: &Int8Matrix) -> Self {
@@ -63,22 +62,12 @@ impl InterleavedMatrix {
                 offsets[at] = -ZERO_POINT * block.iter().map(|&v| v as i32).sum::<i32>();
             }
         }
-        Self { rows, cols, values, scales, offsets }
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
+        Self { rows, cols, values, scales, layout: Interleaved { offsets } }
     }
 
     /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major.
     pub fn matmul(&self, x: &DigitRows) -> Vec<f32> {
-        assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
-        let mut out = vec![0f32; x.rows() * self.rows];
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        kernels::relaxed_simd::interleaved(self, x, &mut out);
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
-        kernels::scalar::interleaved(self, x, &mut out);
-        out
+        self.product(x, (x.rows(), x.cols), kernels::interleaved)
     }
 }
 

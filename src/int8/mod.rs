@@ -31,6 +31,7 @@ mod kernel;
 mod kernels;
 #[cfg(target_arch = "x86_64")]
 mod paired;
+mod panel;
 mod quantize;
 mod row_major;
 pub use blocks::{check_block_scales, BLOCK};

@@ -18,6 +18,7 @@
 //! the activations `2p, 2p + 1` broadcast to every lane gives each output's two products, summed,
 //! in its own lane: no horizontal sums. The kernels are in [`super::kernels`].
 
+use super::panel::Panel;
 use super::quantize::{largest_magnitude, round_clamped};
 use super::{kernels, Int8Matrix, Kernel, QuantizedRows, BLOCK};
 
@@ -36,16 +37,13 @@ pub(in crate::int8) const TILE_GROUPS: usize = 2;
 /// Rows one weight panel is reused for while it sits in cache (their activations stay in L2).
 pub(in crate::int8) const ROWS_PER_BLOCK: usize = 64;
 
-/// A quantised `(rows, cols)` weight as 12-bit integers with one scale per row, in pairs of
-/// columns (rows padded with zeros to a multiple of 16).
-pub struct PairedMatrix {
-    pub(in crate::int8) rows: usize,
-    pub(in crate::int8) cols: usize,
-    /// `groups × cols / 2 × 16`, see the module's comment.
-    pub(in crate::int8) values: Vec<i16>,
-    /// Per output row (padding included: 0): weight `[n][k] ≈ integer × scales[n]`.
-    pub(in crate::int8) scales: Vec<f32>,
-}
+/// The paired layout (rows padded with zeros to a multiple of 16): `values` is
+/// `groups × cols / 2 × 16`, see the module's comment; `scales` has one per output row (padding
+/// included: 0): weight `[n][k] ≈ integer × scales[n]`.
+pub struct Paired;
+
+/// A quantised `(rows, cols)` weight as 12-bit integers with one scale per row, in pairs of columns.
+pub type PairedMatrix = Panel<i16, Paired>;
 
 impl PairedMatrix {
     /// The blocks of a Q8_0/Q4_0 weight, each row rounded once more to one scale.
@@ -67,11 +65,7 @@ impl PairedMatrix {
         let mut values = vec![0i16; groups * GROUP * cols];
         let mut scales = vec![0f32; groups * GROUP];
         pack_rows(weights, cols, &mut values, &mut scales);
-        Self { rows, cols, values, scales }
-    }
-
-    pub fn rows(&self) -> usize {
-        self.rows
+        Self { rows, cols, values, scales, layout: Paired }
     }
 
     /// Activations as this kernel needs them (rounded to ±[`ACTIVATION_LIMIT`]).
@@ -89,7 +83,7 @@ impl PairedMatrix {
     /// `x Wᵀ + bias` for `x` `(m, cols)` (`bias` empty, or one per output): `(m, rows)`
     /// row-major, on as many threads as rayon has. The bias is added as each tile is written.
     pub fn matmul(&self, x: &QuantizedRows, bias: &[f32]) -> Vec<f32> {
-        let mut out = vec![0f32; x.rows() * self.rows];
+        let mut out = self.output(x.rows(), x.cols);
         if out.is_empty() {
             return out;
         }
@@ -103,7 +97,7 @@ impl PairedMatrix {
 
     /// `x Wᵀ` on this thread alone (for callers that share the threads out themselves).
     pub fn matmul_here(&self, x: &QuantizedRows) -> Vec<f32> {
-        let mut out = vec![0f32; x.rows() * self.rows];
+        let mut out = self.output(x.rows(), x.cols);
         self.rows_into(x, 0, &[], &mut out);
         out
     }

@@ -2,33 +2,20 @@
 //! output's integers after another with one scale per block of 32. Multiplied by the SIMD128
 //! kernel in wasm builds without relaxed SIMD, by its scalar definition elsewhere.
 
-use super::kernels;
-use super::QuantizedRows;
+use super::panel::Panel;
+use super::{kernels, QuantizedRows};
+
+/// The row-major layout: `values` is `rows × cols`, row `n` holding output feature `n`'s weights;
+/// `scales` is `rows × cols / BLOCK`: weight `[n][k]` is `values[n][k] × scales[n][k / BLOCK]`.
+pub struct RowMajor;
 
 /// A `(rows, cols)` weight matrix as integers with one f32 scale per block of 32 along `cols`.
-pub struct Int8Matrix {
-    pub(in crate::int8) rows: usize,
-    pub(in crate::int8) cols: usize,
-    /// `rows × cols`, row-major: row `n` holds output feature `n`'s weights.
-    pub(in crate::int8) values: Vec<i8>,
-    /// `rows × cols / BLOCK`: weight `[n][k]` is `values[n][k] × scales[n][k / BLOCK]`.
-    pub(in crate::int8) scales: Vec<f32>,
-}
+pub type Int8Matrix = Panel<i8, RowMajor>;
 
 impl Int8Matrix {
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major.
     pub fn matmul(&self, x: &QuantizedRows) -> Vec<f32> {
-        assert_eq!(x.cols, self.cols, "activation width must equal the weight's columns");
-        let mut out = vec![0f32; x.rows() * self.rows];
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        kernels::simd128::row_major(self, x, &mut out);
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-        kernels::scalar::row_major(self, x, &mut out);
-        out
+        self.product(x, (x.rows(), x.cols), kernels::row_major)
     }
 }
 

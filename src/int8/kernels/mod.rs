@@ -19,3 +19,15 @@ pub(super) mod relaxed_simd;
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx2;
+
+// The kernel each layout's `matmul` calls, fixed when the module is compiled (the paired layout's
+// AVX2 kernel is chosen at run time instead, in `PairedMatrix::matmul`).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub(super) use scalar::row_major;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(super) use simd128::row_major;
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+pub(super) use scalar::interleaved;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+pub(super) use relaxed_simd::interleaved;

@@ -42,7 +42,7 @@ unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitR
     for b in 0..blocks {
         let mut low_dot = [[i32x4_splat(0); G]; R];
         for gi in 0..G {
-            let offsets = v128_load(w.offsets.as_ptr().add(((g + gi) * blocks + b) * GROUP) as *const v128);
+            let offsets = v128_load(w.layout.offsets.as_ptr().add(((g + gi) * blocks + b) * GROUP) as *const v128);
             for dot in low_dot.iter_mut() {
                 dot[gi] = offsets;
             }

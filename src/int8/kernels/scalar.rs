@@ -42,7 +42,7 @@ pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, out: &mut [f32]) {
             let mut sums = [0f32; GROUP];
             for b in 0..blocks {
                 let at = (g * blocks + b) * GROUP;
-                let mut low_dot: [i32; GROUP] = w.offsets[at..at + GROUP].try_into().expect("a group's offsets");
+                let mut low_dot: [i32; GROUP] = w.layout.offsets[at..at + GROUP].try_into().expect("a group's offsets");
                 let mut high_dot = [0i32; GROUP];
                 for t in b * STEPS_PER_BLOCK..(b + 1) * STEPS_PER_BLOCK {
                     let step = &w.values[(g * steps + t) * GROUP * STEP..][..GROUP * STEP];
