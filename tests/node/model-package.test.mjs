@@ -2,8 +2,8 @@
 // ships the GGUF (copied in from models/ by its prepack), card, licence and entry points and nothing
 // else; installed from that tarball into a fresh project, a Node script imports `modelUrl` by the
 // package's name and gets a file: URL of the installed GGUF, whose bytes are the shipped file's and
-// have the exported sha256; the types compile with crossrank's `Reranker.create`. (Reranking with
-// it in Node needs crossrank's Node runtime; the Vite build's test reranks with it in Chromium.)
+// have the exported sha256; a script reranks with it on crossrank's Node runtime; the types compile
+// with crossrank's `Reranker.create`. (The Vite build's test reranks with it in Chromium.)
 //
 //   node --test tests/node/model-package.test.mjs
 
@@ -86,6 +86,31 @@ test('a Node script imports modelUrl by name: a file: URL of the installed GGUF,
   const bytes = readFileSync(new URL(exported.modelUrl));
   assert.equal(sha256Hex(bytes), exported.sha256);
   assert.ok(bytes.equals(SHIPPED));
+});
+
+// The README's first example, in Node: both packages installed, the model by its exported URL and
+// sha256, a query of the default model's fixture (20 candidates) scored within the Q8_0 tolerance
+// the browser tests use for this model (0.15) of PyTorch, in PyTorch's order at the top.
+test('a Node script reranks with the model from its package (the README\'s first example, in Node)', () => {
+  const { query, documents, logits } = JSON.parse(readFileSync(new URL('tests/fixtures/default_model.json', ROOT), 'utf8')).ranking[1];
+  writeFileSync(join(project, 'rerank.mjs'), [
+    "import { Reranker } from 'crossrank';",
+    "import { modelUrl, sha256 } from 'crossrank-minilm-l4';",
+    'const reranker = await Reranker.create({ model: modelUrl, sha256 });',
+    `const results = await reranker.rerank(${JSON.stringify(query)}, ${JSON.stringify(documents)});`,
+    'console.log(JSON.stringify({ results, info: reranker.info }));',
+    'reranker.dispose();',
+  ].join('\n'));
+  const run = spawnSync(process.execPath, ['rerank.mjs'], { cwd: project, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const { results, info } = JSON.parse(run.stdout);
+  assert.equal(info.precision, 'q8_0');
+  assert.equal(results.length, documents.length);
+  for (const { index, logit } of results) {
+    assert.ok(Math.abs(logit - logits[index]) <= 0.15, `candidate ${index}: logit ${logit}, PyTorch ${logits[index]}`);
+  }
+  const expected = logits.map((logit, index) => ({ logit, index })).sort((a, b) => b.logit - a.logit).slice(0, 3).map((r) => r.index);
+  assert.deepEqual(results.slice(0, 3).map((r) => r.index), expected);
 });
 
 test('its types compile with crossrank\'s Reranker.create (tsc --strict)', () => {
