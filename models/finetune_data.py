@@ -159,8 +159,8 @@ def check_corpus_size(path, limit_bytes=None):
     if need > limit:
         raise FinetuneError(
             "corpus_too_large",
-            f"{path}: {size / 2**20:.1f} MiB; its BM25 index needs about {INDEX_BYTES_PER_CORPUS_BYTE}x that "
-            f"({need / 2**20:.0f} MiB) and {limit / 2**20:.0f} MiB are available: split the corpus, "
+            f"{path}: {size / 2**20:.2f} MiB; its BM25 index needs about {INDEX_BYTES_PER_CORPUS_BYTE}x that "
+            f"({need / 2**20:.2f} MiB) and {limit / 2**20:.2f} MiB are available: split the corpus, "
             "or run on a machine with more memory (--max-memory-mb raises the limit if you know better)",
         )
 

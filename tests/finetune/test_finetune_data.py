@@ -240,6 +240,52 @@ class EvalFiles(unittest.TestCase):
         self.assertEqual(rows[str(TINY_MODEL)]["queries"], len(qids))
 
 
+class CommandRefusals(unittest.TestCase):
+    """models/finetune.py checks its input before it imports torch: its refusals run here too."""
+
+    def finetune(self, data, *args):
+        return subprocess.run([sys.executable, str(REPO / "models" / "finetune.py"), str(data), *args], capture_output=True, text=True, cwd=REPO)
+
+    def test_missing_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = copy_tiny(tmp)
+            (data / "queries.jsonl").unlink()
+            run = self.finetune(data, "--out", str(Path(tmp) / "out"))
+            self.assertEqual(run.returncode, 2)
+            self.assertEqual(run.stderr.strip(), f"finetune: error [missing_file] {data}/queries.jsonl: not found (a BEIR-layout folder holds "
+                                                 "corpus.jsonl, queries.jsonl and qrels/train.tsv; qrels/dev.tsv and qrels/test.tsv are optional)")
+
+    def test_too_few_queries(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = copy_tiny(tmp)
+            lines = (data / "qrels" / "train.tsv").read_text().splitlines()
+            (data / "qrels" / "train.tsv").write_text("\n".join(lines[:13]) + "\n")  # header + 12 queries
+            run = self.finetune(data, "--out", str(Path(tmp) / "out"))
+            self.assertEqual(run.returncode, 2)
+            self.assertEqual(run.stderr.splitlines()[-1], "finetune: error [too_few_queries] qrels/train.tsv: 12 labelled queries (a relevant "
+                             "document, score > 0); fine-tuning needs at least 30: 20 to train on and 10 held back as the dev split that "
+                             "chooses the checkpoint (500-1,000 are what typically make a difference)")
+
+    def test_unknown_document(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = copy_tiny(tmp)
+            with open(data / "qrels" / "test.tsv", "a") as f:
+                f.write("q04\tGeology-99\t1\n")
+            run = self.finetune(data, "--out", str(Path(tmp) / "out"))
+            self.assertEqual(run.returncode, 2)
+            self.assertEqual(run.stderr.splitlines()[-1], f"finetune: error [unknown_id] {data}/qrels/test.tsv: 1 document not in corpus.jsonl "
+                                                          "(first: `Geology-99`): are the files from the same data set?")
+
+    def test_corpus_too_large(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            run = self.finetune(TINY, "--out", str(Path(tmp) / "out"), "--max-memory-mb", "0")
+            self.assertEqual(run.returncode, 2)
+            size = (TINY / "corpus.jsonl").stat().st_size / 2**20
+            self.assertEqual(run.stderr.strip(), f"finetune: error [corpus_too_large] {TINY}/corpus.jsonl: {size:.2f} MiB; its BM25 index needs "
+                                                 f"about 6x that ({6 * size:.2f} MiB) and 0.00 MiB are available: split the corpus, or run on a "
+                                                 "machine with more memory (--max-memory-mb raises the limit if you know better)")
+
+
 class Report(unittest.TestCase):
     def test_table_and_verdict(self):
         start = {"ndcg_at_10": 0.5, "mrr_at_10": 0.4, "precision_at_1": 0.3}
