@@ -38,6 +38,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -274,15 +275,25 @@ def train(args, prepared, start_hf, max_length, work):
     eval_steps = args.eval_every or max(1, math.ceil(steps_per_epoch / 2))
 
     class Stop(TrainerCallback):
-        """--stop-after-steps / --time-budget-min: a checkpoint now, then stop (run again to resume)."""
+        """--stop-after-steps / --time-budget-min / SIGTERM or Ctrl-C: a checkpoint at the end of the
+        step in progress, then stop (run again to resume): a stop loses at most one step."""
 
         def __init__(self):
-            self.t0, self.steps, self.stopped_at = time.time(), 0, None
+            self.t0, self.steps, self.stopped_at, self.signalled = time.time(), 0, None, False
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self.on_signal)
+
+        def on_signal(self, signum, frame):
+            if self.signalled:  # a second signal: stop now, without the checkpoint
+                raise KeyboardInterrupt
+            self.signalled = True
+            log(f"{signal.Signals(signum).name}: writing a checkpoint at the end of this step, then stopping (again to stop at once)")
 
         def on_step_end(self, a, state, control, **kw):
             self.steps += 1
             over_time = args.time_budget_min is not None and time.time() - self.t0 > args.time_budget_min * 60
-            if (args.stop_after_steps and self.steps >= args.stop_after_steps or over_time) and state.global_step < state.max_steps:
+            asked = self.signalled or over_time or (args.stop_after_steps and self.steps >= args.stop_after_steps)
+            if asked and state.global_step < state.max_steps:
                 self.stopped_at = state.global_step
                 control.should_save = True
                 control.should_training_stop = True

@@ -4,6 +4,7 @@
 - a run stopped after 2 steps (--stop-after-steps) leaves a checkpoint and exits 75; the same
   command again resumes from that checkpoint and finishes: the files, the report and the card;
 - the output GGUF records the training max_length; the report's decision matches the output file;
+- a SIGTERM checkpoints the step in progress and exits 75;
 - a run that ruins the model (lr 1e-2) says that fine-tuning did not help and keeps the start;
 - a Hugging Face folder as the starting model (converted to Q8_0 for the comparison).
 
@@ -83,6 +84,23 @@ class EndToEnd(unittest.TestCase):
         other = finetune("--out", self.out, "--epochs", "2", "--seed", "7", *FAST)
         self.assertEqual(other.returncode, 2)
         self.assertIn("finetune: error [work_in_use]", other.stderr)
+
+    def test_sigterm_writes_a_checkpoint(self):
+        """A stop by signal (a shell's kill, a session's end) checkpoints the step in progress."""
+        import signal
+        import time
+        proc = subprocess.Popen([sys.executable, str(REPO / "models" / "finetune.py"), str(TINY), "--out", str(self.out), "--epochs", "2", *FAST],
+                                stderr=subprocess.PIPE, text=True, cwd=REPO)
+        for line in proc.stderr:  # wait until training has begun
+            if "training: " in line and "rows" in line:
+                break
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        self.assertEqual(proc.wait(), 75, rest[-3000:])
+        self.assertIn("SIGTERM: writing a checkpoint at the end of this step", rest)
+        step = int(rest.split("stopped at step ")[1].split()[0])
+        self.assertTrue((self.out / "work" / "checkpoints" / f"checkpoint-{step}").is_dir())
 
     def test_keeps_the_start_when_it_did_not_help(self):
         run = finetune("--out", self.out, "--epochs", "1", "--lr", "1e-2", "--warmup", "0", *FAST)
