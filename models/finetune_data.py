@@ -310,33 +310,27 @@ def listwise_rows(train_qids, qrels, bm25_top, hard_negatives, neg_pool, seed):
 # ----------------------------------------------------------------------------- files for crossrank eval
 
 
-def write_qrels(path, qids, qrels):
+def write_lines(path, lines):
+    """`lines` (each without its newline) into `path`, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for q in qids:
-            for d, g in sorted(qrels[q].items()):
-                f.write(f"{q}\t{d}\t{g}\n")
+        for line in lines:
+            f.write(line + "\n")
+
+
+def write_qrels(path, qids, qrels):
+    write_lines(path, ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{g}" for q in qids for d, g in sorted(qrels[q].items())])
 
 
 def write_candidates(path, qids, top):
     """The first stage as `crossrank eval --candidates` reads it: query-id, corpus-id, rank, score."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\trank\tscore\n")
-        for q in qids:
-            for rank, (d, score) in enumerate(top[q], 1):
-                f.write(f"{q}\t{d}\t{rank}\t{score:.6f}\n")
+    rows = (f"{q}\t{d}\t{rank}\t{score:.6f}" for q in qids for rank, (d, score) in enumerate(top[q], 1))
+    write_lines(path, ["query-id\tcorpus-id\trank\tscore", *rows])
 
 
 def write_queries(path, qids, queries):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for q in qids:
-            f.write(json.dumps({"_id": q, "text": queries[q]}) + "\n")
+    write_lines(path, (json.dumps({"_id": q, "text": queries[q]}) for q in qids))
 
 
 # ----------------------------------------------------------------------------- report
