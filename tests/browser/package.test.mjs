@@ -39,6 +39,7 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'src/node/threads.js',
     'src/node/worker.js',
     'src/pool.js',
+    'src/progress.js',
     'src/protocol.js',
     'src/queue.js',
     'src/slot.js',

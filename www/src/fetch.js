@@ -5,6 +5,7 @@
 // failed without a response, as a CORS refusal does) are named the same way for every file.
 
 import { isFileUrl, readFile } from './node/files.js';
+import { progressReporter } from './progress.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
 /**
@@ -32,7 +33,7 @@ export async function download(url, { optional = false, onProgress, onTotal, hin
 
   let buffer = new Uint8Array(total);
   let loaded = 0;
-  let lastReported = -1;
+  const progress = progressReporter(url, total, onProgress, onTotal);
   try {
     if (!response.body) {
       buffer = new Uint8Array(await response.arrayBuffer());
@@ -49,21 +50,13 @@ export async function download(url, { optional = false, onProgress, onTotal, hin
         }
         buffer.set(value, loaded);
         loaded += value.length;
-        // One event per whole percent (or per MiB when the size is unknown) is plenty.
-        const step = total ? Math.floor((loaded / total) * 100) : Math.floor(loaded / (1 << 20));
-        if (step !== lastReported && (!total || loaded < total)) {
-          lastReported = step;
-          const progress = total ? Math.min(100, (loaded / total) * 100) : 0;
-          onProgress?.({ status: 'progress', file: url, loaded, total, progress });
-          onTotal?.(loaded, total);
-        }
+        progress.advance(loaded);
       }
     }
   } catch (error) {
     throw new RerankerError(ErrorCode.FETCH, `download of ${url} failed after ${loaded} bytes: ${error?.message ?? error}`, { cause: error });
   }
-  onProgress?.({ status: 'progress', file: url, loaded, total: loaded, progress: 100 });
-  onTotal?.(loaded, loaded);
+  progress.done(loaded);
   const contentType = response.headers.get('content-type') ?? '';
   return { bytes: loaded === buffer.length ? buffer : buffer.slice(0, loaded), validator, contentType };
 }

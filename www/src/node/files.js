@@ -4,6 +4,7 @@
 // built-in modules are loaded only when they are called, in a way bundlers leave alone, so this
 // module costs a browser bundle nothing.
 
+import { progressReporter } from '../progress.js';
 import { ErrorCode, RerankerError } from '../protocol.js';
 
 /**
@@ -86,20 +87,14 @@ export async function readFile(url, { optional = false, onProgress, onTotal, lim
     const total = stat.size;
     const bytes = new Uint8Array(total);
     let loaded = 0;
-    let lastReported = -1;
+    const progress = progressReporter(String(url), total, onProgress, onTotal);
     while (loaded < total) {
       const { bytesRead } = await handle.read(bytes, loaded, Math.min(PIECE_BYTES, total - loaded), loaded);
       if (bytesRead === 0) break; // it shrank meanwhile
       loaded += bytesRead;
-      const step = Math.floor((loaded / total) * 100);
-      if (step !== lastReported && loaded < total) {
-        lastReported = step;
-        onProgress?.({ status: 'progress', file: String(url), loaded, total, progress: (loaded / total) * 100 });
-        onTotal?.(loaded, total);
-      }
+      progress.advance(loaded);
     }
-    onProgress?.({ status: 'progress', file: String(url), loaded, total: loaded, progress: 100 });
-    onTotal?.(loaded, loaded);
+    progress.done(loaded);
     return { bytes: loaded === total ? bytes : bytes.slice(0, loaded), validator: `file ${loaded} ${stat.mtimeMs}` };
   } catch (error) {
     if (error instanceof RerankerError) throw error;
