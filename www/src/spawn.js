@@ -51,22 +51,19 @@ export function startWorker(workerUrl) {
       'or in a dedicated worker');
   }
   // Not written as `new URL('./worker.js', import.meta.url)`: bundlers would copy worker.js as a plain asset.
-  const moduleUrl = import.meta.url;
-  const url = workerUrl ?? new URL('./worker.js', moduleUrl).href;
+  const here = import.meta.url;
+  const url = workerUrl ?? new URL('./worker.js', here).href;
+  const bootstrap = !mayStartDirectly(url);
   let worker;
-  let bootstrap = false;
   let blobUrl = null;
   try {
-    if (workerUrl !== null) {
-      bootstrap = !mayStartDirectly(workerUrl);
-      if (bootstrap) ({ worker, blobUrl } = startBootstrap(workerUrl));
-      else worker = new Worker(workerUrl, { type: 'module' });
-    } else if (mayStartDirectly(moduleUrl)) {
+    if (bootstrap) {
+      ({ worker, blobUrl } = startBootstrap(url));
+    } else if (workerUrl !== null) {
+      worker = new Worker(workerUrl, { type: 'module' });
+    } else {
       // This exact expression is what bundlers (Vite, webpack 5, Parcel) recognise as a worker entry.
       worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-    } else {
-      bootstrap = true;
-      ({ worker, blobUrl } = startBootstrap(url));
     }
   } catch (error) {
     if (blobUrl) URL.revokeObjectURL(blobUrl);
