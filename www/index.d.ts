@@ -29,6 +29,12 @@ export type ErrorCodeValue =
   | 'worker_crashed'
   /** No worker could start (no `Worker`, a Content-Security-Policy, a script that did not load); the message says the fix. */
   | 'worker_start'
+  /**
+   * `device: 'webgpu'` was asked for and cannot be had: no WebGPU in this runtime, no adapter, the
+   * model did not fit on the GPU, or the GPU's results disagreed with wasm's (the self-check). The
+   * message says which; `device: 'auto'` falls back to wasm instead (see {@link DeviceInfo}).
+   */
+  | 'webgpu_unavailable'
   /** A bug in crossrank: please report it. */
   | 'internal';
 
@@ -55,6 +61,7 @@ export declare const ErrorCode: Readonly<{
   ABORTED: 'aborted';
   WORKER_CRASHED: 'worker_crashed';
   WORKER_START: 'worker_start';
+  WEBGPU_UNAVAILABLE: 'webgpu_unavailable';
   INTERNAL: 'internal';
 }>;
 
@@ -64,8 +71,47 @@ export declare class RerankerError extends Error {
   readonly code: ErrorCodeValue;
 }
 
-/** What the loaded model is (from the GGUF file). */
-export interface ModelInfo {
+/** Where the encoder runs (the `device` option): 'auto' picks WebGPU when it can, else wasm. */
+export type Device = 'auto' | 'webgpu' | 'wasm';
+
+/** The WebGPU adapter a model runs on, as the browser describes it (GPUAdapterInfo); strings may be empty. */
+export interface GpuAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+/** The GPU side of {@link DeviceInfo}. */
+export interface GpuInfo {
+  adapter: GpuAdapterInfo;
+  /** The adapter's WebGPU features (e.g. "shader-f16", "subgroups"). */
+  features: string[];
+  /** What the GPU computes in: "f32" (quantised weights stay blocks in GPU memory and are dequantised in the shaders). */
+  precision: string;
+  /** GPU memory the model holds: its weights, plus the work buffers of the largest batch so far. */
+  gpuBytes: number;
+}
+
+/** Where the loaded model's encoder runs, and why (part of {@link ModelInfo}). */
+export interface DeviceInfo {
+  /**
+   * "webgpu": the encoder's arithmetic runs on the GPU (tokenising, windows and ordering stay in
+   * wasm). "wasm": it runs on the CPU, in `threads` workers.
+   */
+  device: 'webgpu' | 'wasm';
+  /** The adapter, features and GPU memory while on WebGPU; null on wasm. */
+  gpu: GpuInfo | null;
+  /**
+   * Why wasm although WebGPU was wanted (`device: 'auto'`): no WebGPU in this runtime, no adapter,
+   * the self-check failed, or the GPU device was lost (then from the next call on); null when
+   * nothing fell back (WebGPU runs, or `device: 'wasm'` was asked for).
+   */
+  fallback: string | null;
+}
+
+/** What the loaded model is (from the GGUF file), and where it runs. */
+export interface ModelInfo extends DeviceInfo {
   /** The architecture, from the model's config.json. */
   modelType: 'bert' | 'electra' | 'xlm-roberta';
   precision: string;
@@ -164,6 +210,17 @@ export interface ConstructorOptions {
    * cross-origin isolation.
    */
   threads?: number;
+  /**
+   * Where the encoder runs. "auto" (default): WebGPU when the browser has an adapter and it agrees
+   * with wasm on a few fixed pairs at load (the self-check), else wasm, with the reason in
+   * `info.fallback`. "webgpu": the same, but the load rejects with code "webgpu_unavailable" instead
+   * of falling back. "wasm": the CPU only; the GPU is never touched. On WebGPU one worker does the
+   * work (the other `threads − 1` start only if the GPU is lost and the reranker goes on with
+   * wasm); results agree with wasm's within float rounding for f32 models, ~0.1 logit for
+   * quantised ones (wasm quantises activations to int8, the GPU does not). Node and Bun have no
+   * WebGPU: "auto" is wasm there.
+   */
+  device?: Device;
   /**
    * Where the workers' script (the package's `src/worker.js`) is served from, resolved against the
    * page. By default the worker runs the `worker.js` next to the imported module; when that is on
@@ -275,7 +332,7 @@ export declare class Reranker {
   /** The loaded model's description, or null when none is loaded. */
   readonly info: ModelInfo | null;
 
-  /** How many workers share each call. */
+  /** How many workers share each call on wasm (on WebGPU, `info.device`, one worker does the work). */
   readonly threads: number;
 
   /**

@@ -22,7 +22,7 @@ import { ErrorCode } from '../../www/src/protocol.js';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const read = (path) => readFileSync(join(ROOT, path), 'utf8');
 /** Codes that only the package raises (loading, the worker, the queue). */
-const JS_ONLY = ['fetch', 'integrity', 'not_loaded', 'aborted', 'worker_crashed', 'worker_start', 'internal'];
+const JS_ONLY = ['fetch', 'integrity', 'not_loaded', 'aborted', 'worker_crashed', 'worker_start', 'webgpu_unavailable', 'internal'];
 /** Options of rerank that the package handles itself; the others go to Rust. */
 const JS_ONLY_OPTIONS = ['returnDocuments', 'signal', 'onProgress'];
 const sorted = (list) => [...list].sort();

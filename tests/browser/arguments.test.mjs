@@ -106,7 +106,7 @@ test('item 11: every argument shape is an invalid_input error that names the arg
       createSignal: /^options\.signal must be an AbortSignal, got an object$/,
       createNull: /^options must be an object, got null$/,
       createNothing: /^options must be an object, got undefined$/,
-      createUnknown: /^unknown option "colour" \(options: model, wasmUrl, threads, workerUrl, onProgress,/,
+      createUnknown: /^unknown option "colour" \(options: model, wasmUrl, threads, workerUrl, device, onProgress,/,
       createMisspelt: /^unknown option "thread": did you mean "threads"\?/,
       constructorNull: /^options must be an object, got null$/,
       constructorMisspelt: /^unknown option "wasmURL": did you mean "wasmUrl"\?/,

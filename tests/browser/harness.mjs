@@ -68,12 +68,13 @@ export async function launchChromium({ args = [], options = {} } = {}) {
 }
 
 /**
- * Starts the server and a browser with a fresh profile (so the Cache API starts empty).
- * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string> }} [options]
+ * Starts the server and a browser with a fresh profile (so the Cache API starts empty); `args`
+ * adds Chromium switches (e.g. WebGPU's, webgpu.test.mjs).
+ * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string>, args?: string[] }} [options]
  */
-export async function startBrowser({ mounts, headers, hub } = {}) {
+export async function startBrowser({ mounts, headers, hub, args = [] } = {}) {
   const server = await startServer({ ...(mounts ? { mounts } : {}), ...(headers ? { headers } : {}), ...(hub ? { hub } : {}) });
-  const browser = await launchChromium();
+  const browser = await launchChromium({ args });
   const { context } = browser;
 
   return {

@@ -55,3 +55,21 @@ export async function workerUrl(): Promise<Reranker> {
   await Reranker.create({ model: 'm.gguf', workerUrl: 5 });
   return Reranker.create({ model: 'm.gguf', workerUrl: new URL('/crossrank/src/worker.js', 'https://example.com/') });
 }
+
+/** The device option and what info says about it (README "WebGPU"). */
+export async function device(): Promise<string> {
+  const reranker = await Reranker.create({ model: 'm.gguf', device: 'auto' });
+  const where: 'webgpu' | 'wasm' | undefined = reranker.info?.device;
+  const vendor: string | undefined = reranker.info?.gpu?.adapter.vendor;
+  const gpuBytes: number | undefined = reranker.info?.gpu?.gpuBytes;
+  const why: string | null | undefined = reranker.info?.fallback;
+  new Reranker({ device: 'wasm', threads: 2 }).dispose();
+  try {
+    await Reranker.create({ model: 'm.gguf', device: 'webgpu' });
+  } catch (error) {
+    if (error instanceof RerankerError && error.code === ErrorCode.WEBGPU_UNAVAILABLE) return error.message;
+  }
+  // @ts-expect-error no such device (the other libraries' "gpu" is "webgpu" here)
+  await Reranker.create({ model: 'm.gguf', device: 'gpu' });
+  return `${where} ${vendor} ${gpuBytes} ${why}`;
+}

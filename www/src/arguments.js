@@ -7,10 +7,10 @@
 // returnDocuments) are checked here.
 
 import { ENGINE_OPTIONS, ENGINE_OPTION_NAMES } from './contract.js';
-import { ErrorCode, RerankerError } from './protocol.js';
+import { Device, ErrorCode, RerankerError } from './protocol.js';
 
 /** The options of `new Reranker(options)`. */
-export const CONSTRUCTOR_OPTIONS = ['wasmUrl', 'threads', 'workerUrl'];
+export const CONSTRUCTOR_OPTIONS = ['wasmUrl', 'threads', 'workerUrl', 'device'];
 /** The options of `load(model, options)`. */
 export const LOAD_OPTIONS = ['onProgress', 'cache', 'sha256', 'signal', 'dtype', 'hubUrl', 'revision'];
 /** `Reranker.create` takes the model, the constructor's options and load's. */
@@ -86,6 +86,20 @@ export function checkUrl(value, name) {
     throw invalid(`${name} must be a URL (a string or a URL object), got ${describe(value)}`);
   }
 }
+
+/**
+ * `undefined` or `null` (unset: "auto"), or one of protocol.js's Device values; a misspelling is
+ * told the nearest, and the other libraries' names (`'gpu'`, `'cpu'`) ours.
+ */
+export function checkDevice(value) {
+  const devices = Object.values(Device);
+  if (value === undefined || value === null || devices.includes(value)) return value ?? Device.AUTO;
+  const nearest = typeof value === 'string' ? DEVICE_ALIASES[fold(value)] ?? closest(value, devices) : undefined;
+  throw invalid(`options.device must be ${devices.map((device) => `"${device}"`).join(', ')}, got ${describe(value)}${nearest ? `: did you mean "${nearest}"?` : ''}`);
+}
+
+/** What transformers.js and onnxruntime call the devices. */
+const DEVICE_ALIASES = { gpu: Device.WEBGPU, cpu: Device.WASM };
 
 /** `undefined` or `null` (unset), or a boolean. */
 export function checkBoolean(value, name) {

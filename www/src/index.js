@@ -1,4 +1,5 @@
-// crossrank: a BERT cross-encoder reranker running as WebAssembly in Web Workers.
+// crossrank: a BERT cross-encoder reranker running as WebAssembly in Web Workers, its encoder on
+// WebGPU where the browser has a GPU that passes a self-check (`device`).
 //
 // The page side's public API. A Reranker checks each call's arguments and hands it to a CallQueue
 // (queue.js: one call at a time, abort) whose calls run on a WorkerPool (pool.js: `threads` workers
@@ -9,7 +10,7 @@
 
 import {
   CONSTRUCTOR_OPTIONS, CREATE_OPTIONS, LOAD_OPTIONS, RERANK_OPTIONS,
-  checkBoolean, checkFunction, checkOptionFields, checkOptions, checkRequest, checkRequests, checkSignal, checkUrl, describe,
+  checkBoolean, checkDevice, checkFunction, checkOptionFields, checkOptions, checkRequest, checkRequests, checkSignal, checkUrl, describe,
 } from './arguments.js';
 import { ENGINE_OPTION_NAMES } from './contract.js';
 import { DTYPES, HUB_URL, hubFolder, isHubId } from './hub.js';
@@ -29,27 +30,28 @@ export class Reranker {
 
   /**
    * A reranker with no model yet; call load(). Reranker.create() does both.
-   * @param {{ wasmUrl?: string | URL, threads?: number, workerUrl?: string | URL }} [options]
+   * @param {{ wasmUrl?: string | URL, threads?: number, workerUrl?: string | URL, device?: 'auto' | 'webgpu' | 'wasm' }} [options]
    */
   constructor(options = {}) {
-    const { wasmUrl, threads, workerUrl } = checkOptions(options, CONSTRUCTOR_OPTIONS);
+    const { wasmUrl, threads, workerUrl, device } = checkOptions(options, CONSTRUCTOR_OPTIONS);
     checkUrl(workerUrl, 'options.workerUrl');
+    const where = checkDevice(device);
     const url = wasmUrl === undefined || wasmUrl === null ? null : resolveUrl(wasmUrl, 'wasmUrl');
     const count = threads === undefined || threads === null ? defaultThreads() : threadCount(threads);
     const workerScript = workerUrl === undefined || workerUrl === null ? null : resolveUrl(workerUrl, 'workerUrl');
-    this.#pool = new WorkerPool(count, url, workerScript);
+    this.#pool = new WorkerPool(count, url, workerScript, where);
   }
 
   /**
    * Starts the workers and loads a model into them.
    * @param {{ model: string | URL | ArrayBuffer | Uint8Array, onProgress?: (p: object) => void,
    *           cache?: boolean, sha256?: string, signal?: AbortSignal, wasmUrl?: string | URL,
-   *           threads?: number, workerUrl?: string | URL }} options
+   *           threads?: number, workerUrl?: string | URL, device?: 'auto' | 'webgpu' | 'wasm' }} options
    * @returns {Promise<Reranker>}
    */
   static async create(options) {
-    const { model, wasmUrl, threads, workerUrl, ...loadOptions } = checkOptions(options, CREATE_OPTIONS);
-    const reranker = new Reranker({ wasmUrl, threads, workerUrl });
+    const { model, wasmUrl, threads, workerUrl, device, ...loadOptions } = checkOptions(options, CREATE_OPTIONS);
+    const reranker = new Reranker({ wasmUrl, threads, workerUrl, device });
     try {
       await reranker.load(model, loadOptions);
     } catch (error) {
@@ -59,12 +61,15 @@ export class Reranker {
     return reranker;
   }
 
-  /** How many workers share each call. */
+  /** How many workers share each call on wasm (on WebGPU one worker does the work). */
   get threads() {
     return this.#pool.size;
   }
 
-  /** The loaded model's description ({ precision, maxPositions, … }), or null. */
+  /**
+   * The loaded model's description ({ precision, maxPositions, … }) and where it runs ({ device,
+   * gpu, fallback }), or null.
+   */
   get info() {
     return this.#pool.info;
   }

@@ -5,8 +5,13 @@
 // threshold and topK need every document). A worker that was ended (an abort) or died gets the
 // model again before its next chunk. Its own module so that the facade (index.js) says what a call
 // does and this says how the work is shared; a pool of another backend's workers keeps this shape.
+//
+// With WebGPU (the first worker's load chose it: `device`) only that worker holds the model and
+// does the work, in bigger chunks: the GPU is one device, and more workers would only queue their
+// batches on it while each held another copy of the model. The others start, with wasm, only if the
+// GPU is lost (a `device` reply), for the calls after that one.
 
-import { CacheMode, ErrorCode, RerankerError, RequestKind } from './protocol.js';
+import { CacheMode, Device, ErrorCode, RerankerError, RequestKind } from './protocol.js';
 import { WorkerSlot, requestIndexOf } from './slot.js';
 
 export class WorkerPool {
@@ -22,16 +27,21 @@ export class WorkerPool {
   #lastLoadError = null;
   /** The worker converting a Hugging Face model for the running load, if any. */
   #converter = null;
+  /** The `device` option: what a load asks of the first worker. */
+  #device;
 
   /**
    * @param {number} threads how many workers
    * @param {string | null} wasmUrl where the worker loads the .wasm from (null: next to the glue)
    * @param {string | null} [workerUrl] the worker script, an absolute URL (null: src/worker.js)
+   * @param {string} [device] a Device: where the first worker's load runs the encoder
    */
-  constructor(threads, wasmUrl, workerUrl = null) {
+  constructor(threads, wasmUrl, workerUrl = null, device = Device.AUTO) {
     this.#wasmUrl = wasmUrl;
     this.#workerUrl = workerUrl;
+    this.#device = device;
     this.#slots = Array.from({ length: threads }, () => new WorkerSlot(workerUrl));
+    this.#slots[0].onDevice = (info) => this.#deviceChanged(info);
   }
 
   /** How many workers share each call. */
@@ -59,7 +69,7 @@ export class WorkerPool {
       let cacheInfo = null;
       if (source.folder) ({ source, cacheInfo } = await this.#convert(source, cache, onProgress));
       const { info, bytes } = await first.request(
-        { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl, cacheInfo },
+        { kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl, cacheInfo, device: this.#device, selfCheck: true },
         onProgress,
       );
       first.hasModel = true;
@@ -67,7 +77,12 @@ export class WorkerPool {
       // so that the other workers, and any fresh one later, load the model without the network
       // (and read the cache without asking the server again).
       const model = { source: bytes ? { bytes } : source, cache: CacheMode.RESTORE, sha256, info };
-      await Promise.all(others.map((slot) => this.#restore(slot, model)));
+      if (info.device === Device.WEBGPU) {
+        // Idle until the GPU is lost: end the workers that still hold the previous model.
+        for (const slot of others) slot.stop(new RerankerError(ErrorCode.ABORTED, 'the model now runs on WebGPU, in one worker'));
+      } else {
+        await Promise.all(others.map((slot) => this.#restore(slot, model)));
+      }
       this.#model = model;
       return info;
     } catch (error) {
@@ -89,7 +104,8 @@ export class WorkerPool {
       throw new RerankerError(ErrorCode.NOT_LOADED, `no model is loaded${reason}`, { cause: this.#lastLoadError ?? undefined });
     }
     const model = this.#model;
-    const chunks = planChunks(requests, this.#slots.length);
+    const slots = this.#working(model);
+    const chunks = planChunks(requests, slots.length, model.info.device === Device.WEBGPU ? MAX_GPU_CHUNK : MAX_CHUNK);
     const total = chunks.reduce((sum, chunk) => sum + chunk.size, 0);
     const scored = requests.map((request) => new Array(request.documents.length));
     let next = 0;
@@ -117,7 +133,7 @@ export class WorkerPool {
         if (onProgress && !call.settled) onProgress({ status: 'rerank', scored: done, total });
       }
     };
-    await Promise.all(this.#slots.map(drain));
+    await Promise.all(slots.map(drain));
 
     await this.#restore(this.#slots[0], model);
     const ordered = await this.#slots[0].request({
@@ -142,7 +158,19 @@ export class WorkerPool {
    * reported: the next rerank tries again and reports it.
    */
   async restore() {
-    await Promise.all(this.#slots.map((slot) => this.#restore(slot, this.#model))).catch(() => {});
+    const model = this.#model;
+    if (!model) return;
+    await Promise.all(this.#working(model).map((slot) => this.#restore(slot, model))).catch(() => {});
+  }
+
+  /** The workers that share a call: the first alone while the model runs on WebGPU, else all. */
+  #working(model) {
+    return model.info.device === Device.WEBGPU ? [this.#slots[0]] : this.#slots;
+  }
+
+  /** The first worker's device changed (its GPU was lost, or a fresh one could not get it back). */
+  #deviceChanged({ device, gpu, fallback }) {
+    if (this.#model) this.#model.info = { ...this.#model.info, device, gpu, fallback };
   }
 
   /** Terminates every worker, which frees all of their memory at once. */
@@ -169,12 +197,20 @@ export class WorkerPool {
     }
   }
 
-  /** Loads `model` into a worker that lacks it (a fresh one after an abort or a crash). */
+  /**
+   * Loads `model` into a worker that lacks it (a fresh one after an abort or a crash, or the others
+   * after the first's load). On the device the model already runs on, without a second self-check:
+   * the first worker again tries WebGPU if it ran there (and reports wasm if the GPU is gone); every
+   * other worker is wasm.
+   */
   async #restore(slot, model) {
     if (!model || slot.hasModel) return;
     const { source, cache, sha256 } = model;
-    await slot.request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl });
+    const first = slot === this.#slots[0];
+    const device = first && model.info.device === Device.WEBGPU ? Device.AUTO : Device.WASM;
+    const { info } = await slot.request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl, device, selfCheck: false });
     slot.hasModel = true;
+    if (first && device === Device.AUTO && info.device !== Device.WEBGPU && this.#model === model) this.#deviceChanged(info);
   }
 }
 
@@ -196,12 +232,12 @@ function namingRequest(error, chunk) {
  * grows with its batch). Each chunk is `{ size, requests: [{ from, query, documents, indices }] }`:
  * `from` is the request's position, `indices` the documents' positions in it.
  */
-function planChunks(requests, threads) {
+function planChunks(requests, threads, maxChunk) {
   const items = [];
   requests.forEach((request, from) => request.documents.forEach((text, index) => items.push({ from, index, length: text.length })));
   // Stable, so equal lengths keep input order.
   items.sort((a, b) => b.length - a.length);
-  const size = Math.min(MAX_CHUNK, Math.max(1, Math.ceil(items.length / (threads * 4))));
+  const size = Math.min(maxChunk, Math.max(1, Math.ceil(items.length / (threads * 4))));
   const chunks = [];
   for (let start = 0; start < items.length; start += size) {
     const byRequest = new Map();
@@ -218,3 +254,8 @@ function planChunks(requests, threads) {
 
 /** Documents per chunk at most: one batch of the model's (8 pairs of 128 tokens). */
 const MAX_CHUNK = 8;
+/**
+ * On WebGPU: larger chunks, so that a chunk fills the GPU's batches (batchSize pairs each) rather
+ * than a few rows each; still several per call for progress and abort.
+ */
+const MAX_GPU_CHUNK = 64;

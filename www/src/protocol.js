@@ -5,16 +5,20 @@
 // `result` or `error` reply.
 //
 // Requests (page → worker):
-//   { id, kind: 'load', source, cache, sha256, wasmUrl, cacheInfo? }
+//   { id, kind: 'load', source, cache, sha256, wasmUrl, cacheInfo?, device, selfCheck }
 //       source: { url: string }             an absolute URL (the worker cannot see the page's base URL)
 //             | { bytes: ArrayBuffer }      the model file itself
 //       cache:  a CacheMode                 how the Cache API is used (only for `url` sources)
 //       sha256: string | null               lowercase hex digest the file must have
 //       wasmUrl: string | null              where crossrank_wasm_bg.wasm lives (null: next to the glue)
 //       cacheInfo: for bytes converted from a folder, the convert reply's cacheInfo (else null)
+//       device: a Device: where the encoder runs ('auto': WebGPU if an adapter passes the self-check)
+//       selfCheck: whether WebGPU must first agree with wasm on selfcheck.js's pairs (false when
+//               the pool loads a model again into a fresh worker, on an adapter already checked)
 //     result value: { info, cached, bytes? }
-//       info:   the model's WasmReranker.info(), and `cache`: a CacheInfo (index.d.ts; cache.js's
-//               CacheStatus) for a URL or converted model, null for bytes the caller gave
+//       info:   the model's WasmReranker.info(), `cache`: a CacheInfo (index.d.ts; cache.js's
+//               CacheStatus) for a URL or converted model, null for bytes the caller gave, and
+//               the device's fields (gpu.js's DeviceInfo: device, gpu, fallback)
 //       cached: whether the file is now in the Cache API, so a fresh worker can load it offline
 //       bytes:  the file (transferred) when it is not cached, for the same reason
 //   { id, kind: 'convert', folder, source, dtype, cache, wasmUrl }
@@ -46,6 +50,8 @@
 //   { kind: 'ready' }                        no id: sent once, when worker.js and its imports have
 //       loaded; an `error` event before it means the worker did not start (spawn.js: worker_start),
 //       one after it that the worker died (worker_crashed)
+//   { kind: 'device', device }               no id: the worker's WebGPU device was lost; `device`
+//       is its DeviceInfo now (wasm, with the reason in `fallback`); sent once, whenever it happens
 
 import { RUST_ERROR_CODES } from './contract.js';
 
@@ -61,6 +67,15 @@ export const ReplyKind = Object.freeze({
   ERROR: 'error',
   PROGRESS: 'progress',
   READY: 'ready',
+  DEVICE: 'device',
+});
+
+/** Where a worker runs the encoder (the `device` option): its tokeniser, windows and ordering are always wasm. */
+export const Device = Object.freeze({
+  /** WebGPU when an adapter exists and passes the load-time self-check, else wasm. */
+  AUTO: 'auto',
+  WEBGPU: 'webgpu',
+  WASM: 'wasm',
 });
 
 /** The stable error codes: Rust's (generated from crossrank's error enum), then the package's own. */
@@ -74,6 +89,8 @@ export const ErrorCode = Object.freeze({
   WORKER_CRASHED: 'worker_crashed',
   /** No worker could be started: no Worker in this runtime, a CSP, or a cross-origin script. */
   WORKER_START: 'worker_start',
+  /** `device: 'webgpu'` and no WebGPU adapter, or one whose results disagree with wasm's (the self-check). */
+  WEBGPU_UNAVAILABLE: 'webgpu_unavailable',
   INTERNAL: 'internal',
 });
 

@@ -20,6 +20,8 @@ export class WorkerSlot {
   hasModel = false;
   /** The `workerUrl` option: an absolute URL of worker.js, or null for the package's own. */
   #workerUrl;
+  /** Told the worker's DeviceInfo when its GPU device is lost (a `device` reply). */
+  onDevice = null;
 
   /** @param {string | null} [workerUrl] */
   constructor(workerUrl = null) {
@@ -67,6 +69,10 @@ export class WorkerSlot {
 
   #onReply(worker, reply) {
     if (worker !== this.#worker) return; // from a worker already terminated
+    if (reply.kind === ReplyKind.DEVICE) {
+      this.onDevice?.(reply.device);
+      return;
+    }
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     switch (reply.kind) {

@@ -3,23 +3,28 @@
 // escapes to kill the worker silently.
 //
 // This module is the message loop and what each request does, wiring the modules that do the
-// work: wasm.js (the backend: which build, its start, reading a GGUF), fetch.js (downloads with
-// progress), cache.js (the Cache API), hub.js (Hugging Face folders) and integrity.js (sha256).
-// It holds the worker's state (the model, the load in progress) and is the one place where
+// work: wasm.js (the backend: which build, its start, reading a GGUF), gpu.js (WebGPU: the
+// device, the self-check, a rerank's batches on the GPU), fetch.js (downloads with progress),
+// cache.js (the Cache API), hub.js (Hugging Face folders) and integrity.js (sha256). It holds the
+// worker's state (the model, its GPU backend, the load in progress) and is the one place where
 // foreign errors become wire errors (toWireError).
 //
 // The model's methods are synchronous: while one runs, this worker reads no messages. The
-// page therefore sends one request at a time and aborts a running one by terminating us.
+// page therefore sends one request at a time and aborts a running one by terminating us (which
+// also ends its GPU device and frees what it held).
 
 import { downloadedInfo, openCache } from './cache.js';
 import { download } from './fetch.js';
 import { convertedKey, fetchFolder, modelUrlHint } from './hub.js';
 import { verify } from './integrity.js';
-import { ErrorCode, ReplyKind, RequestKind, RerankerError } from './protocol.js';
+import { chooseDevice, wasmFallback } from './gpu.js';
+import { Device, ErrorCode, ReplyKind, RequestKind, RerankerError } from './protocol.js';
 import { convertHf, fromGguf, initStarted, initWasm, orderScored } from './wasm.js';
 
 /** @type {import('../pkg/crossrank_wasm.js').WasmReranker | null} */
 let reranker = null;
+/** @type {import('./gpu.js').GpuBackend | null} the model's encoder on the GPU, while it is usable */
+let backend = null;
 /** @type {Promise<unknown> | null} the model load in progress; requests after it wait for it */
 let loading = null;
 /** Set once the wasm instance has trapped: its memory is in an unknown state. */
@@ -104,14 +109,18 @@ function startLoad(request) {
   });
 }
 
-async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null }) {
+async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, device = Device.AUTO, selfCheck = true }) {
   // Free the old model first: peak memory is then one model, not two.
+  backend?.close();
+  backend = null;
   reranker?.free();
   reranker = null;
 
   let model;
   let cached = false;
   let bytes = null;
+  /** The GGUF file, which the GPU's copy of the weights is made from (gpuPlan). */
+  let file;
   // info.cache: how a URL's file was obtained; for bytes, what the page says (a converted model's).
   let cacheSays = cacheInfo;
   if (source.bytes) {
@@ -119,15 +128,24 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null }) {
     await initWasm(wasmUrl);
     if (sha256) await verify(bytes, sha256, 'the model bytes');
     model = fromGguf(bytes, null);
+    file = bytes;
   } else {
     // Compile the wasm while the model downloads.
     const wasmReady = initWasm(wasmUrl);
     wasmReady.catch(() => {}); // awaited below; this only silences the unhandled rejection meanwhile
-    ({ model, cached, bytes, cacheSays } = await loadFromUrl(id, source.url, { cache, sha256, wasmReady }));
+    ({ model, cached, bytes, file, cacheSays } = await loadFromUrl(id, source.url, { cache, sha256, wasmReady }));
   }
 
+  let chosen;
+  try {
+    chosen = await chooseDevice(model, file, { device, check: selfCheck, onLost: deviceLost });
+  } catch (error) {
+    model.free(); // `device: 'webgpu'` and no usable GPU: the load fails, and holds nothing
+    throw error;
+  }
   reranker = model;
-  const info = { ...reranker.info(), cache: cacheSays };
+  backend = chosen.backend;
+  const info = { ...reranker.info(), cache: cacheSays, ...chosen.device };
   postProgress(id, { status: 'ready', file: source.url ?? null, info });
   // A fresh worker (after an abort or a crash) must be able to load the model again without
   // the network: either it is in the Cache API, or the page keeps these bytes. (wasm has its
@@ -148,7 +166,7 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
     onProgress({ status: 'done', file: url, fromCache: true });
     await wasmReady;
     try {
-      return { model: fromGguf(hit.bytes, url, hint), cached: true, bytes: null, cacheSays: hit.cache };
+      return { model: fromGguf(hit.bytes, url, hint), cached: true, bytes: null, file: hit.bytes, cacheSays: hit.cache };
     } catch (error) {
       if (error instanceof WebAssembly.RuntimeError) throw error;
       // A cached file this build cannot read (written by an older one, say): drop it and
@@ -165,7 +183,7 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
   // Cached only once it has parsed, so a bad file is never served from the cache.
   const sources = [[url, validator]];
   const cached = await store.write(url, bytes, sources);
-  return { model, cached, bytes, cacheSays: downloadedInfo(sources, cached) };
+  return { model, cached, bytes, file: bytes, cacheSays: downloadedInfo(sources, cached) };
 }
 
 /**
@@ -198,11 +216,28 @@ async function score({ requests, options }) {
   // The page sends one request at a time; this wait only matters to a caller that doesn't.
   if (loading) await loading.catch(() => {});
   if (!reranker) throw new RerankerError(ErrorCode.NOT_LOADED, 'no model is loaded');
+  if (backend) {
+    try {
+      return await backend.score(reranker, requests, options);
+    } catch (error) {
+      if (!error?.gpuFailed) throw withRequest(error, requests, options);
+      // A lost device (or a GPU that failed otherwise): this call finishes on wasm, and so do
+      // the later ones; the page hears of it before this call's result.
+      backend.fail(error.message);
+      deviceLost(backend.lost);
+    }
+  }
   try {
     return reranker.score(requests, options);
   } catch (error) {
     throw withRequest(error, requests, options);
   }
+}
+
+/** The GPU can no longer be used: from now on this worker runs on wasm, and tells the page why. */
+function deviceLost(reason) {
+  backend = null;
+  self.postMessage({ kind: ReplyKind.DEVICE, device: wasmFallback(reason) });
 }
 
 /**

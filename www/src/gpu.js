@@ -1,0 +1,177 @@
+// The WebGPU backend as the worker uses it: where a model's encoder runs (chosen at load: an
+// adapter, the upload, the self-check), a rerank through the wasm model's prepare → GPU batches →
+// finish, and a device that is lost. The arithmetic is the engine's (webgpu/index.js); tokenising,
+// windows, fusion and ordering stay in the wasm model, so both devices give the same reply, and the
+// wasm model stays loaded beside the GPU's copy: it tokenises, and it takes over when the GPU fails.
+
+import { Device, ErrorCode, RerankerError } from './protocol.js';
+import { selfCheck } from './selfcheck.js';
+import { testHooks } from './testhooks.js';
+import { gpuPlan } from './wasm.js';
+
+/**
+ * What `info` says about the device (index.d.ts's DeviceInfo): where the encoder runs, the
+ * adapter when it is WebGPU, and why not WebGPU when `auto` wanted it.
+ * @typedef {{ device: 'webgpu' | 'wasm', gpu: object | null, fallback: string | null }} DeviceInfo
+ */
+
+/** One model's encoder on one GPU device, until it is lost or replaced. */
+export class GpuBackend {
+  #gpu;
+  #encoder;
+  /** Why the device can no longer be used (lost, or it failed a call); null while it can. */
+  lost = null;
+  /** Set by close(): a loss that follows is ours, not news. */
+  #closed = false;
+
+  /**
+   * @param {object} gpu openGpu()'s adapter and device
+   * @param {object} encoder a GpuEncoder holding the model
+   * @param {(reason: string) => void} onLost told once when the device is lost on its own
+   */
+  constructor(gpu, encoder, onLost) {
+    this.#gpu = gpu;
+    this.#encoder = encoder;
+    gpu.device.lost.then((info) => {
+      if (this.#closed) return;
+      this.fail(`the GPU device was lost (${info?.reason ?? 'unknown'}${info?.message ? `: ${info.message}` : ''})`);
+      onLost(this.lost);
+    });
+  }
+
+  /** What `info.gpu` reports: the engine's own account (adapter, features, precision, gpuBytes). */
+  get info() {
+    return this.#encoder.info;
+  }
+
+  /**
+   * `requests` scored on the GPU: exactly what `model.score(requests, options)` returns. Rust's
+   * errors (a bad option, an empty query) come from prepare and keep their code; a GPU failure
+   * rejects with `gpuFailed` set (see worker.js, which then finishes the call on wasm).
+   */
+  async score(model, requests, options, { checking = false } = {}) {
+    const prepared = model.prepare(requests, options);
+    try {
+      const parts = [];
+      let rows = 0;
+      for (let index = 0; index < prepared.batchCount; index += 1) {
+        let logits;
+        try {
+          logits = await this.#encoder.logits(prepared.batch(index));
+        } catch (error) {
+          throw gpuFailure(error);
+        }
+        parts.push(logits);
+        rows += logits.length;
+        if (!checking) testHooks.afterBatch?.(this.#gpu.device, index);
+      }
+      const all = new Float32Array(rows);
+      let offset = 0;
+      for (const part of parts) {
+        all.set(part, offset);
+        offset += part.length;
+      }
+      try {
+        return prepared.finish(all);
+      } catch (error) {
+        // Non-finite logits: the GPU's fault when wasm computes the same pairs finitely, which
+        // the caller finds out by scoring them there.
+        throw error?.code === ErrorCode.COMPUTE ? gpuFailure(error) : error;
+      }
+    } finally {
+      prepared.free();
+    }
+  }
+
+  /** Marks the device unusable for the reason given (the first reason stays). */
+  fail(reason) {
+    this.lost ??= reason;
+    this.close();
+  }
+
+  /** Frees the GPU's copy of the model and the device; a loss that follows is not reported. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#encoder.destroy();
+      this.#gpu.device.destroy();
+    } catch {
+      // Already gone: nothing left to free.
+    }
+  }
+}
+
+function gpuFailure(error) {
+  const failure = new Error(`the GPU failed: ${error?.message ?? error}`, { cause: error });
+  failure.gpuFailed = true;
+  failure.gpuLost = error?.gpuLost === true;
+  return failure;
+}
+
+/**
+ * Chooses where `model` (a WasmReranker read from the GGUF `bytes`) runs its encoder, as `device`
+ * asks: resolves to `{ backend: GpuBackend | null, device: DeviceInfo }`. `auto` falls back to wasm
+ * with the reason in `fallback`; `webgpu` rejects with `webgpu_unavailable` and that reason;
+ * `wasm` never touches the GPU (not even to import the engine).
+ */
+export async function chooseDevice(model, bytes, { device, check, onLost }) {
+  if (device === Device.WASM) return { backend: null, device: { device: Device.WASM, gpu: null, fallback: null } };
+  const { backend, reason } = await openBackend(model, bytes, { check, onLost });
+  if (backend) return { backend, device: { device: Device.WEBGPU, gpu: backend.info, fallback: null } };
+  if (device === Device.WEBGPU) throw new RerankerError(ErrorCode.WEBGPU_UNAVAILABLE, `device "webgpu" cannot be used: ${reason}`);
+  return { backend: null, device: wasmFallback(reason) };
+}
+
+/** The DeviceInfo of a worker that runs on wasm because WebGPU could not be used (or no longer can). */
+export function wasmFallback(reason) {
+  return { device: Device.WASM, gpu: null, fallback: reason };
+}
+
+async function openBackend(model, bytes, { check, onLost }) {
+  if (typeof navigator === 'undefined' || !navigator.gpu) {
+    return { reason: typeof globalThis.process?.versions?.node === 'string' ?
+      'this runtime has no WebGPU (navigator.gpu is undefined; Node and Bun have none)' :
+      'this browser has no WebGPU (navigator.gpu is undefined: not supported or turned off, or not a secure context: https: or localhost)' };
+  }
+  // Loaded only here: a wasm-only reranker never fetches the engine and its shaders.
+  const { openGpu, GpuEncoder } = await import('./webgpu/index.js');
+  const gpu = await openGpu();
+  if (!gpu.device) return { reason: gpu.unavailable ?? 'no WebGPU adapter' };
+  let encoder;
+  try {
+    encoder = await GpuEncoder.create(withTestBudget(gpu), gpuPlan(bytes));
+  } catch (error) {
+    gpu.device.destroy();
+    if (error instanceof WebAssembly.RuntimeError) throw error;
+    return { reason: `the model could not be put on the GPU: ${error?.message ?? error}` };
+  }
+  const backend = new GpuBackend(gpu, encoder, onLost);
+  if (check) {
+    const { precision } = model.info();
+    const failed = await selfCheck(
+      precision,
+      (requests) => model.score(requests, {}),
+      (requests) => backend.score(model, requests, {}, { checking: true }),
+      testHooks.selfCheckOffset,
+    ).catch((error) => {
+      if (error instanceof WebAssembly.RuntimeError) throw error;
+      return `the WebGPU self-check failed: ${error?.message ?? error}`;
+    });
+    if (failed) {
+      backend.close();
+      return { reason: failed };
+    }
+  }
+  return { backend };
+}
+
+/** The adapter with its buffer limits lowered to testHooks.maxBufferBytes, when a test sets it. */
+function withTestBudget(gpu) {
+  const budget = testHooks.maxBufferBytes;
+  if (!budget) return gpu;
+  // for…in, not a spread: a GPUSupportedLimits keeps its values in getters on its prototype.
+  const limits = {};
+  for (const name in gpu.limits) limits[name] = gpu.limits[name];
+  return { ...gpu, limits: { ...limits, maxBufferSize: budget, maxStorageBufferBindingSize: budget } };
+}

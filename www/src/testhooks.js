@@ -1,0 +1,13 @@
+// Test-only. tests/browser/webgpu-hooks.js, a worker script that the WebGPU tests pass as
+// `workerUrl`, sets these before it imports worker.js, to make happen on demand what a healthy
+// adapter never does: a self-check that fails, a small buffer budget, a device lost mid-call.
+// Nothing in the package sets them; unset, they change nothing.
+
+export const testHooks = {
+  /** Added to every GPU logit of the load-time self-check (not of a rerank): the check then fails. */
+  selfCheckOffset: 0,
+  /** Bytes: lowers the adapter limits the engine sizes its buffers by, so that batches must split. */
+  maxBufferBytes: null,
+  /** `(device, batchIndex)` after each GPU batch of a rerank; `device.destroy()` there loses the device. */
+  afterBatch: null,
+};
