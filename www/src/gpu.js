@@ -131,7 +131,7 @@ export function wasmFallback(reason) {
 async function openBackend(model, bytes, { check, onLost }) {
   if (typeof navigator === 'undefined' || !navigator.gpu) {
     return { reason: typeof globalThis.process?.versions?.node === 'string' ?
-      'this runtime has no WebGPU (navigator.gpu is undefined; Node and Bun have none)' :
+      'this runtime has no WebGPU (navigator.gpu is undefined: Node and Bun have none, Deno only with --unstable-webgpu)' :
       'this browser has no WebGPU (navigator.gpu is undefined: not supported or turned off, or not a secure context: https: or localhost)' };
   }
   // Loaded only here: a wasm-only reranker never fetches the engine and its shaders.
