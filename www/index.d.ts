@@ -89,7 +89,10 @@ export interface GpuInfo {
   features: string[];
   /** What the GPU computes in: "f32" (quantised weights stay blocks in GPU memory and are dequantised in the shaders). */
   precision: string;
-  /** GPU memory the model holds: its weights, plus the work buffers of the largest batch so far. */
+  /**
+   * GPU memory held when the load finished: the weights and the self-check's work buffers. Reranks
+   * grow the work buffers to their largest batch (at most 256 MiB; larger batches are split).
+   */
   gpuBytes: number;
 }
 

@@ -2,7 +2,7 @@
 // www/src/testhooks.js set from this script's query string first, to make happen on demand what a
 // healthy adapter never does.
 //   ?selfCheckOffset=5     every GPU logit of the load-time self-check is off by 5: the check fails
-//   ?maxBufferBytes=4096   the engine sees buffer limits of 4 KiB: its batches must split
+//   ?scratchBytes=262144   the engine's scratch budget is 256 KiB: its batches must split
 //   ?loseAt=2              the GPU device is destroyed (device.lost) after the worker's 2nd GPU
 //                          batch of a rerank, counted over all its calls
 
@@ -10,7 +10,7 @@ import { testHooks } from '/www/src/testhooks.js';
 
 const params = new URL(import.meta.url).searchParams;
 if (params.has('selfCheckOffset')) testHooks.selfCheckOffset = Number(params.get('selfCheckOffset'));
-if (params.has('maxBufferBytes')) testHooks.maxBufferBytes = Number(params.get('maxBufferBytes'));
+if (params.has('scratchBytes')) testHooks.scratchBytes = Number(params.get('scratchBytes'));
 if (params.has('loseAt')) {
   const loseAt = Number(params.get('loseAt'));
   let batches = 0;

@@ -152,15 +152,20 @@ describe('device "webgpu" gives the results of device "wasm"', () => {
 describe('device "auto"', () => {
   test('picks WebGPU where there is an adapter, and one worker does the work', TIMEOUT, () =>
     gpuBrowser.withPage(async ({ page }) => {
-      const got = await page.evaluate(async (url) => {
-        const reranker = await window.crossrank.Reranker.create({ model: url, threads: 3 });
+      await page.evaluate(async (url) => {
+        window.reranker = await window.crossrank.Reranker.create({ model: url, threads: 3 });
+      }, MODELS.bert);
+      const workers = page.workers().length;
+      const got = await page.evaluate(async () => {
+        const { reranker } = window;
         const progress = [];
         const results = await reranker.rerank('q', ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], { onProgress: (p) => progress.push(p.scored) });
         const out = { info: reranker.info, threads: reranker.threads, results: results.length, progress };
         reranker.dispose();
         return out;
-      }, MODELS.bert);
+      });
       assertOnGpu(got.info, 'auto');
+      assert.equal(workers, 1, 'the other two workers are not started');
       assert.equal(got.threads, 3, 'threads still reports the option');
       assert.equal(got.results, 8);
       assert.equal(got.progress.at(-1), 8);
@@ -263,7 +268,9 @@ describe('a lost GPU device', () => {
 test('a small buffer budget splits the GPU batches; results unchanged', TIMEOUT, () =>
   gpuBrowser.withPage(async ({ page }) => {
     const normal = await runCalls(page, { model: MODELS.bert, device: 'webgpu' });
-    const small = await runCalls(page, { model: MODELS.bert, device: 'webgpu', workerUrl: `${HOOKS}?maxBufferBytes=${64 * 1024}` });
+    // The tiny model's scratch is ~1.2 KB per token of a batch (encoder.js pairsPerRun): 256 KiB
+    // holds two pairs of the longest document here, so its batches run two pairs at a time.
+    const small = await runCalls(page, { model: MODELS.bert, device: 'webgpu', workerUrl: `${HOOKS}?scratchBytes=${256 * 1024}` });
     assert.equal(small.error, undefined, JSON.stringify(small.error));
     assertOnGpu(small.info, 'small budget');
     assertAllSame(small.results, normal.results, 1e-5, 'small budget');

@@ -172,6 +172,23 @@ test('Node without relaxed SIMD: the relaxed build named by wasmUrl fails as "un
   assert.equal(missing.message, `could not read ${path('www/pkg/none.wasm')}: no such file (a relative path is resolved against the current directory)`);
 });
 
+test('device: Node has no WebGPU, so "auto" runs on wasm and says why; "webgpu" rejects with webgpu_unavailable', TIMEOUT, async () => {
+  const reranker = await Reranker.create({ model: path(TINY), threads: 1 });
+  try {
+    assert.equal(reranker.info.device, 'wasm');
+    assert.equal(reranker.info.gpu, null);
+    assert.match(reranker.info.fallback, /no WebGPU \(navigator\.gpu is undefined/);
+  } finally {
+    reranker.dispose();
+  }
+  const strict = await settle(Reranker.create({ model: path(TINY), threads: 1, device: 'webgpu' }));
+  assert.equal(strict.code, 'webgpu_unavailable');
+  assert.match(strict.message, /^device "webgpu" cannot be used: this runtime has no WebGPU/);
+  const wasm = await Reranker.create({ model: path(TINY), threads: 1, device: 'wasm' });
+  assert.deepEqual([wasm.info.device, wasm.info.gpu, wasm.info.fallback], ['wasm', null, null]);
+  wasm.dispose();
+});
+
 test('threads: one per core (os.availableParallelism), at most 4, unless told', TIMEOUT, async () => {
   const reranker = new Reranker();
   assert.equal(reranker.threads, Math.max(1, Math.min(4, availableParallelism())));

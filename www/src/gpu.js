@@ -140,7 +140,8 @@ async function openBackend(model, bytes, { check, onLost }) {
   if (!gpu.device) return { reason: gpu.unavailable ?? 'no WebGPU adapter' };
   let encoder;
   try {
-    encoder = await GpuEncoder.create(withTestBudget(gpu), gpuPlan(bytes));
+    const scratchBytes = testHooks.scratchBytes;
+    encoder = await GpuEncoder.create(gpu, gpuPlan(bytes), scratchBytes ? { scratchBytes } : {});
   } catch (error) {
     gpu.device.destroy();
     if (error instanceof WebAssembly.RuntimeError) throw error;
@@ -164,14 +165,4 @@ async function openBackend(model, bytes, { check, onLost }) {
     }
   }
   return { backend };
-}
-
-/** The adapter with its buffer limits lowered to testHooks.maxBufferBytes, when a test sets it. */
-function withTestBudget(gpu) {
-  const budget = testHooks.maxBufferBytes;
-  if (!budget) return gpu;
-  // for…in, not a spread: a GPUSupportedLimits keeps its values in getters on its prototype.
-  const limits = {};
-  for (const name in gpu.limits) limits[name] = gpu.limits[name];
-  return { ...gpu, limits: { ...limits, maxBufferSize: budget, maxStorageBufferBindingSize: budget } };
 }

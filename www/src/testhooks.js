@@ -6,8 +6,8 @@
 export const testHooks = {
   /** Added to every GPU logit of the load-time self-check (not of a rerank): the check then fails. */
   selfCheckOffset: 0,
-  /** Bytes: lowers the adapter limits the engine sizes its buffers by, so that batches must split. */
-  maxBufferBytes: null,
+  /** Bytes: the engine's scratch budget (GpuEncoder.create's scratchBytes), low so that batches must split. */
+  scratchBytes: null,
   /** `(device, batchIndex)` after each GPU batch of a rerank; `device.destroy()` there loses the device. */
   afterBatch: null,
 };
