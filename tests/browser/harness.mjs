@@ -35,6 +35,12 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
+ * Switches that give headless Chromium a WebGPU adapter without a GPU: SwiftShader, Vulkan on the
+ * CPU (measured on Chromium 156: `--disable-gpu` above does not stop it). Very slow: tiny models only.
+ */
+export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
+
+/**
  * Headless Chromium with a fresh profile directory (so the Cache API starts empty): the one
  * launcher of the browser tests, the demo test and the benchmarks. `args` adds switches,
  * `options` goes to playwright's launchPersistentContext (e.g. a viewport).
@@ -69,11 +75,12 @@ export async function launchChromium({ args = [], options = {} } = {}) {
 
 /**
  * Starts the server and a browser with a fresh profile (so the Cache API starts empty).
- * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string> }} [options]
+ * `args` adds Chromium switches (e.g. WEBGPU_ARGS).
+ * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string>, args?: string[] }} [options]
  */
-export async function startBrowser({ mounts, headers, hub } = {}) {
+export async function startBrowser({ mounts, headers, hub, args } = {}) {
   const server = await startServer({ ...(mounts ? { mounts } : {}), ...(headers ? { headers } : {}), ...(hub ? { hub } : {}) });
-  const browser = await launchChromium();
+  const browser = await launchChromium({ args });
   const { context } = browser;
 
   return {

@@ -1,0 +1,95 @@
+// The WebGPU encoder engine (www/src/webgpu/) in headless Chromium on SwiftShader (Vulkan on the
+// CPU: no GPU needed, but ~1000× slower than one, so tiny inputs and tiny models only).
+//
+//   node --test tests/browser/webgpu-engine.test.mjs
+//
+// Kernel tests compare each WGSL kernel with a plain-JS f64 reference on seeded random inputs
+// (tests/browser/webgpu-engine.js, the page). Model tests compare GpuEncoder's logits with the
+// PyTorch fixtures in tests/fixtures/ (tests/make_fixtures.py, make_family_fixtures.py), on
+// batches that the wasm build tokenises and pads (WasmReranker.prepare) from the plan it reads
+// out of the GGUF (gpuPlan).
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { useBrowser, WEBGPU_ARGS } from './harness.mjs';
+
+const PAGE = '/tests/browser/webgpu-engine.html';
+const TIMEOUT = { timeout: 300_000 };
+
+const browser = useBrowser({ args: WEBGPU_ARGS });
+
+/** Runs `body(page)` on the engine's test page; the page must raise no error. */
+const onPage = (body) => browser.withPage(({ page }) => body(page), PAGE);
+
+/** Errors relative to the output's magnitude (at least 1): f32 rounding over a K-long sum. */
+const RELATIVE = 1e-5;
+
+function assertClose({ error, scale }, label, tolerance = RELATIVE) {
+  const relative = error / Math.max(1, scale);
+  assert.ok(relative < tolerance, `${label}: max |error| ${error.toExponential(2)} at output scale ${scale.toFixed(2)} (relative ${relative.toExponential(2)} ≥ ${tolerance})`);
+}
+
+test('openGpu: SwiftShader gives an adapter, a device and the limits the engine sizes by', TIMEOUT, () =>
+  onPage(async (page) => {
+    const gpu = await page.evaluate(async () => {
+      const { adapter, features, limits, unavailable } = await window.gpuEngine.gpu();
+      return { adapter, features, unavailable, binding: limits?.maxStorageBufferBindingSize };
+    });
+    assert.equal(gpu.unavailable, undefined);
+    assert.equal(gpu.adapter.architecture, 'swiftshader');
+    assert.ok(Array.isArray(gpu.features));
+    // Asked for at the adapter's maximum, not WebGPU's 128 MiB default.
+    assert.ok(gpu.binding > 128 * 1024 * 1024, `maxStorageBufferBindingSize ${gpu.binding}`);
+  }));
+
+describe('kernels against plain-JS references', () => {
+  // Sizes that are not multiples of the 64×64 output tile or the 16-wide k step.
+  const shape = { m: 37, n: 70 };
+  const cases = [
+    ...['none', 'gelu', 'gelu_new', 'relu', 'tanh'].map((activation) => ({ dtype: 'f32', activation, k: 50 })),
+    { dtype: 'q8_0', activation: 'none', k: 96 },
+    { dtype: 'q8_0', activation: 'gelu', k: 96 },
+    { dtype: 'q4_0', activation: 'none', k: 96 },
+    { dtype: 'q4_0', activation: 'tanh', k: 96 },
+  ];
+  test('matmul + bias + activation: f32, q8_0 and q4_0 weights, odd sizes', TIMEOUT, () =>
+    onPage(async (page) => {
+      for (const spec of cases) {
+        const result = await page.evaluate((s) => window.gpuEngine.checkMatmul(s), { ...shape, ...spec });
+        assertClose(result, `matmul ${spec.dtype} ${spec.activation} ${shape.m}×${spec.k}·${spec.k}×${shape.n}`);
+      }
+      // Row 0 of each pair only (the head): x read with a stride of several rows.
+      const strided = await page.evaluate((s) => window.gpuEngine.checkMatmul(s), { dtype: 'f32', activation: 'tanh', m: 5, n: 33, k: 40, xStride: 7 * 40 });
+      assertClose(strided, 'matmul with a row stride');
+      // One output column (the classifier), K larger than a tile.
+      const column = await page.evaluate((s) => window.gpuEngine.checkMatmul(s), { dtype: 'f32', activation: 'none', m: 3, n: 1, k: 130 });
+      assertClose(column, 'matmul 3×130·130×1');
+    }));
+
+  test('layernorm, with and without the residual, rows wider than a workgroup', TIMEOUT, () =>
+    onPage(async (page) => {
+      for (const spec of [{ rows: 5, width: 32, residual: false }, { rows: 5, width: 130, residual: true }, { rows: 3, width: 384, residual: true, eps: 1e-5 }]) {
+        const result = await page.evaluate((s) => window.gpuEngine.checkLayerNorm(s), spec);
+        assertClose(result, `layernorm width ${spec.width}${spec.residual ? ' + residual' : ''}`);
+      }
+    }));
+
+  test('attention over padded pairs: padding keys get exactly zero probability', TIMEOUT, () =>
+    onPage(async (page) => {
+      // 70 tokens: two query tiles, keys not a whole number of key tiles; a pair of 1 token.
+      for (const spec of [{ lengths: [70, 33, 1], seq: 70, heads: 2, headSize: 8 }, { lengths: [5, 17], seq: 17, heads: 3, headSize: 32 }]) {
+        const result = await page.evaluate((s) => window.gpuEngine.checkAttention(s), spec);
+        // Padding keys hold 1e4: a probability of even 1e-9 on them would show.
+        assertClose(result, `attention lengths ${spec.lengths} head size ${spec.headSize}`);
+      }
+    }));
+
+  test('embeddings: word rows gathered from f32, q8_0 and q4_0 tables, offset positions', TIMEOUT, () =>
+    onPage(async (page) => {
+      for (const dtype of ['f32', 'q8_0', 'q4_0']) {
+        const result = await page.evaluate((s) => window.gpuEngine.checkEmbeddings(s), { dtype, width: 64, tokens: 30, seq: 10, positionOffset: 2 });
+        assertClose(result, `embeddings ${dtype}`);
+      }
+    }));
+});
