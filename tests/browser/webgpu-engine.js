@@ -155,16 +155,16 @@ async function checkMatmul({ dtype, activation, m, n, k, xStride = k, seed = 1 }
 }
 
 /** out = LayerNorm(a (+ residual)) · gamma + beta over rows of `width`. */
-async function checkLayerNorm({ rows, width, residual, eps = 1e-12, seed = 2 }) {
+async function checkLayerNorm({ rows, width, residual, residualStride = width, eps = 1e-12, seed = 2 }) {
   const next = random(seed);
   // An offset mean, so a one-pass variance would lose digits.
   const a = uniform(next, rows * width).map((v) => v + 3);
-  const res = uniform(next, rows * width);
+  const res = uniform(next, (rows - 1) * residualStride + width);
   const gamma = uniform(next, width);
   const beta = uniform(next, width);
   const expected = new Float64Array(rows * width);
   for (let r = 0; r < rows; r++) {
-    const row = Array.from({ length: width }, (_, c) => a[r * width + c] + (residual ? res[r * width + c] : 0));
+    const row = Array.from({ length: width }, (_, c) => a[r * width + c] + (residual ? res[r * residualStride + c] : 0));
     const mean = row.reduce((s, v) => s + v, 0) / width;
     const variance = row.reduce((s, v) => s + (v - mean) ** 2, 0) / width;
     row.forEach((v, c) => { expected[r * width + c] = ((v - mean) / Math.sqrt(variance + eps)) * gamma[c] + beta[c]; });
@@ -173,7 +173,7 @@ async function checkLayerNorm({ rows, width, residual, eps = 1e-12, seed = 2 }) 
     const out = make(new Float32Array(rows * width), GPUBufferUsage.COPY_SRC);
     const pipeline = await kernels.layerNorm(residual);
     return {
-      steps: [{ pipeline, buffers: [make(a), make(gamma), make(beta), out, ...(residual ? [make(res)] : [])], params: { a: rows, b: width, g: eps }, grid: rowGrid(rows) }],
+      steps: [{ pipeline, buffers: [make(a), make(gamma), make(beta), out, ...(residual ? [make(res)] : [])], params: { a: rows, b: width, c: residualStride, g: eps }, grid: rowGrid(rows) }],
       output: out,
       length: rows * width,
     };
@@ -185,11 +185,11 @@ async function checkLayerNorm({ rows, width, residual, eps = 1e-12, seed = 2 }) 
  * Masked attention over `lengths.length` pairs padded to `seq`. Padding keys and values hold huge
  * numbers: any probability leaking onto them would show as a huge error.
  */
-async function checkAttention({ lengths, seq, heads, headSize, seed = 3 }) {
+async function checkAttention({ lengths, seq, heads, headSize, queries = seq, seed = 3 }) {
   const next = random(seed);
   const pairs = lengths.length;
   const hidden = heads * headSize;
-  const q = uniform(next, pairs * seq * hidden, 2);
+  const q = uniform(next, pairs * queries * hidden, 2);
   const k = uniform(next, pairs * seq * hidden, 2);
   const v = uniform(next, pairs * seq * hidden);
   const mask = new Uint32Array(pairs * seq);
@@ -202,34 +202,36 @@ async function checkAttention({ lengths, seq, heads, headSize, seed = 3 }) {
       }
     }
   });
-  const expected = new Float64Array(pairs * seq * hidden);
+  // q and ctx hold `queries` rows per pair, k and v all `seq`.
+  const expected = new Float64Array(pairs * queries * hidden);
   const scale = 1 / Math.sqrt(headSize);
   for (let p = 0; p < pairs; p++) {
     for (let h = 0; h < heads; h++) {
-      for (let i = 0; i < seq; i++) {
+      for (let i = 0; i < queries; i++) {
         const at = (row, c) => (p * seq + row) * hidden + h * headSize + c;
+        const query = (c) => (p * queries + i) * hidden + h * headSize + c;
         const scores = [];
         for (let j = 0; j < lengths[p]; j++) {
           let s = 0;
-          for (let c = 0; c < headSize; c++) s += q[at(i, c)] * k[at(j, c)];
+          for (let c = 0; c < headSize; c++) s += q[query(c)] * k[at(j, c)];
           scores.push(s * scale);
         }
         const top = Math.max(...scores);
         const weights = scores.map((s) => Math.exp(s - top));
         const total = weights.reduce((sum, w) => sum + w, 0);
         for (let c = 0; c < headSize; c++) {
-          expected[at(i, c)] = weights.reduce((sum, w, j) => sum + w * v[at(j, c)], 0) / total;
+          expected[query(c)] = weights.reduce((sum, w, j) => sum + w * v[at(j, c)], 0) / total;
         }
       }
     }
   }
   const actual = await run(async (kernels, make) => {
-    const ctx = make(new Float32Array(pairs * seq * hidden), GPUBufferUsage.COPY_SRC);
+    const ctx = make(new Float32Array(pairs * queries * hidden), GPUBufferUsage.COPY_SRC);
     const pipeline = await kernels.attention(headSize);
     return {
-      steps: [{ pipeline, buffers: [make(q), make(k), make(v), make(mask), ctx], params: { a: pairs, b: seq, c: hidden, g: scale }, grid: attentionGrid(pairs, seq, heads) }],
+      steps: [{ pipeline, buffers: [make(q), make(k), make(v), make(mask), ctx], params: { a: pairs, b: seq, c: hidden, d: queries, g: scale }, grid: attentionGrid(pairs, queries, heads) }],
       output: ctx,
-      length: pairs * seq * hidden,
+      length: pairs * queries * hidden,
     };
   });
   return { error: maxError(actual, expected), scale: maxAbs(expected) };
@@ -262,5 +264,55 @@ async function checkEmbeddings({ dtype, width, tokens, seq, positionOffset, seed
   return { error: maxError(actual, expected), scale: maxAbs(expected) };
 }
 
-window.gpuEngine = { openGpu, GpuEncoder, gpu, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
+let wasmPromise = null;
+/** The wasm build (for gpuPlan and prepare), started once. */
+function wasm() {
+  wasmPromise ??= import('../../www/pkg/crossrank_wasm.js').then(async (module) => {
+    await module.default({ module_or_path: new URL('../../www/pkg/crossrank_wasm_relaxed_bg.wasm', import.meta.url) });
+    return module;
+  });
+  return wasmPromise;
+}
+
+const encoders = new Map();
+/** A GpuEncoder for the GGUF at `url` (kept for the page: uploads are slow on SwiftShader). */
+async function encoderFor(url) {
+  if (!encoders.has(url)) {
+    encoders.set(url, (async () => {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      const plan = (await wasm()).gpuPlan(bytes);
+      return { plan, encoder: await GpuEncoder.create(await gpu(), plan), bytes };
+    })());
+  }
+  return encoders.get(url);
+}
+
+/** The cases' token ids (from the fixture, as PyTorch saw them) padded into one batch. */
+function padded(cases) {
+  const rows = cases.length;
+  const seqLen = Math.max(...cases.map((c) => c.input_ids.length));
+  const batch = { rows, seqLen, inputIds: new Uint32Array(rows * seqLen), tokenTypeIds: new Uint32Array(rows * seqLen), attentionMask: new Uint32Array(rows * seqLen) };
+  cases.forEach((c, r) => {
+    batch.inputIds.set(c.input_ids, r * seqLen);
+    batch.tokenTypeIds.set(c.token_type_ids ?? new Array(c.input_ids.length).fill(0), r * seqLen);
+    batch.attentionMask.fill(1, r * seqLen, r * seqLen + c.input_ids.length);
+  });
+  return batch;
+}
+
+/**
+ * GpuEncoder's logits for fixture cases: each case alone (unpadded), and all in one padded batch
+ * (twice, the second reusing the first's buffers). Returns both and the encoder's info.
+ */
+async function fixtureLogits(url, cases) {
+  const { plan, encoder } = await encoderFor(url);
+  const alone = [];
+  for (const c of cases) alone.push((await encoder.logits(padded([c])))[0]);
+  const batched = [...(await encoder.logits(padded(cases)))];
+  const again = [...(await encoder.logits(padded(cases)))];
+  const dtypes = [...new Set(Object.values(plan.tensors).map((t) => t.dtype))].sort();
+  return { alone, batched, again, info: encoder.info, family: plan.family, dtypes };
+}
+
+window.gpuEngine = { openGpu, GpuEncoder, gpu, wasm, encoderFor, padded, fixtureLogits, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
 document.documentElement.dataset.ready = 'true';

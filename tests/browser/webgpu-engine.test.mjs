@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { useBrowser, WEBGPU_ARGS } from './harness.mjs';
+import { fixture, useBrowser, WEBGPU_ARGS } from './harness.mjs';
 
 const PAGE = '/tests/browser/webgpu-engine.html';
 const TIMEOUT = { timeout: 300_000 };
@@ -69,19 +69,21 @@ describe('kernels against plain-JS references', () => {
 
   test('layernorm, with and without the residual, rows wider than a workgroup', TIMEOUT, () =>
     onPage(async (page) => {
-      for (const spec of [{ rows: 5, width: 32, residual: false }, { rows: 5, width: 130, residual: true }, { rows: 3, width: 384, residual: true, eps: 1e-5 }]) {
+      // residualStride: row 0 of each pair as the residual (the last layer's).
+      for (const spec of [{ rows: 5, width: 32, residual: false }, { rows: 5, width: 130, residual: true }, { rows: 3, width: 384, residual: true, eps: 1e-5 }, { rows: 4, width: 48, residual: true, residualStride: 5 * 48 }]) {
         const result = await page.evaluate((s) => window.gpuEngine.checkLayerNorm(s), spec);
-        assertClose(result, `layernorm width ${spec.width}${spec.residual ? ' + residual' : ''}`);
+        assertClose(result, `layernorm width ${spec.width}${spec.residual ? ` + residual (row stride ${spec.residualStride ?? spec.width})` : ''}`);
       }
     }));
 
   test('attention over padded pairs: padding keys get exactly zero probability', TIMEOUT, () =>
     onPage(async (page) => {
       // 70 tokens: two query tiles, keys not a whole number of key tiles; a pair of 1 token.
-      for (const spec of [{ lengths: [70, 33, 1], seq: 70, heads: 2, headSize: 8 }, { lengths: [5, 17], seq: 17, heads: 3, headSize: 32 }]) {
+      // queries: 1 is the last layer's (row 0 of each pair only).
+      for (const spec of [{ lengths: [70, 33, 1], seq: 70, heads: 2, headSize: 8 }, { lengths: [5, 17], seq: 17, heads: 3, headSize: 32 }, { lengths: [9, 30, 2], seq: 30, heads: 2, headSize: 16, queries: 1 }]) {
         const result = await page.evaluate((s) => window.gpuEngine.checkAttention(s), spec);
         // Padding keys hold 1e4: a probability of even 1e-9 on them would show.
-        assertClose(result, `attention lengths ${spec.lengths} head size ${spec.headSize}`);
+        assertClose(result, `attention lengths ${spec.lengths} head size ${spec.headSize} queries ${spec.queries ?? spec.seq}`);
       }
     }));
 
@@ -92,4 +94,38 @@ describe('kernels against plain-JS references', () => {
         assertClose(result, `embeddings ${dtype}`);
       }
     }));
+});
+
+describe('models against the PyTorch fixtures', () => {
+  // MiniLM-L-4 skips the fixture's two 512-token cases: SwiftShader needs minutes for them.
+  const short = (c) => c.input_ids.length < 512;
+  const models = [
+    { name: 'tiny BERT f32', url: '/artifacts/models/tiny.f32.gguf', fixture: 'tiny.json', family: 'bert', tolerance: 1e-3 },
+    { name: 'tiny ELECTRA f32 (projected embeddings, GELU head)', url: '/artifacts/models/tiny-electra.f32.gguf', fixture: 'tiny_electra.json', family: 'electra', tolerance: 1e-3 },
+    { name: 'tiny XLM-RoBERTa f32 (offset positions, tanh head)', url: '/artifacts/models/tiny-xlmr.f32.gguf', fixture: 'tiny_xlmr.json', family: 'xlm-roberta', tolerance: 1e-3 },
+    { name: 'MiniLM-L-4 f32', url: '/artifacts/models/minilm-l4.f32.gguf', fixture: 'minilm_l4.json', family: 'bert', tolerance: 1e-3, pick: short },
+    // The int8 tolerance of tests/browser/reranker.test.mjs.
+    { name: 'MiniLM-L-4 Q8_0', url: '/artifacts/models/minilm-l4.q8_0.gguf', fixture: 'minilm_l4.json', family: 'bert', tolerance: 0.05, pick: short, dtype: 'q8_0' },
+  ];
+  for (const model of models) {
+    test(`${model.name}: logits within ${model.tolerance} of PyTorch, alone and in one padded batch`, TIMEOUT, () =>
+      onPage(async (page) => {
+        const cases = fixture(model.fixture).cases.filter(model.pick ?? (() => true));
+        const got = await page.evaluate(({ url, cases }) => window.gpuEngine.fixtureLogits(url, cases), { url: model.url, cases });
+        assert.equal(got.family, model.family);
+        assert.equal(got.info.precision, 'f32');
+        if (model.dtype) assert.ok(got.dtypes.includes(model.dtype), `${model.url} holds ${got.dtypes}`);
+        let worst = 0;
+        cases.forEach((c, i) => {
+          for (const [how, logits] of [['alone', got.alone], ['batched', got.batched]]) {
+            const diff = Math.abs(logits[i] - c.logit);
+            worst = Math.max(worst, diff);
+            assert.ok(diff <= model.tolerance, `${model.name} ${c.name} (${how}): logit ${logits[i]}, PyTorch ${c.logit} (|diff| ${diff.toExponential(2)})`);
+          }
+        });
+        // Reused buffers give the same numbers.
+        assert.deepEqual(got.again, got.batched);
+        console.log(`# WebGPU ${model.name}: max |Δlogit| vs PyTorch ${worst.toExponential(2)} over ${cases.length} cases`);
+      }));
+  }
 });

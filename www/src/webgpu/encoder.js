@@ -211,11 +211,12 @@ export class GpuEncoder {
         grid: matmulGrid(rows, n),
       });
     };
-    const layerNorm = (a, residual, name, out, width) => steps.push({
+    // residualStride: the residual's row stride when it is row 0 of each pair (the last layer).
+    const layerNorm = (a, residual, name, out, width, rows = tokens, residualStride = width) => steps.push({
       pipeline: residual ? pipelines.addLayerNorm : pipelines.layerNorm,
       buffers: [a, w(`${name}.weight`), w(`${name}.bias`), out, ...(residual ? [residual] : [])],
-      params: { a: tokens, b: width, g: eps },
-      grid: rowGrid(tokens),
+      params: { a: rows, b: width, c: residualStride, g: eps },
+      grid: rowGrid(rows),
     });
 
     steps.push({
@@ -232,23 +233,30 @@ export class GpuEncoder {
     }
     for (let i = 0; i < plan.numLayers; i++) {
       const layer = `layers.${i}`;
-      linear(`${layer}.query`, s.x, s.q, tokens, {});
+      // The head reads only row 0 ([CLS]) of each pair, so the last layer computes only that row
+      // after its keys and values: its queries, context, projections and FFN run on `pairs` rows.
+      const last = i === plan.numLayers - 1;
+      const rows = last ? pairs : tokens;
+      const pairStride = seqLen * hiddenSize;
+      linear(`${layer}.query`, s.x, s.q, rows, last ? { xStride: pairStride } : {});
       linear(`${layer}.key`, s.x, s.k, tokens, {});
       linear(`${layer}.value`, s.x, s.v, tokens, {});
+      const queries = last ? 1 : seqLen;
       steps.push({
         pipeline: pipelines.attention,
         buffers: [s.q, s.k, s.v, s.mask, s.ctx],
-        params: { a: pairs, b: seqLen, c: hiddenSize, g: 1 / Math.sqrt(plan.headSize) },
-        grid: attentionGrid(pairs, seqLen, plan.numHeads),
+        params: { a: pairs, b: seqLen, c: hiddenSize, d: queries, g: 1 / Math.sqrt(plan.headSize) },
+        grid: attentionGrid(pairs, queries, plan.numHeads),
       });
-      linear(`${layer}.attentionOutput`, s.ctx, s.t, tokens, {});
-      layerNorm(s.t, s.x, `${layer}.attentionNorm`, s.x1, hiddenSize);
-      linear(`${layer}.intermediate`, s.x1, s.h, tokens, {});
-      linear(`${layer}.output`, s.h, s.t, tokens, {});
-      layerNorm(s.t, s.x1, `${layer}.outputNorm`, s.x, hiddenSize);
+      linear(`${layer}.attentionOutput`, s.ctx, s.t, rows, {});
+      layerNorm(s.t, s.x, `${layer}.attentionNorm`, s.x1, hiddenSize, rows, last ? pairStride : hiddenSize);
+      linear(`${layer}.intermediate`, s.x1, s.h, rows, {});
+      linear(`${layer}.output`, s.h, s.t, rows, {});
+      layerNorm(s.t, s.x1, `${layer}.outputNorm`, s.x, hiddenSize, rows);
     }
-    // The head reads row 0 of each pair: a row stride of one whole pair.
-    linear('head.dense', s.x, s.pooled, pairs, { xStride: seqLen * hiddenSize });
+    // x now holds one row per pair (numLayers ≥ 1; with none it would be every token).
+    const headStride = plan.numLayers > 0 ? hiddenSize : seqLen * hiddenSize;
+    linear('head.dense', s.x, s.pooled, pairs, { xStride: headStride });
     linear('head.out', s.pooled, s.logits, pairs, {});
     return steps;
   }

@@ -37,7 +37,7 @@ export function rowGrid(n) {
 }
 
 export const matmulGrid = (rows, cols) => [Math.ceil(cols / TILE), Math.ceil(rows / TILE), 1];
-export const attentionGrid = (pairs, seq, heads) => [Math.ceil(seq / QUERY_TILE), heads, pairs];
+export const attentionGrid = (pairs, queries, heads) => [Math.ceil(queries / QUERY_TILE), heads, pairs];
 
 /**
  * One step: `pipeline` (resolved), `buffers` bound at 1, 2, … in order, `params` (up to six u32

@@ -198,7 +198,8 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) num_groups
 /**
  * out[r] = LayerNorm(a[r] (+ residual[r])) · gamma + beta, one workgroup per row; the mean first,
  * then the variance around it (two passes: no cancellation in E[x²] − E[x]²).
- * Params: a = M, b = width, g = eps.
+ * Params: a = M, b = width, c = the residual's row stride (width, or a pair's seq·width when only
+ * row 0 of each pair goes on: the last layer), g = eps.
  */
 export function layerNormShader(residual) {
   return /* wgsl */ `${PARAMS}
@@ -209,7 +210,7 @@ export function layerNormShader(residual) {
 ${residual ? '@group(0) @binding(5) var<storage, read> residual: array<f32>;' : ''}
 var<workgroup> partial: array<f32, ${ROW_THREADS}>;
 
-fn value(i: u32) -> f32 { return a[i]${residual ? ' + residual[i]' : ''}; }
+fn value(r: u32, c: u32) -> f32 { return a[r * params.b + c]${residual ? ' + residual[r * params.c + c]' : ''}; }
 
 fn workgroup_sum(thread: u32, v: f32) -> f32 {
   partial[thread] = v;
@@ -229,15 +230,14 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) num_groups
   let r = ${ROW_INDEX};
   if (r >= params.a) { return; }
   let width = params.b;
-  let base = r * width;
   var s = 0.0;
-  for (var c = thread; c < width; c += ${ROW_THREADS}u) { s += value(base + c); }
+  for (var c = thread; c < width; c += ${ROW_THREADS}u) { s += value(r, c); }
   let mean = workgroup_sum(thread, s) / f32(width);
   var s2 = 0.0;
-  for (var c = thread; c < width; c += ${ROW_THREADS}u) { let d = value(base + c) - mean; s2 += d * d; }
+  for (var c = thread; c < width; c += ${ROW_THREADS}u) { let d = value(r, c) - mean; s2 += d * d; }
   let inv = inverseSqrt(workgroup_sum(thread, s2) / f32(width) + params.g);
   for (var c = thread; c < width; c += ${ROW_THREADS}u) {
-    out[base + c] = (value(base + c) - mean) * inv * gamma[c] + beta[c];
+    out[r * width + c] = (value(r, c) - mean) * inv * gamma[c] + beta[c];
   }
 }
 `;
@@ -249,8 +249,10 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) num_groups
  * stream through workgroup memory KEY_TILE at a time with an online softmax (running maximum and
  * sum, rescaled as it grows), so no score matrix is ever stored. Padding keys are skipped: their
  * probability is exactly zero, as with the CPU's large negative mask. q, k, v and ctx are
- * [M, hidden] with head h in columns h·headSize…; mask is [rows, seq] (1 = token).
- * Params: a = rows, b = seq, c = hidden, g = 1/√headSize. Dispatch (⌈seq/QUERY_TILE⌉, heads, rows).
+ * [M, hidden] with head h in columns h·headSize…; mask is [rows, seq] (1 = token). q and ctx may
+ * hold only the first `queries` rows of each pair (the last layer needs row 0 alone).
+ * Params: a = rows, b = seq, c = hidden, d = queries per pair (≤ seq), g = 1/√headSize.
+ * Dispatch (⌈queries/QUERY_TILE⌉, heads, rows).
  */
 export function attentionShader(headSize) {
   const tileValues = KEY_TILE * headSize;
@@ -271,13 +273,14 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) th
   let hidden = params.c;
   let pair = group.z;
   let head = group.y;
+  let queries = params.d;
   let query = group.x * ${QUERY_TILE}u + thread;
-  let live = query < seq;
+  let live = query < queries;
   let column = head * HEAD;
   var qv: array<f32, ${headSize}>;
   var acc: array<f32, ${headSize}>;
   if (live) {
-    let base = (pair * seq + query) * hidden + column;
+    let base = (pair * queries + query) * hidden + column;
     for (var d = 0u; d < HEAD; d++) { qv[d] = q[base + d] * params.g; }
   }
   var running_max = -3.0e38;
@@ -316,7 +319,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) th
     workgroupBarrier();
   }
   if (live) {
-    let base = (pair * seq + query) * hidden + column;
+    let base = (pair * queries + query) * hidden + column;
     // running_sum > 0: every pair has its [CLS] token, so no row is all padding.
     for (var d = 0u; d < HEAD; d++) { ctx[base + d] = acc[d] / running_sum; }
   }
