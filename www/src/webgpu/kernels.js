@@ -2,7 +2,7 @@
 // list of kernel steps into one compute pass: each step gets its own 32-byte slot of one uniform
 // buffer, so a whole encoder forward is a single submit.
 
-import { attentionShader, embeddingsShader, layerNormShader, matmulShader, QUERY_TILE, TILE } from './shaders.js';
+import { attentionShader, attentionStorageBytes, embeddingsShader, KEY_TILE, layerNormShader, matmulShader, QUERY_TILE, TILE } from './shaders.js';
 
 const MAX_GROUPS = 65535; // WebGPU's guaranteed maxComputeWorkgroupsPerDimension
 const PARAMS_BYTES = 32;
@@ -28,7 +28,12 @@ export class Kernels {
   matmul(dtype, activation) { return this.#pipeline(`matmul ${dtype} ${activation}`, () => matmulShader(dtype, activation)); }
   embeddings(dtype) { return this.#pipeline(`embeddings ${dtype}`, () => embeddingsShader(dtype)); }
   layerNorm(residual) { return this.#pipeline(`layernorm${residual ? ' + residual' : ''}`, () => layerNormShader(residual)); }
-  attention(headSize) { return this.#pipeline(`attention ${headSize}`, () => attentionShader(headSize)); }
+  attention(headSize) {
+    // Halve the key tile until keys, values and mask fit the device's workgroup memory.
+    let keyTile = KEY_TILE;
+    while (keyTile > 1 && attentionStorageBytes(headSize, keyTile) > this.device.limits.maxComputeWorkgroupStorageSize) keyTile /= 2;
+    return this.#pipeline(`attention ${headSize} keys ${keyTile}`, () => attentionShader(headSize, keyTile));
+  }
 }
 
 /** A grid of ≥ n workgroups within the per-dimension limit (row kernels index y·width + x). */

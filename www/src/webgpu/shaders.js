@@ -8,12 +8,15 @@
 /** Matmul output tile per workgroup (TILE × TILE), each of 16×16 threads computing 4×4 of it. */
 export const TILE = 64;
 /** Values of the reduction dimension staged in workgroup memory per step. */
-export const TILE_K = 16;
+export const TILE_K = 32;
 /** Threads per row of the row-wise kernels (embeddings, LayerNorm). */
 export const ROW_THREADS = 64;
 /** Queries per attention workgroup (one per thread); keys stream through in tiles of KEY_TILE. */
 export const QUERY_TILE = 64;
 export const KEY_TILE = 16;
+
+/** Workgroup memory of the attention kernel for a head size and key tile (keys, values, mask). */
+export const attentionStorageBytes = (headSize, keyTile = KEY_TILE) => 2 * keyTile * headSize * 4 + keyTile * 4;
 
 const PARAMS = /* wgsl */ `
 struct Params { a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: f32, h: f32 }
@@ -121,12 +124,17 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) th
   let col0 = group.x * ${TILE}u;
   let tx = thread % 16u;
   let ty = thread / 16u;
-  // Staging: each thread fetches 4 consecutive k of one tile row, for x and for w.
+  // Staging: each thread fetches TILE_K / 4 consecutive k of one tile row, for x and for w.
   let load_row = thread / 4u;
-  let load_k = (thread % 4u) * 4u;
-  var acc: array<f32, 16>;
+  let load_k = (thread % 4u) * ${TILE_K / 4}u;
+  // Row i of this thread's 4×4 block is acc_i (columns in x, y, z, w): four named vectors, so
+  // no compiler has to keep an indexed array in memory.
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
   for (var k0 = 0u; k0 < inner; k0 += ${TILE_K}u) {
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < ${TILE_K / 4}u; i++) {
       let k = k0 + load_k + i;
       let r = row0 + load_row;
       var xv = 0.0;
@@ -139,24 +147,23 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) th
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${TILE_K}u; kk++) {
-      let xa = vec4f(x_tile[kk * ${TILE}u + ty * 4u], x_tile[kk * ${TILE}u + ty * 4u + 1u],
-                     x_tile[kk * ${TILE}u + ty * 4u + 2u], x_tile[kk * ${TILE}u + ty * 4u + 3u]);
-      let wb = vec4f(w_tile[kk * ${TILE}u + tx * 4u], w_tile[kk * ${TILE}u + tx * 4u + 1u],
-                     w_tile[kk * ${TILE}u + tx * 4u + 2u], w_tile[kk * ${TILE}u + tx * 4u + 3u]);
-      for (var i = 0u; i < 4u; i++) {
-        acc[i * 4u] += xa[i] * wb.x;
-        acc[i * 4u + 1u] += xa[i] * wb.y;
-        acc[i * 4u + 2u] += xa[i] * wb.z;
-        acc[i * 4u + 3u] += xa[i] * wb.w;
-      }
+      let xo = kk * ${TILE}u + ty * 4u;
+      let wo = kk * ${TILE}u + tx * 4u;
+      let xa = vec4f(x_tile[xo], x_tile[xo + 1u], x_tile[xo + 2u], x_tile[xo + 3u]);
+      let wb = vec4f(w_tile[wo], w_tile[wo + 1u], w_tile[wo + 2u], w_tile[wo + 3u]);
+      acc0 += xa.x * wb;
+      acc1 += xa.y * wb;
+      acc2 += xa.z * wb;
+      acc3 += xa.w * wb;
     }
     workgroupBarrier();
   }
+  let block = array<vec4f, 4>(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i++) {
     let r = row0 + ty * 4u + i;
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + tx * 4u + j;
-      if (r < rows && n < cols) { y[r * cols + n] = act_${activation}(acc[i * 4u + j] + bias[n]); }
+      if (r < rows && n < cols) { y[r * cols + n] = act_${activation}(block[i][j] + bias[n]); }
     }
   }
 }
@@ -252,10 +259,11 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(num_workgroups) num_groups
  * [M, hidden] with head h in columns h·headSize…; mask is [rows, seq] (1 = token). q and ctx may
  * hold only the first `queries` rows of each pair (the last layer needs row 0 alone).
  * Params: a = rows, b = seq, c = hidden, d = queries per pair (≤ seq), g = 1/√headSize.
- * Dispatch (⌈queries/QUERY_TILE⌉, heads, rows).
+ * Dispatch (⌈queries/QUERY_TILE⌉, heads, rows). `keyTile` shrinks for head sizes whose tiles would
+ * not fit the device's workgroup memory.
  */
-export function attentionShader(headSize) {
-  const tileValues = KEY_TILE * headSize;
+export function attentionShader(headSize, keyTile = KEY_TILE) {
+  const tileValues = keyTile * headSize;
   return /* wgsl */ `${PARAMS}
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
@@ -265,7 +273,7 @@ export function attentionShader(headSize) {
 const HEAD: u32 = ${headSize}u;
 var<workgroup> k_tile: array<f32, ${tileValues}>;
 var<workgroup> v_tile: array<f32, ${tileValues}>;
-var<workgroup> key_valid: array<u32, ${KEY_TILE}>;
+var<workgroup> key_valid: array<u32, ${keyTile}>;
 
 @compute @workgroup_size(${QUERY_TILE})
 fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) thread: u32) {
@@ -285,7 +293,7 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) th
   }
   var running_max = -3.0e38;
   var running_sum = 0.0;
-  for (var key0 = 0u; key0 < seq; key0 += ${KEY_TILE}u) {
+  for (var key0 = 0u; key0 < seq; key0 += ${keyTile}u) {
     for (var i = thread; i < ${tileValues}u; i += ${QUERY_TILE}u) {
       let key = key0 + i / HEAD;
       var kv = 0.0;
@@ -298,13 +306,13 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) th
       k_tile[i] = kv;
       v_tile[i] = vv;
     }
-    if (thread < ${KEY_TILE}u) {
+    if (thread < ${keyTile}u) {
       let key = key0 + thread;
       key_valid[thread] = select(0u, mask[pair * seq + key], key < seq);
     }
     workgroupBarrier();
     if (live) {
-      for (var j = 0u; j < ${KEY_TILE}u; j++) {
+      for (var j = 0u; j < ${keyTile}u; j++) {
         if (key_valid[j] == 0u) { continue; }
         var score = 0.0;
         for (var d = 0u; d < HEAD; d++) { score += qv[d] * k_tile[j * HEAD + d]; }
