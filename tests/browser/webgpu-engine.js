@@ -314,5 +314,54 @@ async function fixtureLogits(url, cases) {
   return { alone, batched, again, info: encoder.info, family: plan.family, dtypes };
 }
 
-window.gpuEngine = { openGpu, GpuEncoder, gpu, wasm, encoderFor, padded, fixtureLogits, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
+/**
+ * A random model plan in the contract's shape (gpuPlan's output), for tests that need a model but
+ * not PyTorch's numbers: sub-batching, buffer reuse, device loss. `dtype` is the linear weights'.
+ */
+function randomPlan({ hidden = 32, layers = 2, heads = 4, inner = 64, vocab = 50, positions = 128, dtype = 'f32', seed = 5 } = {}) {
+  const next = random(seed);
+  const tensors = {};
+  const f32 = (name, shape, scale = 0.2, offset = 0) => {
+    const values = uniform(next, shape.reduce((a, b) => a * b), scale).map((v) => v + offset);
+    tensors[name] = { dtype: 'f32', shape, data: new Uint8Array(values.buffer) };
+  };
+  const linear = (name, out, inputs) => {
+    if (dtype === 'f32') f32(`${name}.weight`, [out, inputs]);
+    else tensors[`${name}.weight`] = { dtype, shape: [out, inputs], data: randomBlocks(next, dtype, out, inputs).bytes };
+    f32(`${name}.bias`, [out]);
+  };
+  const norm = (name, width) => {
+    f32(`${name}.weight`, [width], 0.1, 1);
+    f32(`${name}.bias`, [width], 0.1);
+  };
+  f32('embeddings.word', [vocab, hidden], 1);
+  f32('embeddings.position', [positions, hidden], 1);
+  f32('embeddings.tokenType', [2, hidden], 1);
+  norm('embeddings.norm', hidden);
+  for (let i = 0; i < layers; i++) {
+    for (const part of ['query', 'key', 'value', 'attentionOutput']) linear(`layers.${i}.${part}`, hidden, hidden);
+    linear(`layers.${i}.intermediate`, inner, hidden);
+    linear(`layers.${i}.output`, hidden, inner);
+    norm(`layers.${i}.attentionNorm`, hidden);
+    norm(`layers.${i}.outputNorm`, hidden);
+  }
+  linear('head.dense', hidden, hidden);
+  f32('head.out.weight', [1, hidden]);
+  f32('head.out.bias', [1]);
+  return {
+    family: 'bert', hiddenSize: hidden, numLayers: layers, numHeads: heads, headSize: hidden / heads, intermediateSize: inner,
+    embeddingWidth: hidden, layerNormEps: 1e-12, hiddenAct: 'gelu', positionOffset: 0, head: { kind: 'pooler' }, tensors,
+  };
+}
+
+/** A batch of `lengths.length` random pairs padded to the longest. */
+function randomBatch(lengths, { vocab = 50, seed = 6 } = {}) {
+  const next = random(seed);
+  return padded(lengths.map((length) => ({
+    input_ids: Array.from({ length }, () => Math.floor(next() * vocab)),
+    token_type_ids: Array.from({ length }, (_, j) => (j < length / 2 ? 0 : 1)),
+  })));
+}
+
+window.gpuEngine = { openGpu, GpuEncoder, gpu, wasm, randomPlan, randomBatch, encoderFor, padded, fixtureLogits, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
 document.documentElement.dataset.ready = 'true';

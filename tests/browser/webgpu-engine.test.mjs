@@ -129,3 +129,58 @@ describe('models against the PyTorch fixtures', () => {
       }));
   }
 });
+
+describe('GpuEncoder on a random model', () => {
+  test('a batch split into sub-batches (a small scratch budget) gives the logits of one forward; buffers are reused', TIMEOUT, () =>
+    onPage(async (page) => {
+      const got = await page.evaluate(async () => {
+        const { gpu, GpuEncoder, randomPlan, randomBatch } = window.gpuEngine;
+        const plan = randomPlan({ dtype: 'q8_0' });
+        const batch = randomBatch([9, 30, 2, 17, 30, 5, 11]);
+        const whole = await GpuEncoder.create(await gpu(), plan);
+        // Room for two pairs of 30 tokens at a time: four sub-batches.
+        const split = await GpuEncoder.create(await gpu(), plan, { scratchBytes: 2.5 * whole.scratchBytesPerPair(30) });
+        const one = [...(await whole.logits(batch))];
+        const bytesAfterFirst = whole.info.gpuBytes;
+        const again = [...(await whole.logits(batch))];
+        const parts = [...(await split.logits(batch))];
+        const result = { one, again, parts, perRun: split.pairsPerRun(30), bytesAfterFirst, bytesAfterSecond: whole.info.gpuBytes, info: whole.info };
+        whole.destroy();
+        split.destroy();
+        return result;
+      });
+      assert.equal(got.perRun, 2);
+      assert.equal(got.one.length, 7);
+      assert.ok(got.one.every(Number.isFinite), `logits ${got.one}`);
+      assert.deepEqual(got.again, got.one);
+      // Each pair's numbers do not depend on its batch-mates: the same up to f32 rounding order.
+      got.parts.forEach((logit, i) => assert.ok(Math.abs(logit - got.one[i]) < 1e-5, `pair ${i}: ${logit} split, ${got.one[i]} whole`));
+      assert.equal(got.bytesAfterSecond, got.bytesAfterFirst, 'the second call allocated more GPU memory');
+      assert.equal(got.info.precision, 'f32');
+      assert.equal(got.info.adapter.architecture, 'swiftshader');
+      assert.ok(got.info.gpuBytes > 0);
+    }));
+
+  test('a lost device rejects logits() with gpuLost, during the call and after it', TIMEOUT, () =>
+    onPage(async (page) => {
+      const got = await page.evaluate(async () => {
+        const { openGpu, GpuEncoder, randomPlan, randomBatch } = window.gpuEngine;
+        // A device of its own: destroying it must not break the page's shared one.
+        const gpu = await openGpu();
+        const encoder = await GpuEncoder.create(gpu, randomPlan());
+        const batch = randomBatch([20, 7]);
+        const settle = (promise) => promise.then((value) => ({ ok: true, value: [...value] }), (error) => ({ ok: false, message: error.message, gpuLost: error.gpuLost === true }));
+        const before = await settle(encoder.logits(batch));
+        const during = settle(encoder.logits(batch));
+        gpu.device.destroy();
+        const results = { before, during: await during, after: await settle(encoder.logits(batch)) };
+        encoder.destroy();
+        return results;
+      });
+      assert.ok(got.before.ok, got.before.message);
+      // The call in flight either finished before the loss or rejects as lost; never anything else.
+      assert.ok(got.during.ok || got.during.gpuLost, `during: ${JSON.stringify(got.during)}`);
+      assert.equal(got.after.ok, false);
+      assert.equal(got.after.gpuLost, true, got.after.message);
+    }));
+});

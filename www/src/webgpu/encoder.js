@@ -142,17 +142,24 @@ export class GpuEncoder {
     };
   }
 
+  /** Scratch bytes one pair of `seqLen` tokens takes (its share of every buffer). */
+  scratchBytesPerPair(seqLen) {
+    const { hiddenSize, intermediateSize } = this.plan;
+    // ids, types, mask; x, x1, q, k, v, ctx, t; the FFN's intermediate; the head's row and logit.
+    const perToken = 3 * 4 + (7 * hiddenSize + intermediateSize) * 4;
+    return seqLen * perToken + hiddenSize * 4 + 4;
+  }
+
   /** Pairs per forward for this sequence length, so that every scratch buffer fits. */
   pairsPerRun(seqLen) {
     const { hiddenSize, intermediateSize, embeddingWidth } = this.plan;
     const limits = this.device.limits;
     const widest = Math.max(hiddenSize, intermediateSize, embeddingWidth) * 4;
-    const perToken = (7 * hiddenSize + intermediateSize) * 4 + 12;
-    const perPair = seqLen * perToken + 2 * hiddenSize * 4 + 4;
+    const perPair = this.scratchBytesPerPair(seqLen);
     const byBinding = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / (seqLen * widest));
     const byBudget = Math.floor(this.scratchBytes / perPair);
     const pairs = Math.min(byBinding, byBudget);
-    if (pairs < 1) throw new Error(`one pair of ${seqLen} tokens needs more GPU memory than this device allows (${perPair} bytes)`);
+    if (pairs < 1) throw new Error(`one pair of ${seqLen} tokens needs ${perPair} bytes of GPU scratch memory, more than this encoder may use (${this.scratchBytes}) or one buffer may hold`);
     return pairs;
   }
 
