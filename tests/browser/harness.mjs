@@ -43,15 +43,16 @@ export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swif
 /**
  * Headless Chromium with a fresh profile directory (so the Cache API starts empty): the one
  * launcher of the browser tests, the demo test and the benchmarks. `args` adds switches,
+ * `without` drops some of CHROMIUM_ARGS (e.g. `--disable-gpu`, for a real GPU's WebGPU adapter),
  * `options` goes to playwright's launchPersistentContext (e.g. a viewport).
  * @returns {Promise<{ context: import('playwright-core').BrowserContext, version: () => Promise<string>, close: () => Promise<void> }>}
  */
-export async function launchChromium({ args = [], options = {} } = {}) {
+export async function launchChromium({ args = [], without = [], options = {} } = {}) {
   const userDataDir = await mkdtemp(join(tmpdir(), 'crossrank-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_ARGS, ...args],
+    args: [...CHROMIUM_ARGS.filter((arg) => !without.includes(arg)), ...args],
     ...options,
   });
   // A persistent context opens with one blank page; callers open their own.
