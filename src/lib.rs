@@ -56,6 +56,6 @@ pub use int8::Kernel as Int8Kernel;
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};
 pub use options::{OptionValues, RerankOptions, DEFAULT_BATCH_SIZE};
-pub use rerank::{order, sigmoid, GrowingPrefix, RankedDocument, RerankRequest, Reranker, ScoredDocument};
+pub use rerank::{order, sigmoid, BatchLimits, GrowingPrefix, PreparedScoring, RankedDocument, RerankRequest, Reranker, ScoredDocument};
 pub use windows::{Aggregate, Window, WindowOptions};
-pub use tokenize::{PairTokenizer, TokenizerSource};
+pub use tokenize::{PaddedBatch, PairTokenizer, TokenizerSource};

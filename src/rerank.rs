@@ -9,7 +9,7 @@ use crate::fusion::{self, ScoreScale};
 use crate::options::RerankOptions;
 use crate::windows::{self, Aggregate, Window};
 use crate::model::{Config, CrossEncoder, Family};
-use crate::tokenize::{EncodedPair, PairTokenizer};
+use crate::tokenize::{EncodedPair, PaddedBatch, PairTokenizer};
 
 /// A batch holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of
 /// 512. The feed-forward activations (tokens × intermediate size) are then at most ~6 MiB per
@@ -301,6 +301,19 @@ impl Reranker {
     /// its logit (and best window), in input order. All options are checked, even those only
     /// [`order`] uses, so that a bad one fails before the work.
     pub fn score_many(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<ScoredDocument>>> {
+        let prepared = self.prepare(requests, options, BatchLimits::for_options(options))?;
+        let mut logits = Vec::with_capacity(prepared.pair_count());
+        for index in 0..prepared.batch_count() {
+            logits.extend(self.score_batch(&prepared.batch(index))?);
+        }
+        prepared.finish(&logits)
+    }
+
+    /// Everything [`Reranker::score_many`] does before the encoder runs: options checked, pairs
+    /// encoded (windows split), and grouped into length-sorted batches within `limits`. Another
+    /// backend (the browser's WebGPU encoder) computes the batches' logits and hands them to
+    /// [`PreparedScoring::finish`], so tokenising, windows and aggregation are this one code.
+    pub fn prepare(&self, requests: &[RerankRequest<'_>], options: &RerankOptions, limits: BatchLimits) -> Result<PreparedScoring> {
         options.validate()?;
         let max_length = self.check_max_length(options.max_length)?;
         let mut pairs = Vec::new();
@@ -337,53 +350,41 @@ impl Reranker {
             }
         }
         let (pairs, blanks): (Vec<EncodedPair>, Vec<bool>) = pairs.into_iter().unzip();
-        let logits = self.score_encoded(&pairs, options.batch_size)?;
-
-        // Gather window logits per document, then aggregate.
-        let mut per_document: Vec<Vec<Vec<ScoredDocument>>> =
-            requests.iter().map(|request| vec![Vec::new(); request.documents.len()]).collect();
-        for (((request, document, window), logit), blank) in owners.into_iter().zip(logits).zip(blanks) {
-            per_document[request][document].push(ScoredDocument { logit, best_window: window, blank });
-        }
-        let aggregate = options.windows.map(|w| w.aggregate).unwrap_or_default();
-        Ok(per_document
-            .into_iter()
-            .map(|documents| documents.into_iter().map(|windows| aggregate_windows(&windows, aggregate)).collect())
-            .collect())
+        let batches = batches_by_length(&pairs, limits);
+        Ok(PreparedScoring {
+            pairs,
+            batches,
+            pad_id: self.tokenizer.pad_id(),
+            owners,
+            blanks,
+            documents_per_request: requests.iter().map(|request| request.documents.len()).collect(),
+            aggregate: options.windows.map(|w| w.aggregate).unwrap_or_default(),
+        })
     }
 
     /// Scores already-encoded pairs. Pairs are grouped by length (longest first) so that each
     /// batch is padded only to its own longest pair, then logits are put back in input order.
     pub fn score_encoded(&self, pairs: &[EncodedPair], batch_size: usize) -> Result<Vec<f32>> {
-        let mut order: Vec<usize> = (0..pairs.len()).collect();
-        order.sort_by_key(|&index| std::cmp::Reverse(pairs[index].input_ids.len()));
         let mut logits = vec![0.0f32; pairs.len()];
-        let device = self.model.device();
-        let mut batches: Vec<&[usize]> = Vec::new();
-        let mut rest = &order[..];
-        while !rest.is_empty() {
-            // The first pair of a batch is its longest, since `order` is sorted by length.
-            let longest = pairs[rest[0]].input_ids.len().max(1);
-            let fit = (MAX_TOKENS_PER_BATCH / longest).max(1);
-            let (batch, tail) = rest.split_at(batch_size.max(1).min(fit).min(rest.len()));
-            batches.push(batch);
-            rest = tail;
-        }
-        for chunk in batches {
+        for chunk in batches_by_length(pairs, BatchLimits { max_rows: batch_size, max_tokens: MAX_TOKENS_PER_BATCH }) {
             let batch = self.tokenizer.pad(&chunk.iter().map(|&index| &pairs[index]).collect::<Vec<_>>());
-            let shape = (batch.rows, batch.seq_len);
-            let input_ids = Tensor::from_vec(batch.input_ids, shape, device)?;
-            let token_type_ids = Tensor::from_vec(batch.token_type_ids, shape, device)?;
-            let padded = batch.attention_mask.contains(&0.0);
-            let attention_mask = if padded { Some(Tensor::from_vec(batch.attention_mask, shape, device)?) } else { None };
-            let batch_logits = self.model.forward(&input_ids, &token_type_ids, attention_mask.as_ref())?.to_vec1::<f32>()?;
-            for (&index, logit) in chunk.iter().zip(batch_logits) {
-                if !logit.is_finite() {
-                    return Err(Error::Compute(format!("the model produced a non-finite logit ({logit}) for document {index}")));
-                }
+            for (&index, logit) in chunk.iter().zip(self.score_batch(&batch)?) {
                 logits[index] = logit;
             }
         }
+        Ok(logits)
+    }
+
+    /// The encoder on one padded batch: one finite logit per row.
+    pub fn score_batch(&self, batch: &PaddedBatch) -> Result<Vec<f32>> {
+        let device = self.model.device();
+        let shape = (batch.rows, batch.seq_len);
+        let input_ids = Tensor::from_vec(batch.input_ids.clone(), shape, device)?;
+        let token_type_ids = Tensor::from_vec(batch.token_type_ids.clone(), shape, device)?;
+        let padded = batch.attention_mask.contains(&0.0);
+        let attention_mask = if padded { Some(Tensor::from_vec(batch.attention_mask.clone(), shape, device)?) } else { None };
+        let logits = self.model.forward(&input_ids, &token_type_ids, attention_mask.as_ref())?.to_vec1::<f32>()?;
+        check_finite_logits(&logits)?;
         Ok(logits)
     }
 
@@ -409,6 +410,96 @@ impl Reranker {
 }
 
 /// One document's logit from its windows' (a single entry without windows).
+/// How big a batch may be: at most `max_rows` pairs and `max_tokens` tokens (rows × longest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_rows: usize,
+    pub max_tokens: usize,
+}
+
+impl BatchLimits {
+    /// The CPU's batches: `batchSize` pairs within [`MAX_TOKENS_PER_BATCH`].
+    pub fn for_options(options: &RerankOptions) -> Self {
+        Self { max_rows: options.batch_size, max_tokens: MAX_TOKENS_PER_BATCH }
+    }
+}
+
+/// Pair indices in batches: sorted by length, longest first, so that each batch is padded only
+/// to its own longest pair; a pair longer than `max_tokens` is a batch of its own.
+fn batches_by_length(pairs: &[EncodedPair], limits: BatchLimits) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&index| std::cmp::Reverse(pairs[index].input_ids.len()));
+    let mut batches = Vec::new();
+    let mut rest = &order[..];
+    while !rest.is_empty() {
+        // The first pair of a batch is its longest, since `order` is sorted by length.
+        let longest = pairs[rest[0]].input_ids.len().max(1);
+        let fit = (limits.max_tokens / longest).max(1);
+        let (batch, tail) = rest.split_at(limits.max_rows.max(1).min(fit).min(rest.len()));
+        batches.push(batch.to_vec());
+        rest = tail;
+    }
+    batches
+}
+
+fn check_finite_logits(logits: &[f32]) -> Result<()> {
+    match logits.iter().position(|logit| !logit.is_finite()) {
+        Some(row) => Err(Error::Compute(format!("the model produced a non-finite logit ({}) for the pair in row {row} of a batch", logits[row]))),
+        None => Ok(()),
+    }
+}
+
+/// A rerank's pairs, encoded and batched, waiting for their logits ([`Reranker::prepare`]).
+#[derive(Debug)]
+pub struct PreparedScoring {
+    pairs: Vec<EncodedPair>,
+    /// Indices into `pairs`, one list per batch, in the order the logits come back.
+    batches: Vec<Vec<usize>>,
+    pad_id: u32,
+    /// For every pair: (request, document, window).
+    owners: Vec<(usize, usize, Option<Window>)>,
+    blanks: Vec<bool>,
+    documents_per_request: Vec<usize>,
+    aggregate: Aggregate,
+}
+
+impl PreparedScoring {
+    pub fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub fn pair_count(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Batch `index` padded to its longest pair (built when asked: only one is in memory at once).
+    pub fn batch(&self, index: usize) -> PaddedBatch {
+        PaddedBatch::new(&self.batches[index].iter().map(|&pair| &self.pairs[pair]).collect::<Vec<_>>(), self.pad_id)
+    }
+
+    /// Every document's logit (windows aggregated), in input order, from every batch's logits
+    /// concatenated in batch order.
+    pub fn finish(&self, logits: &[f32]) -> Result<Vec<Vec<ScoredDocument>>> {
+        if logits.len() != self.pairs.len() {
+            return Err(Error::invalid(format!("expected {} logits (one per pair, in batch order), got {}", self.pairs.len(), logits.len())));
+        }
+        check_finite_logits(logits)?;
+        let mut by_pair = vec![0.0f32; self.pairs.len()];
+        for (&pair, &logit) in self.batches.iter().flatten().zip(logits) {
+            by_pair[pair] = logit;
+        }
+        // Gather window logits per document, then aggregate.
+        let mut per_document: Vec<Vec<Vec<ScoredDocument>>> = self.documents_per_request.iter().map(|&n| vec![Vec::new(); n]).collect();
+        for ((&(request, document, window), logit), &blank) in self.owners.iter().zip(by_pair).zip(&self.blanks) {
+            per_document[request][document].push(ScoredDocument { logit, best_window: window, blank });
+        }
+        Ok(per_document
+            .into_iter()
+            .map(|documents| documents.into_iter().map(|windows| aggregate_windows(&windows, self.aggregate)).collect())
+            .collect())
+    }
+}
+
 fn aggregate_windows(windows: &[ScoredDocument], aggregate: Aggregate) -> ScoredDocument {
     let none = ScoredDocument { logit: f32::NAN, best_window: None, blank: false };
     let best = windows.iter().copied().reduce(|best, next| if next.logit > best.logit { next } else { best }).unwrap_or(none);

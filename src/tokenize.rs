@@ -110,7 +110,7 @@ pub struct EncodedPair {
 
 /// A padded batch, row-major `(rows, seq_len)`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct PaddedBatch {
+pub struct PaddedBatch {
     pub rows: usize,
     pub seq_len: usize,
     pub input_ids: Vec<u32>,
@@ -373,12 +373,19 @@ impl PairTokenizer {
 
     /// Pads `pairs` to the longest of them; padding gets `[PAD]`, type 0, mask 0.
     pub(crate) fn pad(&self, pairs: &[&EncodedPair]) -> PaddedBatch {
+        PaddedBatch::new(pairs, self.pad_id)
+    }
+}
+
+impl PaddedBatch {
+    /// `pairs` padded to the longest of them with `pad_id`, type 0, mask 0.
+    pub(crate) fn new(pairs: &[&EncodedPair], pad_id: u32) -> Self {
         let seq_len = pairs.iter().map(|pair| pair.input_ids.len()).max().unwrap_or(0);
         let rows = pairs.len();
         let mut batch = PaddedBatch {
             rows,
             seq_len,
-            input_ids: vec![self.pad_id; rows * seq_len],
+            input_ids: vec![pad_id; rows * seq_len],
             token_type_ids: vec![0; rows * seq_len],
             attention_mask: vec![0.0; rows * seq_len],
         };

@@ -10,7 +10,9 @@ use crate::error::Error;
 use crate::gguf::{GgufModel, Precision};
 use crate::hf::{self, HfDir, TokenizerFiles};
 use crate::options::{check_name, JsType, OptionValues, RerankOptions, OPTIONS};
-use crate::rerank::{GrowingPrefix, RerankRequest, Reranker, ScoredDocument};
+use crate::model::plan::{Plan, PlanHead};
+use crate::model::Config;
+use crate::rerank::{BatchLimits, GrowingPrefix, PreparedScoring, RerankRequest, Reranker, ScoredDocument};
 use crate::weights::{QuantizedMatmul, WeightStore};
 use crate::windows::Window;
 
@@ -229,22 +231,46 @@ impl WasmReranker {
     /// a share of the documents and orders the union with `orderScored`.
     pub fn score(&self, requests: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
         let options = self::options(options)?;
+        let (texts, scored) = self.with_requests(requests, &options, |core| self.reranker.score_many(core, &options))?;
+        to_js_scored_requests(scored, &texts)
+    }
+
+    /// `score`'s first half for another encoder (the WebGPU one): the same checks, pairs and
+    /// windows, batched within `maxRows` pairs (default: `options.batchSize`) and `maxTokens`
+    /// tokens (default: the CPU's bound). Its batches' logits go back through
+    /// [`WasmPrepared::finish`], which answers what `score` would.
+    pub fn prepare(&self, requests: JsValue, options: JsValue, max_rows: Option<u32>, max_tokens: Option<u32>) -> Result<WasmPrepared, JsValue> {
+        let options = self::options(options)?;
+        let mut limits = BatchLimits::for_options(&options);
+        if let Some(rows) = max_rows {
+            limits.max_rows = rows.max(1) as usize;
+        }
+        if let Some(tokens) = max_tokens {
+            limits.max_tokens = tokens.max(1) as usize;
+        }
+        let (texts, prepared) = self.with_requests(requests, &options, |core| self.reranker.prepare(core, &options, limits))?;
+        Ok(WasmPrepared { prepared, texts })
+    }
+
+    /// Reads `[{ query, documents }]` (each document only as far as scoring reads it) and runs
+    /// `work` on them; gives back the texts read, which window offsets refer to.
+    fn with_requests<T>(
+        &self,
+        requests: JsValue,
+        options: &RerankOptions,
+        work: impl FnOnce(&[RerankRequest]) -> crate::Result<T>,
+    ) -> Result<(Vec<Vec<String>>, T), JsValue> {
         let requests: Vec<JsScoreRequest> =
             serde_wasm_bindgen::from_value(requests).map_err(|e| invalid(format!("requests must be [{{ query, documents }}]: {e}")))?;
-        let texts: Vec<Vec<String>> = requests.iter().map(|r| self.read_documents(&r.query, &r.documents, &options)).collect::<Result<_, _>>()?;
+        let texts: Vec<Vec<String>> = requests.iter().map(|r| self.read_documents(&r.query, &r.documents, options)).collect::<Result<_, _>>()?;
         let refs: Vec<Vec<&str>> = texts.iter().map(|documents| documents.iter().map(String::as_str).collect()).collect();
         let core: Vec<RerankRequest> = requests
             .iter()
             .zip(&refs)
             .map(|(request, documents)| RerankRequest { query: &request.query, documents, first_stage: None })
             .collect();
-        let scored = self.reranker.score_many(&core, &options).map_err(to_js)?;
-        let scored: Vec<Vec<JsScored>> = scored
-            .into_iter()
-            .zip(&texts)
-            .map(|(documents, texts)| documents.into_iter().zip(texts).map(|(d, text)| to_js_scored(d, text)).collect())
-            .collect();
-        to_value(&scored)
+        let value = work(&core).map_err(to_js)?;
+        Ok((texts, value))
     }
 
     /// Raw logits in input order.
@@ -295,6 +321,114 @@ impl WasmReranker {
         };
         to_value(&info)
     }
+}
+
+/// `score`'s scored documents for JS: window offsets in UTF-16 units of the texts read.
+fn to_js_scored_requests(scored: Vec<Vec<ScoredDocument>>, texts: &[Vec<String>]) -> Result<JsValue, JsValue> {
+    let scored: Vec<Vec<JsScored>> = scored
+        .into_iter()
+        .zip(texts)
+        .map(|(documents, texts)| documents.into_iter().zip(texts).map(|(d, text)| to_js_scored(d, text)).collect())
+        .collect();
+    to_value(&scored)
+}
+
+/// A rerank's batches waiting for another encoder's logits ([`WasmReranker::prepare`]).
+#[wasm_bindgen]
+pub struct WasmPrepared {
+    prepared: PreparedScoring,
+    texts: Vec<Vec<String>>,
+}
+
+#[wasm_bindgen]
+impl WasmPrepared {
+    #[wasm_bindgen(getter, js_name = batchCount)]
+    pub fn batch_count(&self) -> usize {
+        self.prepared.batch_count()
+    }
+
+    /// How many logits `finish` takes (one per pair: a document, or each of its windows).
+    #[wasm_bindgen(getter, js_name = pairCount)]
+    pub fn pair_count(&self) -> usize {
+        self.prepared.pair_count()
+    }
+
+    /// Batch `index` padded to its longest pair: `{ rows, seqLen, inputIds, tokenTypeIds,
+    /// attentionMask }`, the arrays `Uint32Array`s of `rows × seqLen`, row-major, mask 1 for a
+    /// token and 0 for padding.
+    pub fn batch(&self, index: usize) -> Result<JsValue, JsValue> {
+        if index >= self.prepared.batch_count() {
+            return Err(invalid(format!("batch {index} does not exist (there are {})", self.prepared.batch_count())));
+        }
+        let batch = self.prepared.batch(index);
+        let mask: Vec<u32> = batch.attention_mask.iter().map(|&m| u32::from(m != 0.0)).collect();
+        let object = js_sys::Object::new();
+        let set = |key: &str, value: JsValue| js_sys::Reflect::set(&object, &key.into(), &value).map(|_| ());
+        set("rows", batch.rows.into())?;
+        set("seqLen", batch.seq_len.into())?;
+        set("inputIds", js_sys::Uint32Array::from(&batch.input_ids[..]).into())?;
+        set("tokenTypeIds", js_sys::Uint32Array::from(&batch.token_type_ids[..]).into())?;
+        set("attentionMask", js_sys::Uint32Array::from(&mask[..]).into())?;
+        Ok(object.into())
+    }
+
+    /// What `score` answers, from every batch's logits concatenated in batch order.
+    pub fn finish(&self, logits: &[f32]) -> Result<JsValue, JsValue> {
+        let scored = self.prepared.finish(logits).map_err(to_js)?;
+        to_js_scored_requests(scored, &self.texts)
+    }
+}
+
+/// The model in a crossrank GGUF as data for the WebGPU encoder ([`crate::model::plan`]):
+/// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
+/// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:
+/// { dtype, shape, data: Uint8Array } } }`.
+#[wasm_bindgen(js_name = gpuPlan)]
+pub fn gpu_plan(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    let model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
+    let config = Config::from_json("model.gguf (config)", model.config_json.as_bytes()).map_err(to_js)?;
+    let plan = Plan::read(&model.weights, &config).map_err(to_js)?;
+    plan_to_js(&plan)
+}
+
+fn plan_to_js(plan: &Plan) -> Result<JsValue, JsValue> {
+    let object = |entries: &[(&str, JsValue)]| -> Result<js_sys::Object, JsValue> {
+        let object = js_sys::Object::new();
+        for (key, value) in entries {
+            js_sys::Reflect::set(&object, &(*key).into(), value)?;
+        }
+        Ok(object)
+    };
+    let config = &plan.config;
+    let head = match plan.head {
+        PlanHead::Pooler => object(&[("kind", "pooler".into())])?,
+        PlanHead::Classification { tanh } => object(&[("kind", "classification".into()), ("activation", if tanh { "tanh" } else { "gelu" }.into())])?,
+    };
+    let tensors = js_sys::Object::new();
+    for tensor in &plan.tensors {
+        let shape: js_sys::Array = tensor.shape.iter().map(|&n| JsValue::from(n)).collect();
+        let entry = object(&[
+            ("dtype", tensor.dtype.name().into()),
+            ("shape", shape.into()),
+            ("data", js_sys::Uint8Array::from(&tensor.data[..]).into()),
+        ])?;
+        js_sys::Reflect::set(&tensors, &tensor.name.as_str().into(), &entry)?;
+    }
+    Ok(object(&[
+        ("family", plan.family.name().into()),
+        ("hiddenSize", config.hidden_size.into()),
+        ("numLayers", config.num_hidden_layers.into()),
+        ("numHeads", config.num_attention_heads.into()),
+        ("headSize", config.head_size().into()),
+        ("intermediateSize", config.intermediate_size.into()),
+        ("embeddingWidth", config.embedding_width().into()),
+        ("layerNormEps", config.layer_norm_eps.into()),
+        ("hiddenAct", plan.hidden_act().into()),
+        ("positionOffset", plan.position_offset.into()),
+        ("head", head.into()),
+        ("tensors", tensors.into()),
+    ])?
+    .into())
 }
 
 /// Orders scored documents (the second half of a rerank; needs no model):

@@ -9,6 +9,7 @@
 mod bert;
 mod electra;
 mod layers;
+pub mod plan;
 mod xlm_roberta;
 
 use candle_core::{DType, Device, Tensor, D};
