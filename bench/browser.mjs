@@ -4,6 +4,13 @@
 //
 //   node bench/browser.mjs [--model tests/models/minilm-l4] [--repeat 5] [--workload W30 --workload W100 …]
 //                          [--threads 1 --threads 2] [--systems crossrank-f32,tjs-q8,…] [--out FILE.md]
+//                          [--documents N] [--gpu]
+//
+// WebGPU rows (crossrank-webgpu-*, tjs-webgpu-fp32) run only when named in --systems. Without --gpu
+// the browser gets SwiftShader's adapter (Vulkan emulated on the CPU, no GPU needed): those rows
+// show that the path works, never a speed; with --gpu Chromium keeps its GPU process and picks the
+// machine's adapter. Either way the adapter's vendor/architecture goes into the table.
+// --documents N keeps only each workload's first N documents (SwiftShader needs minutes per W30).
 //
 // Needs: bench/node_modules (npm ci in bench/: transformers.js), www/node_modules (the test
 // harness's playwright-core), www/pkg (./build.sh wasm), the ONNX export and
@@ -20,14 +27,17 @@ import { basename, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-import { launchChromium } from '../tests/browser/harness.mjs';
+import { launchChromium, WEBGPU_ARGS } from '../tests/browser/harness.mjs';
 import { startServer } from '../tests/browser/server.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BENCH = join(ROOT, 'artifacts', 'bench');
 // W100 only when asked (--workload W100): the targets are about W30, and W100 triples the run time.
 const WORKLOADS = ['W30', 'W30-short'];
-const SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-simd128', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'crossrank-q8_0-npm', 'tjs-fp32', 'tjs-q8'];
+const CPU_SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-simd128', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'crossrank-q8_0-npm', 'tjs-fp32', 'tjs-q8'];
+const WEBGPU_SYSTEMS = ['crossrank-webgpu-f32', 'crossrank-webgpu-q8_0', 'tjs-webgpu-fp32'];
+const SYSTEMS = [...CPU_SYSTEMS, ...WEBGPU_SYSTEMS];
+const isWebGpu = (system) => WEBGPU_SYSTEMS.includes(system);
 const LABELS = {
   'crossrank-f32': 'crossrank wasm f32',
   'crossrank-q8_0': 'crossrank wasm q8_0 (default: matmul "int8", relaxed-SIMD build)',
@@ -38,6 +48,10 @@ const LABELS = {
   'crossrank-q8_0-npm': 'crossrank npm package q8_0 (Reranker, `threads` workers)',
   'tjs-fp32': 'transformers.js fp32',
   'tjs-q8': 'transformers.js q8 (int8)',
+  // The WGSL encoder (www/src/webgpu/) on batches that the wasm build tokenises (prepare/finish).
+  'crossrank-webgpu-f32': 'crossrank WebGPU f32 weights',
+  'crossrank-webgpu-q8_0': 'crossrank WebGPU q8_0 weights (dequantised in the shader)',
+  'tjs-webgpu-fp32': 'transformers.js WebGPU fp32',
 };
 const ISOLATED = {
   'Cross-Origin-Opener-Policy': 'same-origin',
@@ -49,7 +63,7 @@ const MARKER = `--crossrank-bench=${process.pid}`;
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 function parseArgs(argv) {
-  const args = { model: 'tests/models/minilm-l4', repeat: 5, repeatW100: 3, workloads: [], threads: [], systems: SYSTEMS, out: join(BENCH, 'browser.md') };
+  const args = { model: 'tests/models/minilm-l4', repeat: 5, repeatW100: 3, workloads: [], threads: [], systems: CPU_SYSTEMS, out: join(BENCH, 'browser.md'), documents: 0, gpu: false };
   for (let i = 0; i < argv.length; i++) {
     const value = () => argv[++i];
     switch (argv[i]) {
@@ -60,6 +74,8 @@ function parseArgs(argv) {
       case '--threads': args.threads.push(Number(value())); break;
       case '--systems': args.systems = value().split(','); break;
       case '--out': args.out = resolve(value()); break;
+      case '--documents': args.documents = Number(value()); break;
+      case '--gpu': args.gpu = true; break;
       default: throw new Error(`unknown argument ${argv[i]} (see the comment at the top of bench/browser.mjs)`);
     }
   }
@@ -167,12 +183,16 @@ async function main() {
   if (needsPeers) need(join(ROOT, 'bench', 'node_modules', '@huggingface', 'transformers'), 'run npm ci in bench/');
   need(join(ROOT, 'www', 'pkg', 'crossrank_wasm_bg.wasm'), 'run ./build.sh wasm');
   const workloads = Object.fromEntries(
-    args.workloads.map((w) => [w, JSON.parse(readFileSync(need(join(BENCH, `${w}.json`), 'run python3 bench/make_workloads.py'), 'utf8'))]),
+    args.workloads.map((w) => {
+      const workload = JSON.parse(readFileSync(need(join(BENCH, `${w}.json`), 'run python3 bench/make_workloads.py'), 'utf8'));
+      if (args.documents) workload.documents = workload.documents.slice(0, args.documents);
+      return [w, workload];
+    }),
   );
   const repeats = Object.fromEntries(args.workloads.map((w) => [w, w === 'W100' ? args.repeatW100 : args.repeat]));
   const ggufs = {};
   for (const dtype of ['f32', 'q8_0']) {
-    if (args.systems.some((system) => system.startsWith('crossrank') && system.includes('f32') === (dtype === 'f32'))) {
+    if (args.systems.some((system) => system.startsWith('crossrank') && system.endsWith('-f32') === (dtype === 'f32'))) {
       ggufs[dtype] = ensureGguf(modelDir, name, dtype);
     }
   }
@@ -181,13 +201,18 @@ async function main() {
   // Runtime Web may use threads.
   const server = await startServer({ headers: ISOLATED });
   const { origin } = server;
-  const browser = await launchChromium({ args: [MARKER] });
+  // WebGPU: SwiftShader's adapter unless --gpu, which keeps Chromium's GPU process for a real one.
+  const webgpu = args.systems.some(isWebGpu);
+  const browser = webgpu && args.gpu
+    ? await launchChromium({ args: [MARKER, '--enable-unsafe-webgpu', '--enable-features=Vulkan'], without: ['--disable-gpu'] })
+    : await launchChromium({ args: [MARKER, ...(webgpu ? WEBGPU_ARGS : [])] });
   const report = {
     machine: `${cpus()[0]?.model ?? '?'}, ${cpus().length} CPUs`,
     chromium: await browser.version(),
     model: args.model,
     load_start: load(),
     repeats,
+    documents: args.documents,
     rows: [],
   };
   try {
@@ -211,9 +236,12 @@ async function main() {
         // crossrank's wasm module is single-threaded: run it directly at 1 thread only; the npm
         // package spreads a call over `threads` workers.
         if (system.startsWith('crossrank') && !system.endsWith('-npm') && threads !== 1) continue;
+        // WebGPU rows run once: the GPU is not divided by threads.
+        if (isWebGpu(system) && threads !== args.threads[0]) continue;
         const model = system.startsWith('crossrank')
           ? {
-            gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.includes('f32') ? ggufs.f32 : ggufs.q8_0))}`,
+            gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.endsWith('-f32') ? ggufs.f32 : ggufs.q8_0))}`,
+            webgpu: isWebGpu(system),
             matmul: system.match(/-(blocks|dequantize)$/)?.[1] ?? null,
             npm: system.endsWith('-npm'),
             // The relaxed-SIMD build is what the package runs in Chromium; the other paths have no
@@ -239,6 +267,7 @@ async function main() {
             cpu.push((treeCpuSeconds(browserPid) - cpuBefore) * 1e3);
             times.push(run.ms);
             if (run.memory_bytes) row.wasm_memory_bytes = run.memory_bytes;
+            if (run.gpu_bytes) row.gpu_bytes = run.gpu_bytes;
           }
           const sorted = [...times].sort((a, b) => a - b);
           row.results[w] = { first_ms: first.ms, median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: ref ? maxDelta(first.logits, ref.logits) : NaN };
@@ -246,8 +275,9 @@ async function main() {
         await page.evaluate(() => window.stopWorker());
         if (errors.length) throw new Error(`${system}: ${errors.join('\n')}`);
         row.model_bytes = system.startsWith('crossrank')
-          ? bytesOf(system.includes('f32') ? ggufs.f32 : ggufs.q8_0)
+          ? bytesOf(system.endsWith('-f32') ? ggufs.f32 : ggufs.q8_0)
           : bytesOf(join(onnxDir, 'onnx', system === 'tjs-q8' ? 'model_quantized.onnx' : 'model.onnx'));
+        if (loaded.info?.adapter) report.adapter ??= loaded.info.adapter;
         report.rows.push(row);
         console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${delta(r.max_delta)})`).join(', ') + `  [load ${loadAt}]`);
       }
@@ -287,8 +317,15 @@ function render(report, workloads) {
     `Each system in a fresh module Web Worker; repeats ${Object.entries(report.repeats).map(([w, n]) => `${w} ×${n}`).join(', ')} after one warm-up. ` +
     `Load average (1/5 min) ${report.load_start} at start, ${report.load_end} at end. ` +
     '"CPU ms/run": CPU time of the whole Chromium process tree during a timed run (every thread, from /proc), the measure that other work on the cores does not inflate. ' +
-    '"wasm memory": crossrank\'s linear memory after the runs (it only grows). "load ms": worker start to ready (fetch, compile, parse). ' +
-    '"first ms": the first (cold) call after the load, which the median leaves out.');
+    '"wasm memory": crossrank\'s linear memory after the runs (it only grows; "GPU": the WebGPU encoder\'s weights and scratch buffers). "load ms": worker start to ready (fetch, compile, parse). ' +
+    '"first ms": the first (cold) call after the load, which the median leaves out.' +
+    (report.documents ? ` Every workload cut to its first ${report.documents} documents.` : ''));
+  if (report.adapter) {
+    const { vendor, architecture, device, description } = report.adapter;
+    lines.push('');
+    lines.push(`WebGPU adapter: vendor "${vendor}", architecture "${architecture}"${device ? `, device "${device}"` : ''}${description ? `, "${description}"` : ''}.` +
+      (architecture === 'swiftshader' ? ' **SwiftShader is Vulkan emulated on the CPU: the WebGPU rows show that the path works and agrees with PyTorch; their times say nothing about a GPU.**' : ''));
+  }
   lines.push('');
   lines.push('| system | threads | workload | median ms | min–max ms | CPU ms/run | ms/pair | max \\|Δlogit\\| vs PyTorch | model bytes | wasm memory MiB | load ms | first ms | load avg |');
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
@@ -298,7 +335,7 @@ function render(report, workloads) {
       if (!r) continue;
       lines.push(`| ${row.label} | ${row.threads} | ${w} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)}–${r.max_ms.toFixed(0)} | ${r.cpu_ms.toFixed(0)} | ` +
         `${(r.median_ms / pairsOf(w)).toFixed(1)} | ${delta(r.max_delta)} | ${fmt(row.model_bytes)} | ` +
-        `${row.wasm_memory_bytes ? (row.wasm_memory_bytes / 2 ** 20).toFixed(0) : '—'} | ${row.load_ms.toFixed(0)} | ${r.first_ms?.toFixed(0) ?? '—'} | ${row.load} |`);
+        `${row.wasm_memory_bytes ? (row.wasm_memory_bytes / 2 ** 20).toFixed(0) : row.gpu_bytes ? `GPU ${(row.gpu_bytes / 2 ** 20).toFixed(0)}` : '—'} | ${row.load_ms.toFixed(0)} | ${r.first_ms?.toFixed(0) ?? '—'} | ${row.load} |`);
     }
   }
   lines.push('');
@@ -311,8 +348,9 @@ function render(report, workloads) {
   for (const mine of crossrankRows) {
     for (const w of workloads) {
       if (!mine.results[w]) continue;
+      // WebGPU rows compare with WebGPU peers, CPU rows with CPU peers.
       lines.push(`| ${mine.label.replace('crossrank wasm ', '')} | ${mine.threads} | ${w} | ` +
-        peerRows.map((peer) => (peer.results[w] ? (peer.results[w].median_ms / mine.results[w].median_ms).toFixed(2) : '—')).join(' | ') + ' |');
+        peerRows.map((peer) => (peer.results[w] && isWebGpu(peer.system) === isWebGpu(mine.system) ? (peer.results[w].median_ms / mine.results[w].median_ms).toFixed(2) : '—')).join(' | ') + ' |');
     }
   }
   lines.push('');

@@ -2,7 +2,7 @@
 // that the driver can read the browser's CPU time around each timed run. A fresh worker per
 // (system, threads): ONNX Runtime's thread count and each system's memory are its own.
 //   { type: 'load', system, threads, model }  ->  { ok, load_ms, info }
-//   { type: 'run', workload: {query, documents} }  ->  { ok, ms, logits, input_ids? }
+//   { type: 'run', workload: {query, documents} }  ->  { ok, ms, logits, input_ids?, gpu_bytes? }
 //   failures  ->  { ok: false, error }
 
 const ORT_DIST = '/bench/node_modules/onnxruntime-web/dist/';
@@ -15,7 +15,9 @@ let system = null;
 self.onmessage = async ({ data }) => {
   try {
     if (data.type === 'load') {
-      system = data.model.npm ? await crossrankPackage(data) : data.system.startsWith('crossrank') ? await crossrank(data) : await transformersJs(data);
+      system = data.model.npm ? await crossrankPackage(data)
+        : data.model.webgpu ? await crossrankWebGpu(data)
+          : data.system.startsWith('crossrank') ? await crossrank(data) : await transformersJs(data);
       self.postMessage({ ok: true, load_ms: system.load_ms, info: system.info });
     } else {
       const start = performance.now();
@@ -41,6 +43,46 @@ async function crossrank({ model }) {
     // wasm memory only grows: its size after a run is the high-water mark so far.
     run: async ({ query, documents }) => ({ logits: Array.from(reranker.logits(query, documents)), memory_bytes: wasm.memory.buffer.byteLength }),
   };
+}
+
+/**
+ * The WebGPU encoder (www/src/webgpu/) driven directly: the wasm build tokenises, windows and
+ * batches (prepare), the GPU computes each batch's logits, the wasm build orders them (finish).
+ */
+async function crossrankWebGpu({ model }) {
+  const start = performance.now();
+  const { default: init, WasmReranker, gpuPlan } = await import('/www/pkg/crossrank_wasm.js');
+  await init({ module_or_path: model.wasm });
+  const { openGpu, GpuEncoder } = await import('/www/src/webgpu/index.js');
+  const gpu = await openGpu();
+  if (gpu.unavailable) throw new Error(`no WebGPU: ${gpu.unavailable}`);
+  const bytes = new Uint8Array(await (await fetch(model.gguf)).arrayBuffer());
+  const reranker = WasmReranker.fromGguf(bytes);
+  const encoder = await GpuEncoder.create(gpu, gpuPlan(bytes));
+  const load_ms = performance.now() - start;
+  return {
+    load_ms,
+    info: { crossOriginIsolated: self.crossOriginIsolated, adapter: gpu.adapter, features: gpu.features },
+    run: async ({ query, documents }) => {
+      const prepared = reranker.prepare([{ query, documents }], { maxLength: MAX_LENGTH });
+      try {
+        const logits = [];
+        for (let i = 0; i < prepared.batchCount; i++) logits.push(...(await encoder.logits(prepared.batch(i))));
+        const [scored] = prepared.finish(Float32Array.from(logits));
+        return { logits: scored.map(({ logit }) => logit), gpu_bytes: encoder.info.gpuBytes };
+      } finally {
+        prepared.free();
+      }
+    },
+  };
+}
+
+/** The adapter transformers.js' WebGPU backend will get (ONNX Runtime asks for the default one). */
+async function webGpuAdapter() {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error('no WebGPU adapter in this browser');
+  const { vendor = '', architecture = '', device = '', description = '' } = adapter.info ?? {};
+  return { vendor, architecture, device, description };
 }
 
 /** The npm package (www/src/index.js) with its own pool of `threads` workers, nested in this one. */
@@ -77,7 +119,9 @@ async function transformersJs({ model, threads, system }) {
   env.backends.onnx.wasm.numThreads = threads;
   const tokenizer = await AutoTokenizer.from_pretrained(model.name);
   const dtype = system.endsWith('q8') ? 'q8' : 'fp32';
-  const classifier = await AutoModelForSequenceClassification.from_pretrained(model.name, { dtype, device: 'wasm' });
+  const device = system.startsWith('tjs-webgpu') ? 'webgpu' : 'wasm';
+  const adapter = device === 'webgpu' ? await webGpuAdapter() : undefined;
+  const classifier = await AutoModelForSequenceClassification.from_pretrained(model.name, { dtype, device });
   const load_ms = performance.now() - start;
   const [cls, sep] = tokenizer.encode('');
 
@@ -126,7 +170,7 @@ async function transformersJs({ model, threads, system }) {
 
   return {
     load_ms,
-    info: { crossOriginIsolated: self.crossOriginIsolated, numThreads: env.backends.onnx.wasm.numThreads, dtype },
+    info: { crossOriginIsolated: self.crossOriginIsolated, numThreads: env.backends.onnx.wasm.numThreads, dtype, device, ...(adapter ? { adapter } : {}) },
     run,
   };
 }

@@ -35,17 +35,24 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
+ * Switches that give headless Chromium a WebGPU adapter without a GPU: SwiftShader, Vulkan on the
+ * CPU (measured on Chromium 156: `--disable-gpu` above does not stop it). Very slow: tiny models only.
+ */
+export const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
+
+/**
  * Headless Chromium with a fresh profile directory (so the Cache API starts empty): the one
  * launcher of the browser tests, the demo test and the benchmarks. `args` adds switches,
+ * `without` drops some of CHROMIUM_ARGS (e.g. `--disable-gpu`, for a real GPU's WebGPU adapter),
  * `options` goes to playwright's launchPersistentContext (e.g. a viewport).
  * @returns {Promise<{ context: import('playwright-core').BrowserContext, version: () => Promise<string>, close: () => Promise<void> }>}
  */
-export async function launchChromium({ args = [], options = {} } = {}) {
+export async function launchChromium({ args = [], without = [], options = {} } = {}) {
   const userDataDir = await mkdtemp(join(tmpdir(), 'crossrank-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_ARGS, ...args],
+    args: [...CHROMIUM_ARGS.filter((arg) => !without.includes(arg)), ...args],
     ...options,
   });
   // A persistent context opens with one blank page; callers open their own.
@@ -68,8 +75,8 @@ export async function launchChromium({ args = [], options = {} } = {}) {
 }
 
 /**
- * Starts the server and a browser with a fresh profile (so the Cache API starts empty); `args`
- * adds Chromium switches (e.g. WebGPU's, webgpu.test.mjs).
+ * Starts the server and a browser with a fresh profile (so the Cache API starts empty).
+ * `args` adds Chromium switches (e.g. WEBGPU_ARGS).
  * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string>, args?: string[] }} [options]
  */
 export async function startBrowser({ mounts, headers, hub, args = [] } = {}) {

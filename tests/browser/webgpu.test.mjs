@@ -14,10 +14,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { ROOT, useBrowser } from './harness.mjs';
+import { ROOT, WEBGPU_ARGS, useBrowser } from './harness.mjs';
 
 const TIMEOUT = { timeout: 300_000 };
-const WEBGPU_ARGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'];
 const HOOKS = '/tests/browser/webgpu-hooks.js';
 
 const MODELS = {
