@@ -79,7 +79,7 @@ export async function launchChromium({ args = [], without = [], options = {} } =
  * `args` adds Chromium switches (e.g. WEBGPU_ARGS).
  * @param {{ mounts?: Record<string, string>, headers?: Record<string, string>, hub?: Record<string, string>, args?: string[] }} [options]
  */
-export async function startBrowser({ mounts, headers, hub, args = [] } = {}) {
+export async function startBrowser({ mounts, headers, hub, args } = {}) {
   const server = await startServer({ ...(mounts ? { mounts } : {}), ...(headers ? { headers } : {}), ...(hub ? { hub } : {}) });
   const browser = await launchChromium({ args });
   const { context } = browser;
