@@ -267,9 +267,10 @@ describe('a lost GPU device', () => {
 test('a small buffer budget splits the GPU batches; results unchanged', TIMEOUT, () =>
   gpuBrowser.withPage(async ({ page }) => {
     const normal = await runCalls(page, { model: MODELS.bert, device: 'webgpu' });
-    // The tiny model's scratch is ~1.2 KB per token of a batch (encoder.js pairsPerRun): 256 KiB
-    // holds two pairs of the longest document here, so its batches run two pairs at a time.
-    const small = await runCalls(page, { model: MODELS.bert, device: 'webgpu', workerUrl: `${HOOKS}?scratchBytes=${256 * 1024}` });
+    // The tiny model's scratch is ~1.2 KB per token of a batch (encoder.js pairsPerRun; 279,492
+    // bytes for the longest pair here, 240 tokens): 600 kB holds two such pairs, so its batches
+    // run two pairs at a time.
+    const small = await runCalls(page, { model: MODELS.bert, device: 'webgpu', workerUrl: `${HOOKS}?scratchBytes=600000` });
     assert.equal(small.error, undefined, JSON.stringify(small.error));
     assertOnGpu(small.info, 'small budget');
     assertAllSame(small.results, normal.results, 1e-5, 'small budget');

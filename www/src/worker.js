@@ -216,15 +216,19 @@ async function score({ requests, options }) {
   // The page sends one request at a time; this wait only matters to a caller that doesn't.
   if (loading) await loading.catch(() => {});
   if (!reranker) throw new RerankerError(ErrorCode.NOT_LOADED, 'no model is loaded');
-  if (backend) {
+  // This call's backend: device.lost may clear `backend` while the call awaits the GPU.
+  const gpu = backend;
+  if (gpu) {
     try {
-      return await backend.score(reranker, requests, options);
+      return await gpu.score(reranker, requests, options);
     } catch (error) {
       if (!error?.gpuFailed) throw withRequest(error, requests, options);
       // A lost device (or a GPU that failed otherwise): this call finishes on wasm, and so do
-      // the later ones; the page hears of it before this call's result.
-      backend.fail(error.message);
-      deviceLost(backend.lost);
+      // the later ones; the page hears of it (once) before this call's result.
+      if (backend === gpu) {
+        gpu.fail(error.message);
+        deviceLost(gpu.lost);
+      }
     }
   }
   try {
