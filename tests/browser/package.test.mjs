@@ -1,6 +1,7 @@
 // What `npm publish` would ship: `npm pack --dry-run` lists exactly the package's runtime files
 // (the page modules: the facade, its argument checks, queue, pool and worker slot; the worker's:
-// message loop, backend, fetch, cache, Hub and sha256; the protocol; the wasm and its glue, the
+// message loop, backend, WebGPU (the device choice, the self-check, the test-only hooks, the WGSL
+// engine), fetch, cache, Hub and sha256; the protocol; the wasm and its glue, the
 // types, README and LICENSE), no tests, demo or sources of the build, and a size worth stating.
 //
 //   node --test tests/browser/package.test.mjs   (needs ./build.sh wasm)
@@ -31,6 +32,7 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'src/cache.js',
     'src/contract.js',
     'src/fetch.js',
+    'src/gpu.js',
     'src/hub.js',
     'src/index.js',
     'src/integrity.js',
@@ -42,9 +44,16 @@ test('npm pack ships the runtime files only, with LICENSE and README', () => {
     'src/progress.js',
     'src/protocol.js',
     'src/queue.js',
+    'src/selfcheck.js',
     'src/slot.js',
     'src/spawn.js',
+    'src/testhooks.js',
     'src/wasm.js',
+    'src/webgpu/device.js',
+    'src/webgpu/encoder.js',
+    'src/webgpu/index.js',
+    'src/webgpu/kernels.js',
+    'src/webgpu/shaders.js',
     'src/worker.js',
   ]);
   // Every export points at a shipped file.
