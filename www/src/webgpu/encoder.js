@@ -284,6 +284,10 @@ export class GpuEncoder {
     for (const [name, values] of [['inputIds', inputIds], ['tokenTypeIds', tokenTypes], ['attentionMask', mask]]) {
       if (values.length !== rows * seqLen) throw new Error(`batch.${name} holds ${values.length} values, not rows × seqLen = ${rows * seqLen}`);
     }
+    const positions = this.plan.tensors['embeddings.position'].shape[0];
+    if (seqLen + this.plan.positionOffset > positions) {
+      throw new Error(`batch of ${seqLen} tokens: the model has position embeddings for ${positions - this.plan.positionOffset}`);
+    }
     const result = new Float32Array(rows);
     if (rows === 0) return result;
 
