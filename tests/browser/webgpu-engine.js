@@ -396,5 +396,20 @@ async function preparedLogits(url, cases, maxRows) {
   }
 }
 
-window.gpuEngine = { openGpu, GpuEncoder, gpu, wasm, randomPlan, randomBatch, encoderFor, padded, fixtureLogits, preparedLogits, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
+/**
+ * The page's GPU as a device with smaller limits would look: the same device, its `limits`
+ * replaced, so sizing by limits can be tested on an adapter whose limits are large.
+ */
+async function gpuWithLimits(overrides) {
+  const real = await gpu();
+  const limits = {};
+  for (const name in real.device.limits) limits[name] = real.device.limits[name];
+  Object.assign(limits, overrides);
+  const device = new Proxy(real.device, {
+    get: (target, key) => (key === 'limits' ? limits : typeof target[key] === 'function' ? target[key].bind(target) : target[key]),
+  });
+  return { ...real, device, limits };
+}
+
+window.gpuEngine = { openGpu, GpuEncoder, gpu, gpuWithLimits, wasm, randomPlan, randomBatch, encoderFor, padded, fixtureLogits, preparedLogits, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
 document.documentElement.dataset.ready = 'true';

@@ -182,6 +182,27 @@ describe('GpuEncoder on a random model', () => {
       assert.ok(got.info.gpuBytes > 0);
     }));
 
+  test('buffers within the device limits: a small maxStorageBufferBindingSize splits the batch, a too-large tensor fails create()', TIMEOUT, () =>
+    onPage(async (page) => {
+      const got = await page.evaluate(async () => {
+        const { gpu, gpuWithLimits, GpuEncoder, randomPlan, randomBatch } = window.gpuEngine;
+        const plan = randomPlan();
+        const batch = randomBatch([30, 12, 30, 4, 25]);
+        const whole = await GpuEncoder.create(await gpu(), plan);
+        // 16 KiB per binding: the 64-wide FFN buffer holds two pairs of 30 tokens (15,360 bytes).
+        const small = await GpuEncoder.create(await gpuWithLimits({ maxStorageBufferBindingSize: 16384 }), plan);
+        const result = { perRun: small.pairsPerRun(30), whole: [...(await whole.logits(batch))], split: [...(await small.logits(batch))] };
+        whole.destroy();
+        small.destroy();
+        // The word table (50 × 32 f32, 6,400 bytes) cannot be bound under 4 KiB.
+        result.refused = await GpuEncoder.create(await gpuWithLimits({ maxStorageBufferBindingSize: 4096 }), plan).then(() => null, (error) => error.message);
+        return result;
+      });
+      assert.equal(got.perRun, 2);
+      got.split.forEach((logit, i) => assert.ok(Math.abs(logit - got.whole[i]) < 1e-5, `pair ${i}: ${logit} split, ${got.whole[i]} whole`));
+      assert.match(got.refused ?? '', /embeddings\.word takes 6400 bytes; this GPU binds at most 4096/);
+    }));
+
   test('a lost device rejects logits() with gpuLost, during the call and after it', TIMEOUT, () =>
     onPage(async (page) => {
       const got = await page.evaluate(async () => {
