@@ -75,7 +75,7 @@ export class GpuEncoder {
     this.weights = new Map();
     this.weightBytes = 0;
     this.scratch = null;
-    this.kernels = new Kernels(this.device);
+    this.kernels = Kernels.of(this.device);
     this.recorder = new Recorder(this.device);
     this.lost = null;
     this.whenLost = this.device.lost.then((info) => {
