@@ -255,7 +255,8 @@ async function main() {
         const loaded = await page.evaluate((message) => window.call(message), { type: 'load', system, threads, model });
         const row = { system, label: LABELS[system], threads, load: loadAt, load_ms: loaded.load_ms, info: loaded.info, results: {} };
         for (const w of args.workloads) {
-          const ref = reference?.workloads[w];
+          const full = reference?.workloads[w];
+          const ref = full && args.documents ? { ...full, input_ids: full.input_ids.slice(0, args.documents), logits: full.logits.slice(0, args.documents) } : full;
           const call = () => page.evaluate((workload) => window.call({ type: 'run', workload }), workloads[w]);
           const first = await call(); // warm-up
           if (first.input_ids && ref && JSON.stringify(first.input_ids) !== JSON.stringify(ref.input_ids)) throw new Error(`${system} ${w}: token ids differ from PyTorch's`);
@@ -277,7 +278,13 @@ async function main() {
         row.model_bytes = system.startsWith('crossrank')
           ? bytesOf(system.endsWith('-f32') ? ggufs.f32 : ggufs.q8_0)
           : bytesOf(join(onnxDir, 'onnx', system === 'tjs-q8' ? 'model_quantized.onnx' : 'model.onnx'));
-        if (loaded.info?.adapter) report.adapter ??= loaded.info.adapter;
+        if (loaded.info?.adapter) {
+          // Each WebGPU system asks for its own adapter: the table names every one that answered.
+          report.adapters ??= [];
+          const known = report.adapters.find((entry) => JSON.stringify(entry.adapter) === JSON.stringify(loaded.info.adapter));
+          if (known) known.systems.push(system);
+          else report.adapters.push({ adapter: loaded.info.adapter, systems: [system] });
+        }
         report.rows.push(row);
         console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${delta(r.max_delta)})`).join(', ') + `  [load ${loadAt}]`);
       }
@@ -320,11 +327,14 @@ function render(report, workloads) {
     '"wasm memory": crossrank\'s linear memory after the runs (it only grows; "GPU": the WebGPU encoder\'s weights and scratch buffers). "load ms": worker start to ready (fetch, compile, parse). ' +
     '"first ms": the first (cold) call after the load, which the median leaves out.' +
     (report.documents ? ` Every workload cut to its first ${report.documents} documents.` : ''));
-  if (report.adapter) {
-    const { vendor, architecture, device, description } = report.adapter;
+  const emulated = (report.adapters ?? []).some(({ adapter }) => adapter.architecture === 'swiftshader');
+  for (const { adapter: { vendor, architecture, device, description }, systems } of report.adapters ?? []) {
     lines.push('');
-    lines.push(`WebGPU adapter: vendor "${vendor}", architecture "${architecture}"${device ? `, device "${device}"` : ''}${description ? `, "${description}"` : ''}.` +
-      (architecture === 'swiftshader' ? ' **SwiftShader is Vulkan emulated on the CPU: the WebGPU rows show that the path works and agrees with PyTorch; their times say nothing about a GPU.**' : ''));
+    lines.push(`WebGPU adapter of ${systems.join(', ')}: vendor "${vendor}", architecture "${architecture}"${device ? `, device "${device}"` : ''}${description ? `, "${description}"` : ''}.`);
+  }
+  if (emulated) {
+    lines.push('');
+    lines.push('**SwiftShader is Vulkan emulated on the CPU: the WebGPU rows show that the path works and agrees with PyTorch; their times say nothing about a GPU, and no speed ratio is given for them.**');
   }
   lines.push('');
   lines.push('| system | threads | workload | median ms | min–max ms | CPU ms/run | ms/pair | max \\|Δlogit\\| vs PyTorch | model bytes | wasm memory MiB | load ms | first ms | load avg |');
@@ -350,7 +360,7 @@ function render(report, workloads) {
       if (!mine.results[w]) continue;
       // WebGPU rows compare with WebGPU peers, CPU rows with CPU peers.
       lines.push(`| ${mine.label.replace('crossrank wasm ', '')} | ${mine.threads} | ${w} | ` +
-        peerRows.map((peer) => (peer.results[w] && isWebGpu(peer.system) === isWebGpu(mine.system) ? (peer.results[w].median_ms / mine.results[w].median_ms).toFixed(2) : '—')).join(' | ') + ' |');
+        peerRows.map((peer) => (peer.results[w] && isWebGpu(peer.system) === isWebGpu(mine.system) && !(emulated && isWebGpu(mine.system)) ? (peer.results[w].median_ms / mine.results[w].median_ms).toFixed(2) : '—')).join(' | ') + ' |');
     }
   }
   lines.push('');

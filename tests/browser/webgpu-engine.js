@@ -301,17 +301,17 @@ function padded(cases) {
 }
 
 /**
- * GpuEncoder's logits for fixture cases: each case alone (unpadded), and all in one padded batch
- * (twice, the second reusing the first's buffers). Returns both and the encoder's info.
+ * GpuEncoder's logits for fixture cases in one padded batch, and (`alone`) each case on its own
+ * (unpadded), and (`again`) the batch a second time, reusing the first call's buffers.
  */
-async function fixtureLogits(url, cases) {
+async function fixtureLogits(url, cases, { alone = true, again = true } = {}) {
   const { plan, encoder } = await encoderFor(url);
-  const alone = [];
-  for (const c of cases) alone.push((await encoder.logits(padded([c])))[0]);
+  const single = [];
+  if (alone) for (const c of cases) single.push((await encoder.logits(padded([c])))[0]);
   const batched = [...(await encoder.logits(padded(cases)))];
-  const again = [...(await encoder.logits(padded(cases)))];
+  const repeated = again ? [...(await encoder.logits(padded(cases)))] : null;
   const dtypes = [...new Set(Object.values(plan.tensors).map((t) => t.dtype))].sort();
-  return { alone, batched, again, info: encoder.info, family: plan.family, dtypes };
+  return { alone: alone ? single : null, batched, again: repeated, info: encoder.info, family: plan.family, dtypes };
 }
 
 /**
@@ -363,5 +363,53 @@ function randomBatch(lengths, { vocab = 50, seed = 6 } = {}) {
   })));
 }
 
-window.gpuEngine = { openGpu, GpuEncoder, gpu, wasm, randomPlan, randomBatch, encoderFor, padded, fixtureLogits, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
+/**
+ * The cases scored end to end as the package will: the wasm build tokenises and batches them
+ * (prepare, `maxRows` pairs a batch), GpuEncoder computes each batch, the wasm build answers
+ * (finish). Returns each case's logit and the batch shapes.
+ */
+async function preparedLogits(url, cases, maxRows) {
+  const { encoder, bytes } = await encoderFor(url);
+  const reranker = (await wasm()).WasmReranker.fromGguf(bytes);
+  const queries = [...new Set(cases.map((c) => c.query))];
+  const requests = queries.map((query) => ({ query, documents: cases.filter((c) => c.query === query).map((c) => c.passage) }));
+  const prepared = reranker.prepare(requests, {}, maxRows);
+  try {
+    const logits = [];
+    const shapes = [];
+    for (let i = 0; i < prepared.batchCount; i++) {
+      const batch = prepared.batch(i);
+      shapes.push([batch.rows, batch.seqLen]);
+      logits.push(...(await encoder.logits(batch)));
+    }
+    const answers = prepared.finish(Float32Array.from(logits));
+    const positions = new Map(queries.map((query) => [query, 0]));
+    const byCase = cases.map((c) => {
+      const at = positions.get(c.query);
+      positions.set(c.query, at + 1);
+      return answers[queries.indexOf(c.query)][at].logit;
+    });
+    return { logits: byCase, shapes };
+  } finally {
+    prepared.free();
+    reranker.free();
+  }
+}
+
+/**
+ * The page's GPU as a device with smaller limits would look: the same device, its `limits`
+ * replaced, so sizing by limits can be tested on an adapter whose limits are large.
+ */
+async function gpuWithLimits(overrides) {
+  const real = await gpu();
+  const limits = {};
+  for (const name in real.device.limits) limits[name] = real.device.limits[name];
+  Object.assign(limits, overrides);
+  const device = new Proxy(real.device, {
+    get: (target, key) => (key === 'limits' ? limits : typeof target[key] === 'function' ? target[key].bind(target) : target[key]),
+  });
+  return { ...real, device, limits };
+}
+
+window.gpuEngine = { openGpu, GpuEncoder, gpu, gpuWithLimits, wasm, randomPlan, randomBatch, encoderFor, padded, fixtureLogits, preparedLogits, checkMatmul, checkLayerNorm, checkAttention, checkEmbeddings };
 document.documentElement.dataset.ready = 'true';

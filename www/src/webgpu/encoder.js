@@ -55,7 +55,7 @@ export class GpuEncoder {
     const headActivation = checkPlan(plan);
     const encoder = new GpuEncoder(gpu, plan, headActivation, scratchBytes);
     try {
-      await encoder.#prepare();
+      await encoder.#prepare(plan);
     } catch (error) {
       encoder.destroy();
       throw error;
@@ -67,13 +67,15 @@ export class GpuEncoder {
   constructor(gpu, plan, headActivation, scratchBytes) {
     this.gpu = gpu;
     this.device = gpu.device;
-    this.plan = plan;
+    // Shapes and dtypes only: the tensors' bytes live on the GPU once uploaded, and keeping them
+    // here too would hold a second copy of the model in the worker's memory.
+    this.plan = { ...plan, tensors: Object.fromEntries(Object.entries(plan.tensors).map(([name, { dtype, shape }]) => [name, { dtype, shape }])) };
     this.headActivation = headActivation;
     this.scratchBytes = scratchBytes;
     this.weights = new Map();
     this.weightBytes = 0;
     this.scratch = null;
-    this.kernels = new Kernels(this.device);
+    this.kernels = Kernels.of(this.device);
     this.recorder = new Recorder(this.device);
     this.lost = null;
     this.whenLost = this.device.lost.then((info) => {
@@ -82,13 +84,15 @@ export class GpuEncoder {
     });
   }
 
-  async #prepare() {
-    const { device, plan } = this;
+  async #prepare(plan) {
+    const { device } = this;
     const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    for (const [name, { data }] of Object.entries(plan.tensors)) {
+      if (data.byteLength > limit) throw new Error(`${name} takes ${data.byteLength} bytes; this GPU binds at most ${limit} bytes per buffer`);
+    }
     device.pushErrorScope('out-of-memory');
     for (const [name, { data }] of Object.entries(plan.tensors)) {
       const size = align4(data.byteLength);
-      if (size > limit) throw new Error(`${name} takes ${size} bytes; this GPU binds at most ${limit} bytes per buffer`);
       const buffer = device.createBuffer({ label: name, size, usage: GPUBufferUsage.STORAGE, mappedAtCreation: true });
       new Uint8Array(buffer.getMappedRange()).set(data);
       buffer.unmap();
@@ -283,6 +287,10 @@ export class GpuEncoder {
     const mask = u32(batch.attentionMask);
     for (const [name, values] of [['inputIds', inputIds], ['tokenTypeIds', tokenTypes], ['attentionMask', mask]]) {
       if (values.length !== rows * seqLen) throw new Error(`batch.${name} holds ${values.length} values, not rows × seqLen = ${rows * seqLen}`);
+    }
+    const positions = this.plan.tensors['embeddings.position'].shape[0];
+    if (seqLen + this.plan.positionOffset > positions) {
+      throw new Error(`batch of ${seqLen} tokens: the model has position embeddings for ${positions - this.plan.positionOffset}`);
     }
     const result = new Float32Array(rows);
     if (rows === 0) return result;

@@ -7,8 +7,17 @@ import { attentionShader, attentionStorageBytes, embeddingsShader, KEY_TILE, lay
 const MAX_GROUPS = 65535; // WebGPU's guaranteed maxComputeWorkgroupsPerDimension
 const PARAMS_BYTES = 32;
 
+const perDevice = new WeakMap();
+
 /** The compiled kernels of one device, each variant compiled on first use and kept. */
 export class Kernels {
+  /** The device's kernels, shared by every encoder on it (a model loaded again compiles nothing). */
+  static of(device) {
+    let kernels = perDevice.get(device);
+    if (!kernels) perDevice.set(device, (kernels = new Kernels(device)));
+    return kernels;
+  }
+
   constructor(device) {
     this.device = device;
     /** @type {Map<string, Promise<GPUComputePipeline>>} */
@@ -21,6 +30,8 @@ export class Kernels {
       const module = this.device.createShaderModule({ label: key, code: source() });
       pipeline = this.device.createComputePipelineAsync({ label: key, layout: 'auto', compute: { module, entryPoint: 'main' } });
       this.pipelines.set(key, pipeline);
+      // A failed compile is not kept: the next encoder tries again (its caller sees the error).
+      pipeline.catch(() => this.pipelines.delete(key));
     }
     return pipeline;
   }

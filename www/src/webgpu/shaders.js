@@ -7,7 +7,10 @@
 
 /** Matmul output tile per workgroup (TILE × TILE), each of 16×16 threads computing 4×4 of it. */
 export const TILE = 64;
-/** Values of the reduction dimension staged in workgroup memory per step. */
+/**
+ * Values of the reduction dimension staged in workgroup memory per step: one quantised block, so
+ * each thread's run of TILE_K / 4 values shares one block scale (matmulShader relies on it).
+ */
 export const TILE_K = 32;
 /** Threads per row of the row-wise kernels (embeddings, LayerNorm). */
 export const ROW_THREADS = 64;
@@ -24,37 +27,42 @@ struct Params { a: u32, b: u32, c: u32, d: u32, e: u32, f: u32, g: f32, h: f32 }
 `;
 
 /**
- * `fn load_weight(row, col, cols) -> f32` for a [rows, cols] tensor in binding `name`: f32 values,
- * or GGUF blocks of 32 along `cols` read from the bytes as uploaded (padded to whole u32 words).
- * q8_0: 34 bytes a block, f16 scale d then 32 i8 (d × q); q4_0: 18 bytes, d then 16 bytes whose
- * low nibbles are values 0..15 and high nibbles 16..31 (d × (nibble − 8)).
+ * Weight access for a [rows, cols] tensor in binding `name`: `load_weight(row, col, cols)`, split
+ * into `weight_scale` (a block's scale) and `weight_unscaled` so the matmul reads a block's scale
+ * once per run of values. f32 values have scale 1; GGUF blocks of 32 along `cols` are read from
+ * the bytes as uploaded (padded to whole u32 words). q8_0: 34 bytes a block, f16 scale d then
+ * 32 i8 (d × q); q4_0: 18 bytes, d then 16 bytes whose low nibbles are values 0..15 and high
+ * nibbles 16..31 (d × (nibble − 8)).
  */
 function weightLoader(dtype, name) {
+  const both = `
+fn load_weight(row: u32, col: u32, cols: u32) -> f32 { return weight_unscaled(row, col, cols) * weight_scale(row, col, cols); }`;
   if (dtype === 'f32') {
     return `
-fn load_weight(row: u32, col: u32, cols: u32) -> f32 { return ${name}[row * cols + col]; }`;
+fn weight_scale(row: u32, col: u32, cols: u32) -> f32 { return 1.0; }
+fn weight_unscaled(row: u32, col: u32, cols: u32) -> f32 { return ${name}[row * cols + col]; }${both}`;
   }
   const blockBytes = { q8_0: 34, q4_0: 18 }[dtype];
   if (!blockBytes) throw new Error(`no WebGPU kernel for weights of type ${dtype}`);
-  const byteAt = `
-fn byte_at(i: u32) -> u32 { return (${name}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }
-// Block starts are even (34 and 18 are), so a block's f16 scale is one half of a u32.
-fn half_at(i: u32) -> f32 {
-  let word = ${name}[i >> 2u];
-  return unpack2x16float(select(word & 0xffffu, word >> 16u, (i & 2u) != 0u)).x;
-}`;
-  const value = dtype === 'q8_0'
+  const unscaled = dtype === 'q8_0'
     ? `  // Sign-extend the byte: an arithmetic shift of i32.
-  return f32(bitcast<i32>(byte_at(start + 2u + j) << 24u) >> 24u) * half_at(start);`
+  return f32(bitcast<i32>(byte_at(start + 2u + j) << 24u) >> 24u);`
     : `  let packed = byte_at(start + 2u + (j & 15u));
-  let nibble = select(packed & 15u, packed >> 4u, j >= 16u);
-  return (f32(nibble) - 8.0) * half_at(start);`;
-  return `${byteAt}
-fn load_weight(row: u32, col: u32, cols: u32) -> f32 {
-  let start = (row * (cols / 32u) + col / 32u) * ${blockBytes}u;
+  return f32(select(packed & 15u, packed >> 4u, j >= 16u)) - 8.0;`;
+  return `
+fn byte_at(i: u32) -> u32 { return (${name}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }
+fn block_start(row: u32, col: u32, cols: u32) -> u32 { return (row * (cols / 32u) + col / 32u) * ${blockBytes}u; }
+// Block starts are even (34 and 18 are), so a block's f16 scale is one half of a u32.
+fn weight_scale(row: u32, col: u32, cols: u32) -> f32 {
+  let start = block_start(row, col, cols);
+  let word = ${name}[start >> 2u];
+  return unpack2x16float(select(word & 0xffffu, word >> 16u, (start & 2u) != 0u)).x;
+}
+fn weight_unscaled(row: u32, col: u32, cols: u32) -> f32 {
+  let start = block_start(row, col, cols);
   let j = col % 32u;
-${value}
-}`;
+${unscaled}
+}${both}`;
 }
 
 const storageType = (dtype) => (dtype === 'f32' ? 'f32' : 'u32');
@@ -133,16 +141,20 @@ fn main(@builtin(workgroup_id) group: vec3u, @builtin(local_invocation_index) th
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
+  let x_row = row0 + load_row;
+  let w_row = col0 + load_row;
   for (var k0 = 0u; k0 < inner; k0 += ${TILE_K}u) {
+    // A run of TILE_K / 4 values starts at a multiple of 8 within a 32-aligned step, so it lies
+    // in one quantised block: one scale for the run.
+    var scale = 0.0;
+    if (w_row < cols && k0 + load_k < inner) { scale = weight_scale(w_row, k0 + load_k, inner); }
     for (var i = 0u; i < ${TILE_K / 4}u; i++) {
       let k = k0 + load_k + i;
-      let r = row0 + load_row;
       var xv = 0.0;
-      if (r < rows && k < inner) { xv = x[r * params.d + k]; }
+      if (x_row < rows && k < inner) { xv = x[x_row * params.d + k]; }
       x_tile[(load_k + i) * ${TILE}u + load_row] = xv;
-      let n = col0 + load_row;
       var wv = 0.0;
-      if (n < cols && k < inner) { wv = load_weight(n, k, inner); }
+      if (w_row < cols && k < inner) { wv = weight_unscaled(w_row, k, inner) * scale; }
       w_tile[(load_k + i) * ${TILE}u + load_row] = wv;
     }
     workgroupBarrier();
