@@ -17,7 +17,7 @@ import { downloadedInfo, openCache } from './cache.js';
 import { download } from './fetch.js';
 import { convertedKey, fetchFolder, modelUrlHint } from './hub.js';
 import { verify } from './integrity.js';
-import { chooseDevice, wasmFallback } from './gpu.js';
+import { chooseDevice, openDevice, readPlan, wasmFallback } from './gpu.js';
 import { Device, ErrorCode, ReplyKind, RequestKind, RerankerError } from './protocol.js';
 import { convertHf, fromGguf, initStarted, initWasm, orderScored } from './wasm.js';
 
@@ -117,28 +117,34 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, devi
   reranker = null;
 
   let model;
+  let plan;
   let cached = false;
   let bytes = null;
-  /** The GGUF file, which the GPU's copy of the weights is made from (gpuPlan). */
-  let file;
+  // The GPU is asked for while the model downloads; its plan is read before the wasm model (readPlan says why).
+  const opening = openDevice(device);
   // info.cache: how a URL's file was obtained; for bytes, what the page says (a converted model's).
   let cacheSays = cacheInfo;
-  if (source.bytes) {
-    bytes = new Uint8Array(source.bytes);
-    await initWasm(wasmUrl);
-    if (sha256) await verify(bytes, sha256, 'the model bytes');
-    model = fromGguf(bytes, null);
-    file = bytes;
-  } else {
-    // Compile the wasm while the model downloads.
-    const wasmReady = initWasm(wasmUrl);
-    wasmReady.catch(() => {}); // awaited below; this only silences the unhandled rejection meanwhile
-    ({ model, cached, bytes, file, cacheSays } = await loadFromUrl(id, source.url, { cache, sha256, wasmReady }));
+  try {
+    if (source.bytes) {
+      bytes = new Uint8Array(source.bytes);
+      await initWasm(wasmUrl);
+      if (sha256) await verify(bytes, sha256, 'the model bytes');
+      plan = readPlan(await opening, bytes);
+      model = fromGguf(bytes, null);
+    } else {
+      // Compile the wasm while the model downloads.
+      const wasmReady = initWasm(wasmUrl);
+      wasmReady.catch(() => {}); // awaited below; this only silences the unhandled rejection meanwhile
+      ({ model, plan, cached, bytes, cacheSays } = await loadFromUrl(id, source.url, { cache, sha256, wasmReady, opening }));
+    }
+  } catch (error) {
+    (await opening).gpu?.device.destroy(); // no model to put on it
+    throw error;
   }
 
   let chosen;
   try {
-    chosen = await chooseDevice(model, file, { device, check: selfCheck, onLost: deviceLost });
+    chosen = await chooseDevice(model, await opening, plan, { device, check: selfCheck, onLost: deviceLost });
   } catch (error) {
     model.free(); // `device: 'webgpu'` and no usable GPU: the load fails, and holds nothing
     throw error;
@@ -154,7 +160,7 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, devi
   return { info, cached, bytes: cached ? undefined : bytes.buffer };
 }
 
-async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
+async function loadFromUrl(id, url, { cache, sha256, wasmReady, opening }) {
   const onProgress = (progress) => postProgress(id, progress);
   onProgress({ status: 'initiate', file: url });
   const store = await openCache(url, cache);
@@ -165,8 +171,10 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
     onProgress({ status: 'progress', file: url, loaded: hit.bytes.length, total: hit.bytes.length, progress: 100 });
     onProgress({ status: 'done', file: url, fromCache: true });
     await wasmReady;
+    const opened = await opening;
     try {
-      return { model: fromGguf(hit.bytes, url, hint), cached: true, bytes: null, file: hit.bytes, cacheSays: hit.cache };
+      const plan = readPlan(opened, hit.bytes);
+      return { model: fromGguf(hit.bytes, url, hint), plan, cached: true, bytes: null, cacheSays: hit.cache };
     } catch (error) {
       if (error instanceof WebAssembly.RuntimeError) throw error;
       // A cached file this build cannot read (written by an older one, say): drop it and
@@ -179,11 +187,12 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady }) {
   onProgress({ status: 'done', file: url, fromCache: false });
   if (sha256) await verify(bytes, sha256, url);
   await wasmReady;
+  const plan = readPlan(await opening, bytes);
   const model = fromGguf(bytes, url, hint);
   // Cached only once it has parsed, so a bad file is never served from the cache.
   const sources = [[url, validator]];
   const cached = await store.write(url, bytes, sources);
-  return { model, cached, bytes, file: bytes, cacheSays: downloadedInfo(sources, cached) };
+  return { model, plan, cached, bytes, cacheSays: downloadedInfo(sources, cached) };
 }
 
 /**
