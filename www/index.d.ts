@@ -106,7 +106,7 @@ export interface DeviceInfo {
   /** The adapter, features and GPU memory while on WebGPU; null on wasm. */
   gpu: GpuInfo | null;
   /**
-   * Why wasm although WebGPU was wanted (`device: 'auto'`): no WebGPU in this runtime, no adapter,
+   * Why wasm although WebGPU was wanted (`device: 'auto'`): no WebGPU in this runtime, no adapter or a software one,
    * the self-check failed, or the GPU device was lost (then from the next call on); null when
    * nothing fell back (WebGPU runs, or `device: 'wasm'` was asked for).
    */
@@ -214,7 +214,8 @@ export interface ConstructorOptions {
    */
   threads?: number;
   /**
-   * Where the encoder runs. "auto" (default): WebGPU when the browser has an adapter and it agrees
+   * Where the encoder runs. "auto" (default): WebGPU when the browser has a hardware adapter (not a
+   * software one, `isFallbackAdapter`) and it agrees
    * with wasm on a few fixed pairs at load (the self-check), else wasm, with the reason in
    * `info.fallback`. "webgpu": the same, but the load rejects with code "webgpu_unavailable" instead
    * of falling back. "wasm": the CPU only; the GPU is never touched. On WebGPU one worker does the

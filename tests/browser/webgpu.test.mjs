@@ -149,11 +149,11 @@ describe('device "webgpu" gives the results of device "wasm"', () => {
 });
 
 describe('device "auto"', () => {
-  test('picks WebGPU where there is an adapter, and one worker does the work', TIMEOUT, () =>
+  test('picks WebGPU where there is a (hardware) adapter, and one worker does the work', TIMEOUT, () =>
     gpuBrowser.withPage(async ({ page }) => {
-      await page.evaluate(async (url) => {
-        window.reranker = await window.crossrank.Reranker.create({ model: url, threads: 3 });
-      }, MODELS.bert);
+      await page.evaluate(async ({ url, workerUrl }) => {
+        window.reranker = await window.crossrank.Reranker.create({ model: url, threads: 3, workerUrl });
+      }, { url: MODELS.bert, workerUrl: `${HOOKS}?softwareAdapter` });
       const workers = page.workers().length;
       const got = await page.evaluate(async () => {
         const { reranker } = window;
@@ -168,6 +168,19 @@ describe('device "auto"', () => {
       assert.equal(got.threads, 3, 'threads still reports the option');
       assert.equal(got.results, 8);
       assert.equal(got.progress.at(-1), 8);
+    }));
+
+  test('leaves a software adapter (SwiftShader, isFallbackAdapter) to wasm, saying why; "webgpu" takes it', TIMEOUT, () =>
+    gpuBrowser.withPage(async ({ page }) => {
+      const got = await page.evaluate(async (url) => {
+        const { Reranker } = window.crossrank;
+        const auto = await Reranker.create({ model: url, threads: 1 });
+        const info = auto.info;
+        auto.dispose();
+        return { info };
+      }, MODELS.bert);
+      assert.equal(got.info.device, 'wasm');
+      assert.match(got.info.fallback, /^the only WebGPU adapter is a software one/);
     }));
 
   test('falls back to wasm without an adapter (plain Chromium), saying why; "webgpu" rejects', TIMEOUT, () =>
@@ -201,7 +214,7 @@ describe('device "auto"', () => {
         auto.dispose();
         const strict = await window.settle(Reranker.create({ model: url, threads: 1, workerUrl, device: 'webgpu' }));
         return { info, results: results.length, strict };
-      }, { url: MODELS.bert, workerUrl: `${HOOKS}?selfCheckOffset=5` });
+      }, { url: MODELS.bert, workerUrl: `${HOOKS}?softwareAdapter&selfCheckOffset=5` });
       assert.equal(got.info.device, 'wasm');
       assert.match(got.info.fallback, /self-check failed: a fixed pair scored .* on the GPU and .* on wasm/);
       assert.equal(got.results, 2);
@@ -221,7 +234,7 @@ describe('a lost GPU device', () => {
         wasm.dispose();
         // batchSize 1: each chunk of this worker is several GPU batches, and the device is
         // destroyed after the first, inside the worker's batch loop.
-        const reranker = await Reranker.create({ model: url, threads: 2, workerUrl: `${workerUrl}?loseAt=1` });
+        const reranker = await Reranker.create({ model: url, threads: 2, workerUrl: `${workerUrl}?loseAt=1`, device: 'webgpu' });
         const before = reranker.info;
         const during = await window.settle(reranker.rerank(query, documents, { batchSize: 1 }));
         const after = reranker.info;
@@ -246,7 +259,7 @@ describe('a lost GPU device', () => {
         const wasm = await Reranker.create({ model: url, threads: 1, device: 'wasm' });
         const expected = await wasm.rerank(query, ['one document', 'another one']);
         wasm.dispose();
-        const reranker = await Reranker.create({ model: url, threads: 1, workerUrl: `${workerUrl}?loseAt=1` });
+        const reranker = await Reranker.create({ model: url, threads: 1, workerUrl: `${workerUrl}?loseAt=1`, device: 'webgpu' });
         // One document, one batch: the device is destroyed after this call's last batch.
         const first = await window.settle(reranker.rerank(query, ['one document']));
         // device.lost resolves on its own time; the page hears of it by a `device` message.

@@ -116,6 +116,9 @@ function gpuFailure(error) {
  */
 export async function openDevice(device) {
   if (device === Device.WASM) return {};
+  if (device === Device.AUTO && !testHooks.softwareAdapter && await softwareAdapter()) {
+    return { reason: 'the only WebGPU adapter is a software one (isFallbackAdapter: a CPU emulating a GPU, slower than wasm); device "webgpu" would use it' };
+  }
   if (typeof navigator === 'undefined' || !navigator.gpu) {
     return { reason: typeof globalThis.process?.versions?.node === 'string' ?
       'this runtime has no WebGPU (navigator.gpu is undefined: Node and Bun have none, Deno only with --unstable-webgpu)' :
@@ -128,6 +131,20 @@ export async function openDevice(device) {
     return gpu.device ? { gpu, engine } : { reason: gpu.unavailable ?? 'no WebGPU adapter' };
   } catch (error) {
     return { reason: `the WebGPU engine did not start: ${error?.message ?? error}` };
+  }
+}
+
+/**
+ * Whether the adapter WebGPU gives is a fallback (software) one, such as Chromium's SwiftShader or
+ * Deno's on a machine without a GPU: 'auto' leaves those to wasm. Asked here because openGpu does
+ * not report it (yet); an adapter may be requested more than once.
+ */
+async function softwareAdapter() {
+  try {
+    const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
+    return Boolean(adapter?.info?.isFallbackAdapter ?? adapter?.isFallbackAdapter);
+  } catch {
+    return false; // openGpu will say what is wrong
   }
 }
 

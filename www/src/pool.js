@@ -200,17 +200,18 @@ export class WorkerPool {
   /**
    * Loads `model` into a worker that lacks it (a fresh one after an abort or a crash, or the others
    * after the first's load). On the device the model already runs on, without a second self-check:
-   * the first worker again tries WebGPU if it ran there (and reports wasm if the GPU is gone); every
+   * the first worker asks for WebGPU again as the `device` option did if it ran there (with
+   * "auto", wasm if the GPU is gone; with "webgpu", the load fails as the first would have); every
    * other worker is wasm.
    */
   async #restore(slot, model) {
     if (!model || slot.hasModel) return;
     const { source, cache, sha256 } = model;
     const first = slot === this.#slots[0];
-    const device = first && model.info.device === Device.WEBGPU ? Device.AUTO : Device.WASM;
+    const device = first && model.info.device === Device.WEBGPU ? this.#device : Device.WASM;
     const { info } = await slot.request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl, device, selfCheck: false });
     slot.hasModel = true;
-    if (first && device === Device.AUTO && info.device !== Device.WEBGPU && this.#model === model) this.#deviceChanged(info);
+    if (first && device !== Device.WASM && info.device !== Device.WEBGPU && this.#model === model) this.#deviceChanged(info);
   }
 }
 

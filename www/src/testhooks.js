@@ -4,6 +4,8 @@
 // Nothing in the package sets them; unset, they change nothing.
 
 export const testHooks = {
+  /** Lets device 'auto' take a software (fallback) adapter: SwiftShader is the tests' only one. */
+  softwareAdapter: false,
   /** Added to every GPU logit of the load-time self-check (not of a rerank): the check then fails. */
   selfCheckOffset: 0,
   /** Bytes: the engine's scratch budget (GpuEncoder.create's scratchBytes), low so that batches must split. */
