@@ -35,7 +35,7 @@ const BENCH = join(ROOT, 'artifacts', 'bench');
 // W100 only when asked (--workload W100): the targets are about W30, and W100 triples the run time.
 const WORKLOADS = ['W30', 'W30-short'];
 const CPU_SYSTEMS = ['crossrank-f32', 'crossrank-q8_0', 'crossrank-q8_0-simd128', 'crossrank-q8_0-dequantize', 'crossrank-q8_0-blocks', 'crossrank-q8_0-npm', 'tjs-fp32', 'tjs-q8'];
-const WEBGPU_SYSTEMS = ['crossrank-webgpu-f32', 'crossrank-webgpu-q8_0', 'tjs-webgpu-fp32'];
+const WEBGPU_SYSTEMS = ['crossrank-webgpu-f32', 'crossrank-webgpu-q8_0', 'crossrank-webgpu-q8_0-npm', 'tjs-webgpu-fp32'];
 const SYSTEMS = [...CPU_SYSTEMS, ...WEBGPU_SYSTEMS];
 const isWebGpu = (system) => WEBGPU_SYSTEMS.includes(system);
 const LABELS = {
@@ -51,6 +51,8 @@ const LABELS = {
   // The WGSL encoder (www/src/webgpu/) on batches that the wasm build tokenises (prepare/finish).
   'crossrank-webgpu-f32': 'crossrank WebGPU f32 weights',
   'crossrank-webgpu-q8_0': 'crossrank WebGPU q8_0 weights (dequantised in the shader)',
+  // The package as users call it: Reranker.create({ device: 'webgpu' }) (its worker runs the same engine).
+  'crossrank-webgpu-q8_0-npm': 'crossrank npm package q8_0, device "webgpu"',
   'tjs-webgpu-fp32': 'transformers.js WebGPU fp32',
 };
 const ISOLATED = {
@@ -241,7 +243,8 @@ async function main() {
         const model = system.startsWith('crossrank')
           ? {
             gguf: `/${join('artifacts', 'bench', 'gguf', basename(system.endsWith('-f32') ? ggufs.f32 : ggufs.q8_0))}`,
-            webgpu: isWebGpu(system),
+            webgpu: isWebGpu(system) && !system.endsWith('-npm'),
+            device: isWebGpu(system) ? 'webgpu' : undefined,
             matmul: system.match(/-(blocks|dequantize)$/)?.[1] ?? null,
             npm: system.endsWith('-npm'),
             // The relaxed-SIMD build is what the package runs in Chromium; the other paths have no

@@ -89,11 +89,12 @@ async function webGpuAdapter() {
 async function crossrankPackage({ model, threads }) {
   const start = performance.now();
   const { Reranker } = await import('/www/src/index.js');
-  const reranker = await Reranker.create({ model: model.gguf, threads, cache: false });
+  const reranker = await Reranker.create({ model: model.gguf, threads, cache: false, ...(model.device ? { device: model.device } : {}) });
   const load_ms = performance.now() - start;
+  const adapter = reranker.info?.gpu?.adapter;
   return {
     load_ms,
-    info: { crossOriginIsolated: self.crossOriginIsolated, threads: reranker.threads },
+    info: { crossOriginIsolated: self.crossOriginIsolated, threads: reranker.threads, ...(adapter ? { adapter, device: reranker.info.device } : {}) },
     run: async ({ query, documents }) => {
       const ranked = await reranker.rerank(query, documents, { maxLength: MAX_LENGTH });
       const logits = new Array(documents.length);
