@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { ROOT, WEBGPU_ARGS, useBrowser } from './harness.mjs';
+import { ROOT, WEBGPU_ARGS, fixture, useBrowser } from './harness.mjs';
 
 const TIMEOUT = { timeout: 300_000 };
 const HOOKS = '/tests/browser/webgpu-hooks.js';
@@ -147,6 +147,54 @@ describe('device "webgpu" gives the results of device "wasm"', () => {
       assertAllSame(gpu.results, wasm.results, Q8_TOLERANCE, 'q8_0');
     }));
 });
+
+// The shipped default model on WebGPU against PyTorch f32, as reranker.test.mjs checks the wasm
+// builds: parity pairs within the q8_0 tolerance (0.15) and its SQuAD queries ranked with Spearman
+// ≥ 0.99 over their 20 candidates. SwiftShader takes seconds a pair, so CI ranks the first
+// DEFAULT_QUERIES queries; CROSSRANK_WEBGPU_ALL_QUERIES=1 ranks all 20.
+const DEFAULT_QUERIES = process.env.CROSSRANK_WEBGPU_ALL_QUERIES === '1' ? Infinity : 2;
+
+test(`the default model on WebGPU ranks like PyTorch: Spearman ≥ 0.99 per query, logits within 0.15`, { timeout: 1_800_000 }, () =>
+  gpuBrowser.withPage(async ({ page }) => {
+    const { cases, ranking: all } = fixture('default_model.json');
+    const ranking = all.slice(0, DEFAULT_QUERIES);
+    const got = await page.evaluate(async ({ cases, ranking }) => {
+      const reranker = await window.crossrank.Reranker.create({ model: '/models/crossrank-minilm-l4.q8_0.gguf', cache: false, device: 'webgpu' });
+      const parity = await reranker.rerankMany(cases.map(({ query, passage }) => ({ query, documents: [passage] })));
+      const ranked = await reranker.rerankMany(ranking.map(({ query, documents }) => ({ query, documents })));
+      const info = reranker.info;
+      reranker.dispose();
+      return { parity: parity.map((results) => results[0]), ranked, info };
+    }, { cases, ranking });
+    assert.equal(got.info.device, 'webgpu');
+    let worst = 0;
+    cases.forEach(({ name, logit }, i) => {
+      const off = Math.abs(got.parity[i].logit - logit);
+      worst = Math.max(worst, off);
+      assert.ok(off <= 0.15, `${name}: ${got.parity[i].logit} on WebGPU, ${logit} in PyTorch`);
+    });
+    console.log(`# default model (WebGPU, SwiftShader): max |Δlogit| vs PyTorch ${worst.toFixed(3)} over ${cases.length} pairs`);
+    ranking.forEach(({ query, logits }, q) => {
+      const ours = new Array(logits.length);
+      for (const { index, logit } of got.ranked[q]) ours[index] = logit;
+      const rho = spearman(ours, logits);
+      assert.ok(rho >= 0.99, `query ${JSON.stringify(query)}: Spearman ${rho.toFixed(4)} against PyTorch f32`);
+    });
+  }));
+
+/** Spearman's rank correlation (no ties in real logits). */
+function spearman(a, b) {
+  const ranks = (values) => {
+    const order = values.map((value, index) => [value, index]).sort((x, y) => x[0] - y[0]);
+    const out = new Array(values.length);
+    order.forEach(([, index], rank) => (out[index] = rank));
+    return out;
+  };
+  const [ra, rb] = [ranks(a), ranks(b)];
+  const n = a.length;
+  const d2 = ra.reduce((sum, r, i) => sum + (r - rb[i]) ** 2, 0);
+  return 1 - (6 * d2) / (n * (n * n - 1));
+}
 
 describe('device "auto"', () => {
   test('picks WebGPU where there is a (hardware) adapter, and one worker does the work', TIMEOUT, () =>
