@@ -22,6 +22,20 @@ export const ROOT = new URL('../../', import.meta.url);
 /** A committed PyTorch reference from tests/fixtures/ (see its "about" and "command"). */
 export const fixture = (name) => JSON.parse(readFileSync(new URL(`tests/fixtures/${name}`, ROOT), 'utf8'));
 
+/** Spearman's rank correlation (no ties in real logits). */
+export function spearman(a, b) {
+  const ranks = (values) => {
+    const order = values.map((v, i) => [v, i]).sort((x, y) => y[0] - x[0]);
+    const out = new Array(values.length);
+    order.forEach(([, i], rank) => (out[i] = rank));
+    return out;
+  };
+  const [ra, rb] = [ranks(a), ranks(b)];
+  const n = a.length;
+  const d2 = ra.reduce((sum, r, i) => sum + (r - rb[i]) ** 2, 0);
+  return 1 - (6 * d2) / (n * (n * n - 1));
+}
+
 export const CHROMIUM = process.env.CROSSRANK_CHROMIUM ?? '/usr/bin/chromium';
 
 export const CHROMIUM_ARGS = [

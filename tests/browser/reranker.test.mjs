@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { fixture, ROOT, useBrowser } from './harness.mjs';
+import { fixture, ROOT, spearman, useBrowser } from './harness.mjs';
 
 const file = (path) => new URL(path, ROOT);
 
@@ -112,20 +112,6 @@ describe('parity with PyTorch', () => {
       }));
   }
 });
-
-/** Spearman's rank correlation (no ties in real logits). */
-function spearman(a, b) {
-  const ranks = (values) => {
-    const order = values.map((v, i) => [v, i]).sort((x, y) => y[0] - x[0]);
-    const out = new Array(values.length);
-    order.forEach(([, i], rank) => (out[i] = rank));
-    return out;
-  };
-  const [ra, rb] = [ranks(a), ranks(b)];
-  const n = a.length;
-  const d2 = ra.reduce((sum, r, i) => sum + (r - rb[i]) ** 2, 0);
-  return 1 - (6 * d2) / (n * (n * n - 1));
-}
 
 // The shipped default model on the build Chromium picks (relaxed SIMD: int8 linear layers and
 // int8 attention) against PyTorch f32, as tests/default_model.rs checks it natively: parity

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
-import { ROOT, WEBGPU_ARGS, fixture, useBrowser } from './harness.mjs';
+import { ROOT, WEBGPU_ARGS, fixture, spearman, useBrowser } from './harness.mjs';
 
 const TIMEOUT = { timeout: 300_000 };
 const HOOKS = '/tests/browser/webgpu-hooks.js';
@@ -181,20 +181,6 @@ test(`the default model on WebGPU ranks like PyTorch: Spearman ≥ 0.99 per quer
       assert.ok(rho >= 0.99, `query ${JSON.stringify(query)}: Spearman ${rho.toFixed(4)} against PyTorch f32`);
     });
   }));
-
-/** Spearman's rank correlation (no ties in real logits). */
-function spearman(a, b) {
-  const ranks = (values) => {
-    const order = values.map((value, index) => [value, index]).sort((x, y) => x[0] - y[0]);
-    const out = new Array(values.length);
-    order.forEach(([, index], rank) => (out[index] = rank));
-    return out;
-  };
-  const [ra, rb] = [ranks(a), ranks(b)];
-  const n = a.length;
-  const d2 = ra.reduce((sum, r, i) => sum + (r - rb[i]) ** 2, 0);
-  return 1 - (6 * d2) / (n * (n * n - 1));
-}
 
 describe('device "auto"', () => {
   test('picks WebGPU where there is a (hardware) adapter, and one worker does the work', TIMEOUT, () =>
