@@ -304,7 +304,7 @@ impl Reranker {
         let prepared = self.prepare(requests, options, BatchLimits::for_options(options))?;
         let mut logits = Vec::with_capacity(prepared.pair_count());
         for index in 0..prepared.batch_count() {
-            logits.extend(self.score_batch(&prepared.batch(index))?);
+            logits.extend(self.score_batch(prepared.batch(index))?);
         }
         prepared.finish(&logits)
     }
@@ -368,7 +368,7 @@ impl Reranker {
         let mut logits = vec![0.0f32; pairs.len()];
         for chunk in batches_by_length(pairs, BatchLimits { max_rows: batch_size, max_tokens: MAX_TOKENS_PER_BATCH }) {
             let batch = self.tokenizer.pad(&chunk.iter().map(|&index| &pairs[index]).collect::<Vec<_>>());
-            for (&index, logit) in chunk.iter().zip(self.score_batch(&batch)?) {
+            for (&index, logit) in chunk.iter().zip(self.score_batch(batch)?) {
                 logits[index] = logit;
             }
         }
@@ -376,15 +376,15 @@ impl Reranker {
     }
 
     /// The encoder on one padded batch: one finite logit per row.
-    pub fn score_batch(&self, batch: &PaddedBatch) -> Result<Vec<f32>> {
+    pub fn score_batch(&self, batch: PaddedBatch) -> Result<Vec<f32>> {
         let device = self.model.device();
         let shape = (batch.rows, batch.seq_len);
-        let input_ids = Tensor::from_vec(batch.input_ids.clone(), shape, device)?;
-        let token_type_ids = Tensor::from_vec(batch.token_type_ids.clone(), shape, device)?;
+        let input_ids = Tensor::from_vec(batch.input_ids, shape, device)?;
+        let token_type_ids = Tensor::from_vec(batch.token_type_ids, shape, device)?;
         let padded = batch.attention_mask.contains(&0.0);
-        let attention_mask = if padded { Some(Tensor::from_vec(batch.attention_mask.clone(), shape, device)?) } else { None };
+        let attention_mask = if padded { Some(Tensor::from_vec(batch.attention_mask, shape, device)?) } else { None };
         let logits = self.model.forward(&input_ids, &token_type_ids, attention_mask.as_ref())?.to_vec1::<f32>()?;
-        check_finite_logits(&logits)?;
+        check_finite_logits(&logits, "of its batch")?;
         Ok(logits)
     }
 
@@ -442,9 +442,10 @@ fn batches_by_length(pairs: &[EncodedPair], limits: BatchLimits) -> Vec<Vec<usiz
     batches
 }
 
-fn check_finite_logits(logits: &[f32]) -> Result<()> {
+/// A non-finite logit is an error naming where it is: `pair {index} {context}`.
+fn check_finite_logits(logits: &[f32], context: &str) -> Result<()> {
     match logits.iter().position(|logit| !logit.is_finite()) {
-        Some(row) => Err(Error::Compute(format!("the model produced a non-finite logit ({}) for the pair in row {row} of a batch", logits[row]))),
+        Some(index) => Err(Error::Compute(format!("the model produced a non-finite logit ({}) for pair {index} {context}", logits[index]))),
         None => Ok(()),
     }
 }
@@ -483,7 +484,7 @@ impl PreparedScoring {
         if logits.len() != self.pairs.len() {
             return Err(Error::invalid(format!("expected {} logits (one per pair, in batch order), got {}", self.pairs.len(), logits.len())));
         }
-        check_finite_logits(logits)?;
+        check_finite_logits(logits, "in batch order")?;
         let mut by_pair = vec![0.0f32; self.pairs.len()];
         for (&pair, &logit) in self.batches.iter().flatten().zip(logits) {
             by_pair[pair] = logit;

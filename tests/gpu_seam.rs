@@ -31,7 +31,7 @@ fn score_through_seam(reranker: &Reranker, requests: &[RerankRequest], options: 
         let batch = prepared.batch(index);
         assert!(batch.rows <= limits.max_rows, "batch {index} has {} rows, above {}", batch.rows, limits.max_rows);
         assert!(batch.rows == 1 || batch.rows * batch.seq_len <= limits.max_tokens, "batch {index} exceeds the token budget");
-        logits.extend(reranker.score_batch(&batch).unwrap());
+        logits.extend(reranker.score_batch(batch).unwrap());
     }
     assert_eq!(logits.len(), prepared.pair_count());
     prepared.finish(&logits).unwrap()
