@@ -362,14 +362,14 @@ impl WasmPrepared {
         }
         let batch = self.prepared.batch(index);
         let mask: Vec<u32> = batch.attention_mask.iter().map(|&m| u32::from(m != 0.0)).collect();
-        let object = js_sys::Object::new();
-        let set = |key: &str, value: JsValue| js_sys::Reflect::set(&object, &key.into(), &value).map(|_| ());
-        set("rows", batch.rows.into())?;
-        set("seqLen", batch.seq_len.into())?;
-        set("inputIds", js_sys::Uint32Array::from(&batch.input_ids[..]).into())?;
-        set("tokenTypeIds", js_sys::Uint32Array::from(&batch.token_type_ids[..]).into())?;
-        set("attentionMask", js_sys::Uint32Array::from(&mask[..]).into())?;
-        Ok(object.into())
+        Ok(js_object(&[
+            ("rows", batch.rows.into()),
+            ("seqLen", batch.seq_len.into()),
+            ("inputIds", js_sys::Uint32Array::from(&batch.input_ids[..]).into()),
+            ("tokenTypeIds", js_sys::Uint32Array::from(&batch.token_type_ids[..]).into()),
+            ("attentionMask", js_sys::Uint32Array::from(&mask[..]).into()),
+        ])?
+        .into())
     }
 
     /// What `score` answers, from every batch's logits concatenated in batch order.
@@ -391,30 +391,32 @@ pub fn gpu_plan(bytes: &[u8]) -> Result<JsValue, JsValue> {
     plan_to_js(&plan)
 }
 
+/// A plain JS object of `entries` (typed arrays stay typed arrays, which serde would not keep).
+fn js_object(entries: &[(&str, JsValue)]) -> Result<js_sys::Object, JsValue> {
+    let object = js_sys::Object::new();
+    for (key, value) in entries {
+        js_sys::Reflect::set(&object, &(*key).into(), value)?;
+    }
+    Ok(object)
+}
+
 fn plan_to_js(plan: &Plan) -> Result<JsValue, JsValue> {
-    let object = |entries: &[(&str, JsValue)]| -> Result<js_sys::Object, JsValue> {
-        let object = js_sys::Object::new();
-        for (key, value) in entries {
-            js_sys::Reflect::set(&object, &(*key).into(), value)?;
-        }
-        Ok(object)
-    };
     let config = &plan.config;
     let head = match plan.head {
-        PlanHead::Pooler => object(&[("kind", "pooler".into())])?,
-        PlanHead::Classification { tanh } => object(&[("kind", "classification".into()), ("activation", if tanh { "tanh" } else { "gelu" }.into())])?,
+        PlanHead::Pooler => js_object(&[("kind", "pooler".into())])?,
+        PlanHead::Classification { tanh } => js_object(&[("kind", "classification".into()), ("activation", if tanh { "tanh" } else { "gelu" }.into())])?,
     };
     let tensors = js_sys::Object::new();
     for tensor in &plan.tensors {
         let shape: js_sys::Array = tensor.shape.iter().map(|&n| JsValue::from(n)).collect();
-        let entry = object(&[
+        let entry = js_object(&[
             ("dtype", tensor.dtype.name().into()),
             ("shape", shape.into()),
             ("data", js_sys::Uint8Array::from(&tensor.data[..]).into()),
         ])?;
         js_sys::Reflect::set(&tensors, &tensor.name.as_str().into(), &entry)?;
     }
-    Ok(object(&[
+    Ok(js_object(&[
         ("family", plan.family.name().into()),
         ("hiddenSize", config.hidden_size.into()),
         ("numLayers", config.num_hidden_layers.into()),
