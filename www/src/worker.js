@@ -129,8 +129,7 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, devi
       bytes = new Uint8Array(source.bytes);
       await initWasm(wasmUrl);
       if (sha256) await verify(bytes, sha256, 'the model bytes');
-      plan = readPlan(await opening, bytes);
-      model = fromGguf(bytes, null);
+      ({ model, plan } = readModel(await opening, bytes));
     } else {
       // Compile the wasm while the model downloads.
       const wasmReady = initWasm(wasmUrl);
@@ -160,6 +159,15 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, devi
   return { info, cached, bytes: cached ? undefined : bytes.buffer };
 }
 
+/**
+ * The GGUF `bytes` as the wasm model and, when `opened` has a GPU, the GPU's plan: the plan first,
+ * so that the model reuses the wasm memory it took (readPlan says why).
+ */
+function readModel(opened, bytes, url = null, hint) {
+  const plan = readPlan(opened, bytes);
+  return { model: fromGguf(bytes, url, hint), plan };
+}
+
 async function loadFromUrl(id, url, { cache, sha256, wasmReady, opening }) {
   const onProgress = (progress) => postProgress(id, progress);
   onProgress({ status: 'initiate', file: url });
@@ -173,8 +181,7 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady, opening }) {
     await wasmReady;
     const opened = await opening;
     try {
-      const plan = readPlan(opened, hit.bytes);
-      return { model: fromGguf(hit.bytes, url, hint), plan, cached: true, bytes: null, cacheSays: hit.cache };
+      return { ...readModel(opened, hit.bytes, url, hint), cached: true, bytes: null, cacheSays: hit.cache };
     } catch (error) {
       if (error instanceof WebAssembly.RuntimeError) throw error;
       // A cached file this build cannot read (written by an older one, say): drop it and
@@ -187,8 +194,7 @@ async function loadFromUrl(id, url, { cache, sha256, wasmReady, opening }) {
   onProgress({ status: 'done', file: url, fromCache: false });
   if (sha256) await verify(bytes, sha256, url);
   await wasmReady;
-  const plan = readPlan(await opening, bytes);
-  const model = fromGguf(bytes, url, hint);
+  const { model, plan } = readModel(await opening, bytes, url, hint);
   // Cached only once it has parsed, so a bad file is never served from the cache.
   const sources = [[url, validator]];
   const cached = await store.write(url, bytes, sources);
