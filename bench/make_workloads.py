@@ -6,10 +6,11 @@ W30 / W100: the first test query and its BM25 top-30 / top-100 candidates (title
 (~64 tokens per pair). Written to artifacts/bench/*.json as {"query", "documents"}.
 """
 import json
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "scifact"
+DATA = Path(os.environ.get("CROSSRANK_DATA", ROOT.parent / "shared" / "data")) / "scifact"
 OUT = ROOT / "artifacts" / "bench"
 
 

@@ -27,7 +27,7 @@ impl StoredTensor {
 }
 
 /// How a linear layer with quantised weights multiplies. Natively the default is `Int8` where
-/// [`crate::int8::Kernel::detect`] finds AVX2 (its kernel, on `PairedMatrix`, measured faster than
+/// [`crate::int8::Kernel::detect`] finds AVX2 (its kernel, on `InterleavedMatrix`, measured faster than
 /// candle's f32 GEMM) and `Dequantize` elsewhere (candle's multi-threaded f32 GEMM beats the scalar
 /// int8 loops) and on GPUs; the wasm build defaults to `Int8` (src/wasm.rs), whose SIMD128 kernels
 /// are faster there.

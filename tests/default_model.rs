@@ -48,7 +48,7 @@ struct RankedQuery {
 /// logits spread from -3.4 to 5.1 (std 1.7), so Q8_0's error is ~4% of their standard deviation, larger
 /// than the fixture model's absolute 1.2e-2 only because that model's logits barely moved.
 const TOLERANCES: [(&str, f32, &str); 1] =
-    [("q8_0", 0.15, "8-bit blocks of 32: measured 0.067 on the parity pairs (0.066 on the AVX2 int8 path), 0.076 on the ranking pairs")];
+    [("q8_0", 0.15, "8-bit blocks of 32: measured 0.067 on the parity pairs dequantised, 0.105 on the int8 path (7-bit activations per block of 32, issue 34; 0.066 with 14-bit rows before), 0.076 on the ranking pairs")];
 
 fn tolerance(precision: &str) -> f32 {
     TOLERANCES

@@ -76,23 +76,27 @@ fn matmul_logits(bytes: &[u8], matmul: QuantizedMatmul, fixture: &Fixture) -> Ve
 /// as dequantising: the same tolerance table holds, and it stays within 5e-3 of the dequantised
 /// path's logits (measured: row-major with `CROSSRANK_CPU=baseline` Q8_0 9.4e-4, Q4_0 9.0e-4; AVX2 Q8_0
 /// 2.5e-3, Q4_0 4.0e-3).
+/// The int8 path's own rounding on top of the weights': activations as one 7-bit digit per value
+/// with a scale and zero point per block of 32 where AVX2 or relaxed SIMD runs (issue 34: max
+/// |Δlogit| ≤ 0.05 on this fixture at Q8_0; measured 0.045 on 2026-12-07), 16 bits per row on
+/// the scalar kernel (measured 0.012 before issue 34, as dequantising).
+const INT8_TOLERANCES: [(Precision, f32, f32); 2] = [(Precision::Q8_0, 5e-2, 6e-2), (Precision::Q4_0, 4e-1, 1e-1)];
+
 #[test]
-fn int8_matmul_is_as_exact_as_dequantising() {
+fn int8_matmul_within_its_tolerance() {
     let fixture = fixture("minilm_l4.json");
     let reference = expected(&fixture);
-    for (precision, tolerance, _) in TOLERANCES.into_iter().filter(|(p, ..)| matches!(p, Precision::Q8_0 | Precision::Q4_0)) {
+    for (precision, tolerance, vs_dequantised_tolerance) in INT8_TOLERANCES {
         let bytes = gguf_of(&minilm_dir(), precision);
         let dequantised = matmul_logits(&bytes, QuantizedMatmul::Dequantize, &fixture);
         let int8 = matmul_logits(&bytes, QuantizedMatmul::Int8, &fixture);
         let (vs_pytorch, vs_dequantised) = (max_abs_diff(&int8, &reference), max_abs_diff(&int8, &dequantised));
         println!("{} int8: max |Δlogit| vs PyTorch {vs_pytorch:.2e}, vs dequantised {vs_dequantised:.2e}", precision.name());
         assert!(vs_pytorch <= tolerance, "{}: int8 max |Δlogit| {vs_pytorch} > {tolerance}", precision.name());
-        assert!(vs_dequantised <= 5e-3, "{}: int8 differs from dequantised by {vs_dequantised}", precision.name());
+        assert!(vs_dequantised <= vs_dequantised_tolerance, "{}: int8 differs from dequantised by {vs_dequantised}", precision.name());
     }
 }
 
-/// ELECTRA and XLM-RoBERTa through GGUF: the f32 file gives the directory's logits, the file records
-/// the family (its config), and Q8_0 keeps PyTorch's order on the fixture pairs, in both matmul paths.
 #[test]
 fn other_families_convert_and_keep_the_order_at_q8_0() {
     for (dir, name, model_type) in [("tests/models/tiny-electra", "tiny_electra.json", "electra"), ("tests/models/tiny-xlmr", "tiny_xlmr.json", "xlm-roberta")] {
@@ -116,7 +120,11 @@ fn other_families_convert_and_keep_the_order_at_q8_0() {
             // These random models have large weights (initializer_range 0.2), so the error is judged
             // against the spread of their logits: measured 3% (ELECTRA, 0.10 of 3.1).
             let spread = reference.iter().copied().fold(f32::MIN, f32::max) - reference.iter().copied().fold(f32::MAX, f32::min);
-            assert!(diff <= 0.06 * spread, "{name} q8_0 {matmul:?}: max |Δlogit| {diff} over a spread of {spread}");
+            // The int8 path rounds activations to 7 bits per block of 32 where AVX2 or relaxed SIMD
+            // runs: on these tiny random models (large, outlying activations) that measured 0.30
+            // over a spread of 3.1 for ELECTRA (0.105 before issue 34), 0.018 for XLM-R (0.0085).
+            let share = if matmul == QuantizedMatmul::Int8 { 0.12 } else { 0.06 };
+            assert!(diff <= share * spread, "{name} q8_0 {matmul:?}: max |Δlogit| {diff} over a spread of {spread}");
         }
     }
 }

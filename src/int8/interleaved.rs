@@ -1,16 +1,20 @@
-//! The interleaved layout, for the relaxed-SIMD kernel: weights interleaved four outputs at a time, and
-//! activations as two 7-bit digits, so that one `i32x4.relaxed_dot_i8x16_i7x16_add_s` does 16
-//! multiply-adds for four outputs at once and needs no horizontal sum.
+//! The interleaved layout, for the relaxed-SIMD and AVX2 kernels: weights interleaved four
+//! outputs at a time, and activations as one 7-bit digit each ([`DigitRows`]), so that each 16
+//! multiply-adds for four outputs are one dot of signed bytes with bytes in 0..=127 and need no
+//! horizontal sum.
 //!
-//! Why digits: the relaxed dot multiplies signed bytes by bytes in 0..=127 (the "i7" operand;
-//! above 127 its result depends on the CPU). Activations are rounded per row to ±8191 (14 bits,
-//! close to the plain path's 16 and far finer than Q8_0's weights), offset by [`ZERO_POINT`] to
-//! 1..=16383 and split into a high and a low digit: `x = 128·high + low − ZERO_POINT`. Each block's
-//! integer dot is then `128·Σw·high + Σw·low − ZERO_POINT·Σw`, the last term precomputed per
-//! block. Every product and sum is an exact integer below 2³¹ (16383 × 127 × 32 < 2²⁷), so the SIMD
-//! kernel and its scalar definition agree to the last bit in the integers; the f32 sums run in
-//! the same order (the SIMD kernel may fuse their multiply-add: `f32x4.relaxed_madd`). The
-//! digits are [`DigitRows`]; the kernels are in [`super::kernels`].
+//! Why one 7-bit digit: the relaxed dot multiplies signed bytes by bytes in 0..=127 (the "i7"
+//! operand; above 127 its result depends on the CPU). Without AVX-VNNI it costs a `pmaddubsw`, a
+//! `pmaddwd` and an add (BENCHMARKS.md, issue 34), so the two 7-bit digits the 14-bit
+//! activations were split into before cost two of those per product. One digit with a scale and
+//! zero point per block of 32 (where the weights' Q8_0 scales change anyway) keeps the error
+//! within the acceptance (BENCHMARKS.md: max |Δlogit| per fixture, nDCG on the default model).
+//! Each block's integer dot is `Σw·digit − zero_point·Σw`, `Σw` kept per block beside the
+//! weights' scales. Every product and sum is an exact integer (|Σw·digit| ≤ 32 × 127 × 127 <
+//! 2²⁰), so the SIMD kernels and their scalar definition agree to the last bit in the integers;
+//! the f32 sums run in the same order with the same operations (no fused multiply-add), so
+//! they agree to the last bit in f32 too: the same logits on every CPU. The kernels are in
+//! [`super::kernels`].
 //!
 //! Layout: output `n` belongs to group `n / 4`; step `t` of a group is 16 bytes holding, for each of
 //! its four outputs in turn, the weights `k = 4t .. 4t + 4`. The dot of that vector with the four
@@ -19,7 +23,6 @@
 
 use super::kernels;
 use super::panel::Panel;
-use super::quantize::ZERO_POINT;
 use super::{DigitRows, Int8Matrix, BLOCK};
 
 /// Outputs per group: one per i32 lane.
@@ -28,14 +31,15 @@ pub(in crate::int8) const GROUP: usize = 4;
 pub(in crate::int8) const STEP: usize = 4;
 /// Steps per quantisation block.
 pub(in crate::int8) const STEPS_PER_BLOCK: usize = BLOCK / STEP;
+/// Rows of activations a thread's share is a multiple of.
+const ROWS_PER_TASK: usize = 16;
 
 /// The interleaved layout (rows padded to a multiple of 4 with zero weights): `values` is
 /// `groups × cols / 4 × 16` bytes, see the module's comment; `scales` is `groups × blocks × 4`,
 /// output `4g + j`'s scale for block `b` at `(g · blocks + b) · 4 + j`.
 pub struct Interleaved {
-    /// Laid out as the scales: `−ZERO_POINT × Σ` of the block's integer weights, where each
-    /// block's low-digit dot starts.
-    pub(in crate::int8) offsets: Vec<i32>,
+    /// Laid out as the scales: the sum of each block's integer weights (for the zero points).
+    pub(in crate::int8) weight_sums: Vec<i32>,
 }
 
 /// A quantised `(rows, cols)` weight in the interleaved layout.
@@ -48,7 +52,7 @@ impl InterleavedMatrix {
         let (steps, blocks) = (cols / STEP, cols / BLOCK);
         let mut values = vec![0i8; groups * steps * GROUP * STEP];
         let mut scales = vec![0f32; groups * blocks * GROUP];
-        let mut offsets = vec![0i32; groups * blocks * GROUP];
+        let mut weight_sums = vec![0i32; groups * blocks * GROUP];
         for n in 0..rows {
             let (g, j) = (n / GROUP, n % GROUP);
             let row = &matrix.values[n * cols..(n + 1) * cols];
@@ -59,22 +63,39 @@ impl InterleavedMatrix {
             for (b, block) in row.chunks_exact(BLOCK).enumerate() {
                 let at = (g * blocks + b) * GROUP + j;
                 scales[at] = matrix.scales[n * blocks + b];
-                offsets[at] = -ZERO_POINT * block.iter().map(|&v| v as i32).sum::<i32>();
+                weight_sums[at] = block.iter().map(|&v| v as i32).sum::<i32>();
             }
         }
-        Self { rows, cols, values, scales, layout: Interleaved { offsets } }
+        Self { rows, cols, values, scales, layout: Interleaved { weight_sums } }
     }
 
-    /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major.
+    /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major, natively on as many threads as
+    /// rayon has (a contiguous share of the rows each).
     pub fn matmul(&self, x: &DigitRows) -> Vec<f32> {
-        self.product(x, (x.rows(), x.cols), kernels::interleaved)
+        let mut out = self.output(x.rows(), x.cols);
+        if out.is_empty() {
+            return out;
+        }
+        #[cfg(target_arch = "wasm32")]
+        let threads = 1;
+        #[cfg(not(target_arch = "wasm32"))]
+        let threads = rayon::current_num_threads().max(1);
+        let share = x.rows().div_ceil(threads).div_ceil(ROWS_PER_TASK) * ROWS_PER_TASK;
+        crate::cpu::for_each_chunk(&mut out, share * self.rows, |i, out| kernels::interleaved(self, x, i * share, out));
+        out
+    }
+
+    /// `x Wᵀ` on this thread alone (for callers that share the threads out themselves).
+    pub fn matmul_here(&self, x: &DigitRows) -> Vec<f32> {
+        let mut out = self.output(x.rows(), x.cols);
+        kernels::interleaved(self, x, 0, &mut out);
+        out
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::int8::quantize::DIGITS_LARGEST;
     use crate::int8::tests::quantized;
     use crate::int8::QuantizedRows;
     use candle_core::quantized::GgmlDType;
@@ -92,15 +113,15 @@ mod tests {
             let digits = DigitRows::new(&x, cols);
             let got = interleaved.matmul(&digits);
             let mut scalar = vec![0f32; m * rows];
-            kernels::scalar::interleaved(&interleaved, &digits, &mut scalar);
+            kernels::scalar::interleaved(&interleaved, &digits, 0, &mut scalar);
             assert_eq!(got, scalar);
             let plain = matrix.matmul(&QuantizedRows::new(&x, cols));
             for i in 0..m {
-                let largest = x[i * cols..(i + 1) * cols].iter().fold(0f32, |a, v| a.max(v.abs()));
                 for n in 0..rows {
                     let exact: f32 = (0..cols).map(|k| x[i * cols + k] * weights[n][k]).sum();
-                    // Rounding to ±8191 moves each activation by at most half a step.
-                    let bound = 0.5 * largest / DIGITS_LARGEST * weights[n].iter().map(|w| w.abs()).sum::<f32>() + 1e-4;
+                    // Rounding to a digit moves each activation by at most half its block's step.
+                    let step = |k: usize| digits.blocks[(i * cols + k) / BLOCK].scale;
+                    let bound = (0..cols).map(|k| 0.5 * step(k) * weights[n][k].abs()).sum::<f32>() * 1.001 + 1e-4;
                     let (value, row_major) = (got[i * rows + n], plain[i * rows + n]);
                     assert!((value - exact).abs() <= bound, "{dtype:?} ({i}, {n}): {value} vs exact {exact}");
                     assert!((value - row_major).abs() <= bound, "{dtype:?} ({i}, {n}): {value} vs row-major {row_major}");

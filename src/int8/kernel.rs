@@ -12,7 +12,8 @@ pub enum Kernel {
     /// Relaxed SIMD's `i32x4.relaxed_dot_i8x16_i7x16_add_s` on the interleaved layout: wasm built
     /// with relaxed SIMD.
     RelaxedSimd,
-    /// AVX2's `vpmaddwd` on the paired layout: x86-64 CPUs with AVX2 and FMA, unless
+    /// AVX2's `vpmaddubsw` on the interleaved layout (the relaxed-SIMD kernel's numbers, bit for
+    /// bit): x86-64 CPUs with AVX2 and FMA, unless
     /// `CROSSRANK_CPU=baseline` turns them off (see [`crate::cpu`]).
     Avx2,
 }

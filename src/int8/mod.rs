@@ -1,19 +1,23 @@
 //! Integer matrix products for quantised linear layers: the weights stay in their GGUF blocks
-//! (Q8_0 or Q4_0: 32 integers and one scale per block), activations are quantised per row to
-//! 16-bit integers at run time, and each block's integer dot product is scaled by the block's
-//! scale before it is summed in f32.
+//! (Q8_0 or Q4_0: 32 integers and one scale per block), activations are quantised at run time,
+//! and each block's integer dot product is scaled by the block's scales before it is summed in
+//! f32.
 //!
-//! Why 16 bits for activations: the integer products then carry no more rounding than the
-//! dequantised f32 path (a row's values are rounded to 1/32767 of its largest one), so the int8
-//! path keeps Q8_0's accuracy, while the products run as SIMD128's `i32x4.dot_i16x8_s` (8
-//! multiply-adds per instruction, twice f32x4's). A block's sum of 32 products stays below
-//! 32767 × 127 × 32 < 2³¹, so the i32 lanes cannot overflow whatever the input.
+//! Two activation forms. [`DigitRows`], for the interleaved layout that relaxed SIMD (wasm) and
+//! AVX2 (x86-64) multiply: one 7-bit digit per value with a scale and zero point per block of 32,
+//! so each 16 products are one `pmaddubsw`-class dot whether or not the CPU has AVX-VNNI (issue
+//! 34; [`interleaved`] says why). Both kernels and their scalar definition give the same f32
+//! results bit for bit, so a model scores the same on every CPU and in every browser with relaxed
+//! SIMD. [`QuantizedRows`], for the row-major layout of the SIMD128 build (browsers without
+//! relaxed SIMD) and the scalar kernel of CPUs without AVX2: 16 bits per row, products by
+//! `i32x4.dot_i16x8_s`, as exact as the dequantised f32 path (a row rounded to 1/32767 of its
+//! largest value); a block's sum of 32 products stays below 32767 × 127 × 32 < 2³¹.
 //!
 //! By concern, as ggml lays out its quant types:
 //! - [`blocks`]: the Q8_0/Q4_0 block formats (sizes, decoding, Q8_0's rounding, f16 scales);
 //! - [`quantize`]: the activation quantisers;
 //! - the layouts a weight is kept in: row-major as read ([`row_major`]), interleaved for relaxed
-//!   SIMD ([`interleaved`]), column pairs for AVX2 ([`paired`]);
+//!   SIMD and AVX2 ([`interleaved`]);
 //! - [`kernels`]: one file per instruction set, each tested against its scalar definition;
 //! - [`attention`]: attention's two products on the same kernels;
 //! - [`Kernel`]: which kernel runs, chosen once by [`Kernel::detect`] and reported by its name.
@@ -29,16 +33,12 @@ pub mod blocks;
 mod interleaved;
 mod kernel;
 mod kernels;
-#[cfg(target_arch = "x86_64")]
-mod paired;
 mod panel;
 mod quantize;
 mod row_major;
 pub use blocks::{check_block_scales, BLOCK};
 pub use interleaved::InterleavedMatrix;
 pub use kernel::Kernel;
-#[cfg(target_arch = "x86_64")]
-pub use paired::PairedMatrix;
 pub(crate) use quantize::largest_magnitude;
 pub use quantize::{DigitRows, QuantizedRows};
 pub use row_major::Int8Matrix;
@@ -61,22 +61,17 @@ impl Activations {
 }
 
 /// A quantised linear weight in the layout of the kernel [`Kernel::detect`] picks: interleaved
-/// for relaxed SIMD, in column pairs with row scales for AVX2, row-major for SIMD128 and the
-/// scalar definitions. Only one form is kept in memory.
+/// for relaxed SIMD and AVX2, row-major for SIMD128 and the scalar definitions. Only one form is kept in memory.
 pub enum Int8Weight {
     RowMajor(Int8Matrix),
     Interleaved(InterleavedMatrix),
-    #[cfg(target_arch = "x86_64")]
-    Paired(PairedMatrix),
 }
 
 impl Int8Weight {
     /// See [`Int8Matrix::from_qtensor`]: `None` for types the int8 path does not take.
     pub fn from_qtensor(file: &str, name: &str, tensor: &QTensor) -> Result<Option<Self>> {
         Ok(Int8Matrix::from_qtensor(file, name, tensor)?.map(|matrix| match Kernel::detect() {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => Self::Paired(PairedMatrix::new(&matrix)),
-            Kernel::RelaxedSimd => Self::Interleaved(InterleavedMatrix::new(&matrix)),
+            Kernel::Avx2 | Kernel::RelaxedSimd => Self::Interleaved(InterleavedMatrix::new(&matrix)),
             _ => Self::RowMajor(matrix),
         }))
     }
@@ -86,8 +81,6 @@ impl Int8Weight {
         match self {
             Self::RowMajor(matrix) => matrix.rows(),
             Self::Interleaved(matrix) => matrix.rows(),
-            #[cfg(target_arch = "x86_64")]
-            Self::Paired(matrix) => matrix.rows(),
         }
     }
 
@@ -97,17 +90,11 @@ impl Int8Weight {
         match self {
             Self::RowMajor(_) => Activations::Rows(QuantizedRows::new(x, cols)),
             Self::Interleaved(_) => Activations::Digits(DigitRows::new(x, cols)),
-            #[cfg(target_arch = "x86_64")]
-            Self::Paired(_) => Activations::Rows(PairedMatrix::quantize(x, cols)),
         }
     }
 
     /// `x Wᵀ + bias`. The bias is added here, in place, rather than by a broadcast that allocates.
     pub fn matmul(&self, x: &Activations, bias: &[f32]) -> Vec<f32> {
-        #[cfg(target_arch = "x86_64")]
-        if let (Self::Paired(matrix), Activations::Rows(x)) = (self, x) {
-            return matrix.matmul(x, bias); // adds the bias as it writes
-        }
         let mut out = match (self, x) {
             (Self::RowMajor(matrix), Activations::Rows(x)) => matrix.matmul(x),
             (Self::Interleaved(matrix), Activations::Digits(x)) => matrix.matmul(x),

@@ -1,7 +1,7 @@
-//! What the three weight layouts share: a quantised `(rows, cols)` weight as integers with f32
+//! What the weight layouts share: a quantised `(rows, cols)` weight as integers with f32
 //! scales. The layout type `L` says in which order `values` and `scales` are kept (its doc comment)
 //! and holds whatever else its kernel needs; each layout's module adds the constructor and the
-//! product ([`super::Int8Matrix`], [`super::InterleavedMatrix`], [`super::PairedMatrix`]).
+//! product ([`super::Int8Matrix`], [`super::InterleavedMatrix`]).
 
 pub struct Panel<T, L> {
     pub(in crate::int8) rows: usize,

@@ -1,17 +1,17 @@
 //! The activation quantisers: each row of f32 activations rounded to integers times one scale per
-//! row, in the form a kernel reads. [`QuantizedRows`] (16-bit integers, or 14-bit for AVX2) for
-//! the row-major and paired layouts, [`DigitRows`] (two 7-bit digits) for the interleaved one.
+//! row, in the form a kernel reads. [`QuantizedRows`] (16-bit integers) for the
+//! row-major layout, [`DigitRows`] (one 7-bit digit per value, a scale and zero
+//! point per block of 32) for the interleaved one.
 //!
 //! A row holding inf or NaN would round to finite integers and give a finite, wrong score: the
 //! quantisers mark it with a NaN scale instead (found while they look for its largest value, so
 //! it costs nothing), and the caller refuses it ([`super::Activations::all_finite`]).
 
+use super::BLOCK;
+
 /// Activations quantised per row: `x[m][k] ≈ values[m][k] × scales[m]`, `|values| ≤ limit`.
 pub struct QuantizedRows {
     pub(in crate::int8) cols: usize,
-    /// Checked by kernels whose integer sums are bounded for smaller values (x86-64's AVX2).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(in crate::int8) limit: i32,
     pub(in crate::int8) values: Vec<i16>,
     pub(in crate::int8) scales: Vec<f32>,
 }
@@ -19,12 +19,7 @@ pub struct QuantizedRows {
 impl QuantizedRows {
     /// `x`: `rows × cols` f32, row-major, rounded to 16 bits (±32767).
     pub fn new(x: &[f32], cols: usize) -> Self {
-        Self::with_limit(x, cols, i16::MAX as i32)
-    }
-
-    /// As [`QuantizedRows::new`], rounded to ±`limit` (at most 32767).
-    pub fn with_limit(x: &[f32], cols: usize, limit: i32) -> Self {
-        let limit = limit.min(i16::MAX as i32);
+        let limit = i16::MAX as i32;
         let rows = if cols == 0 { 0 } else { x.len() / cols };
         let mut values = vec![0i16; rows * cols];
         let mut scales = vec![0f32; rows];
@@ -33,21 +28,7 @@ impl QuantizedRows {
         crate::cpu::for_each_chunk_pair(&mut values, ROWS_PER_TASK * cols, &mut scales, ROWS_PER_TASK, |i, values, scales| {
             quantize_rows(&x[i * ROWS_PER_TASK * cols..][..values.len()], cols, limit, values, scales)
         });
-        Self { cols, limit, values, scales }
-    }
-
-    /// Rows known to lie in [−1, 1] whose true values are `x × row_scales` (attention's
-    /// probabilities before their division by the row's sum), as [`QuantizedRows::with_limit`]
-    /// would round them with a largest value of 1.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub fn in_unit_range(x: &[f32], cols: usize, row_scales: &[f32], limit: i32) -> Self {
-        let mut rows = Self::with_limit(&[], cols, limit);
-        rows.values = vec![0i16; x.len()];
-        round_unit_range(x, rows.limit as f32, &mut rows.values);
-        // A non-finite scale (a fully masked row) would make NaN of every product: zero instead.
-        rows.scales = row_scales.iter().map(|s| if s.is_finite() { s / rows.limit as f32 } else { 0.0 }).collect();
-        assert_eq!(rows.values.len(), rows.scales.len() * cols, "one scale per row");
-        rows
+        Self { cols, values, scales }
     }
 
     pub fn rows(&self) -> usize {
@@ -84,14 +65,6 @@ crate::cpu::multiversioned! {
     }
 }
 
-crate::cpu::multiversioned! {
-    fn round_unit_range(x: &[f32], limit: f32, values: &mut [i16]) {
-        for (q, v) in values.iter_mut().zip(x) {
-            *q = round_clamped(v * limit, limit) as i16;
-        }
-    }
-}
-
 /// `v` rounded to the nearest integer (ties to even) and clamped to ±`limit` (≤ 2²²; NaN gives
 /// −limit). Written to vectorise: `round` is a libm call and a float-to-int cast saturates
 /// lane by lane, while adding 1.5·2²³ leaves the rounded integer in the low mantissa bits.
@@ -102,82 +75,117 @@ pub(crate) fn round_clamped(v: f32, limit: f32) -> i32 {
     (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
 }
 
-/// Activations are rounded to ±[`DIGITS_LARGEST`] and offset by this, which keeps both digits in
-/// 0..=127.
-pub(in crate::int8) const ZERO_POINT: i32 = 8192;
-pub(in crate::int8) const DIGITS_LARGEST: f32 = 8191.0;
+/// The largest digit: activations are one 7-bit digit, the relaxed dot's "i7" operand.
+pub(in crate::int8) const DIGIT_LARGEST: i32 = 127;
 
-/// Activations per row as `128·high + low − ZERO_POINT`, times the row's scale: the operands of
-/// relaxed SIMD's dot of signed bytes with bytes in 0..=127 (see [`super::interleaved`]).
+/// One block's scale and zero point: its values are `(digit − zero_point) × scale`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DigitBlock {
+    /// NaN for every block of a row that held inf or NaN (see the module's comment).
+    pub scale: f32,
+    /// In 0..=127.
+    pub zero_point: i32,
+}
+
+/// Activations as one 7-bit digit each, with a scale and a zero point per block of [`BLOCK`]
+/// values of a row: `x[m][k] ≈ (digits[m][k] − zero_point) × scale` of block `(m, k / 32)`,
+/// digits in 0..=127 (the operands of relaxed SIMD's dot of signed bytes with bytes in 0..=127,
+/// see [`super::interleaved`]). Each block spans `[min(its least, 0), max(its largest, 0)]` in
+/// 127 steps, so zero is exact (padding contributes nothing) and a block whose values are all of
+/// one sign (GELU's output, attention's probabilities) gets all 127.
 pub struct DigitRows {
     pub(in crate::int8) cols: usize,
-    pub(in crate::int8) low: Vec<u8>,
-    pub(in crate::int8) high: Vec<u8>,
-    pub(in crate::int8) scales: Vec<f32>,
+    pub(in crate::int8) digits: Vec<u8>,
+    /// `rows × cols / 32`, row-major.
+    pub(in crate::int8) blocks: Vec<DigitBlock>,
 }
 
 impl DigitRows {
-    /// `x`: `rows × cols` f32, row-major.
+    /// `x`: `rows × cols` f32, row-major; `cols` a multiple of [`BLOCK`].
     pub fn new(x: &[f32], cols: usize) -> Self {
+        assert!(cols % BLOCK == 0, "activations are quantised in blocks of {BLOCK}");
         let rows = if cols == 0 { 0 } else { x.len() / cols };
-        // Digits of zero, so that a row left out below contributes exactly nothing.
-        let mut low = vec![(ZERO_POINT % 128) as u8; rows * cols];
-        let mut high = vec![(ZERO_POINT / 128) as u8; rows * cols];
-        let mut scales = vec![0f32; rows];
-        for (m, row) in x.chunks_exact(cols.max(1)).enumerate() {
-            let largest = largest_magnitude(row);
-            if !largest.is_finite() {
-                // As QuantizedRows: a NaN scale marks the row, and the caller refuses it
-                // (rounded, inf and NaN would become finite integers and a wrong score).
-                scales[m] = f32::NAN;
-                continue;
-            }
-            if largest == 0.0 {
-                continue;
-            }
-            let scale = largest / DIGITS_LARGEST;
-            let span = m * cols..(m + 1) * cols;
-            split(row, 1.0 / scale, &mut low[span.clone()], &mut high[span]);
-            scales[m] = scale;
-        }
-        Self { cols, low, high, scales }
+        let mut digits = vec![0u8; rows * cols];
+        let mut blocks = vec![DigitBlock::default(); rows * cols / BLOCK];
+        // Blocks of rows shared by the threads (natively; one task in wasm).
+        const ROWS_PER_TASK: usize = 64;
+        crate::cpu::for_each_chunk_pair(&mut digits, ROWS_PER_TASK * cols, &mut blocks, ROWS_PER_TASK * cols / BLOCK, |i, digits, blocks| {
+            quantize_blocks(&x[i * ROWS_PER_TASK * cols..][..digits.len()], digits, blocks)
+        });
+        let mut quantized = Self { cols, digits, blocks };
+        quantized.mark_non_finite_rows();
+        quantized
     }
 
-    /// Rows known to lie in [−1, 1] (no search for the largest value), whose true values are
-    /// `x × row_scales`: attention's probabilities before their division by the row sum.
+    /// Rows of attention's probabilities before their division by the row's sum (`x` in
+    /// [0, 1], true values `x × row_scales`): quantised as [`DigitRows::new`] would, each block's
+    /// scale then times its row's. A non-finite row scale (a fully masked row) gives zeros.
     pub fn in_unit_range(x: &[f32], cols: usize, row_scales: &[f32]) -> Self {
-        let rows = row_scales.len();
-        assert_eq!(x.len(), rows * cols, "one scale per row");
-        let mut low = vec![0u8; rows * cols];
-        let mut high = vec![0u8; rows * cols];
-        for (m, row) in x.chunks_exact(cols.max(1)).enumerate() {
-            let span = m * cols..(m + 1) * cols;
-            split(row, DIGITS_LARGEST, &mut low[span.clone()], &mut high[span]);
+        assert_eq!(x.len(), row_scales.len() * cols, "one scale per row");
+        let mut quantized = Self::new(x, cols);
+        let per_row = cols / BLOCK;
+        for (row, &row_scale) in quantized.blocks.chunks_exact_mut(per_row.max(1)).zip(row_scales) {
+            for block in row {
+                block.scale = if row_scale.is_finite() { block.scale * row_scale } else { 0.0 };
+            }
         }
-        // A non-finite scale (a fully masked row) would make NaN of every product: zero instead.
-        let scales = row_scales.iter().map(|s| if s.is_finite() { s / DIGITS_LARGEST } else { 0.0 }).collect();
-        Self { cols, low, high, scales }
+        quantized
     }
 
     pub fn rows(&self) -> usize {
-        self.scales.len()
+        if self.cols == 0 {
+            0
+        } else {
+            self.digits.len() / self.cols
+        }
     }
 
     /// Whether every row was finite (see the module's comment).
     pub fn all_finite(&self) -> bool {
-        self.scales.iter().all(|scale| scale.is_finite())
+        self.blocks.iter().all(|block| block.scale.is_finite())
+    }
+
+    /// A row with a non-finite block: every block of it NaN (its digits are meaningless).
+    fn mark_non_finite_rows(&mut self) {
+        let per_row = self.cols / BLOCK;
+        for row in self.blocks.chunks_exact_mut(per_row.max(1)) {
+            if row.iter().any(|block| !block.scale.is_finite()) {
+                row.iter_mut().for_each(|block| block.scale = f32::NAN);
+            }
+        }
     }
 }
 
-/// Rounds `row × inverse` to ±DIGITS_LARGEST and writes its two digits. Written to vectorise: ties
-/// to even is wasm's `f32.nearest` (`round` is a libm call), the cast saturates (NaN gives 0), and
-/// the clamp is on integers.
-#[inline(always)]
-fn split(row: &[f32], inverse: f32, low: &mut [u8], high: &mut [u8]) {
-    for ((v, l), h) in row.iter().zip(low).zip(high) {
-        let offset = ((v * inverse).round_ties_even() as i32).clamp(-(DIGITS_LARGEST as i32), DIGITS_LARGEST as i32) + ZERO_POINT;
-        *l = (offset & 127) as u8;
-        *h = (offset >> 7) as u8;
+crate::cpu::multiversioned! {
+    /// Each block of 32 values of `x` as digits, a scale and a zero point (see [`DigitRows`]).
+    /// Ties round to even (wasm's `f32.nearest`; `round` is a libm call), the cast saturates, and
+    /// the clamp is on integers: the same digits on every CPU.
+    fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
+        for ((values, out), block) in x.chunks_exact(BLOCK).zip(digits.chunks_exact_mut(BLOCK)).zip(blocks) {
+            let (mut least, mut largest) = (0f32, 0f32);
+            let mut finite = true;
+            for &v in values {
+                least = if v < least { v } else { least };
+                largest = if v > largest { v } else { largest };
+                finite &= v.is_finite();
+            }
+            if !finite {
+                *block = DigitBlock { scale: f32::NAN, zero_point: 0 };
+                continue;
+            }
+            if largest == least {
+                *block = DigitBlock::default(); // all zeros: digits 0, zero point 0
+                out.fill(0);
+                continue;
+            }
+            let scale = (largest - least) / DIGIT_LARGEST as f32;
+            let inverse = 1.0 / scale;
+            let zero_point = ((-least * inverse).round_ties_even() as i32).clamp(0, DIGIT_LARGEST);
+            for (d, v) in out.iter_mut().zip(values) {
+                *d = ((v * inverse).round_ties_even() as i32 + zero_point).clamp(0, DIGIT_LARGEST) as u8;
+            }
+            *block = DigitBlock { scale, zero_point };
+        }
     }
 }
 
@@ -203,14 +211,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn digits_hold_each_value() {
-        let x = [0.0, 1.0, -1.0, 0.5, -0.25, 1e-4, 0.999];
-        let rows = DigitRows::new(&x, x.len());
+    fn digits_hold_each_value_within_half_a_step() {
+        let mut x: Vec<f32> = (0..64).map(|i| (i as f32 - 20.0) / 7.0).collect();
+        x[3] = 0.0;
+        x[40..].iter_mut().for_each(|v| *v = v.abs() + 0.1); // a block of one sign
+        let rows = DigitRows::new(&x, 64);
         for (k, &v) in x.iter().enumerate() {
-            let offset = 128 * rows.high[k] as i32 + rows.low[k] as i32;
-            assert!(rows.high[k] <= 127 && rows.low[k] <= 127, "digits of {v} stay in 0..=127");
-            let back = (offset - ZERO_POINT) as f32 * rows.scales[0];
-            assert!((back - v).abs() <= 0.5 / DIGITS_LARGEST + 1e-7, "{v} came back as {back}");
+            let block = rows.blocks[k / BLOCK];
+            assert!(rows.digits[k] <= 127 && (0..=127).contains(&block.zero_point));
+            let back = (rows.digits[k] as i32 - block.zero_point) as f32 * block.scale;
+            assert!((back - v).abs() <= 0.5 * block.scale * 1.0001 + 1e-7, "{v} came back as {back}");
         }
+        assert_eq!(rows.digits[3] as i32, rows.blocks[0].zero_point, "zero is exact");
+        assert_eq!(rows.blocks[1].zero_point, 0, "a block of positive values uses all 127 steps");
+    }
+
+    #[test]
+    fn non_finite_rows_are_marked_and_zero_rows_are_zero() {
+        let mut x = vec![0f32; 3 * 64];
+        x[64 + 40] = f32::INFINITY;
+        x[128] = 1.0;
+        let rows = DigitRows::new(&x, 64);
+        assert!(!rows.all_finite());
+        assert!(rows.blocks[2].scale.is_nan() && rows.blocks[3].scale.is_nan(), "the whole row");
+        assert_eq!(rows.blocks[0], DigitBlock::default());
+        assert!(DigitRows::new(&x[..64], 64).all_finite());
     }
 }

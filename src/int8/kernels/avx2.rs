@@ -1,79 +1,106 @@
-//! The paired product on AVX2 (x86-64): `vpmaddwd` of column pairs of 16-bit weights with
-//! activation pairs broadcast to every lane ([`crate::int8::paired`] says why and how), four rows
-//! against 16 outputs at a time.
+//! The interleaved product on AVX2 (x86-64): the relaxed-SIMD kernel's sequence 256 bits wide,
+//! `vpmaddubsw` of one 7-bit activation digit with the signed weight bytes, `vpmaddwd` with ones
+//! and `vpaddd` ([`crate::int8::interleaved`] says why and how). Each vector holds two steps of
+//! one group (32 contiguous bytes of the layout): its low half sums the even steps, its high half
+//! the odd ones, and the halves are added once per block. Four rows against two groups (eight
+//! outputs) at a time; per block of 64 rows, one pair of groups at a time over all of them, so
+//! that the pair's weights stay in L1.
 
 use core::arch::x86_64::*;
 
-use crate::int8::paired::{PairedMatrix, FLUSH, GROUP, ROWS_PER_BLOCK, TILE_GROUPS, TILE_ROWS};
-use crate::int8::QuantizedRows;
+use crate::int8::interleaved::{GROUP, STEP, STEPS_PER_BLOCK};
+use crate::int8::{DigitRows, InterleavedMatrix, BLOCK};
 
-/// Rows `first ..` of `x Wᵀ + bias` (as many as `out` holds), as [`super::scalar::paired`]
-/// defines them: per block of 64 rows, one panel of 16 outputs at a time over all of them, so
-/// that the panel's weights stay in cache.
+const ROWS: usize = 4;
+const GROUPS: usize = 2;
+const ROWS_PER_BLOCK: usize = 64;
+
+/// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
+/// [`super::scalar::interleaved`] defines them, bit for bit.
 #[target_feature(enable = "avx2")]
-pub unsafe fn paired(w: &PairedMatrix, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
-    let count = out.len() / w.rows;
-    let panels = w.scales.len() / (GROUP * TILE_GROUPS);
-    for block in (0..count).step_by(ROWS_PER_BLOCK) {
-        let end = (block + ROWS_PER_BLOCK).min(count);
-        for panel in 0..panels {
-            let mut i = block;
-            while i < end {
-                let rows = TILE_ROWS.min(end - i);
-                // SAFETY (all four): rows first+i .. first+i+rows exist in x, the panel's groups in w.
-                match rows {
-                    4 => tile::<4>(w, x, first, i, panel, bias, out),
-                    3 => tile::<3>(w, x, first, i, panel, bias, out),
-                    2 => tile::<2>(w, x, first, i, panel, bias, out),
-                    _ => tile::<1>(w, x, first, i, panel, bias, out),
+pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+    let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
+    for block in (0..m_total).step_by(ROWS_PER_BLOCK) {
+        let end = (block + ROWS_PER_BLOCK).min(m_total);
+        let mut g = 0;
+        while g < groups {
+            let two = groups - g >= GROUPS;
+            let mut m = block;
+            while m < end {
+                let rows = ROWS.min(end - m);
+                // SAFETY: as the relaxed-SIMD kernel's: rows and groups exist for the counts passed.
+                match (rows, two) {
+                    (4, true) => tile::<4, 2>(w, x, first, m, g, out),
+                    (3, true) => tile::<3, 2>(w, x, first, m, g, out),
+                    (2, true) => tile::<2, 2>(w, x, first, m, g, out),
+                    (_, true) => tile::<1, 2>(w, x, first, m, g, out),
+                    (4, false) => tile::<4, 1>(w, x, first, m, g, out),
+                    (3, false) => tile::<3, 1>(w, x, first, m, g, out),
+                    (2, false) => tile::<2, 1>(w, x, first, m, g, out),
+                    (_, false) => tile::<1, 1>(w, x, first, m, g, out),
                 }
-                i += rows;
+                m += rows;
             }
+            g += if two { GROUPS } else { 1 };
         }
     }
 }
 
-/// `R` rows from `first + i` against the 16 outputs of `panel`, written to `out` rows `i ..`.
 #[target_feature(enable = "avx2")]
-unsafe fn tile<const R: usize>(w: &PairedMatrix, x: &QuantizedRows, first: usize, i: usize, panel: usize, bias: &[f32], out: &mut [f32]) {
-    let k = w.cols;
-    let xs = x.values.as_ptr().add((first + i) * k);
-    let w0 = w.values.as_ptr().add(panel * TILE_GROUPS * GROUP * k);
-    let w1 = w0.add(GROUP * k);
-    let mut totals = [[_mm256_setzero_ps(); TILE_GROUPS]; R];
-    let mut start = 0;
-    while start < k {
-        let end = (start + FLUSH).min(k);
-        let mut sums = [[_mm256_setzero_si256(); TILE_GROUPS]; R];
-        for p in start / 2..end / 2 {
-            let a = _mm256_loadu_si256(w0.add(p * 2 * GROUP) as *const __m256i);
-            let b = _mm256_loadu_si256(w1.add(p * 2 * GROUP) as *const __m256i);
+#[inline]
+unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
+    let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
+    let values = w.values.as_ptr();
+    let digits = x.digits.as_ptr().add((first + m) * cols);
+    let activation_blocks = x.blocks.as_ptr().add((first + m) * blocks);
+    let ones = _mm256_set1_epi16(1);
+    // Step t's four digits to the low four lanes, step t + 1's to the high four.
+    let spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    let mut sums = [[_mm_setzero_ps(); G]; R];
+    for b in 0..blocks {
+        let mut dots = [[_mm256_setzero_si256(); G]; R];
+        let mut t = b * STEPS_PER_BLOCK;
+        while t < (b + 1) * STEPS_PER_BLOCK {
+            let mut weights = [_mm256_setzero_si256(); G];
+            for (gi, v) in weights.iter_mut().enumerate() {
+                *v = _mm256_loadu_si256(values.add(((g + gi) * steps + t) * GROUP * STEP) as *const __m256i);
+            }
             for r in 0..R {
-                let pair = _mm256_set1_epi32((xs.add(r * k + 2 * p) as *const i32).read_unaligned());
-                sums[r][0] = _mm256_add_epi32(sums[r][0], _mm256_madd_epi16(pair, a));
-                sums[r][1] = _mm256_add_epi32(sums[r][1], _mm256_madd_epi16(pair, b));
+                let eight = _mm_loadl_epi64(digits.add(r * cols + t * STEP) as *const __m128i);
+                let d = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(eight), spread);
+                for gi in 0..G {
+                    let pairs = _mm256_maddubs_epi16(d, weights[gi]);
+                    dots[r][gi] = _mm256_add_epi32(dots[r][gi], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+            t += 2;
+        }
+        for gi in 0..G {
+            let at = ((g + gi) * blocks + b) * GROUP;
+            let weight_sums = _mm_loadu_si128(w.layout.weight_sums.as_ptr().add(at) as *const __m128i);
+            let scales = _mm_loadu_ps(w.scales.as_ptr().add(at));
+            for r in 0..R {
+                let block = *activation_blocks.add(r * blocks + b);
+                let halves = _mm_add_epi32(_mm256_castsi256_si128(dots[r][gi]), _mm256_extracti128_si256::<1>(dots[r][gi]));
+                let dot = _mm_add_epi32(halves, _mm_mullo_epi32(weight_sums, _mm_set1_epi32(-block.zero_point)));
+                let scale = _mm_mul_ps(scales, _mm_set1_ps(block.scale));
+                // Not fused: the scalar definition rounds the product, then the sum.
+                sums[r][gi] = _mm_add_ps(sums[r][gi], _mm_mul_ps(_mm_cvtepi32_ps(dot), scale));
             }
         }
-        for r in 0..R {
-            for g in 0..TILE_GROUPS {
-                totals[r][g] = _mm256_add_ps(totals[r][g], _mm256_cvtepi32_ps(sums[r][g]));
-            }
-        }
-        start = end;
     }
-    let n0 = panel * TILE_GROUPS * GROUP;
-    let outputs = (w.rows - n0.min(w.rows)).min(TILE_GROUPS * GROUP);
     for r in 0..R {
-        let mut values = [0f32; TILE_GROUPS * GROUP];
-        for g in 0..TILE_GROUPS {
-            let scales = _mm256_loadu_ps(w.scales.as_ptr().add(n0 + g * GROUP));
-            let y = _mm256_mul_ps(_mm256_mul_ps(totals[r][g], _mm256_set1_ps(x.scales[first + i + r])), scales);
-            _mm256_storeu_ps(values.as_mut_ptr().add(g * GROUP), y);
-        }
-        let out = &mut out[(i + r) * w.rows + n0..][..outputs];
-        match bias.get(n0..n0 + outputs) {
-            Some(bias) => out.iter_mut().zip(&values).zip(bias).for_each(|((y, v), b)| *y = v + b),
-            None => out.copy_from_slice(&values[..outputs]),
+        let row = &mut out[(m + r) * w.rows..(m + r + 1) * w.rows];
+        for gi in 0..G {
+            let first_output = (g + gi) * GROUP;
+            if first_output + GROUP <= w.rows {
+                _mm_storeu_ps(row.as_mut_ptr().add(first_output), sums[r][gi]);
+            } else {
+                let lanes: [f32; GROUP] = core::mem::transmute(sums[r][gi]);
+                for (j, &lane) in lanes.iter().enumerate().take(w.rows - first_output) {
+                    row[first_output + j] = lane;
+                }
+            }
         }
     }
 }
@@ -82,24 +109,28 @@ unsafe fn tile<const R: usize>(w: &PairedMatrix, x: &QuantizedRows, first: usize
 mod tests {
     use crate::int8::kernels::scalar;
     use crate::int8::tests::{activations, quantized};
-    use crate::int8::{Int8Matrix, PairedMatrix};
+    use crate::int8::{DigitRows, Int8Matrix, InterleavedMatrix};
     use candle_core::quantized::GgmlDType;
 
     #[test]
     fn avx2_kernel_equals_its_definition() {
         if crate::int8::Kernel::detect() != crate::int8::Kernel::Avx2 {
-            return; // nothing to compare on this CPU; the definition is tested in paired.rs
+            return; // nothing to compare on this CPU; the definition is tested in interleaved.rs
         }
-        // Rows past one task and not a multiple of the tile, outputs not a multiple of 16,
-        // columns past one flush and not a multiple of it.
-        for (rows, cols, m) in [(40, 352, 70), (3, 32, 1), (16, 128, 4)] {
-            let matrix = PairedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &quantized(GgmlDType::Q8_0, rows, cols)).unwrap().unwrap());
-            let x = PairedMatrix::quantize(&activations(m, cols), cols);
-            let bias: Vec<f32> = (0..rows).map(|n| n as f32 / 3.0 - 2.0).collect();
-            let got = matrix.matmul(&x, &bias);
+        // Rows past one block of 64 and not a multiple of the tile, outputs not a multiple of 8
+        // nor of 4, Q4_0 as well as Q8_0, a row of zeros.
+        for (dtype, rows, cols, m) in [(GgmlDType::Q8_0, 42, 352, 70), (GgmlDType::Q8_0, 3, 32, 1), (GgmlDType::Q4_0, 16, 128, 5), (GgmlDType::Q8_0, 8, 64, 3)] {
+            let matrix = InterleavedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap());
+            let mut values = activations(m, cols);
+            values[..cols].iter_mut().for_each(|v| *v = 0.0);
+            let x = DigitRows::new(&values, cols);
+            let mut got = vec![0f32; m * rows];
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { super::interleaved(&matrix, &x, 0, &mut got) };
             let mut expected = vec![0f32; m * rows];
-            scalar::paired(&matrix, &x, 0, &bias, &mut expected);
-            assert_eq!(got, expected, "{rows}×{cols}, {m} rows");
+            scalar::interleaved(&matrix, &x, 0, &mut expected);
+            assert_eq!(got, expected, "{dtype:?} {rows}×{cols}, {m} rows");
+            assert_eq!(matrix.matmul(&x), expected, "{dtype:?} {rows}×{cols}, {m} rows, shared by the threads");
         }
     }
 }

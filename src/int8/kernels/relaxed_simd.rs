@@ -1,89 +1,110 @@
-//! The interleaved product on relaxed SIMD (wasm): `i32x4.relaxed_dot_i8x16_i7x16_add_s` of the
-//! weights with activation digits ([`crate::int8::interleaved`] says why and how).
-//! Two activation rows against two groups (eight outputs) at a time: each weight vector is
-//! used for both rows, each splatted digit for both groups; 8 dots per 4 loads and 4 splats.
+//! The interleaved product on relaxed SIMD (wasm): weights times one 7-bit activation digit
+//! ([`crate::int8::interleaved`] says why and how) by `i16x8.relaxed_dot_i8x16_i7x16_s`, widened
+//! by `i32x4.dot_i16x8_s` with ones and added. Without AVX-VNNI that is `pmaddubsw`, `pmaddwd`,
+//! `paddd`: the same three instructions V8 emits for `i32x4.relaxed_dot_i8x16_i7x16_add_s`, which
+//! also makes its ones constant anew each time, and measured ~2× slower (BENCHMARKS.md, issue 34).
+//! The i16 step is exact: two products of a byte and a digit sum to at most 2 × 128 × 127 <
+//! 2¹⁵. Four activation rows against two groups (eight outputs) at a time: each weight vector is
+//! used for four rows, each splatted digit for both groups.
 
 use core::arch::wasm32::*;
 
 use crate::int8::interleaved::{GROUP, STEP, STEPS_PER_BLOCK};
 use crate::int8::{DigitRows, InterleavedMatrix, BLOCK};
 
-const ROWS: usize = 2;
+const ROWS: usize = 4;
 const GROUPS: usize = 2;
+/// Rows one pair of groups is reused for while its weights sit in cache.
+const ROWS_PER_BLOCK: usize = 64;
 
-/// `x Wᵀ` into `out` `(m, rows)`, as [`super::scalar::interleaved`] defines it (the f32
-/// multiply-add may be fused: `f32x4.relaxed_madd`).
-pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, out: &mut [f32]) {
-    let (m_total, groups) = (x.rows(), w.rows.div_ceil(GROUP));
-    let mut m = 0;
-    while m < m_total {
+/// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
+/// [`super::scalar::interleaved`] defines them, bit for bit.
+pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+    let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
+    // Per block of rows, one pair of groups at a time over all of them, so that the pair's
+    // weights stay in cache while the rows' digits (64 × cols bytes) stay in L2.
+    for block in (0..m_total).step_by(ROWS_PER_BLOCK) {
+        let end = (block + ROWS_PER_BLOCK).min(m_total);
         let mut g = 0;
         while g < groups {
-            // SAFETY (each call): rows m.. and groups g.. exist for the counts passed, and every
-            // offset the tile reads stays inside x's and w's vectors (cols is a multiple of BLOCK).
-            match (m_total - m >= ROWS, groups - g >= GROUPS) {
-                (true, true) => unsafe { tile::<ROWS, GROUPS>(w, x, m, g, out) },
-                (true, false) => unsafe { tile::<ROWS, 1>(w, x, m, g, out) },
-                (false, true) => unsafe { tile::<1, GROUPS>(w, x, m, g, out) },
-                (false, false) => unsafe { tile::<1, 1>(w, x, m, g, out) },
+            let two = groups - g >= GROUPS;
+            let mut m = block;
+            while m < end {
+                let rows = ROWS.min(end - m);
+                // SAFETY (each call): rows first+m.. and groups g.. exist for the counts passed,
+                // and every offset the tile reads stays inside x's and w's vectors (cols is a
+                // multiple of BLOCK).
+                unsafe {
+                    match (rows, two) {
+                        (4, true) => tile::<4, 2>(w, x, first, m, g, out),
+                        (3, true) => tile::<3, 2>(w, x, first, m, g, out),
+                        (2, true) => tile::<2, 2>(w, x, first, m, g, out),
+                        (_, true) => tile::<1, 2>(w, x, first, m, g, out),
+                        (4, false) => tile::<4, 1>(w, x, first, m, g, out),
+                        (3, false) => tile::<3, 1>(w, x, first, m, g, out),
+                        (2, false) => tile::<2, 1>(w, x, first, m, g, out),
+                        (_, false) => tile::<1, 1>(w, x, first, m, g, out),
+                    }
+                }
+                m += rows;
             }
-            g += if groups - g >= GROUPS { GROUPS } else { 1 };
+            g += if two { GROUPS } else { 1 };
         }
-        m += if m_total - m >= ROWS { ROWS } else { 1 };
     }
 }
 
 #[inline(always)]
-unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, m: usize, g: usize, out: &mut [f32]) {
+unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
     let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
     let values = w.values.as_ptr();
-    let (low, high) = (x.low.as_ptr(), x.high.as_ptr());
+    let digits = x.digits.as_ptr().add((first + m) * cols);
+    let activation_blocks = x.blocks.as_ptr().add((first + m) * blocks);
+    let ones = i16x8_splat(1);
     let mut sums = [[f32x4_splat(0.0); G]; R];
     for b in 0..blocks {
-        let mut low_dot = [[i32x4_splat(0); G]; R];
-        for gi in 0..G {
-            let offsets = v128_load(w.layout.offsets.as_ptr().add(((g + gi) * blocks + b) * GROUP) as *const v128);
-            for dot in low_dot.iter_mut() {
-                dot[gi] = offsets;
+        let mut weight_sums = [i32x4_splat(0); G];
+        for (gi, v) in weight_sums.iter_mut().enumerate() {
+            *v = v128_load(w.layout.weight_sums.as_ptr().add(((g + gi) * blocks + b) * GROUP) as *const v128);
+        }
+        let mut dots = [[i32x4_splat(0); G]; R];
+        for r in 0..R {
+            let zero_point = i32x4_splat(-(*activation_blocks.add(r * blocks + b)).zero_point);
+            for gi in 0..G {
+                dots[r][gi] = i32x4_mul(weight_sums[gi], zero_point);
             }
         }
-        let mut high_dot = [[i32x4_splat(0); G]; R];
         for t in b * STEPS_PER_BLOCK..(b + 1) * STEPS_PER_BLOCK {
             let mut weights = [i32x4_splat(0); G];
             for (gi, v) in weights.iter_mut().enumerate() {
                 *v = v128_load(values.add(((g + gi) * steps + t) * GROUP * STEP) as *const v128);
             }
             for r in 0..R {
-                let at = (m + r) * cols + t * STEP;
-                let l = v128_load32_splat(low.add(at) as *const u32);
-                let h = v128_load32_splat(high.add(at) as *const u32);
+                let d = v128_load32_splat(digits.add(r * cols + t * STEP) as *const u32);
                 for gi in 0..G {
-                    low_dot[r][gi] = i32x4_relaxed_dot_i8x16_i7x16_add(weights[gi], l, low_dot[r][gi]);
-                    high_dot[r][gi] = i32x4_relaxed_dot_i8x16_i7x16_add(weights[gi], h, high_dot[r][gi]);
+                    let pairs = i16x8_relaxed_dot_i8x16_i7x16(weights[gi], d);
+                    dots[r][gi] = i32x4_add(dots[r][gi], i32x4_dot_i16x8(pairs, ones));
                 }
             }
         }
         for gi in 0..G {
-            let at = ((g + gi) * blocks + b) * GROUP;
-            let scales = v128_load(w.scales.as_ptr().add(at) as *const v128);
+            let scales = v128_load(w.scales.as_ptr().add(((g + gi) * blocks + b) * GROUP) as *const v128);
             for r in 0..R {
-                let dot = i32x4_add(i32x4_shl(high_dot[r][gi], 7), low_dot[r][gi]);
-                sums[r][gi] = f32x4_relaxed_madd(f32x4_convert_i32x4(dot), scales, sums[r][gi]);
+                let scale = f32x4_mul(scales, f32x4_splat((*activation_blocks.add(r * blocks + b)).scale));
+                // Not fused: the scalar definition rounds the product, then the sum.
+                sums[r][gi] = f32x4_add(sums[r][gi], f32x4_mul(f32x4_convert_i32x4(dots[r][gi]), scale));
             }
         }
     }
     for r in 0..R {
-        let scale = f32x4_splat(*x.scales.get_unchecked(m + r));
+        let row = &mut out[(m + r) * w.rows..(m + r + 1) * w.rows];
         for gi in 0..G {
-            let y = f32x4_mul(sums[r][gi], scale);
-            let first = (g + gi) * GROUP;
-            let row = &mut out[(m + r) * w.rows..(m + r + 1) * w.rows];
-            if first + GROUP <= w.rows {
-                v128_store(row.as_mut_ptr().add(first) as *mut v128, y);
+            let first_output = (g + gi) * GROUP;
+            if first_output + GROUP <= w.rows {
+                v128_store(row.as_mut_ptr().add(first_output) as *mut v128, sums[r][gi]);
             } else {
-                let lanes: [f32; GROUP] = core::mem::transmute(y);
-                for (j, &lane) in lanes.iter().enumerate().take(w.rows - first) {
-                    row[first + j] = lane;
+                let lanes: [f32; GROUP] = core::mem::transmute(sums[r][gi]);
+                for (j, &lane) in lanes.iter().enumerate().take(w.rows - first_output) {
+                    row[first_output + j] = lane;
                 }
             }
         }
@@ -100,8 +121,8 @@ mod tests {
 
     #[test]
     fn relaxed_simd_kernel_equals_its_definition() {
-        // Rows not a multiple of 4 (padding lanes), groups and rows past the 2×2 tile.
-        let shapes = [(Q8_0, 9, 96, 5), (Q4_0, 4, 64, 2), (Q8_0, 1, 32, 3)];
-        assert_equals_definition(&shapes, |matrix| InterleavedMatrix::new(&matrix), DigitRows::new, super::interleaved, scalar::interleaved);
+        // Rows not a multiple of 4 (padding lanes), groups and rows past the 4×2 tile.
+        let shapes = [(Q8_0, 9, 96, 5), (Q4_0, 4, 64, 2), (Q8_0, 1, 32, 3), (Q8_0, 12, 64, 11)];
+        assert_equals_definition(&shapes, |matrix| InterleavedMatrix::new(&matrix), DigitRows::new, |w, x, out| super::interleaved(w, x, 0, out), |w, x, out| scalar::interleaved(w, x, 0, out));
     }
 }

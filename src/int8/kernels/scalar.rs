@@ -3,8 +3,6 @@
 //! order, and what runs where no SIMD kernel does.
 
 use crate::int8::interleaved::{GROUP as INTERLEAVED_GROUP, STEP, STEPS_PER_BLOCK};
-#[cfg(target_arch = "x86_64")]
-use crate::int8::paired::{PairedMatrix, FLUSH, GROUP as PAIRED_GROUP};
 use crate::int8::{DigitRows, Int8Matrix, InterleavedMatrix, QuantizedRows, BLOCK};
 
 /// `x Wᵀ` into `out` `(m, rows)`: per block, the i32 dot scaled by the block's scale, summed in
@@ -28,70 +26,44 @@ pub fn row_major(w: &Int8Matrix, x: &QuantizedRows, out: &mut [f32]) {
     }
 }
 
-/// `x Wᵀ` into `out` `(m, rows)` in the interleaved layout, one lane at a time: per block, the
-/// low and high digits' dots (the low one starting from the block's offset), combined in i32,
-/// scaled and summed in f32, then times the row's scale. The relaxed-SIMD kernel's definition.
+/// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds) in the interleaved layout,
+/// one lane at a time: per block, the i32 dot of the weights with the digits less the zero point
+/// times the weights' sum, then in f32 `sum += dot × (weight scale × activation scale)`. The
+/// relaxed-SIMD and AVX2 kernels' definition.
 // In the relaxed-SIMD build only the tests reach it.
 #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd", not(test)), allow(dead_code))]
-pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, out: &mut [f32]) {
+pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
     const GROUP: usize = INTERLEAVED_GROUP;
     let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
-    for m in 0..x.rows() {
-        let (low, high) = (&x.low[m * cols..(m + 1) * cols], &x.high[m * cols..(m + 1) * cols]);
+    for (i, out_row) in out.chunks_exact_mut(w.rows.max(1)).enumerate() {
+        let m = first + i;
+        let digits = &x.digits[m * cols..(m + 1) * cols];
+        let activation_blocks = &x.blocks[m * blocks..(m + 1) * blocks];
         for g in 0..w.rows.div_ceil(GROUP) {
             let mut sums = [0f32; GROUP];
-            for b in 0..blocks {
+            for (b, block) in activation_blocks.iter().enumerate() {
                 let at = (g * blocks + b) * GROUP;
-                let mut low_dot: [i32; GROUP] = w.layout.offsets[at..at + GROUP].try_into().expect("a group's offsets");
-                let mut high_dot = [0i32; GROUP];
+                let mut dots = [0i32; GROUP];
+                for j in 0..GROUP {
+                    dots[j] = -block.zero_point * w.layout.weight_sums[at + j];
+                }
                 for t in b * STEPS_PER_BLOCK..(b + 1) * STEPS_PER_BLOCK {
                     let step = &w.values[(g * steps + t) * GROUP * STEP..][..GROUP * STEP];
-                    for j in 0..GROUP {
-                        for i in 0..STEP {
-                            let weight = step[j * STEP + i] as i32;
-                            low_dot[j] += weight * low[t * STEP + i] as i32;
-                            high_dot[j] += weight * high[t * STEP + i] as i32;
+                    for (j, dot) in dots.iter_mut().enumerate() {
+                        for k in 0..STEP {
+                            *dot += step[j * STEP + k] as i32 * digits[t * STEP + k] as i32;
                         }
                     }
                 }
                 for j in 0..GROUP {
-                    let dot = (high_dot[j] << 7) + low_dot[j];
-                    sums[j] += dot as f32 * w.scales[at + j];
+                    sums[j] += dots[j] as f32 * (w.scales[at + j] * block.scale);
                 }
             }
             for (j, sum) in sums.iter().enumerate() {
-                let n = g * GROUP + j;
-                if n < w.rows {
-                    out[m * w.rows + n] = sum * x.scales[m];
+                if let Some(y) = out_row.get_mut(g * GROUP + j) {
+                    *y = *sum;
                 }
             }
-        }
-    }
-}
-
-/// Rows `first ..` of `x Wᵀ + bias` into `out` (as many rows as it holds) in the paired layout:
-/// i32 sums over each [`FLUSH`] columns, those summed in f32, then times the two scales. The
-/// AVX2 kernel's definition.
-#[cfg(target_arch = "x86_64")]
-pub fn paired(w: &PairedMatrix, x: &QuantizedRows, first: usize, bias: &[f32], out: &mut [f32]) {
-    const GROUP: usize = PAIRED_GROUP;
-    let k = w.cols;
-    for (i, out_row) in out.chunks_exact_mut(w.rows).enumerate() {
-        let m = first + i;
-        let xq = &x.values[m * k..(m + 1) * k];
-        for (n, y) in out_row.iter_mut().enumerate() {
-            let weights = &w.values[(n / GROUP) * GROUP * k..];
-            let lane = n % GROUP;
-            let mut total = 0f32;
-            for start in (0..k).step_by(FLUSH) {
-                let mut sum = 0i32;
-                for p in start / 2..(start + FLUSH).min(k) / 2 {
-                    let pair = &weights[p * 2 * GROUP + lane * 2..];
-                    sum += xq[2 * p] as i32 * pair[0] as i32 + xq[2 * p + 1] as i32 * pair[1] as i32;
-                }
-                total += sum as f32;
-            }
-            *y = total * x.scales[m] * w.scales[n] + bias.get(n).unwrap_or(&0.0);
         }
     }
 }
