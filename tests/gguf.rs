@@ -71,11 +71,6 @@ fn matmul_logits(bytes: &[u8], matmul: QuantizedMatmul, fixture: &Fixture) -> Ve
     fixture_logits(&Reranker::from_gguf_model_with(&model, matmul).unwrap(), fixture)
 }
 
-/// The int8 matmul (weights kept as integers: natively row-major with 16-bit activations, or on
-/// AVX2 CPUs rows rounded to 12 bits with 14-bit activations, the default there) must be as exact
-/// as dequantising: the same tolerance table holds, and it stays within 5e-3 of the dequantised
-/// path's logits (measured: row-major with `CROSSRANK_CPU=baseline` Q8_0 9.4e-4, Q4_0 9.0e-4; AVX2 Q8_0
-/// 2.5e-3, Q4_0 4.0e-3).
 /// The int8 path's own rounding on top of the weights': activations as one 7-bit digit per value
 /// with a scale and zero point per block of 32 where AVX2 or relaxed SIMD runs (issue 34: max
 /// |Δlogit| ≤ 0.05 on this fixture at Q8_0; measured 0.045 on 2026-12-07), 16 bits per row on

@@ -158,18 +158,24 @@ impl DigitRows {
 
 crate::cpu::multiversioned! {
     /// Each block of 32 values of `x` as digits, a scale and a zero point (see [`DigitRows`]).
-    /// Ties round to even (wasm's `f32.nearest`; `round` is a libm call), the cast saturates, and
-    /// the clamp is on integers: the same digits on every CPU.
+    /// Written to vectorise (it was a fifth of a W30 profile in Chromium when it did not): the
+    /// least and largest in eight lanes by compare-and-select, inf and NaN found as a non-finite
+    /// `Σ v × 0`, and the rounding as [`round_clamped`]'s (ties to even, no libm call), so the
+    /// same digits on every CPU.
     fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
         for ((values, out), block) in x.chunks_exact(BLOCK).zip(digits.chunks_exact_mut(BLOCK)).zip(blocks) {
-            let (mut least, mut largest) = (0f32, 0f32);
-            let mut finite = true;
-            for &v in values {
-                least = if v < least { v } else { least };
-                largest = if v > largest { v } else { largest };
-                finite &= v.is_finite();
+            let (mut least, mut largest, mut poison) = ([0f32; 8], [0f32; 8], [0f32; 8]);
+            for eight in values.chunks_exact(8) {
+                for lane in 0..8 {
+                    let v = eight[lane];
+                    least[lane] = if v < least[lane] { v } else { least[lane] };
+                    largest[lane] = if v > largest[lane] { v } else { largest[lane] };
+                    poison[lane] += v * 0.0;
+                }
             }
-            if !finite {
+            let least = least.iter().fold(0f32, |a, &v| if v < a { v } else { a });
+            let largest = largest.iter().fold(0f32, |a, &v| if v > a { v } else { a });
+            if !poison.iter().sum::<f32>().is_finite() {
                 *block = DigitBlock { scale: f32::NAN, zero_point: 0 };
                 continue;
             }
@@ -180,9 +186,11 @@ crate::cpu::multiversioned! {
             }
             let scale = (largest - least) / DIGIT_LARGEST as f32;
             let inverse = 1.0 / scale;
-            let zero_point = ((-least * inverse).round_ties_even() as i32).clamp(0, DIGIT_LARGEST);
+            let zero_point = round_clamped(-least * inverse, DIGIT_LARGEST as f32).clamp(0, DIGIT_LARGEST);
+            let shifted = zero_point as f32;
             for (d, v) in out.iter_mut().zip(values) {
-                *d = ((v * inverse).round_ties_even() as i32 + zero_point).clamp(0, DIGIT_LARGEST) as u8;
+                // v × inverse + zero point lies in 0..=127 but for rounding: clamped on integers.
+                *d = round_clamped(v * inverse + shifted, DIGIT_LARGEST as f32).clamp(0, DIGIT_LARGEST) as u8;
             }
             *block = DigitBlock { scale, zero_point };
         }

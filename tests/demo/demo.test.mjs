@@ -25,7 +25,7 @@ const DEMO_PATH = '/www/demo/';
 
 // The page's three example queries: each finds its article's paragraphs among the 2,067.
 const QUERIES = ['when did the Normans conquer England', 'what is a prime number', 'how does the immune system fight infection'];
-// The page runs the relaxed-SIMD build's int8 path (14-bit activations, int8 attention); the CLI
+// The page runs the relaxed-SIMD build's int8 path (7-bit activations per block of 32, int8 attention); the CLI
 // computes in f32 from the same Q8_0 weights: the int8 path's tolerance against f32 (0.05 logit,
 // as the Q8_0 parity fixtures), so 0.0125 in score (sigmoid's slope is at most 1/4).
 const LOGIT_TOLERANCE = 0.05;
