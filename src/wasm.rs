@@ -187,6 +187,9 @@ struct Info {
     /// (`Kernel::detect().name()`): "relaxed-simd" (the int8 path on the relaxed dot) or
     /// "simd128" (the fallback for browsers without relaxed SIMD).
     simd: &'static str,
+    /// The relaxed kernel's dot sequence (`DotSequence::name`: "dot-add" or "i16-dot", the faster
+    /// one the load-time probe timed; both give the same logits); null in the SIMD128 build.
+    int8_dot: Option<&'static str>,
     max_positions: usize,
     /// The max_length a call without one gets (the length the model was trained at, if recorded).
     default_max_length: usize,
@@ -222,6 +225,9 @@ impl WasmReranker {
             Some(other) => return Err(invalid(format!("matmul must be \"int8\", \"dequantize\" or \"blocks\", got \"{other}\""))),
         };
         let reranker = Reranker::from_gguf_model_with(&model, matmul).map_err(to_js)?;
+        if matmul == QuantizedMatmul::Int8 && matches!(Precision::parse(model.precision()), Ok(Precision::Q8_0 | Precision::Q4_0)) {
+            choose_dot_sequence_once();
+        }
         Ok(Self { reranker, precision: model.precision().to_string() })
     }
 
@@ -313,6 +319,7 @@ impl WasmReranker {
             model_type: config.family().name(),
             precision: self.precision.clone(),
             simd: crate::int8::Kernel::detect().name(),
+            int8_dot: (crate::int8::Kernel::detect() == crate::int8::Kernel::RelaxedSimd).then(|| crate::int8::DotSequence::current().name()),
             max_positions: config.max_positions(),
             default_max_length: self.reranker.default_max_length(),
             num_layers: config.num_hidden_layers,
@@ -383,6 +390,30 @@ impl WasmPrepared {
 /// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
 /// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:
 /// { dtype, shape, data: Uint8Array } } }`.
+/// Times the relaxed kernel's two dot sequences once per instance (a worker), at the first
+/// quantised model it loads, and keeps the faster (`crate::int8::choose_dot_sequence`: a few ms).
+fn choose_dot_sequence_once() {
+    static CHOSEN: std::sync::Once = std::sync::Once::new();
+    CHOSEN.call_once(|| {
+        // performance.now() (µs where the page is cross-origin isolated, 0.1 ms elsewhere); the
+        // probe's products take ~0.5–2 ms each. Date.now() (1 ms) only if a runtime lacks it.
+        let global = js_sys::global();
+        let performance = js_sys::Reflect::get(&global, &"performance".into()).unwrap_or(JsValue::UNDEFINED);
+        let now_fn = js_sys::Reflect::get(&performance, &"now".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+        let now = || now_fn.as_ref().and_then(|f| f.call0(&performance).ok()).and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now);
+        crate::int8::choose_dot_sequence(&now);
+    });
+}
+
+/// Test-only (the browser tests check that both sequences give the same logits): makes the
+/// relaxed kernel run `name` ("dot-add" or "i16-dot") from now on, whatever the probe chose.
+#[wasm_bindgen(js_name = selectInt8Dot)]
+pub fn select_int8_dot(name: &str) -> Result<(), JsValue> {
+    let sequence = crate::int8::DotSequence::from_name(name).ok_or_else(|| invalid(format!("int8Dot must be \"dot-add\" or \"i16-dot\", got \"{name}\"")))?;
+    sequence.select();
+    Ok(())
+}
+
 #[wasm_bindgen(js_name = gpuPlan)]
 pub fn gpu_plan(bytes: &[u8]) -> Result<JsValue, JsValue> {
     let model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;

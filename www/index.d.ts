@@ -123,6 +123,12 @@ export interface ModelInfo extends DeviceInfo {
    * kernel on the relaxed dot product, ~2× faster), `"simd128"` elsewhere (Safari, Node 20).
    */
   simd: 'relaxed-simd' | 'simd128';
+  /**
+   * The relaxed-SIMD build's int8 dot sequence, the faster of two on this CPU as timed at load
+   * (a few ms): `"dot-add"` (one instruction with AVX-VNNI or Arm dot product), `"i16-dot"` (faster
+   * without AVX-VNNI). Both give the same logits. null in the SIMD128 build.
+   */
+  int8Dot: 'dot-add' | 'i16-dot' | null;
   maxPositions: number;
   /** The maxLength a call without one gets: the length the model was trained at when its file records it, else maxPositions. */
   defaultMaxLength: number;

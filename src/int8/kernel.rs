@@ -52,6 +52,99 @@ impl Kernel {
     }
 }
 
+/// How the relaxed-SIMD kernel sums 16 products of weight bytes and activation digits into i32
+/// lanes. Both sequences are exact for these operands (weights in −127..=127, digits in 0..=127:
+/// two products sum to at most 32,258, so the i16 step of either cannot saturate), so they give
+/// the same integers and the choice never changes a logit; only their speed depends on the CPU,
+/// so a worker times both once ([`choose_dot_sequence`]) and keeps the faster.
+// Only the wasm binding (src/wasm.rs) uses these.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DotSequence {
+    /// `i32x4.relaxed_dot_i8x16_i7x16_add_s`: one `vpdpbusd` where the CPU has AVX-VNNI; without
+    /// it V8 emits `pmaddubsw`, `pmaddwd` by a ones constant it rebuilds each time, and `paddd`.
+    DotAdd,
+    /// `i16x8.relaxed_dot_i8x16_i7x16_s` + `i32x4.dot_i16x8_s` by ones (kept in a register) +
+    /// `i32x4.add`: ~1.9× the dot-add's speed without AVX-VNNI (BENCHMARKS.md, issue 34).
+    I16Dot,
+}
+
+/// The sequence the relaxed kernel runs: [`DotSequence::I16Dot`] until a probe says otherwise
+/// (the faster one where most browsers run: CPUs without AVX-VNNI).
+// Only the wasm binding (src/wasm.rs) uses these.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+static DOT_SEQUENCE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(DotSequence::I16Dot as u8);
+
+// Only the wasm binding (src/wasm.rs) uses these.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+impl DotSequence {
+    pub const ALL: [DotSequence; 2] = [DotSequence::DotAdd, DotSequence::I16Dot];
+
+    /// `"dot-add"` or `"i16-dot"`: the wasm package's `info().int8Dot`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::DotAdd => "dot-add",
+            Self::I16Dot => "i16-dot",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sequence| sequence.name() == name)
+    }
+
+    /// The sequence the relaxed-SIMD kernel runs now (the same in every thread of a worker).
+    pub fn current() -> Self {
+        if DOT_SEQUENCE.load(core::sync::atomic::Ordering::Relaxed) == Self::DotAdd as u8 {
+            Self::DotAdd
+        } else {
+            Self::I16Dot
+        }
+    }
+
+    /// Makes the relaxed-SIMD kernel run `self` from now on (the probe's choice, or a test's).
+    pub fn select(self) {
+        DOT_SEQUENCE.store(self as u8, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Times the relaxed kernel with each [`DotSequence`] on a layer-sized product (64 rows of 384
+/// against 384 outputs, ~19 M integer operations, best of 5 each, interleaved so that a burst of
+/// other load hits both) with `now` (milliseconds), selects the faster and returns it; None where
+/// the relaxed kernel is not compiled (its sequence does not matter there). Takes a few ms.
+// Only the wasm binding (src/wasm.rs) uses these.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub fn choose_dot_sequence(now: &dyn Fn() -> f64) -> Option<DotSequence> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    {
+        use super::{DigitRows, InterleavedMatrix, Int8Matrix};
+        const ROWS: usize = 64;
+        const COLS: usize = 384;
+        let weights: Vec<f32> = (0..COLS * COLS).map(|i| ((i * 37 % 255) as f32 - 127.0) / 127.0).collect();
+        let weights = InterleavedMatrix::new(&Int8Matrix::quantize(&weights, COLS, COLS));
+        let x: Vec<f32> = (0..ROWS * COLS).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0).collect();
+        let x = DigitRows::new(&x, COLS);
+        let mut best = [f64::INFINITY; 2];
+        for _ in 0..5 {
+            for (slot, sequence) in DotSequence::ALL.into_iter().enumerate() {
+                sequence.select();
+                let start = now();
+                std::hint::black_box(weights.matmul_here(&x));
+                best[slot] = best[slot].min(now() - start);
+            }
+        }
+        let faster = if best[0] < best[1] { DotSequence::DotAdd } else { DotSequence::I16Dot };
+        faster.select();
+        Some(faster)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
+    {
+        // Reads the clock all the same: the SIMD128 and relaxed wasm builds share one JS glue,
+        // which exists only if both import the same JS functions (build.sh checks it).
+        std::hint::black_box(now());
+        None
+    }
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;

@@ -38,6 +38,8 @@ mod quantize;
 mod row_major;
 pub use blocks::{check_block_scales, BLOCK};
 pub use interleaved::InterleavedMatrix;
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
+pub use kernel::{choose_dot_sequence, DotSequence};
 pub use kernel::Kernel;
 pub(crate) use quantize::largest_magnitude;
 pub use quantize::{DigitRows, QuantizedRows};

@@ -145,6 +145,54 @@ for (const { simd, wasmUrl } of [{ simd: 'relaxed-simd' }, { simd: 'simd128', wa
     }));
 }
 
+// The relaxed kernel sums its int8 products with the i32 relaxed dot-add or with the i16 relaxed
+// dot + dot by ones, whichever a worker timed faster at load (src/int8/kernel.rs): both must give
+// the same integers, so the same logits to the bit, on the model and the windows' many batches.
+test('the relaxed int8 kernel: both dot sequences give identical logits; info.int8Dot names the probe\'s choice', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const long = MINILM_CASES.find((c) => c.name === 'long_passage');
+    const got = await page.evaluate(async ({ url, cases, long }) => {
+      const run = async (workerUrl) => {
+        const reranker = await window.crossrank.Reranker.create({ model: url, threads: 1, ...(workerUrl ? { workerUrl } : {}) });
+        const logits = [];
+        for (const { query, passage } of cases) logits.push((await reranker.rerank(query, [passage]))[0].logit);
+        const windows = await reranker.rerank(long.query, [long.passage, cases[0].passage], { maxLength: 64, windows: { overlap: 16 } });
+        logits.push(...windows.map((r) => r.logit));
+        const info = reranker.info;
+        reranker.dispose();
+        return { logits, info };
+      };
+      return {
+        probed: await run(null),
+        dotAdd: await run('/tests/browser/webgpu-hooks.js?int8Dot=dot-add'),
+        i16Dot: await run('/tests/browser/webgpu-hooks.js?int8Dot=i16-dot'),
+      };
+    }, { url: MINILM_Q8, cases: MINILM_CASES, long });
+    assert.match(got.probed.info.int8Dot, /^(dot-add|i16-dot)$/);
+    console.log(`# the load-time probe chose ${got.probed.info.int8Dot} on this CPU`);
+    assert.equal(got.dotAdd.info.int8Dot, 'dot-add');
+    assert.equal(got.i16Dot.info.int8Dot, 'i16-dot');
+    assert.ok(got.dotAdd.logits.length === MINILM_CASES.length + 2);
+    assert.deepEqual(got.dotAdd.logits, got.i16Dot.logits, 'the two dot sequences gave different logits');
+    assert.deepEqual(got.probed.logits, got.i16Dot.logits);
+    MINILM_CASES.forEach((c, i) => assert.ok(Math.abs(got.i16Dot.logits[i] - c.logit) <= 0.05, `${c.name}: ${got.i16Dot.logits[i]} vs PyTorch ${c.logit}`));
+  }));
+
+test('the SIMD128 build has no int8 dot sequence to choose: info.int8Dot is null; f32 models skip the probe', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const got = await page.evaluate(async ({ q8, f32 }) => {
+      const simd128 = await window.crossrank.Reranker.create({ model: q8, threads: 1, wasmUrl: '/www/pkg/crossrank_wasm_bg.wasm' });
+      const plain = await window.crossrank.Reranker.create({ model: f32, threads: 1 });
+      const infos = [simd128.info, plain.info];
+      simd128.dispose();
+      plain.dispose();
+      return infos;
+    }, { q8: MINILM_Q8, f32: MINILM_F32 });
+    assert.deepEqual([got[0].simd, got[0].int8Dot], ['simd128', null]);
+    // A worker that loaded only an f32 model never timed the sequences: the default stands.
+    assert.deepEqual([got[1].simd, got[1].int8Dot], ['relaxed-simd', 'i16-dot']);
+  }));
+
 test('progress events: initiate, progress up to 100%, done, ready', TIMEOUT, () =>
   withPage(async ({ page }) => {
     const url = `${MINILM_Q8}?t=progress`;

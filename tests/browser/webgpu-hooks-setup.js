@@ -8,6 +8,7 @@ import { testHooks } from '/www/src/testhooks.js';
 const params = new URL(self.location.href).searchParams;
 if (params.has('softwareAdapter')) testHooks.softwareAdapter = true;
 if (params.has('selfCheckOffset')) testHooks.selfCheckOffset = Number(params.get('selfCheckOffset'));
+if (params.has('int8Dot')) testHooks.int8Dot = params.get('int8Dot');
 if (params.has('scratchBytes')) testHooks.scratchBytes = Number(params.get('scratchBytes'));
 if (params.has('loseAt')) {
   const loseAt = Number(params.get('loseAt'));

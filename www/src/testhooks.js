@@ -1,6 +1,7 @@
 // Test-only. tests/browser/webgpu-hooks.js, a worker script that the WebGPU tests pass as
 // `workerUrl`, sets these before it imports worker.js, to make happen on demand what a healthy
-// adapter never does: a self-check that fails, a small buffer budget, a device lost mid-call.
+// adapter never does: a self-check that fails, a small buffer budget, a device lost mid-call; and
+// the int8 dot sequence a CPU's probe would not pick.
 // Nothing in the package sets them; unset, they change nothing.
 
 export const testHooks = {
@@ -12,4 +13,6 @@ export const testHooks = {
   scratchBytes: null,
   /** `(device, batchIndex)` after each GPU batch of a rerank; `device.destroy()` there loses the device. */
   afterBatch: null,
+  /** 'dot-add' or 'i16-dot': the relaxed int8 kernel's dot sequence, over the load-time probe's choice. */
+  int8Dot: null,
 };

@@ -1,15 +1,16 @@
 // The WebAssembly backend: which of the two builds this engine runs (relaxed SIMD or plain
 // SIMD128), starting it once, and reading a GGUF file into a model. The rest of the worker knows the
-// module only by these exports (initWasm, initStarted, fromGguf, convertHf, orderScored, gpuPlan).
+// module only by these exports (initWasm, initStarted, fromGguf, convertHf, orderScored, gpuPlan,
+// and the test-only selectInt8Dot).
 // The WebGPU backend (gpu.js) is not a sibling of this one but rides on it: the wasm model
 // tokenises and orders, and gpuPlan describes its weights for the GPU.
 
-import init, { WasmReranker, convertHf, gpuPlan, orderScored } from '../pkg/crossrank_wasm.js';
+import init, { WasmReranker, convertHf, gpuPlan, orderScored, selectInt8Dot } from '../pkg/crossrank_wasm.js';
 import { servedInstead } from './fetch.js';
 import { isFileUrl, readFile } from './node/files.js';
 import { ErrorCode, RerankerError } from './protocol.js';
 
-export { convertHf, gpuPlan, orderScored };
+export { convertHf, gpuPlan, orderScored, selectInt8Dot };
 
 /** @type {Promise<unknown> | null} the wasm module's init, started once and shared */
 let initPromise = null;

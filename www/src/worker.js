@@ -19,7 +19,8 @@ import { convertedKey, fetchFolder, modelUrlHint } from './hub.js';
 import { verify } from './integrity.js';
 import { chooseDevice, openDevice, readPlan, wasmFallback } from './gpu.js';
 import { Device, ErrorCode, ReplyKind, RequestKind, RerankerError } from './protocol.js';
-import { convertHf, fromGguf, initStarted, initWasm, orderScored } from './wasm.js';
+import { testHooks } from './testhooks.js';
+import { convertHf, fromGguf, initStarted, initWasm, orderScored, selectInt8Dot } from './wasm.js';
 
 /** @type {import('../pkg/crossrank_wasm.js').WasmReranker | null} */
 let reranker = null;
@@ -150,6 +151,7 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, devi
   }
   reranker = model;
   backend = chosen.backend;
+  if (testHooks.int8Dot) selectInt8Dot(testHooks.int8Dot); // over the load-time probe's choice
   const info = { ...reranker.info(), cache: cacheSays, ...chosen.device };
   postProgress(id, { status: 'ready', file: source.url ?? null, info });
   // A fresh worker (after an abort or a crash) must be able to load the model again without

@@ -10,7 +10,7 @@
 use core::arch::wasm32::*;
 
 use crate::int8::interleaved::{GROUP, STEP, STEPS_PER_BLOCK};
-use crate::int8::{DigitRows, InterleavedMatrix, BLOCK};
+use crate::int8::{DigitRows, DotSequence, InterleavedMatrix, BLOCK};
 
 const ROWS: usize = 4;
 const GROUPS: usize = 2;
@@ -20,6 +20,14 @@ const ROWS_PER_BLOCK: usize = 64;
 /// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
 /// [`super::scalar::interleaved`] defines them, bit for bit.
 pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+    match DotSequence::current() {
+        DotSequence::DotAdd => interleaved_with::<true>(w, x, first, out),
+        DotSequence::I16Dot => interleaved_with::<false>(w, x, first, out),
+    }
+}
+
+/// `interleaved` with the i32 relaxed dot-add (`DOT_ADD`) or the i16 sequence: the same integers.
+fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
     // Per block of rows, one pair of groups at a time over all of them, so that the pair's
     // weights stay in cache while the rows' digits (64 × cols bytes) stay in L2.
@@ -36,14 +44,14 @@ pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut
                 // multiple of BLOCK).
                 unsafe {
                     match (rows, two) {
-                        (4, true) => tile::<4, 2>(w, x, first, m, g, out),
-                        (3, true) => tile::<3, 2>(w, x, first, m, g, out),
-                        (2, true) => tile::<2, 2>(w, x, first, m, g, out),
-                        (_, true) => tile::<1, 2>(w, x, first, m, g, out),
-                        (4, false) => tile::<4, 1>(w, x, first, m, g, out),
-                        (3, false) => tile::<3, 1>(w, x, first, m, g, out),
-                        (2, false) => tile::<2, 1>(w, x, first, m, g, out),
-                        (_, false) => tile::<1, 1>(w, x, first, m, g, out),
+                        (4, true) => tile::<4, 2, DOT_ADD>(w, x, first, m, g, out),
+                        (3, true) => tile::<3, 2, DOT_ADD>(w, x, first, m, g, out),
+                        (2, true) => tile::<2, 2, DOT_ADD>(w, x, first, m, g, out),
+                        (_, true) => tile::<1, 2, DOT_ADD>(w, x, first, m, g, out),
+                        (4, false) => tile::<4, 1, DOT_ADD>(w, x, first, m, g, out),
+                        (3, false) => tile::<3, 1, DOT_ADD>(w, x, first, m, g, out),
+                        (2, false) => tile::<2, 1, DOT_ADD>(w, x, first, m, g, out),
+                        (_, false) => tile::<1, 1, DOT_ADD>(w, x, first, m, g, out),
                     }
                 }
                 m += rows;
@@ -54,7 +62,7 @@ pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut
 }
 
 #[inline(always)]
-unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
+unsafe fn tile<const R: usize, const G: usize, const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
     let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
     let values = w.values.as_ptr();
     let digits = x.digits.as_ptr().add((first + m) * cols);
@@ -81,8 +89,12 @@ unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitR
             for r in 0..R {
                 let d = v128_load32_splat(digits.add(r * cols + t * STEP) as *const u32);
                 for gi in 0..G {
-                    let pairs = i16x8_relaxed_dot_i8x16_i7x16(weights[gi], d);
-                    dots[r][gi] = i32x4_add(dots[r][gi], i32x4_dot_i16x8(pairs, ones));
+                    dots[r][gi] = if DOT_ADD {
+                        i32x4_relaxed_dot_i8x16_i7x16_add(weights[gi], d, dots[r][gi])
+                    } else {
+                        let pairs = i16x8_relaxed_dot_i8x16_i7x16(weights[gi], d);
+                        i32x4_add(dots[r][gi], i32x4_dot_i16x8(pairs, ones))
+                    };
                 }
             }
         }
