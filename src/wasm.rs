@@ -414,6 +414,13 @@ pub fn select_int8_dot(name: &str) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// Test-only: whether the wasm build's SIMD activation quantiser gives exactly what its portable
+/// definition gives for `values` (whole blocks of 32), digits, scales and zero points.
+#[wasm_bindgen(js_name = digitQuantiserAgrees)]
+pub fn digit_quantiser_agrees(values: &[f32]) -> bool {
+    crate::int8::digit_quantiser_agrees(values)
+}
+
 #[wasm_bindgen(js_name = gpuPlan)]
 pub fn gpu_plan(bytes: &[u8]) -> Result<JsValue, JsValue> {
     let model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;

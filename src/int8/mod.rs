@@ -42,6 +42,8 @@ pub use interleaved::InterleavedMatrix;
 pub use kernel::{choose_dot_sequence, DotSequence};
 pub use kernel::Kernel;
 pub(crate) use quantize::largest_magnitude;
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
+pub use quantize::digit_quantiser_agrees;
 pub use quantize::{DigitRows, QuantizedRows};
 pub use row_major::Int8Matrix;
 

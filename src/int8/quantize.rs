@@ -156,45 +156,134 @@ impl DigitRows {
     }
 }
 
-crate::cpu::multiversioned! {
-    /// Each block of 32 values of `x` as digits, a scale and a zero point (see [`DigitRows`]).
-    /// Written to vectorise (it was a fifth of a W30 profile in Chromium when it did not): the
-    /// least and largest in eight lanes by compare-and-select, inf and NaN found as a non-finite
-    /// `Σ v × 0`, and the rounding as [`round_clamped`]'s (ties to even, no libm call), so the
-    /// same digits on every CPU.
-    fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
-        for ((values, out), block) in x.chunks_exact(BLOCK).zip(digits.chunks_exact_mut(BLOCK)).zip(blocks) {
-            let (mut least, mut largest, mut poison) = ([0f32; 8], [0f32; 8], [0f32; 8]);
-            for eight in values.chunks_exact(8) {
-                for lane in 0..8 {
-                    let v = eight[lane];
-                    least[lane] = if v < least[lane] { v } else { least[lane] };
-                    largest[lane] = if v > largest[lane] { v } else { largest[lane] };
-                    poison[lane] += v * 0.0;
-                }
+/// The scale, its inverse and the zero point of a block whose values span `[least, largest]`
+/// (`least ≤ 0 ≤ largest`, both finite), or None for a block that is all zeros: digits 0, zero
+/// point 0. A span of a few subnormals, whose inverse scale would overflow, counts as zeros too.
+#[inline(always)]
+fn block_parameters(least: f32, largest: f32) -> Option<(f32, f32, i32)> {
+    if largest == least {
+        return None;
+    }
+    let scale = (largest - least) / DIGIT_LARGEST as f32;
+    let inverse = 1.0 / scale;
+    if !inverse.is_finite() {
+        return None;
+    }
+    let zero_point = round_clamped(-least * inverse, DIGIT_LARGEST as f32).clamp(0, DIGIT_LARGEST);
+    Some((scale, inverse, zero_point))
+}
+
+/// Each block of 32 values of `x` as digits, a scale and a zero point (see [`DigitRows`]); the
+/// definition, and natively the code (written to vectorise: the least and largest in eight lanes
+/// by compare-and-select, inf and NaN found as a non-finite `Σ v × 0`, [`round_clamped`]'s
+/// rounding). wasm has its own SIMD128 version below, which gives the same digits bit for bit.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
+fn quantize_blocks_portable(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
+    for ((values, out), block) in x.chunks_exact(BLOCK).zip(digits.chunks_exact_mut(BLOCK)).zip(blocks) {
+        let (mut least, mut largest, mut poison) = ([0f32; 8], [0f32; 8], [0f32; 8]);
+        for eight in values.chunks_exact(8) {
+            for lane in 0..8 {
+                let v = eight[lane];
+                least[lane] = if v < least[lane] { v } else { least[lane] };
+                largest[lane] = if v > largest[lane] { v } else { largest[lane] };
+                poison[lane] += v * 0.0;
             }
-            let least = least.iter().fold(0f32, |a, &v| if v < a { v } else { a });
-            let largest = largest.iter().fold(0f32, |a, &v| if v > a { v } else { a });
-            if !poison.iter().sum::<f32>().is_finite() {
+        }
+        let least = least.iter().fold(0f32, |a, &v| if v < a { v } else { a });
+        let largest = largest.iter().fold(0f32, |a, &v| if v > a { v } else { a });
+        if !poison.iter().sum::<f32>().is_finite() {
+            *block = DigitBlock { scale: f32::NAN, zero_point: 0 };
+            continue;
+        }
+        let Some((scale, inverse, zero_point)) = block_parameters(least, largest) else {
+            *block = DigitBlock::default();
+            out.fill(0);
+            continue;
+        };
+        let shifted = zero_point as f32;
+        for (d, v) in out.iter_mut().zip(values) {
+            // v × inverse + zero point lies in 0..=127 but for rounding: clamped on integers.
+            *d = round_clamped(v * inverse + shifted, DIGIT_LARGEST as f32).clamp(0, DIGIT_LARGEST) as u8;
+        }
+        *block = DigitBlock { scale, zero_point };
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+crate::cpu::multiversioned! {
+    fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
+        quantize_blocks_portable(x, digits, blocks)
+    }
+}
+
+/// [`quantize_blocks_portable`] in SIMD128, bit for bit (LLVM did not vectorise the portable
+/// loop for wasm: it was 31% of a W30 profile in Chromium). `f32x4.pmin(a, b)` is `b < a ? b :
+/// a`, the portable compare-and-select; the lanes start at +0, so −0 never enters them and their
+/// minimum and maximum do not depend on the order they are folded in; the clamp before rounding
+/// meets only finite values (a block with inf or NaN is marked before), where `pmax`/`pmin`
+/// equal `f32::max`/`min`; `mul` then `add`, unfused, as the portable code rounds.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
+    use core::arch::wasm32::*;
+    const MAGIC: f32 = 12_582_912.0; // round_clamped's
+    let limit = DIGIT_LARGEST as f32;
+    for ((values, out), block) in x.chunks_exact(BLOCK).zip(digits.chunks_exact_mut(BLOCK)).zip(blocks) {
+        // SAFETY: `values` holds BLOCK = 32 f32 (eight loads of four) and `out` 32 bytes (two
+        // stores of sixteen); v128_load/store need no alignment.
+        unsafe {
+            let from = values.as_ptr() as *const v128;
+            let v: [v128; 8] = core::array::from_fn(|i| v128_load(from.add(i)));
+            let zero = f32x4_splat(0.0);
+            let (mut least, mut largest, mut poison) = (zero, zero, zero);
+            for &x in &v {
+                least = f32x4_pmin(least, x);
+                largest = f32x4_pmax(largest, x);
+                poison = f32x4_add(poison, f32x4_mul(x, zero));
+            }
+            let lanes = |v: v128| [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)];
+            let least = lanes(least).into_iter().fold(0f32, |a, v| if v < a { v } else { a });
+            let largest = lanes(largest).into_iter().fold(0f32, |a, v| if v > a { v } else { a });
+            if !lanes(poison).into_iter().sum::<f32>().is_finite() {
                 *block = DigitBlock { scale: f32::NAN, zero_point: 0 };
                 continue;
             }
-            if largest == least {
-                *block = DigitBlock::default(); // all zeros: digits 0, zero point 0
+            let Some((scale, inverse, zero_point)) = block_parameters(least, largest) else {
+                *block = DigitBlock::default();
                 out.fill(0);
                 continue;
-            }
-            let scale = (largest - least) / DIGIT_LARGEST as f32;
-            let inverse = 1.0 / scale;
-            let zero_point = round_clamped(-least * inverse, DIGIT_LARGEST as f32).clamp(0, DIGIT_LARGEST);
-            let shifted = zero_point as f32;
-            for (d, v) in out.iter_mut().zip(values) {
-                // v × inverse + zero point lies in 0..=127 but for rounding: clamped on integers.
-                *d = round_clamped(v * inverse + shifted, DIGIT_LARGEST as f32).clamp(0, DIGIT_LARGEST) as u8;
+            };
+            let (inverse, shifted) = (f32x4_splat(inverse), f32x4_splat(zero_point as f32));
+            let (low, high, magic) = (f32x4_splat(-limit), f32x4_splat(limit), f32x4_splat(MAGIC));
+            let magic_bits = i32x4_splat(MAGIC.to_bits() as i32);
+            let (digit_least, digit_largest) = (i32x4_splat(0), i32x4_splat(DIGIT_LARGEST));
+            let digit = |x: v128| {
+                let t = f32x4_pmin(f32x4_pmax(f32x4_add(f32x4_mul(x, inverse), shifted), low), high);
+                let t = i32x4_sub(f32x4_add(t, magic), magic_bits);
+                i32x4_min(i32x4_max(t, digit_least), digit_largest)
+            };
+            let to = out.as_mut_ptr() as *mut v128;
+            for half in 0..2 {
+                let d = &v[half * 4..half * 4 + 4];
+                let words = (i16x8_narrow_i32x4(digit(d[0]), digit(d[1])), i16x8_narrow_i32x4(digit(d[2]), digit(d[3])));
+                v128_store(to.add(half), u8x16_narrow_i16x8(words.0, words.1));
             }
             *block = DigitBlock { scale, zero_point };
         }
     }
+}
+
+/// Whether `quantize_blocks` (the SIMD128 version in wasm) gives the digits, scales (to the bit)
+/// and zero points of its portable definition for `x` (whole blocks): the browser tests call this
+/// through the wasm module, where no Rust test runs.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub fn digit_quantiser_agrees(x: &[f32]) -> bool {
+    let values = &x[..x.len() / BLOCK * BLOCK];
+    let quantize = |f: fn(&[f32], &mut [u8], &mut [DigitBlock])| {
+        let (mut digits, mut blocks) = (vec![0u8; values.len()], vec![DigitBlock::default(); values.len() / BLOCK]);
+        f(values, &mut digits, &mut blocks);
+        (digits, blocks.iter().map(|b| (b.scale.to_bits(), b.zero_point)).collect::<Vec<_>>())
+    };
+    quantize(quantize_blocks) == quantize(quantize_blocks_portable)
 }
 
 /// The largest |v| of a row, NaN if any value is NaN (so that a non-finite row is seen: the

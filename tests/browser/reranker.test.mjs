@@ -178,6 +178,40 @@ test('the relaxed int8 kernel: both dot sequences give identical logits; info.in
     MINILM_CASES.forEach((c, i) => assert.ok(Math.abs(got.i16Dot.logits[i] - c.logit) <= 0.05, `${c.name}: ${got.i16Dot.logits[i]} vs PyTorch ${c.logit}`));
   }));
 
+// The activation quantiser has a SIMD128 version in wasm and a portable definition (what native
+// CPUs run): they must give the same digits, scales and zero points, or the builds' logits part.
+// Both modules, on blocks made to hit the edges: ties, one-signed blocks, zeros and −0, subnormal
+// spans, values near f32's limits, inf and NaN.
+for (const module of ['crossrank_wasm_relaxed_bg.wasm', 'crossrank_wasm_bg.wasm']) {
+  test(`${module}: the SIMD activation quantiser gives its portable definition's digits, bit for bit`, TIMEOUT, () =>
+    withPage(async ({ page }) => {
+      const got = await page.evaluate(async (module) => {
+        const wasm = await import('/www/pkg/crossrank_wasm.js');
+        await wasm.default({ module_or_path: `/www/pkg/${module}` });
+        let seed = 7;
+        const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+        const normal = () => Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
+        const block = (f) => Float32Array.from({ length: 32 }, (_, i) => f(i));
+        const blocks = [
+          ...Array.from({ length: 400 }, (_, b) => block(() => normal() * 10 ** ((b % 9) - 4))),
+          ...Array.from({ length: 50 }, () => block(() => Math.abs(normal()))), // GELU-like, one sign
+          ...Array.from({ length: 50 }, () => block(() => -Math.abs(normal()))),
+          block((i) => i + 0.5), block((i) => (i % 2 ? 127 : 0) + (i % 5) * 0.5), // ties
+          block(() => 0), block(() => -0), block((i) => (i === 7 ? 3 : 0)), block((i) => (i === 31 ? -1e-3 : 0)),
+          block((i) => (i % 3) * 1e-45), block((i) => (i % 2 ? 1e-40 : -1e-40)), // subnormal spans
+          block((i) => (i % 2 ? 3e38 : -3e38)), block((i) => i * 1e37),
+          block((i) => (i === 5 ? Infinity : i)), block((i) => (i === 9 ? -Infinity : i)), block((i) => (i === 0 ? NaN : i)),
+        ];
+        const values = new Float32Array(blocks.length * 32);
+        blocks.forEach((b, i) => values.set(b, i * 32));
+        const each = blocks.map((b) => wasm.digitQuantiserAgrees(b));
+        return { all: wasm.digitQuantiserAgrees(values), disagreeing: each.flatMap((ok, i) => (ok ? [] : [i])), count: blocks.length };
+      }, module);
+      assert.deepEqual(got.disagreeing, [], `blocks whose digits differ from the definition (of ${got.count})`);
+      assert.equal(got.all, true);
+    }));
+}
+
 test('the SIMD128 build has no int8 dot sequence to choose: info.int8Dot is null; f32 models skip the probe', TIMEOUT, () =>
   withPage(async ({ page }) => {
     const got = await page.evaluate(async ({ q8, f32 }) => {
