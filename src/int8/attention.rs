@@ -30,18 +30,10 @@ pub fn available() -> bool {
     Kernel::detect().runs_attention()
 }
 
-/// `x Wᵀ` for the f32 `weight` `(outputs, cols)` in the interleaved layout (natively on the AVX2
-/// kernel, or its scalar definition, which gives the same numbers): `scores` when the weight
-/// is the keys (queries as `x`), the context when it is the values transposed. `x` holds
-/// probabilities times `row_scales` when those are given (they lie in [0, 1]: no search for the
-/// largest).
-fn product(weight: &[f32], outputs: usize, cols: usize, x: &[f32], row_scales: Option<&[f32]>) -> Vec<f32> {
-    let weight = InterleavedMatrix::new(&Int8Matrix::quantize(weight, outputs, cols));
-    weight.matmul_here(&match row_scales {
-        Some(scales) => DigitRows::in_unit_range(x, cols, scales),
-        None => DigitRows::new(x, cols),
-    })
-}
+/// Query rows taken through scores, softmax and context at a time: their scores and
+/// probabilities (~100 KB each for 512 keys) stay in L2 between the passes, where a whole head's
+/// (~1 MB) did not. Rows are independent, so the numbers do not depend on it.
+const ROWS_AT_ONCE: usize = 64;
 
 /// `softmax(Q Kᵀ + mask) V` for `query` `(batch, heads, rows, head)`, `key` and `value`
 /// `(batch, heads, seq, head)` (queries already scaled), `mask_bias` `(batch, 1, 1, seq)`.
@@ -77,17 +69,25 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                     let q = &query[at * rows * head..(at + 1) * rows * head];
                     let k = &key[at * seq * head..(at + 1) * seq * head];
                     let v = &value[at * seq * head..(at + 1) * seq * head];
-                    // Scores: the keys are the weight (one output per key), the queries the activations.
-                    let scores = product(k, seq, head, q, None);
-                    let mut probabilities = vec![0f32; rows * padded];
-                    let mut row_scales = vec![0f32; rows];
-                    softmax_rows(&scores, &mask, pair, seq, &mut probabilities, &mut row_scales);
-                    if !row_scales.iter().all(|scale| scale.is_finite()) {
-                        non_finite.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
+                    // The keys are the scores' weight (one output per key), Vᵀ the context's (one
+                    // output per head dimension): both in the interleaved layout, once per head.
+                    let keys = InterleavedMatrix::new(&Int8Matrix::quantize(k, seq, head));
                     let mut transposed = vec![0f32; head * padded];
                     transpose(v, head, padded, &mut transposed);
-                    context.copy_from_slice(&product(&transposed, head, padded, &probabilities, Some(&row_scales)));
+                    let values = InterleavedMatrix::new(&Int8Matrix::quantize(&transposed, head, padded));
+                    let (mut probabilities, mut row_scales) = (vec![0f32; ROWS_AT_ONCE.min(rows) * padded], vec![0f32; ROWS_AT_ONCE.min(rows)]);
+                    for (chunk, context) in context.chunks_mut(ROWS_AT_ONCE * head).enumerate() {
+                        let n = context.len() / head;
+                        let first = chunk * ROWS_AT_ONCE;
+                        let scores = keys.matmul_here(&DigitRows::new(&q[first * head..(first + n) * head], head));
+                        let (probabilities, row_scales) = (&mut probabilities[..n * padded], &mut row_scales[..n]);
+                        softmax_rows(&scores, &mask, pair, seq, probabilities, row_scales);
+                        if !row_scales.iter().all(|scale| scale.is_finite()) {
+                            non_finite.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        // Probabilities lie in [0, 1] (times their row's scale): no search for the largest.
+                        context.copy_from_slice(&values.matmul_here(&DigitRows::in_unit_range(probabilities, padded, row_scales)));
+                    }
                 });
             })
         })

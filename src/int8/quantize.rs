@@ -253,19 +253,20 @@ fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
                 continue;
             };
             let (inverse, shifted) = (f32x4_splat(inverse), f32x4_splat(zero_point as f32));
-            let (low, high, magic) = (f32x4_splat(-limit), f32x4_splat(limit), f32x4_splat(MAGIC));
-            let magic_bits = i32x4_splat(MAGIC.to_bits() as i32);
-            let (digit_least, digit_largest) = (i32x4_splat(0), i32x4_splat(DIGIT_LARGEST));
-            let digit = |x: v128| {
-                let t = f32x4_pmin(f32x4_pmax(f32x4_add(f32x4_mul(x, inverse), shifted), low), high);
-                let t = i32x4_sub(f32x4_add(t, magic), magic_bits);
-                i32x4_min(i32x4_max(t, digit_least), digit_largest)
-            };
+            let (low, high, magic) = (f32x4_splat(0.0), f32x4_splat(limit), f32x4_splat(MAGIC));
+            // Clamped to [0, 127] before rounding, where the definition clamps to ±127, rounds,
+            // then clamps to 0..=127: the same digit for every finite value (below 0 both give
+            // 0; rounding a value in [0, 127] stays in 0..=127). `t + 1.5·2²³` then holds the
+            // digit in its low byte.
+            let digit = |x: v128| f32x4_add(f32x4_pmin(f32x4_pmax(f32x4_add(f32x4_mul(x, inverse), shifted), low), high), magic);
+            // The low byte of each lane of four vectors, in order (two shuffles for each pair of
+            // vectors, one to join them): the saturating narrows were split into lane moves.
+            let lows = |a: v128, b: v128| i8x16_shuffle::<0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28>(a, b);
             let to = out.as_mut_ptr() as *mut v128;
             for half in 0..2 {
                 let d = &v[half * 4..half * 4 + 4];
-                let words = (i16x8_narrow_i32x4(digit(d[0]), digit(d[1])), i16x8_narrow_i32x4(digit(d[2]), digit(d[3])));
-                v128_store(to.add(half), u8x16_narrow_i16x8(words.0, words.1));
+                let (first, second) = (lows(digit(d[0]), digit(d[1])), lows(digit(d[2]), digit(d[3])));
+                v128_store(to.add(half), i8x16_shuffle::<0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23>(first, second));
             }
             *block = DigitBlock { scale, zero_point };
         }
