@@ -289,7 +289,7 @@ async function main() {
           else report.adapters.push({ adapter: loaded.info.adapter, systems: [system] });
         }
         report.rows.push(row);
-        console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${delta(r.max_delta)})`).join(', ') + `  [load ${loadAt}]`);
+        console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${delta(r.max_delta)})`).join(', ') + `  [load ${loadAt}]` + (loaded.info?.int8Dot ? ` [int8 dot: ${loaded.info.int8Dot}]` : ''));
       }
     }
   } finally {

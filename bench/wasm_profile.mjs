@@ -4,17 +4,18 @@
 // (workers are not reachable by a page's CDP session); one thread, as in bench/browser.mjs.
 //
 //   node bench/wasm_profile.mjs [--workload W30-short] [--gguf artifacts/bench/gguf/minilm-l4.q8_0.gguf]
-//                               [--pkg /www/pkg] [--repeat 2] [--max-length 512]
+//                               [--pkg /www/pkg] [--repeat 2] [--max-length 512] [--int8-dot dot-add|i16-dot]
 //
 // Function names need the module's name section, which ./build.sh wasm strips: build a copy with
 // `wasm-bindgen --keep-debug` and `wasm-opt -O3 -g` under artifacts/ and pass --pkg /artifacts/….
+// --int8-dot fixes the relaxed kernel's dot sequence; otherwise the warm-up run's probe chooses it.
 
 import { existsSync } from 'node:fs';
 
 import { startServer } from '../tests/browser/server.mjs';
 import { launchChromium } from '../tests/browser/harness.mjs';
 
-const args = { workload: 'W30-short', gguf: 'artifacts/bench/gguf/minilm-l4.q8_0.gguf', pkg: '/www/pkg', repeat: 2, maxLength: 512, top: 30 };
+const args = { workload: 'W30-short', gguf: 'artifacts/bench/gguf/minilm-l4.q8_0.gguf', pkg: '/www/pkg', repeat: 2, maxLength: 512, top: 30, int8Dot: '' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const key = process.argv[i].replace(/^--/, '').replace(/-(\w)/g, (_, c) => c.toUpperCase());
   if (!(key in args)) throw new Error(`unknown argument ${process.argv[i]} (see the comment at the top)`);
@@ -31,20 +32,21 @@ const { context } = chromium;
 try {
   const page = await context.newPage();
   await page.goto(`${server.origin}/bench/browser/index.html`);
-  await page.evaluate(async ({ gguf, pkg, workload }) => {
-    const { default: init, WasmReranker } = await import(`${pkg}/crossrank_wasm.js`);
+  await page.evaluate(async ({ gguf, pkg, workload, int8Dot }) => {
+    const { default: init, WasmReranker, selectInt8Dot } = await import(`${pkg}/crossrank_wasm.js`);
     await init({ module_or_path: `${pkg}/crossrank_wasm_bg.wasm` });
     const bytes = new Uint8Array(await (await fetch(`/${gguf}`)).arrayBuffer());
     window.reranker = WasmReranker.fromGguf(bytes);
+    if (int8Dot) selectInt8Dot(int8Dot);
     window.workload = await (await fetch(`/${workload}`)).json();
-  }, { gguf: args.gguf, pkg: args.pkg, workload });
+  }, { gguf: args.gguf, pkg: args.pkg, workload, int8Dot: args.int8Dot });
   const run = () =>
     page.evaluate((maxLength) => {
       const start = performance.now();
       window.reranker.logits(window.workload.query, window.workload.documents, { maxLength });
       return performance.now() - start;
     }, args.maxLength);
-  console.log(`warm-up: ${(await run()).toFixed(0)} ms`);
+  console.log(`warm-up: ${(await run()).toFixed(0)} ms; int8 dot sequence: ${await page.evaluate(() => window.reranker.info().int8Dot)}${args.int8Dot ? ' (--int8-dot)' : ''}`);
 
   const cdp = await context.newCDPSession(page);
   await cdp.send('Profiler.enable');

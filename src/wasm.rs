@@ -207,6 +207,9 @@ fn to_value<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 pub struct WasmReranker {
     reranker: Reranker,
     precision: String,
+    /// Whether its linear layers run on the int8 kernels (Q8_0/Q4_0 weights, matmul "int8"):
+    /// only then does the relaxed kernel's dot sequence matter ([`DotProbe`]).
+    int8: bool,
 }
 
 #[wasm_bindgen]
@@ -225,10 +228,8 @@ impl WasmReranker {
             Some(other) => return Err(invalid(format!("matmul must be \"int8\", \"dequantize\" or \"blocks\", got \"{other}\""))),
         };
         let reranker = Reranker::from_gguf_model_with(&model, matmul).map_err(to_js)?;
-        if matmul == QuantizedMatmul::Int8 && matches!(Precision::parse(model.precision()), Ok(Precision::Q8_0 | Precision::Q4_0)) {
-            choose_dot_sequence_once();
-        }
-        Ok(Self { reranker, precision: model.precision().to_string() })
+        let int8 = matmul == QuantizedMatmul::Int8 && matches!(Precision::parse(model.precision()), Ok(Precision::Q8_0 | Precision::Q4_0));
+        Ok(Self { reranker, precision: model.precision().to_string(), int8 })
     }
 
     /// Scores several queries' documents, batched together: `[{ query, documents }]` → one
@@ -237,7 +238,9 @@ impl WasmReranker {
     /// a share of the documents and orders the union with `orderScored`.
     pub fn score(&self, requests: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
         let options = self::options(options)?;
+        let probe = DotProbe::start(self.int8);
         let (texts, scored) = self.with_requests(requests, &options, |core| self.reranker.score_many(core, &options))?;
+        probe.finish();
         to_js_scored_requests(scored, &texts)
     }
 
@@ -287,7 +290,10 @@ impl WasmReranker {
         }
         let documents = self.read_documents(query, &js_sys::Array::from(&documents), &options)?;
         let refs: Vec<&str> = documents.iter().map(String::as_str).collect();
-        self.reranker.logits_with(query, &refs, &options).map_err(to_js)
+        let probe = DotProbe::start(self.int8);
+        let logits = self.reranker.logits_with(query, &refs, &options).map_err(to_js)?;
+        probe.finish();
+        Ok(logits)
     }
 
     /// The documents as Rust strings, each copied into wasm memory (which never shrinks) only as
@@ -390,27 +396,59 @@ impl WasmPrepared {
 /// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
 /// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:
 /// { dtype, shape, data: Uint8Array } } }`.
-/// Times the relaxed kernel's two dot sequences once per instance (a worker), at the first
-/// quantised model it loads, and keeps the faster (`crate::int8::choose_dot_sequence`: a few ms).
-fn choose_dot_sequence_once() {
-    static CHOSEN: std::sync::Once = std::sync::Once::new();
-    CHOSEN.call_once(|| {
-        // performance.now() (µs where the page is cross-origin isolated, 0.1 ms elsewhere); the
-        // probe's products take ~0.5–2 ms each. Date.now() (1 ms) only if a runtime lacks it.
-        let global = js_sys::global();
-        let performance = js_sys::Reflect::get(&global, &"performance".into()).unwrap_or(JsValue::UNDEFINED);
-        let now_fn = js_sys::Reflect::get(&performance, &"now".into()).ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-        let now = || now_fn.as_ref().and_then(|f| f.call0(&performance).ok()).and_then(|v| v.as_f64()).unwrap_or_else(js_sys::Date::now);
-        crate::int8::choose_dot_sequence(&now);
-    });
+/// Whether this instance (a worker) has chosen its int8 dot sequence: by [`DotProbe`], or a test.
+static DOT_CHOSEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses the relaxed kernel's dot sequence once per instance, after the first int8 scoring
+/// call that ran long enough (≥ [`DotProbe::AFTER_MS`]) for V8 to have optimised the kernel:
+/// timed at load, a fresh worker measures V8's baseline compiler, where the one-instruction
+/// dot-add wins whatever the CPU (it did in 4 of 6 fresh starts on a CPU where it is the slower
+/// once optimised). Until then the kernel runs [`crate::int8::DotSequence::I16Dot`], the faster
+/// one on CPUs without AVX-VNNI. Both give the same logits, so the choice only moves speed.
+struct DotProbe {
+    started: Option<f64>,
 }
 
-/// Test-only (the browser tests check that both sequences give the same logits): makes the
-/// relaxed kernel run `name` ("dot-add" or "i16-dot") from now on, whatever the probe chose.
+impl DotProbe {
+    const AFTER_MS: f64 = 200.0;
+
+    fn start(int8: bool) -> Self {
+        let waiting = int8 && !DOT_CHOSEN.load(std::sync::atomic::Ordering::Relaxed);
+        Self { started: waiting.then(now_ms) }
+    }
+
+    /// After the call: times both sequences (a few ms; `crate::int8::choose_dot_sequence`) if
+    /// this was the first long enough call.
+    fn finish(self) {
+        if let Some(started) = self.started {
+            if now_ms() - started >= Self::AFTER_MS && !DOT_CHOSEN.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                crate::int8::choose_dot_sequence(&now_ms);
+            }
+        }
+    }
+}
+
+/// `performance.now()` (5 µs steps where the page is cross-origin isolated, 100 µs elsewhere), or
+/// `Date.now()` where a runtime has no `performance`.
+fn now_ms() -> f64 {
+    let global = js_sys::global();
+    let performance = js_sys::Reflect::get(&global, &"performance".into()).unwrap_or(JsValue::UNDEFINED);
+    js_sys::Reflect::get(&performance, &"now".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|now| now.call0(&performance).ok())
+        .and_then(|value| value.as_f64())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+/// Test-only (the browser tests check that both sequences give the same logits; the benchmark
+/// measures each): makes the relaxed kernel run `name` ("dot-add" or "i16-dot") from now on,
+/// and no probe change it.
 #[wasm_bindgen(js_name = selectInt8Dot)]
 pub fn select_int8_dot(name: &str) -> Result<(), JsValue> {
     let sequence = crate::int8::DotSequence::from_name(name).ok_or_else(|| invalid(format!("int8Dot must be \"dot-add\" or \"i16-dot\", got \"{name}\"")))?;
     sequence.select();
+    DOT_CHOSEN.store(true, std::sync::atomic::Ordering::Relaxed); // no probe overrides it
     Ok(())
 }
 

@@ -146,21 +146,27 @@ for (const { simd, wasmUrl } of [{ simd: 'relaxed-simd' }, { simd: 'simd128', wa
 }
 
 // The relaxed kernel sums its int8 products with the i32 relaxed dot-add or with the i16 relaxed
-// dot + dot by ones, whichever a worker timed faster at load (src/int8/kernel.rs): both must give
-// the same integers, so the same logits to the bit, on the model and the windows' many batches.
-test('the relaxed int8 kernel: both dot sequences give identical logits; info.int8Dot names the probe\'s choice', TIMEOUT, () =>
+// dot + dot by ones: i16-dot until a worker's first long int8 call, after which it times both and
+// keeps the faster (src/wasm.rs, DotProbe). Both must give the same integers, so the same logits
+// to the bit, on the model and the windows' many batches.
+test('the relaxed int8 kernel: both dot sequences give identical logits; info.int8Dot names the choice after the first long call', TIMEOUT, () =>
   withPage(async ({ page }) => {
     const long = MINILM_CASES.find((c) => c.name === 'long_passage');
     const got = await page.evaluate(async ({ url, cases, long }) => {
       const run = async (workerUrl) => {
         const reranker = await window.crossrank.Reranker.create({ model: url, threads: 1, ...(workerUrl ? { workerUrl } : {}) });
+        const atLoad = reranker.info.int8Dot;
+        // A call long enough (≥ 200 ms) for the probe; the ranks of 24 copies need not be checked.
+        const started = performance.now();
+        await reranker.rerank(long.query, Array(24).fill(long.passage));
+        const longCallMs = performance.now() - started;
         const logits = [];
         for (const { query, passage } of cases) logits.push((await reranker.rerank(query, [passage]))[0].logit);
         const windows = await reranker.rerank(long.query, [long.passage, cases[0].passage], { maxLength: 64, windows: { overlap: 16 } });
         logits.push(...windows.map((r) => r.logit));
         const info = reranker.info;
         reranker.dispose();
-        return { logits, info };
+        return { atLoad, longCallMs, logits, info };
       };
       return {
         probed: await run(null),
@@ -168,11 +174,14 @@ test('the relaxed int8 kernel: both dot sequences give identical logits; info.in
         i16Dot: await run('/tests/browser/webgpu-hooks.js?int8Dot=i16-dot'),
       };
     }, { url: MINILM_Q8, cases: MINILM_CASES, long });
+    assert.equal(got.probed.atLoad, 'i16-dot', 'before any long call the kernel runs the i16 sequence');
+    assert.ok(got.probed.longCallMs >= 200, `the long call took ${got.probed.longCallMs} ms: too short to probe`);
     assert.match(got.probed.info.int8Dot, /^(dot-add|i16-dot)$/);
-    console.log(`# the load-time probe chose ${got.probed.info.int8Dot} on this CPU`);
-    assert.equal(got.dotAdd.info.int8Dot, 'dot-add');
-    assert.equal(got.i16Dot.info.int8Dot, 'i16-dot');
-    assert.ok(got.dotAdd.logits.length === MINILM_CASES.length + 2);
+    console.log(`# the probe after a ${got.probed.longCallMs.toFixed(0)} ms call chose ${got.probed.info.int8Dot} on this CPU`);
+    // A test's choice holds: no probe replaces it after the long call.
+    assert.deepEqual([got.dotAdd.atLoad, got.dotAdd.info.int8Dot], ['dot-add', 'dot-add']);
+    assert.deepEqual([got.i16Dot.atLoad, got.i16Dot.info.int8Dot], ['i16-dot', 'i16-dot']);
+    assert.equal(got.dotAdd.logits.length, MINILM_CASES.length + 2);
     assert.deepEqual(got.dotAdd.logits, got.i16Dot.logits, 'the two dot sequences gave different logits');
     assert.deepEqual(got.probed.logits, got.i16Dot.logits);
     MINILM_CASES.forEach((c, i) => assert.ok(Math.abs(got.i16Dot.logits[i] - c.logit) <= 0.05, `${c.name}: ${got.i16Dot.logits[i]} vs PyTorch ${c.logit}`));
@@ -212,7 +221,7 @@ for (const module of ['crossrank_wasm_relaxed_bg.wasm', 'crossrank_wasm_bg.wasm'
     }));
 }
 
-test('the SIMD128 build has no int8 dot sequence to choose: info.int8Dot is null; f32 models skip the probe', TIMEOUT, () =>
+test('the SIMD128 build has no int8 dot sequence to choose: info.int8Dot is null; an f32 model keeps the default', TIMEOUT, () =>
   withPage(async ({ page }) => {
     const got = await page.evaluate(async ({ q8, f32 }) => {
       const simd128 = await window.crossrank.Reranker.create({ model: q8, threads: 1, wasmUrl: '/www/pkg/crossrank_wasm_bg.wasm' });
@@ -223,7 +232,7 @@ test('the SIMD128 build has no int8 dot sequence to choose: info.int8Dot is null
       return infos;
     }, { q8: MINILM_Q8, f32: MINILM_F32 });
     assert.deepEqual([got[0].simd, got[0].int8Dot], ['simd128', null]);
-    // A worker that loaded only an f32 model never timed the sequences: the default stands.
+    // A worker that scores only an f32 model never times the sequences: the default stands.
     assert.deepEqual([got[1].simd, got[1].int8Dot], ['relaxed-simd', 'i16-dot']);
   }));
 

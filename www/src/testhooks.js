@@ -13,6 +13,6 @@ export const testHooks = {
   scratchBytes: null,
   /** `(device, batchIndex)` after each GPU batch of a rerank; `device.destroy()` there loses the device. */
   afterBatch: null,
-  /** 'dot-add' or 'i16-dot': the relaxed int8 kernel's dot sequence, over the load-time probe's choice. */
+  /** 'dot-add' or 'i16-dot': the relaxed int8 kernel's dot sequence from the load on; no probe replaces it. */
   int8Dot: null,
 };

@@ -151,7 +151,7 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, devi
   }
   reranker = model;
   backend = chosen.backend;
-  if (testHooks.int8Dot) selectInt8Dot(testHooks.int8Dot); // over the load-time probe's choice
+  if (testHooks.int8Dot) selectInt8Dot(testHooks.int8Dot); // and no probe replaces it
   const info = { ...reranker.info(), cache: cacheSays, ...chosen.device };
   postProgress(id, { status: 'ready', file: source.url ?? null, info });
   // A fresh worker (after an abort or a crash) must be able to load the model again without
