@@ -116,35 +116,32 @@ function gpuFailure(error) {
  */
 export async function openDevice(device) {
   if (device === Device.WASM) return {};
-  if (device === Device.AUTO && !testHooks.softwareAdapter && await softwareAdapter()) {
-    return { reason: 'the only WebGPU adapter is a software one (isFallbackAdapter: a CPU emulating a GPU, slower than wasm); device "webgpu" would use it' };
-  }
   if (typeof navigator === 'undefined' || !navigator.gpu) {
     return { reason: typeof globalThis.process?.versions?.node === 'string' ?
       'this runtime has no WebGPU (navigator.gpu is undefined: Node and Bun have none, Deno only with --unstable-webgpu)' :
       'this browser has no WebGPU (navigator.gpu is undefined: not supported or turned off, or not a secure context: https: or localhost)' };
   }
+  if (device === Device.AUTO && typeof globalThis.Deno === 'object') {
+    // Measured with Deno 2.9.6 and no crossrank code: a worker thread that asks for a WebGPU
+    // adapter makes the process crash at exit (SIGSEGV) in about half the runs. 'auto' must not
+    // risk that; 'webgpu' is the user's explicit choice.
+    return { reason: 'Deno: device "auto" does not open WebGPU in a worker thread (Deno 2.9 can crash at exit, SIGSEGV, once a worker has used WebGPU); device "webgpu" opts in' };
+  }
   try {
     // Loaded only here: a wasm-only reranker never fetches the engine and its shaders.
     const engine = await import('./webgpu/index.js');
     const gpu = await engine.openGpu();
-    return gpu.device ? { gpu, engine } : { reason: gpu.unavailable ?? 'no WebGPU adapter' };
+    if (!gpu.device) return { reason: gpu.unavailable ?? 'no WebGPU adapter' };
+    if (device === Device.AUTO && gpu.softwareAdapter && !testHooks.softwareAdapter) {
+      // The adapter is asked for once, with a device, and the device destroyed when not kept:
+      // Deno 2.9 crashes at exit (SIGSEGV, about one run in two) when a worker thread ends
+      // holding an adapter that never got a device (tests/node/runtimes.test.mjs).
+      gpu.device.destroy();
+      return { reason: 'the only WebGPU adapter is a software one (isFallbackAdapter: a CPU emulating a GPU, slower than wasm); device "webgpu" would use it' };
+    }
+    return { gpu, engine };
   } catch (error) {
     return { reason: `the WebGPU engine did not start: ${error?.message ?? error}` };
-  }
-}
-
-/**
- * Whether the adapter WebGPU gives is a fallback (software) one, such as Chromium's SwiftShader or
- * Deno's on a machine without a GPU: 'auto' leaves those to wasm. Asked here because openGpu does
- * not report it (yet); an adapter may be requested more than once.
- */
-async function softwareAdapter() {
-  try {
-    const adapter = await navigator.gpu?.requestAdapter({ powerPreference: 'high-performance' });
-    return Boolean(adapter?.info?.isFallbackAdapter ?? adapter?.isFallbackAdapter);
-  } catch {
-    return false; // openGpu will say what is wrong
   }
 }
 

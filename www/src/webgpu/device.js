@@ -17,7 +17,7 @@ function describeAdapter(adapter) {
 
 /**
  * Adapter + device, or why not.
- * @returns {Promise<{ device: GPUDevice, adapter: { vendor: string, architecture: string, device: string, description: string }, features: string[], limits: GPUSupportedLimits } | { unavailable: string }>}
+ * @returns {Promise<{ device: GPUDevice, adapter: { vendor: string, architecture: string, device: string, description: string }, features: string[], limits: GPUSupportedLimits, softwareAdapter: boolean } | { unavailable: string }>}
  */
 export async function openGpu() {
   const gpu = globalThis.navigator?.gpu;
@@ -39,5 +39,13 @@ export async function openGpu() {
   } catch (error) {
     return { unavailable: `requestDevice failed: ${error?.message ?? error}` };
   }
-  return { device, adapter: describeAdapter(adapter), features: [...adapter.features].sort(), limits: device.limits };
+  return {
+    device,
+    adapter: describeAdapter(adapter),
+    features: [...adapter.features].sort(),
+    limits: device.limits,
+    // A fallback adapter (Chromium's SwiftShader, Deno's on a machine without a GPU) is a CPU
+    // emulating a GPU: device 'auto' leaves it to wasm.
+    softwareAdapter: Boolean(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter),
+  };
 }
