@@ -272,6 +272,7 @@ async function main() {
             times.push(run.ms);
             if (run.memory_bytes) row.wasm_memory_bytes = run.memory_bytes;
             if (run.gpu_bytes) row.gpu_bytes = run.gpu_bytes;
+            if (run.int8_dot) row.int8_dot = run.int8_dot; // after the runs: the worker's probe has chosen
           }
           const sorted = [...times].sort((a, b) => a - b);
           row.results[w] = { first_ms: first.ms, median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: ref ? maxDelta(first.logits, ref.logits) : NaN };
@@ -289,7 +290,7 @@ async function main() {
           else report.adapters.push({ adapter: loaded.info.adapter, systems: [system] });
         }
         report.rows.push(row);
-        console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${delta(r.max_delta)})`).join(', ') + `  [load ${loadAt}]` + (loaded.info?.int8Dot ? ` [int8 dot: ${loaded.info.int8Dot}]` : ''));
+        console.error(`  ${row.label} ×${threads}: ` + Object.entries(row.results).map(([w, r]) => `${w} ${r.median_ms.toFixed(0)} ms (Δ ${delta(r.max_delta)})`).join(', ') + `  [load ${loadAt}]` + (row.int8_dot ? ` [int8 dot: ${row.int8_dot}]` : ''));
       }
     }
   } finally {
@@ -346,7 +347,7 @@ function render(report, workloads) {
     for (const w of workloads) {
       const r = row.results[w];
       if (!r) continue;
-      lines.push(`| ${row.label} | ${row.threads} | ${w} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)}–${r.max_ms.toFixed(0)} | ${r.cpu_ms.toFixed(0)} | ` +
+      lines.push(`| ${row.label}${row.int8_dot ? ` [int8 dot: ${row.int8_dot}]` : ''} | ${row.threads} | ${w} | ${r.median_ms.toFixed(0)} | ${r.min_ms.toFixed(0)}–${r.max_ms.toFixed(0)} | ${r.cpu_ms.toFixed(0)} | ` +
         `${(r.median_ms / pairsOf(w)).toFixed(1)} | ${delta(r.max_delta)} | ${fmt(row.model_bytes)} | ` +
         `${row.wasm_memory_bytes ? (row.wasm_memory_bytes / 2 ** 20).toFixed(0) : row.gpu_bytes ? `GPU ${(row.gpu_bytes / 2 ** 20).toFixed(0)}` : '—'} | ${row.load_ms.toFixed(0)} | ${r.first_ms?.toFixed(0) ?? '—'} | ${row.load} |`);
     }

@@ -124,9 +124,10 @@ export interface ModelInfo extends DeviceInfo {
    */
   simd: 'relaxed-simd' | 'simd128';
   /**
-   * The relaxed-SIMD build's int8 dot sequence, the faster of two on this CPU as timed at load
-   * (a few ms): `"dot-add"` (one instruction with AVX-VNNI or Arm dot product), `"i16-dot"` (faster
-   * without AVX-VNNI). Both give the same logits. null in the SIMD128 build.
+   * The relaxed-SIMD build's int8 dot sequence: `"i16-dot"` (the faster without AVX-VNNI) until
+   * the first worker's first int8 call of 200 ms or more, after which it times both (~30–80 ms,
+   * once) and keeps the faster; `"dot-add"` (one instruction with AVX-VNNI) must win by 10%. Both
+   * give the same logits. null in the SIMD128 build.
    */
   int8Dot: 'dot-add' | 'i16-dot' | null;
   maxPositions: number;

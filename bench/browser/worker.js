@@ -39,9 +39,9 @@ async function crossrank({ model }) {
   const load_ms = performance.now() - start;
   return {
     load_ms,
-    info: { crossOriginIsolated: self.crossOriginIsolated, int8Dot: reranker.info().int8Dot },
+    info: { crossOriginIsolated: self.crossOriginIsolated },
     // wasm memory only grows: its size after a run is the high-water mark so far.
-    run: async ({ query, documents }) => ({ logits: Array.from(reranker.logits(query, documents)), memory_bytes: wasm.memory.buffer.byteLength }),
+    run: async ({ query, documents }) => ({ logits: Array.from(reranker.logits(query, documents)), memory_bytes: wasm.memory.buffer.byteLength, int8_dot: reranker.info().int8Dot }),
   };
 }
 
@@ -94,12 +94,12 @@ async function crossrankPackage({ model, threads }) {
   const adapter = reranker.info?.gpu?.adapter;
   return {
     load_ms,
-    info: { crossOriginIsolated: self.crossOriginIsolated, threads: reranker.threads, int8Dot: reranker.info.int8Dot, ...(adapter ? { adapter, device: reranker.info.device } : {}) },
+    info: { crossOriginIsolated: self.crossOriginIsolated, threads: reranker.threads, ...(adapter ? { adapter, device: reranker.info.device } : {}) },
     run: async ({ query, documents }) => {
       const ranked = await reranker.rerank(query, documents, { maxLength: MAX_LENGTH });
       const logits = new Array(documents.length);
       for (const { index, logit } of ranked) logits[index] = logit;
-      return { logits };
+      return { logits, int8_dot: reranker.info.int8Dot };
     },
   };
 }

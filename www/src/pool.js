@@ -41,7 +41,7 @@ export class WorkerPool {
     this.#workerUrl = workerUrl;
     this.#device = device;
     this.#slots = Array.from({ length: threads }, () => new WorkerSlot(workerUrl));
-    this.#slots[0].onDevice = (info) => this.#deviceChanged(info);
+    this.#slots[0].onInfo = (changed) => this.#infoChanged(changed);
   }
 
   /** How many workers share each call. */
@@ -168,9 +168,12 @@ export class WorkerPool {
     return model.info.device === Device.WEBGPU ? [this.#slots[0]] : this.#slots;
   }
 
-  /** The first worker's device changed (its GPU was lost, or a fresh one could not get it back). */
-  #deviceChanged({ device, gpu, fallback }) {
-    if (this.#model) this.#model.info = { ...this.#model.info, device, gpu, fallback };
+  /**
+   * Fields of the first worker's info changed: its device (its GPU was lost, or a fresh one could
+   * not get it back), or its int8 dot sequence (its probe chose; the other workers run the same CPU).
+   */
+  #infoChanged(changed) {
+    if (this.#model) this.#model.info = { ...this.#model.info, ...changed };
   }
 
   /** Terminates every worker, which frees all of their memory at once. */
@@ -211,7 +214,7 @@ export class WorkerPool {
     const device = first && model.info.device === Device.WEBGPU ? this.#device : Device.WASM;
     const { info } = await slot.request({ kind: RequestKind.LOAD, source, cache, sha256, wasmUrl: this.#wasmUrl, device, selfCheck: false });
     slot.hasModel = true;
-    if (first && device !== Device.WASM && info.device !== Device.WEBGPU && this.#model === model) this.#deviceChanged(info);
+    if (first && device !== Device.WASM && info.device !== Device.WEBGPU && this.#model === model) this.#infoChanged({ device: info.device, gpu: info.gpu, fallback: info.fallback });
   }
 }
 

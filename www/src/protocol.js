@@ -50,8 +50,10 @@
 //   { kind: 'ready' }                        no id: sent once, when worker.js and its imports have
 //       loaded; an `error` event before it means the worker did not start (spawn.js: worker_start),
 //       one after it that the worker died (worker_crashed)
-//   { kind: 'device', device }               no id: the worker's WebGPU device was lost; `device`
-//       is its DeviceInfo now (wasm, with the reason in `fallback`); sent once, whenever it happens
+//   { kind: 'info', info }                   no id: fields of the worker's model info that changed
+//       since the load: its DeviceInfo when the WebGPU device was lost (wasm, with the reason in
+//       `fallback`); `int8Dot` when the worker's probe chose its dot sequence (before the result
+//       of the call it followed)
 
 import { RUST_ERROR_CODES } from './contract.js';
 
@@ -67,7 +69,7 @@ export const ReplyKind = Object.freeze({
   ERROR: 'error',
   PROGRESS: 'progress',
   READY: 'ready',
-  DEVICE: 'device',
+  INFO: 'info',
 });
 
 /** Where a worker runs the encoder (the `device` option): its tokeniser, windows and ordering are always wasm. */

@@ -20,8 +20,8 @@ export class WorkerSlot {
   hasModel = false;
   /** The `workerUrl` option: an absolute URL of worker.js, or null for the package's own. */
   #workerUrl;
-  /** Told the worker's DeviceInfo when its GPU device is lost (a `device` reply). */
-  onDevice = null;
+  /** Told the fields of the worker's model info that changed (an `info` reply: protocol.js). */
+  onInfo = null;
 
   /** @param {string | null} [workerUrl] */
   constructor(workerUrl = null) {
@@ -69,8 +69,8 @@ export class WorkerSlot {
 
   #onReply(worker, reply) {
     if (worker !== this.#worker) return; // from a worker already terminated
-    if (reply.kind === ReplyKind.DEVICE) {
-      this.onDevice?.(reply.device);
+    if (reply.kind === ReplyKind.INFO) {
+      this.onInfo?.(reply.info);
       return;
     }
     const pending = this.#pending.get(reply.id);

@@ -30,6 +30,8 @@ let backend = null;
 let loading = null;
 /** Set once the wasm instance has trapped: its memory is in an unknown state. */
 let trapped = false;
+/** The int8 dot sequence the page was last told of (the load's info, then `info` replies). */
+let toldInt8Dot = null;
 
 const KNOWN_CODES = new Set(Object.values(ErrorCode));
 
@@ -58,6 +60,7 @@ async function handle(request) {
       }
       case RequestKind.SCORE: {
         const value = await score(request);
+        reportInt8Dot();
         self.postMessage({ id, kind: ReplyKind.RESULT, value });
         return;
       }
@@ -153,6 +156,7 @@ async function load({ id, source, cache, sha256, wasmUrl, cacheInfo = null, devi
   backend = chosen.backend;
   if (testHooks.int8Dot) selectInt8Dot(testHooks.int8Dot); // and no probe replaces it
   const info = { ...reranker.info(), cache: cacheSays, ...chosen.device };
+  toldInt8Dot = info.int8Dot;
   postProgress(id, { status: 'ready', file: source.url ?? null, info });
   // A fresh worker (after an abort or a crash) must be able to load the model again without
   // the network: either it is in the Cache API, or the page keeps these bytes. (wasm has its
@@ -255,10 +259,21 @@ async function score({ requests, options }) {
   }
 }
 
+/**
+ * Tells the page when the worker's int8 dot sequence changed: it probes both once, after its
+ * first long int8 call (src/wasm.rs, DotProbe), so `info.int8Dot` at load is the default.
+ */
+function reportInt8Dot() {
+  const int8Dot = reranker?.info().int8Dot ?? null;
+  if (int8Dot === toldInt8Dot) return;
+  toldInt8Dot = int8Dot;
+  self.postMessage({ kind: ReplyKind.INFO, info: { int8Dot } });
+}
+
 /** The GPU can no longer be used: from now on this worker runs on wasm, and tells the page why. */
 function deviceLost(reason) {
   backend = null;
-  self.postMessage({ kind: ReplyKind.DEVICE, device: wasmFallback(reason) });
+  self.postMessage({ kind: ReplyKind.INFO, info: wasmFallback(reason) });
 }
 
 /**
