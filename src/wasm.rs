@@ -187,8 +187,9 @@ struct Info {
     /// (`Kernel::detect().name()`): "relaxed-simd" (the int8 path on the relaxed dot) or
     /// "simd128" (the fallback for browsers without relaxed SIMD).
     simd: &'static str,
-    /// The relaxed kernel's dot sequence (`DotSequence::name`: "dot-add" or "i16-dot", the faster
-    /// one the load-time probe timed; both give the same logits); null in the SIMD128 build.
+    /// The relaxed kernel's dot sequence (`DotSequence::name`: "dot-add" or "i16-dot"; the
+    /// default until [`DotProbe`] has timed both; the same logits either way); null in the
+    /// SIMD128 build.
     int8_dot: Option<&'static str>,
     max_positions: usize,
     /// The max_length a call without one gets (the length the model was trained at, if recorded).
@@ -392,10 +393,6 @@ impl WasmPrepared {
     }
 }
 
-/// The model in a crossrank GGUF as data for the WebGPU encoder ([`crate::model::plan`]):
-/// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
-/// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:
-/// { dtype, shape, data: Uint8Array } } }`.
 /// Whether this instance (a worker) has chosen its int8 dot sequence: by [`DotProbe`], or a test.
 static DOT_CHOSEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -459,6 +456,10 @@ pub fn digit_quantiser_agrees(values: &[f32]) -> bool {
     crate::int8::digit_quantiser_agrees(values)
 }
 
+/// The model in a crossrank GGUF as data for the WebGPU encoder ([`crate::model::plan`]):
+/// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
+/// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:
+/// { dtype, shape, data: Uint8Array } } }`.
 #[wasm_bindgen(js_name = gpuPlan)]
 pub fn gpu_plan(bytes: &[u8]) -> Result<JsValue, JsValue> {
     let model = GgufModel::read("model.gguf", bytes, &candle_core::Device::Cpu).map_err(to_js)?;
