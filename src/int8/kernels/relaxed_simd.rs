@@ -1,10 +1,12 @@
 //! The interleaved product on relaxed SIMD (wasm): weights times one 7-bit activation digit
-//! ([`crate::int8::interleaved`] says why and how) by `i16x8.relaxed_dot_i8x16_i7x16_s`, widened
-//! by `i32x4.dot_i16x8_s` with ones and added. Without AVX-VNNI that is `pmaddubsw`, `pmaddwd`,
-//! `paddd`: the same three instructions V8 emits for `i32x4.relaxed_dot_i8x16_i7x16_add_s`, which
-//! also makes its ones constant anew each time, and measured ~2× slower (BENCHMARKS.md, issue 34).
-//! The i16 step is exact: two products of a byte and a digit sum to at most 2 × 128 × 127 <
-//! 2¹⁵. Four activation rows against two groups (eight outputs) at a time: each weight vector is
+//! ([`crate::int8::interleaved`] says why and how), 16 products summed by one of two sequences
+//! ([`DotSequence`], chosen per worker by timing both; the same integers either way):
+//! `i16x8.relaxed_dot_i8x16_i7x16_s`, widened by `i32x4.dot_i16x8_s` with ones and added —
+//! without AVX-VNNI `pmaddubsw`, `pmaddwd`, `paddd`, the same three instructions V8 emits for
+//! `i32x4.relaxed_dot_i8x16_i7x16_add_s`, which also makes its ones constant anew each time and
+//! ran 14% slower in this kernel (BENCHMARKS.md, issue 34) — or that dot-add, one `vpdpbusd`
+//! with AVX-VNNI. The i16 step is exact: two products of a byte and a digit sum to at most
+//! 2 × 128 × 127 < 2¹⁵. Four activation rows against two groups (eight outputs) at a time: each weight vector is
 //! used for four rows, each splatted digit for both groups.
 
 use core::arch::wasm32::*;
