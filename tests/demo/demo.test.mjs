@@ -25,10 +25,13 @@ const DEMO_PATH = '/www/demo/';
 
 // The page's three example queries: each finds its article's paragraphs among the 2,067.
 const QUERIES = ['when did the Normans conquer England', 'what is a prime number', 'how does the immune system fight infection'];
-// The page runs the relaxed-SIMD build's int8 path (7-bit activations per block of 32, int8 attention); the CLI
-// computes in f32 from the same Q8_0 weights: the int8 path's tolerance against f32 (0.05 logit,
-// as the Q8_0 parity fixtures), so 0.0125 in score (sigmoid's slope is at most 1/4).
-const LOGIT_TOLERANCE = 0.05;
+// The page runs the relaxed-SIMD build's int8 path (7-bit activations per block of 32, int8
+// attention); the CLI runs native AVX2 int8 on the same digits where the CPU has AVX2 (else f32).
+// Their int8 products agree bit for bit, but their logits do not: measured up to 0.107 apart on
+// these queries (2026-12-07; BENCHMARKS.md, issue 34), so the bound is the default model's int8
+// tolerance against PyTorch (tests/default_model.rs: 0.15), and 0.0375 in score (sigmoid's slope
+// is at most 1/4).
+const LOGIT_TOLERANCE = 0.15;
 const SCORE_TOLERANCE = LOGIT_TOLERANCE / 4;
 // Scoring 30 paragraphs in wasm on a small CI machine takes a while.
 const TIMEOUT = { timeout: 600_000 };
@@ -131,6 +134,8 @@ describe('demo page', () => {
     assert.equal(native.length, run.candidates.length);
     for (const { index, document } of native) assert.equal(document, run.candidates[index]);
     const nativeByIndex = new Map(native.map((result) => [result.index, result]));
+    const worst = Math.max(...run.reranked.map(({ index, logit }) => Math.abs(logit - nativeByIndex.get(index).logit)));
+    console.log(`# ${run.query}: max |Δlogit| page vs CLI ${worst.toFixed(4)}`);
     for (const { index, score, logit } of run.reranked) {
       const expected = nativeByIndex.get(index);
       assert.ok(Math.abs(score - expected.score) <= SCORE_TOLERANCE, `${run.query}: candidate ${index} scored ${score} in the page, ${expected.score} by the CLI`);
