@@ -5,7 +5,8 @@
 //! [`multiversioned!`] compiles a function's body twice: as is, and with AVX2+FMA enabled (LLVM
 //! then vectorises its loops 8 wide and fuses multiply-adds), and picks one per call.
 //! `CROSSRANK_CPU=baseline` in the environment turns the AVX2 code off for a whole process (to
-//! benchmark the baseline); [`with_baseline`] does it for one thread (tests compare both).
+//! benchmark the baseline), `CROSSRANK_CPU=avx2` the AVX-512 int8 kernel alone (to compare it with
+//! AVX2's on one machine); [`with_baseline`] turns both off for one thread (tests compare them).
 
 use std::cell::Cell;
 
@@ -25,6 +26,26 @@ pub fn avx2_fma() -> bool {
                 && std::env::var("CROSSRANK_CPU").map_or(true, |value| value != "baseline")
         });
         detected && !BASELINE_HERE.with(Cell::get)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU has what the AVX-512 VNNI int8 kernel needs (AVX-512 F, BW and VNNI, beside
+/// AVX2 and FMA) and it is not turned off (see the module's comment).
+pub fn avx512_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let detected = *DETECTED.get_or_init(|| {
+            std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni")
+                && std::env::var("CROSSRANK_CPU").map_or(true, |value| value != "avx2")
+        });
+        detected && avx2_fma()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -50,7 +50,7 @@ pub enum QuantizedMatmul {
 impl QuantizedMatmul {
     /// The default for models loaded onto `device` (see the type's comment).
     pub fn for_device(device: &Device) -> Self {
-        if matches!(device, Device::Cpu) && crate::int8::Kernel::detect() == crate::int8::Kernel::Avx2 {
+        if matches!(device, Device::Cpu) && matches!(crate::int8::Kernel::detect(), crate::int8::Kernel::Avx2 | crate::int8::Kernel::Avx512Vnni) {
             Self::Int8
         } else {
             Self::default()

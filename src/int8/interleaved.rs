@@ -16,17 +16,21 @@
 //! they agree to the last bit in f32 too: the same logits on every CPU. The kernels are in
 //! [`super::kernels`].
 //!
-//! Layout: output `n` belongs to group `n / 4`; step `t` of a group is 16 bytes holding, for each of
-//! its four outputs in turn, the weights `k = 4t .. 4t + 4`. The dot of that vector with the four
-//! activation digits `4t .. 4t + 4` splatted to every lane gives each output's partial sum in its
-//! own lane.
+//! Layout: output `n` belongs to group `n / width`; step `t` of a group is `4 × width` bytes holding,
+//! for each of its outputs in turn, the weights `k = 4t .. 4t + 4`. The dot of that vector with the
+//! four activation digits `4t .. 4t + 4` splatted to every lane gives each output's partial sum in
+//! its own lane. The width is the kernel's i32 lanes: 4 (relaxed SIMD's 128 bits; AVX2, which
+//! takes two steps per 256-bit vector) or 16 (AVX-512 VNNI, whose `vpdpbusd` takes one step of 16
+//! outputs per 512-bit vector, so that its sums need no shuffles). The numbers do not depend on it.
 
 use super::kernels;
 use super::panel::Panel;
 use super::{DigitRows, Int8Matrix, BLOCK};
 
-/// Outputs per group: one per i32 lane.
+/// Outputs per group for the 128-bit kernels (relaxed SIMD, AVX2): one per i32 lane.
 pub(in crate::int8) const GROUP: usize = 4;
+/// Outputs per group for AVX-512 VNNI: one per i32 lane of a 512-bit vector.
+pub(in crate::int8) const WIDE_GROUP: usize = 16;
 /// Columns per step: the bytes one i32 lane sums.
 pub(in crate::int8) const STEP: usize = 4;
 /// Steps per quantisation block.
@@ -34,10 +38,13 @@ pub(in crate::int8) const STEPS_PER_BLOCK: usize = BLOCK / STEP;
 /// Rows of activations a thread's share is a multiple of.
 const ROWS_PER_TASK: usize = 16;
 
-/// The interleaved layout (rows padded to a multiple of 4 with zero weights): `values` is
-/// `groups × cols / 4 × 16` bytes, see the module's comment; `scales` is `groups × blocks × 4`,
-/// output `4g + j`'s scale for block `b` at `(g · blocks + b) · 4 + j`.
+/// The interleaved layout (rows padded to a multiple of the group width with zero weights):
+/// `values` is `groups × cols / 4 × 4 · width` bytes, see the module's comment; `scales` is
+/// `groups × blocks × width`, output `width · g + j`'s scale for block `b` at
+/// `(g · blocks + b) · width + j`.
 pub struct Interleaved {
+    /// Outputs per group: [`GROUP`] or [`WIDE_GROUP`].
+    pub(in crate::int8) width: usize,
     /// Laid out as the scales: the sum of each block's integer weights (for the zero points).
     pub(in crate::int8) weight_sums: Vec<i32>,
 }
@@ -46,27 +53,34 @@ pub struct Interleaved {
 pub type InterleavedMatrix = Panel<i8, Interleaved>;
 
 impl InterleavedMatrix {
+    /// In the group width of the kernel [`super::Kernel::detect`] picks.
     pub fn new(matrix: &Int8Matrix) -> Self {
+        Self::with_width(matrix, super::Kernel::detect().interleaved_width())
+    }
+
+    /// With `width` outputs per group ([`GROUP`] or [`WIDE_GROUP`]).
+    pub(in crate::int8) fn with_width(matrix: &Int8Matrix, width: usize) -> Self {
         let (rows, cols) = (matrix.rows, matrix.cols);
-        let groups = rows.div_ceil(GROUP);
+        let groups = rows.div_ceil(width);
         let (steps, blocks) = (cols / STEP, cols / BLOCK);
-        let mut values = vec![0i8; groups * steps * GROUP * STEP];
-        let mut scales = vec![0f32; groups * blocks * GROUP];
-        let mut weight_sums = vec![0i32; groups * blocks * GROUP];
+        let mut values = vec![0i8; groups * steps * width * STEP];
+        let mut scales = vec![0f32; groups * blocks * width];
+        let mut weight_sums = vec![0i32; groups * blocks * width];
         for n in 0..rows {
-            let (g, j) = (n / GROUP, n % GROUP);
+            let (g, j) = (n / width, n % width);
             let row = &matrix.values[n * cols..(n + 1) * cols];
             for (t, four) in row.chunks_exact(STEP).enumerate() {
-                let at = ((g * steps + t) * GROUP + j) * STEP;
+                let at = ((g * steps + t) * width + j) * STEP;
                 values[at..at + STEP].copy_from_slice(four);
             }
             for (b, block) in row.chunks_exact(BLOCK).enumerate() {
-                let at = (g * blocks + b) * GROUP + j;
+                let at = (g * blocks + b) * width + j;
                 scales[at] = matrix.scales[n * blocks + b];
+                // |Σ| ≤ 32 × 128: an i16 too, which the AVX-512 kernel relies on.
                 weight_sums[at] = block.iter().map(|&v| v as i32).sum::<i32>();
             }
         }
-        Self { rows, cols, values, scales, layout: Interleaved { weight_sums } }
+        Self { rows, cols, values, scales, layout: Interleaved { width, weight_sums } }
     }
 
     /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major, natively on as many threads as

@@ -16,13 +16,19 @@ pub enum Kernel {
     /// bit): x86-64 CPUs with AVX2 and FMA, unless
     /// `CROSSRANK_CPU=baseline` turns them off (see [`crate::cpu`]).
     Avx2,
+    /// AVX-512 VNNI's `vpdpbusd` on the interleaved layout 16 outputs wide (the same numbers, bit
+    /// for bit): x86-64 CPUs with AVX-512 F, BW and VNNI (Intel since Cascade Lake, AMD since Zen
+    /// 4), unless `CROSSRANK_CPU=avx2` or `baseline` turns it off.
+    Avx512Vnni,
 }
 
 impl Kernel {
     /// The kernel this build runs on this CPU: the wasm ones by how the module was compiled, AVX2
     /// by a run-time check (cached; per thread only where a test turns AVX2 off).
     pub fn detect() -> Self {
-        if crate::cpu::avx2_fma() {
+        if crate::cpu::avx512_vnni() {
+            Self::Avx512Vnni // never off x86-64
+        } else if crate::cpu::avx2_fma() {
             Self::Avx2 // never off x86-64
         } else if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
             Self::RelaxedSimd
@@ -33,7 +39,7 @@ impl Kernel {
         }
     }
 
-    /// `"scalar"`, `"simd128"`, `"relaxed-simd"` or `"avx2"`. The wasm package's `info().simd`
+    /// `"scalar"`, `"simd128"`, `"relaxed-simd"`, `"avx2"` or `"avx512-vnni"`. The wasm package's `info().simd`
     /// is this name (only the two wasm ones occur there; its types and tests list them).
     pub fn name(self) -> &'static str {
         match self {
@@ -41,14 +47,30 @@ impl Kernel {
             Self::Simd128 => "simd128",
             Self::RelaxedSimd => "relaxed-simd",
             Self::Avx2 => "avx2",
+            Self::Avx512Vnni => "avx512-vnni",
+        }
+    }
+
+    /// Whether quantised weights are kept in the interleaved layout for this kernel (else
+    /// row-major).
+    pub fn interleaved(self) -> bool {
+        matches!(self, Self::RelaxedSimd | Self::Avx2 | Self::Avx512Vnni)
+    }
+
+    /// Outputs per group of the interleaved layout this kernel multiplies: one per i32 lane of
+    /// its vectors.
+    pub(super) fn interleaved_width(self) -> usize {
+        match self {
+            Self::Avx512Vnni => super::interleaved::WIDE_GROUP,
+            _ => super::interleaved::GROUP,
         }
     }
 
     /// Whether attention's products run faster on this kernel than in f32 (see
-    /// [`super::attention`]): relaxed SIMD and AVX2. SIMD128's is not faster than candle's f32
+    /// [`super::attention`]): the interleaved ones. SIMD128's is not faster than candle's f32
     /// GEMM there, and the scalar one is far slower.
     pub fn runs_attention(self) -> bool {
-        matches!(self, Self::RelaxedSimd | Self::Avx2)
+        self.interleaved()
     }
 }
 
@@ -173,12 +195,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn natively_avx2_where_the_cpu_has_it_else_scalar() {
+    fn natively_avx512_vnni_or_avx2_where_the_cpu_has_them_else_scalar() {
         let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
-        let turned_off = std::env::var("CROSSRANK_CPU").is_ok_and(|value| value == "baseline");
-        let expected = if avx2 && !turned_off { Kernel::Avx2 } else { Kernel::Scalar };
+        let avx512 = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vnni");
+        let setting = std::env::var("CROSSRANK_CPU").unwrap_or_default();
+        let expected = match (avx2 && setting != "baseline", avx512 && setting != "avx2") {
+            (true, true) => Kernel::Avx512Vnni,
+            (true, false) => Kernel::Avx2,
+            (false, _) => Kernel::Scalar,
+        };
         assert_eq!(Kernel::detect(), expected);
         assert_eq!(crate::cpu::with_baseline(Kernel::detect), Kernel::Scalar);
-        assert_eq!(Kernel::Avx2.name(), "avx2");
+        assert_eq!((Kernel::Avx2.name(), Kernel::Avx512Vnni.name()), ("avx2", "avx512-vnni"));
+        // Each kernel's layout width: what its vectors hold per step.
+        assert_eq!((Kernel::Avx2.interleaved_width(), Kernel::RelaxedSimd.interleaved_width(), Kernel::Avx512Vnni.interleaved_width()), (4, 4, 16));
     }
 }

@@ -74,9 +74,9 @@ pub enum Int8Weight {
 impl Int8Weight {
     /// See [`Int8Matrix::from_qtensor`]: `None` for types the int8 path does not take.
     pub fn from_qtensor(file: &str, name: &str, tensor: &QTensor) -> Result<Option<Self>> {
-        Ok(Int8Matrix::from_qtensor(file, name, tensor)?.map(|matrix| match Kernel::detect() {
-            Kernel::Avx2 | Kernel::RelaxedSimd => Self::Interleaved(InterleavedMatrix::new(&matrix)),
-            _ => Self::RowMajor(matrix),
+        Ok(Int8Matrix::from_qtensor(file, name, tensor)?.map(|matrix| match Kernel::detect().interleaved() {
+            true => Self::Interleaved(InterleavedMatrix::new(&matrix)),
+            false => Self::RowMajor(matrix),
         }))
     }
 

@@ -19,6 +19,7 @@ const ROWS_PER_BLOCK: usize = 64;
 /// [`super::scalar::interleaved`] defines them, bit for bit.
 #[target_feature(enable = "avx2")]
 pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+    assert_eq!(w.layout.width, GROUP, "the AVX2 kernel multiplies the layout 4 outputs wide");
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
     for block in (0..m_total).step_by(ROWS_PER_BLOCK) {
         let end = (block + ROWS_PER_BLOCK).min(m_total);
@@ -107,6 +108,7 @@ unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitR
 
 #[cfg(test)]
 mod tests {
+    use crate::int8::interleaved::GROUP;
     use crate::int8::kernels::scalar;
     use crate::int8::tests::{activations, quantized};
     use crate::int8::{DigitRows, Int8Matrix, InterleavedMatrix};
@@ -114,13 +116,13 @@ mod tests {
 
     #[test]
     fn avx2_kernel_equals_its_definition() {
-        if crate::int8::Kernel::detect() != crate::int8::Kernel::Avx2 {
+        if !crate::cpu::avx2_fma() {
             return; // nothing to compare on this CPU; the definition is tested in interleaved.rs
         }
         // Rows past one block of 64 and not a multiple of the tile, outputs not a multiple of 8
         // nor of 4, Q4_0 as well as Q8_0, a row of zeros.
         for (dtype, rows, cols, m) in [(GgmlDType::Q8_0, 42, 352, 70), (GgmlDType::Q8_0, 3, 32, 1), (GgmlDType::Q4_0, 16, 128, 5), (GgmlDType::Q8_0, 8, 64, 3)] {
-            let matrix = InterleavedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap());
+            let matrix = InterleavedMatrix::with_width(&Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap(), GROUP);
             let mut values = activations(m, cols);
             values[..cols].iter_mut().for_each(|v| *v = 0.0);
             let x = DigitRows::new(&values, cols);

@@ -22,6 +22,7 @@ const ROWS_PER_BLOCK: usize = 64;
 /// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
 /// [`super::scalar::interleaved`] defines them, bit for bit.
 pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+    debug_assert_eq!(w.layout.width, GROUP, "the relaxed-SIMD kernel multiplies the layout 4 outputs wide");
     match DotSequence::current() {
         DotSequence::DotAdd => interleaved_with::<true>(w, x, first, out),
         DotSequence::I16Dot => interleaved_with::<false>(w, x, first, out),

@@ -2,7 +2,7 @@
 //! is tested against bit for bit, with the same integer sums and the same f32 sums in the same
 //! order, and what runs where no SIMD kernel does.
 
-use crate::int8::interleaved::{GROUP as INTERLEAVED_GROUP, STEP, STEPS_PER_BLOCK};
+use crate::int8::interleaved::{STEP, STEPS_PER_BLOCK, WIDE_GROUP};
 use crate::int8::{DigitRows, Int8Matrix, InterleavedMatrix, QuantizedRows, BLOCK};
 
 /// `x Wᵀ` into `out` `(m, rows)`: per block, the i32 dot scaled by the block's scale, summed in
@@ -29,38 +29,37 @@ pub fn row_major(w: &Int8Matrix, x: &QuantizedRows, out: &mut [f32]) {
 /// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds) in the interleaved layout,
 /// one lane at a time: per block, the i32 dot of the weights with the digits less the zero point
 /// times the weights' sum, then in f32 `sum += dot × (weight scale × activation scale)`. The
-/// relaxed-SIMD and AVX2 kernels' definition.
+/// relaxed-SIMD, AVX2 and AVX-512 VNNI kernels' definition, in either group width.
 // In the relaxed-SIMD build only the tests reach it.
 #[cfg_attr(all(target_arch = "wasm32", target_feature = "relaxed-simd", not(test)), allow(dead_code))]
 pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
-    const GROUP: usize = INTERLEAVED_GROUP;
-    let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
+    let (cols, steps, blocks, width) = (w.cols, w.cols / STEP, w.cols / BLOCK, w.layout.width);
     for (i, out_row) in out.chunks_exact_mut(w.rows.max(1)).enumerate() {
         let m = first + i;
         let digits = &x.digits[m * cols..(m + 1) * cols];
         let activation_blocks = &x.blocks[m * blocks..(m + 1) * blocks];
-        for g in 0..w.rows.div_ceil(GROUP) {
-            let mut sums = [0f32; GROUP];
+        for g in 0..w.rows.div_ceil(width) {
+            let (mut sums, mut dots) = ([0f32; WIDE_GROUP], [0i32; WIDE_GROUP]);
+            let (sums, dots) = (&mut sums[..width], &mut dots[..width]);
             for (b, block) in activation_blocks.iter().enumerate() {
-                let at = (g * blocks + b) * GROUP;
-                let mut dots = [0i32; GROUP];
-                for j in 0..GROUP {
+                let at = (g * blocks + b) * width;
+                for j in 0..width {
                     dots[j] = -block.zero_point * w.layout.weight_sums[at + j];
                 }
                 for t in b * STEPS_PER_BLOCK..(b + 1) * STEPS_PER_BLOCK {
-                    let step = &w.values[(g * steps + t) * GROUP * STEP..][..GROUP * STEP];
+                    let step = &w.values[(g * steps + t) * width * STEP..][..width * STEP];
                     for (j, dot) in dots.iter_mut().enumerate() {
                         for k in 0..STEP {
                             *dot += step[j * STEP + k] as i32 * digits[t * STEP + k] as i32;
                         }
                     }
                 }
-                for j in 0..GROUP {
+                for j in 0..width {
                     sums[j] += dots[j] as f32 * (w.scales[at + j] * block.scale);
                 }
             }
             for (j, sum) in sums.iter().enumerate() {
-                if let Some(y) = out_row.get_mut(g * GROUP + j) {
+                if let Some(y) = out_row.get_mut(g * width + j) {
                     *y = *sum;
                 }
             }
