@@ -71,7 +71,17 @@ impl Int8Matrix {
         assert!(cols % BLOCK == 0 && values.len() == rows * cols, "quantize wants whole blocks");
         let mut quantized = vec![0i8; rows * cols];
         let mut scales = vec![0f32; rows * cols / BLOCK];
-        for ((block, out), scale) in values.chunks_exact(BLOCK).zip(quantized.chunks_exact_mut(BLOCK)).zip(&mut scales) {
+        round_as_q8_0(values, &mut quantized, &mut scales);
+        Self { rows, cols, values: quantized, scales, layout: RowMajor }
+    }
+}
+
+crate::cpu::multiversioned! {
+    /// [`Int8Matrix::quantize`]'s blocks (natively with AVX2, where `round_ties_even` is one
+    /// `vroundps` rather than a libm call per value: attention quantises every head's keys and
+    /// values this way).
+    fn round_as_q8_0(values: &[f32], quantized: &mut [i8], scales: &mut [f32]) {
+        for ((block, out), scale) in values.chunks_exact(BLOCK).zip(quantized.chunks_exact_mut(BLOCK)).zip(scales) {
             let largest = block.iter().fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a });
             if largest == 0.0 || !largest.is_finite() {
                 continue;
@@ -80,7 +90,6 @@ impl Int8Matrix {
             let inverse = 1.0 / *scale;
             out.iter_mut().zip(block).for_each(|(q, v)| *q = ((v * inverse).round_ties_even() as i32).clamp(-127, 127) as i8);
         }
-        Self { rows, cols, values: quantized, scales, layout: RowMajor }
     }
 }
 
