@@ -83,7 +83,9 @@ unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitR
             for r in 0..R {
                 let block = *activation_blocks.add(r * blocks + b);
                 let halves = _mm_add_epi32(_mm256_castsi256_si128(dots[r][gi]), _mm256_extracti128_si256::<1>(dots[r][gi]));
-                let dot = _mm_add_epi32(halves, _mm_mullo_epi32(weight_sums, _mm_set1_epi32(-block.zero_point)));
+                // −zp·Σ by vpmaddwd (one µop; vpmulld is two): Σ fits the low i16 of its lane
+                // (|Σ| ≤ 4096, the high one is its sign), −zp sits in the low i16 and 0 in the high.
+                let dot = _mm_add_epi32(halves, _mm_madd_epi16(weight_sums, _mm_set1_epi32(-block.zero_point & 0xFFFF)));
                 let scale = _mm_mul_ps(scales, _mm_set1_ps(block.scale));
                 // Not fused: the scalar definition rounds the product, then the sum.
                 sums[r][gi] = _mm_add_ps(sums[r][gi], _mm_mul_ps(_mm_cvtepi32_ps(dot), scale));
