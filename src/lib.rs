@@ -50,8 +50,8 @@ pub use error::{Error, Result};
 /// The Hugging Face folder's file names (for the generated JS contract, tests/contract.rs).
 #[doc(hidden)]
 pub use hf::FILE_NAMES as HF_FILE_NAMES;
-/// Which int8 kernel quantised weights multiply on here (`Int8Kernel::detect().name()`: "avx2",
-/// "scalar", "simd128" or "relaxed-simd"), as the CLI's `info` and `bench` and wasm's `info` say.
+/// Which int8 kernel quantised weights multiply on here (`Int8Kernel::detect().name()`:
+/// "avx512-vnni", "avx2", "scalar", "simd128" or "relaxed-simd"), as the CLI's `info` and `bench` and wasm's `info` say.
 pub use int8::Kernel as Int8Kernel;
 pub use model::Config;
 pub use fusion::{Fusion, ScoreScale};

@@ -102,8 +102,8 @@ fn convert_then_info() {
     assert_eq!(info["source"], "tiny");
     assert_eq!(info["config"]["hidden_size"], 32);
     assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
-    // Natively the int8 kernel is AVX2 where the CPU has it, else the scalar definitions.
-    assert!(matches!(info["int8_kernel"].as_str(), Some("avx2" | "scalar")), "{}", info["int8_kernel"]);
+    // Natively the int8 kernel is AVX-512 VNNI or AVX2 where the CPU has them, else the scalar definitions.
+    assert!(matches!(info["int8_kernel"].as_str(), Some("avx512-vnni" | "avx2" | "scalar")), "{}", info["int8_kernel"]);
     let refused = crossrank(&["convert", "--model", &tiny(), "--dtype", "q6_k", "--out", &out_path], "");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("divisible by 256"));
 }
