@@ -237,6 +237,37 @@ pub(crate) fn exp_row(row: &mut [f32]) -> f32 {
     sums.iter().fold(tail, |a, s| a + s)
 }
 
+/// [`exp_row`] without writing the row: `exp(v − max)` handed to `each_block` 32 values at a time
+/// (block `b` holds values `32b ..`, zeros past the row's end), and the sum returned; the same
+/// values and the same sum, bit for bit (the eight lanes take the same chunks of eight in the same
+/// order). A row whose max is not finite gives NaN and no blocks.
+#[inline(always)]
+pub(crate) fn exp_blocks(row: &[f32], mut each_block: impl FnMut(usize, &[f32; 32])) -> f32 {
+    let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+    if !max.is_finite() {
+        return f32::NAN;
+    }
+    let (mut sums, mut tail) = ([0f32; 8], 0f32);
+    for (b, block) in row.chunks(32).enumerate() {
+        let mut exps = [0f32; 32];
+        let mut chunks = block.chunks_exact(8);
+        for (eight, chunk) in exps.chunks_exact_mut(8).zip(&mut chunks) {
+            for ((e, v), sum) in eight.iter_mut().zip(chunk).zip(&mut sums) {
+                *e = exp(*v - max);
+                *sum += *e;
+            }
+        }
+        let rest = chunks.remainder();
+        let start = block.len() - rest.len();
+        for (e, v) in exps[start..block.len()].iter_mut().zip(rest) {
+            *e = exp(*v - max);
+            tail += *e;
+        }
+        each_block(b, &exps);
+    }
+    sums.iter().fold(tail, |a, s| a + s)
+}
+
 /// A reduction in 8 independent lanes: float reductions are not reassociated by the compiler,
 /// so a plain fold runs one element at a time; eight accumulators vectorise.
 #[inline(always)]

@@ -16,8 +16,9 @@
 
 use candle_core::Tensor;
 
+use super::quantize::{non_negative_block, DigitBlock};
 use super::{DigitRows, Int8Matrix, InterleavedMatrix, Kernel, BLOCK};
-use crate::activations::{exp_row, with_values, AttentionMask};
+use crate::activations::{exp_blocks, with_values, AttentionMask};
 use crate::error::{Error, Result};
 
 /// Whether [`attend`] takes heads of this size (its rows are quantised in blocks of 32).
@@ -75,18 +76,22 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                     let mut transposed = vec![0f32; head * padded];
                     transpose(v, head, padded, &mut transposed);
                     let values = InterleavedMatrix::new(&Int8Matrix::quantize(&transposed, head, padded));
-                    let (mut probabilities, mut row_scales) = (vec![0f32; ROWS_AT_ONCE.min(rows) * padded], vec![0f32; ROWS_AT_ONCE.min(rows)]);
+                    let most = ROWS_AT_ONCE.min(rows);
+                    let mut probabilities = DigitRows { cols: padded, digits: vec![0; most * padded], blocks: vec![DigitBlock::default(); most * padded / BLOCK] };
+                    let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; most]);
                     for (chunk, context) in context.chunks_mut(ROWS_AT_ONCE * head).enumerate() {
                         let n = context.len() / head;
                         let first = chunk * ROWS_AT_ONCE;
                         let scores = keys.matmul_here(&DigitRows::new(&q[first * head..(first + n) * head], head));
-                        let (probabilities, row_scales) = (&mut probabilities[..n * padded], &mut row_scales[..n]);
-                        softmax_rows(&scores, &mask, pair, seq, probabilities, row_scales);
+                        // Only the last chunk is shorter.
+                        probabilities.digits.truncate(n * padded);
+                        probabilities.blocks.truncate(n * padded / BLOCK);
+                        let row_scales = &mut row_scales[..n];
+                        softmax_digits(&scores, &mask, pair, seq, &mut row, &mut probabilities, row_scales);
                         if !row_scales.iter().all(|scale| scale.is_finite()) {
                             non_finite.store(true, std::sync::atomic::Ordering::Relaxed);
                         }
-                        // Probabilities lie in [0, 1] (times their row's scale): no search for the largest.
-                        context.copy_from_slice(&values.matmul_here(&DigitRows::in_unit_range(probabilities, padded, row_scales)));
+                        context.copy_from_slice(&values.matmul_here(&probabilities));
                     }
                 });
             })
@@ -99,15 +104,27 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
 }
 
 crate::cpu::multiversioned! {
-    /// `exp(score + mask − max)` per row of `seq` scores (largest exactly 1) into rows of
-    /// `probabilities` (padding stays 0), quantised as is: the division by the row's sum goes
-    /// into the row's scale.
-    fn softmax_rows(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, probabilities: &mut [f32], row_scales: &mut [f32]) {
-        let padded = probabilities.len() / row_scales.len().max(1);
-        for ((scores, out), scale) in scores.chunks_exact(seq.max(1)).zip(probabilities.chunks_exact_mut(padded.max(1))).zip(row_scales) {
-            let out = &mut out[..seq];
-            mask.apply(pair, scores, out);
-            *scale = 1.0 / exp_row(out);
+    /// Softmax of each row of `seq` scores (plus the mask) straight to digits, one pass over the
+    /// exponentials: `exp(score + mask − max)` (largest exactly 1) made 32 keys at a time
+    /// (padding keys 0) and quantised while in registers ([`non_negative_block`]); the division
+    /// by the row's sum goes into each block's scale, and `1 / sum` into `row_scales` (NaN for a
+    /// fully masked row, whose digits and scales are 0). `row` is scratch for one row of scores.
+    /// The same digits and scales, bit for bit, as writing the probabilities out and quantising
+    /// them (the test's `two_pass`), which was one more pass over ~100 KB per 64 rows and a
+    /// search for each block's least value, known to be 0.
+    fn softmax_digits(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, row: &mut [f32], probabilities: &mut DigitRows, row_scales: &mut [f32]) {
+        let (padded, row) = (probabilities.cols, &mut row[..seq]);
+        let rows = probabilities.digits.chunks_exact_mut(padded.max(1)).zip(probabilities.blocks.chunks_exact_mut((padded / BLOCK).max(1)));
+        for ((scores, (digits, blocks)), row_scale) in scores.chunks_exact(seq.max(1)).zip(rows).zip(row_scales) {
+            mask.apply(pair, scores, row);
+            let sum = exp_blocks(row, |b, exps| blocks[b] = non_negative_block(exps, &mut digits[b * BLOCK..]));
+            *row_scale = 1.0 / sum;
+            if row_scale.is_finite() {
+                blocks.iter_mut().for_each(|block| block.scale *= *row_scale);
+            } else {
+                digits.fill(0);
+                blocks.fill(DigitBlock::default());
+            }
         }
     }
 }
@@ -149,6 +166,52 @@ mod tests {
         // The scalar definition gives the same numbers as whichever kernel ran.
         let scalar = crate::cpu::with_baseline(|| attend_with(&q, &k, &v, Some(&mask))).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(got, scalar);
+    }
+
+    /// The definition `softmax_digits` is held to: probabilities written out (`exp_row`), then
+    /// quantised as any activations ([`DigitRows::new`]), each block's scale times its row's.
+    fn two_pass(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, padded: usize) -> (DigitRows, Vec<f32>) {
+        let rows = scores.len() / seq;
+        let (mut probabilities, mut row_scales) = (vec![0f32; rows * padded], vec![0f32; rows]);
+        for ((scores, out), scale) in scores.chunks_exact(seq).zip(probabilities.chunks_exact_mut(padded)).zip(&mut row_scales) {
+            mask.apply(pair, scores, &mut out[..seq]);
+            *scale = 1.0 / crate::activations::exp_row(&mut out[..seq]);
+        }
+        let mut quantized = DigitRows::new(&probabilities, padded);
+        for (blocks, &row_scale) in quantized.blocks.chunks_exact_mut(padded / BLOCK).zip(&row_scales) {
+            blocks.iter_mut().for_each(|block| block.scale = if row_scale.is_finite() { block.scale * row_scale } else { 0.0 });
+        }
+        (quantized, row_scales)
+    }
+
+    #[test]
+    fn softmax_straight_to_digits_equals_writing_the_probabilities_out() {
+        // Rows not a multiple of 8 or 32 keys long, a mask that hides the last keys of the second
+        // pair and all of one row's (−inf), scores over a wide range, a tie for the largest.
+        for seq in [1usize, 7, 32, 45, 70] {
+            let padded = seq.div_ceil(BLOCK) * BLOCK;
+            let rows = 5;
+            let mut scores: Vec<f32> = (0..rows * seq).map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 37.0).collect();
+            scores[seq..2 * seq].fill(f32::NEG_INFINITY); // a fully masked row
+            if seq > 1 {
+                scores[2 * seq + 1] = scores[2 * seq]; // a tie
+            }
+            let bias: Vec<f32> = (0..2 * seq).map(|i| if i >= 2 * seq - seq / 3 { -1e4 } else { 0.0 }).collect();
+            let bias = Tensor::from_vec(bias, (2, 1, 1, seq), &Device::Cpu).unwrap();
+            let mask = AttentionMask::read(Some(&bias), 2, seq).unwrap();
+            for pair in 0..2 {
+                let (expected, expected_scales) = two_pass(&scores, &mask, pair, seq, padded);
+                let mut got = DigitRows { cols: padded, digits: vec![7; rows * padded], blocks: vec![DigitBlock { scale: 9.0, zero_point: 3 }; rows * padded / BLOCK] };
+                let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; rows]);
+                softmax_digits(&scores, &mask, pair, seq, &mut row, &mut got, &mut row_scales);
+                assert_eq!(got.digits, expected.digits, "seq {seq}, pair {pair}");
+                let bits = |rows: &DigitRows| rows.blocks.iter().map(|b| (b.scale.to_bits(), b.zero_point)).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&expected), "seq {seq}, pair {pair}");
+                let bits = |scales: &[f32]| scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&row_scales), bits(&expected_scales), "seq {seq}, pair {pair}");
+                assert!(row_scales[1].is_nan() && got.digits[padded..2 * padded].iter().all(|&d| d == 0));
+            }
+        }
     }
 
     #[test]

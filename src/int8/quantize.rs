@@ -117,21 +117,6 @@ impl DigitRows {
         quantized
     }
 
-    /// Rows of attention's probabilities before their division by the row's sum (`x` in
-    /// [0, 1], true values `x × row_scales`): quantised as [`DigitRows::new`] would, each block's
-    /// scale then times its row's. A non-finite row scale (a fully masked row) gives zeros.
-    pub fn in_unit_range(x: &[f32], cols: usize, row_scales: &[f32]) -> Self {
-        assert_eq!(x.len(), row_scales.len() * cols, "one scale per row");
-        let mut quantized = Self::new(x, cols);
-        let per_row = cols / BLOCK;
-        for (row, &row_scale) in quantized.blocks.chunks_exact_mut(per_row.max(1)).zip(row_scales) {
-            for block in row {
-                block.scale = if row_scale.is_finite() { block.scale * row_scale } else { 0.0 };
-            }
-        }
-        quantized
-    }
-
     pub fn rows(&self) -> usize {
         if self.cols == 0 {
             0
@@ -280,8 +265,6 @@ unsafe fn quantize_blocks_avx2(x: &[f32], digits: &mut [u8], blocks: &mut [Digit
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
     use core::arch::wasm32::*;
-    const MAGIC: f32 = 12_582_912.0; // round_clamped's
-    let limit = DIGIT_LARGEST as f32;
     for ((values, out), block) in x.chunks_exact(BLOCK).zip(digits.chunks_exact_mut(BLOCK)).zip(blocks) {
         // SAFETY: `values` holds BLOCK = 32 f32 (eight loads of four) and `out` 32 bytes (two
         // stores of sixteen); v128_load/store need no alignment.
@@ -307,24 +290,87 @@ fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
                 out.fill(0);
                 continue;
             };
-            let (inverse, shifted) = (f32x4_splat(inverse), f32x4_splat(zero_point as f32));
-            let (low, high, magic) = (f32x4_splat(0.0), f32x4_splat(limit), f32x4_splat(MAGIC));
-            // Clamped to [0, 127] before rounding, where the definition clamps to ±127, rounds,
-            // then clamps to 0..=127: the same digit for every finite value (below 0 both give
-            // 0; rounding a value in [0, 127] stays in 0..=127). `t + 1.5·2²³` then holds the
-            // digit in its low byte.
-            let digit = |x: v128| f32x4_add(f32x4_pmin(f32x4_pmax(f32x4_add(f32x4_mul(x, inverse), shifted), low), high), magic);
-            // The low byte of each lane of four vectors, in order (two shuffles for each pair of
-            // vectors, one to join them): the saturating narrows were split into lane moves.
-            let lows = |a: v128, b: v128| i8x16_shuffle::<0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28>(a, b);
-            let to = out.as_mut_ptr() as *mut v128;
-            for half in 0..2 {
-                let d = &v[half * 4..half * 4 + 4];
-                let (first, second) = (lows(digit(d[0]), digit(d[1])), lows(digit(d[2]), digit(d[3])));
-                v128_store(to.add(half), i8x16_shuffle::<0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23>(first, second));
-            }
+            store_digits_simd128(&v, inverse, zero_point, out);
             *block = DigitBlock { scale, zero_point };
         }
+    }
+}
+
+/// The 32 digits of a block's values `v` (eight vectors of four) for its inverse scale and zero
+/// point, as the portable definition rounds them, into `out` (32 bytes).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+unsafe fn store_digits_simd128(v: &[core::arch::wasm32::v128; 8], inverse: f32, zero_point: i32, out: &mut [u8]) {
+    use core::arch::wasm32::*;
+    const MAGIC: f32 = 12_582_912.0; // round_clamped's
+    assert!(out.len() >= BLOCK);
+    let (inverse, shifted) = (f32x4_splat(inverse), f32x4_splat(zero_point as f32));
+    let (low, high, magic) = (f32x4_splat(0.0), f32x4_splat(DIGIT_LARGEST as f32), f32x4_splat(MAGIC));
+    // Clamped to [0, 127] before rounding, where the definition clamps to ±127, rounds,
+    // then clamps to 0..=127: the same digit for every finite value (below 0 both give
+    // 0; rounding a value in [0, 127] stays in 0..=127). `t + 1.5·2²³` then holds the
+    // digit in its low byte.
+    let digit = |x: v128| f32x4_add(f32x4_pmin(f32x4_pmax(f32x4_add(f32x4_mul(x, inverse), shifted), low), high), magic);
+    // The low byte of each lane of four vectors, in order (two shuffles for each pair of
+    // vectors, one to join them): the saturating narrows were split into lane moves.
+    let lows = |a: v128, b: v128| i8x16_shuffle::<0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28>(a, b);
+    let to = out.as_mut_ptr() as *mut v128;
+    for half in 0..2 {
+        let d = &v[half * 4..half * 4 + 4];
+        let (first, second) = (lows(digit(d[0]), digit(d[1])), lows(digit(d[2]), digit(d[3])));
+        v128_store(to.add(half), i8x16_shuffle::<0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23>(first, second));
+    }
+}
+
+/// The digits of one block of 32 values that are all ≥ 0 (attention's probabilities before
+/// their row's division) into `digits` (32 bytes), and its scale and zero point: what
+/// [`DigitRows::new`] gives such a block, bit for bit. Its least value is +0 (the lanes start
+/// there and nothing below enters), so only the largest is searched, and no value is checked for
+/// inf or NaN: the caller's row scale (1 / the row's sum) carries those. Portable here; SIMD128 in
+/// wasm.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+pub(in crate::int8) fn non_negative_block(values: &[f32; BLOCK], digits: &mut [u8]) -> DigitBlock {
+    let mut largest = [0f32; 8];
+    for eight in values.chunks_exact(8) {
+        for lane in 0..8 {
+            largest[lane] = if eight[lane] > largest[lane] { eight[lane] } else { largest[lane] };
+        }
+    }
+    let largest = largest.iter().fold(0f32, |a, &v| if v > a { v } else { a });
+    let digits = &mut digits[..BLOCK];
+    let Some((scale, inverse, zero_point)) = block_parameters(0.0, largest) else {
+        digits.fill(0);
+        return DigitBlock::default();
+    };
+    let shifted = zero_point as f32;
+    for (d, v) in digits.iter_mut().zip(values) {
+        *d = round_clamped(v * inverse + shifted, DIGIT_LARGEST as f32).clamp(0, DIGIT_LARGEST) as u8;
+    }
+    DigitBlock { scale, zero_point }
+}
+
+/// [`non_negative_block`] in SIMD128 (the same digits, scale and zero point).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+pub(in crate::int8) fn non_negative_block(values: &[f32; BLOCK], digits: &mut [u8]) -> DigitBlock {
+    use core::arch::wasm32::*;
+    // SAFETY: `values` holds 32 f32 (eight loads of four); store_digits_simd128 checks `digits`.
+    unsafe {
+        let from = values.as_ptr() as *const v128;
+        let v: [v128; 8] = core::array::from_fn(|i| v128_load(from.add(i)));
+        let mut largest = f32x4_splat(0.0);
+        for &x in &v {
+            largest = f32x4_pmax(largest, x);
+        }
+        let lanes = [f32x4_extract_lane::<0>(largest), f32x4_extract_lane::<1>(largest), f32x4_extract_lane::<2>(largest), f32x4_extract_lane::<3>(largest)];
+        let largest = lanes.into_iter().fold(0f32, |a, v| if v > a { v } else { a });
+        let Some((scale, inverse, zero_point)) = block_parameters(0.0, largest) else {
+            digits[..BLOCK].fill(0);
+            return DigitBlock::default();
+        };
+        store_digits_simd128(&v, inverse, zero_point, digits);
+        DigitBlock { scale, zero_point }
     }
 }
 
