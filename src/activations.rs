@@ -107,6 +107,18 @@ impl AttentionMask {
             None => out.copy_from_slice(scores),
         }
     }
+
+    /// Whether key `key` of pair `pair` is padding: its bias is so negative (the model adds
+    /// −f32::MAX) that its probability is exactly 0 whatever its score.
+    #[inline(always)]
+    pub(crate) fn hides(&self, pair: usize, key: usize) -> bool {
+        self.values.as_ref().is_some_and(|values| values[pair * self.seq + key] <= -f32::MAX / 2.0)
+    }
+
+    /// Pair `pair`'s keys up to its last one that is not padding (batches are padded at the end).
+    pub(crate) fn unpadded_len(&self, pair: usize) -> usize {
+        (0..self.seq).rev().find(|&key| !self.hides(pair, key)).map_or(0, |key| key + 1)
+    }
 }
 
 /// Runs `f` on an f32 CPU tensor's values, borrowed where they lie contiguously (no copy), else

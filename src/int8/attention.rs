@@ -74,8 +74,14 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                     // output per head dimension): both in the interleaved layout, once per head.
                     let keys = InterleavedMatrix::new(&Int8Matrix::quantize(k, seq, head));
                     let mut transposed = vec![0f32; head * padded];
-                    transpose(v, head, padded, &mut transposed);
+                    // Padding keys' values stay 0: their probabilities are 0 anyway, but their values
+                    // would share the 32-key blocks (and scales) of the real keys' values, so a
+                    // pair's logits would depend on how long the pairs batched with it are.
+                    transpose(v, head, padded, |key| mask.hides(pair, key), &mut transposed);
                     let values = InterleavedMatrix::new(&Int8Matrix::quantize(&transposed, head, padded));
+                    // Scores past the pair's last real key are padding's: the softmax leaves them
+                    // out, so that its sums (and the logits) are those of the pair alone.
+                    let keys_len = mask.unpadded_len(pair);
                     let most = ROWS_AT_ONCE.min(rows);
                     let mut probabilities = DigitRows { cols: padded, digits: vec![0; most * padded], blocks: vec![DigitBlock::default(); most * padded / BLOCK] };
                     let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; most]);
@@ -87,7 +93,7 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                         probabilities.digits.truncate(n * padded);
                         probabilities.blocks.truncate(n * padded / BLOCK);
                         let row_scales = &mut row_scales[..n];
-                        softmax_digits(&scores, &mask, pair, seq, &mut row, &mut probabilities, row_scales);
+                        softmax_digits(&scores, &mask, pair, seq, keys_len, &mut row, &mut probabilities, row_scales);
                         if !row_scales.iter().all(|scale| scale.is_finite()) {
                             non_finite.store(true, std::sync::atomic::Ordering::Relaxed);
                         }
@@ -108,16 +114,20 @@ crate::cpu::multiversioned! {
     /// exponentials: `exp(score + mask − max)` (largest exactly 1) made 32 keys at a time
     /// (padding keys 0) and quantised while in registers ([`non_negative_block`]); the division
     /// by the row's sum goes into each block's scale, and `1 / sum` into `row_scales` (NaN for a
-    /// fully masked row, whose digits and scales are 0). `row` is scratch for one row of scores.
+    /// fully masked row, whose digits and scales are 0). Only the first `len` keys take part (the
+    /// rest are padding: probabilities 0, and left out of the sums, which would otherwise round
+    /// differently from the pair's alone). `row` is scratch for one row of scores.
     /// The same digits and scales, bit for bit, as writing the probabilities out and quantising
     /// them (the test's `two_pass`), which was one more pass over ~100 KB per 64 rows and a
     /// search for each block's least value, known to be 0.
-    fn softmax_digits(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, row: &mut [f32], probabilities: &mut DigitRows, row_scales: &mut [f32]) {
+    fn softmax_digits(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, len: usize, row: &mut [f32], probabilities: &mut DigitRows, row_scales: &mut [f32]) {
         let (padded, row) = (probabilities.cols, &mut row[..seq]);
         let rows = probabilities.digits.chunks_exact_mut(padded.max(1)).zip(probabilities.blocks.chunks_exact_mut((padded / BLOCK).max(1)));
         for ((scores, (digits, blocks)), row_scale) in scores.chunks_exact(seq.max(1)).zip(rows).zip(row_scales) {
             mask.apply(pair, scores, row);
-            let sum = exp_blocks(row, |b, exps| blocks[b] = non_negative_block(exps, &mut digits[b * BLOCK..]));
+            digits[len..].fill(0);
+            blocks[len.div_ceil(BLOCK)..].fill(DigitBlock::default());
+            let sum = exp_blocks(&row[..len], |b, exps| blocks[b] = non_negative_block(exps, &mut digits[b * BLOCK..]));
             *row_scale = 1.0 / sum;
             if row_scale.is_finite() {
                 blocks.iter_mut().for_each(|block| block.scale *= *row_scale);
@@ -130,9 +140,9 @@ crate::cpu::multiversioned! {
 }
 
 /// `values` `(seq, head)` into `transposed` `(head, padded)`: Vᵀ is the context's weight (one
-/// output per head dimension); columns past `seq` stay 0.
-fn transpose(values: &[f32], head: usize, padded: usize, transposed: &mut [f32]) {
-    for (j, row) in values.chunks_exact(head).enumerate() {
+/// output per head dimension); columns past `seq` and those of `hidden` keys stay 0.
+fn transpose(values: &[f32], head: usize, padded: usize, hidden: impl Fn(usize) -> bool, transposed: &mut [f32]) {
+    for (j, row) in values.chunks_exact(head).enumerate().filter(|&(j, _)| !hidden(j)) {
         for (d, &x) in row.iter().enumerate() {
             transposed[d * padded + j] = x;
         }
@@ -203,7 +213,7 @@ mod tests {
                 let (expected, expected_scales) = two_pass(&scores, &mask, pair, seq, padded);
                 let mut got = DigitRows { cols: padded, digits: vec![7; rows * padded], blocks: vec![DigitBlock { scale: 9.0, zero_point: 3 }; rows * padded / BLOCK] };
                 let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; rows]);
-                softmax_digits(&scores, &mask, pair, seq, &mut row, &mut got, &mut row_scales);
+                softmax_digits(&scores, &mask, pair, seq, seq, &mut row, &mut got, &mut row_scales);
                 assert_eq!(got.digits, expected.digits, "seq {seq}, pair {pair}");
                 let bits = |rows: &DigitRows| rows.blocks.iter().map(|b| (b.scale.to_bits(), b.zero_point)).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&expected), "seq {seq}, pair {pair}");
@@ -212,6 +222,31 @@ mod tests {
                 assert!(row_scales[1].is_nan() && got.digits[padded..2 * padded].iter().all(|&d| d == 0));
             }
         }
+    }
+
+    #[test]
+    fn a_pair_attends_the_same_alone_and_padded_in_a_batch() {
+        // The second pair of a batch is the first pair padded by 9 keys whose values are large
+        // (padding tokens' values are whatever the layers made of them): its context rows must be
+        // the first pair's, bit for bit, as the f32 path's are (their probabilities are exact 0).
+        let device = Device::Cpu;
+        let (heads, rows, seq, head, pad) = (2, 6, 23, 32, 9);
+        let values = |n: usize, salt: usize| -> Vec<f32> { (0..n).map(|i| (((i * 7919 + salt) % 1000) as f32 / 500.0 - 1.0) * 0.7).collect() };
+        let alone = |x: Vec<f32>, len: usize| Tensor::from_vec(x, (1, heads, len, head), &device).unwrap();
+        let (q, k, v) = (values(heads * rows * head, 1), values(heads * seq * head, 2), values(heads * seq * head, 3));
+        let single = attend_with(&alone(q.clone(), rows), &alone(k.clone(), seq), &alone(v.clone(), seq), None).unwrap();
+        // Per head: the pair's keys, then `pad` padding keys (large values, masked).
+        let padded = |x: &[f32], fill: f32| -> Vec<f32> { x.chunks_exact(seq * head).flat_map(|h| h.iter().copied().chain(std::iter::repeat_n(fill, pad * head))).collect() };
+        let (k2, v2) = (padded(&k, 0.3), padded(&v, 50.0));
+        let batch = |a: &[f32], b: &[f32], len: usize| Tensor::from_vec([a, b].concat(), (2, heads, len, head), &device).unwrap();
+        let mask: Vec<f32> = (0..2 * (seq + pad)).map(|i| if i % (seq + pad) >= seq { -f32::MAX } else { 0.0 }).collect();
+        let mask = Tensor::from_vec(mask, (2, 1, 1, seq + pad), &device).unwrap();
+        // Both pairs padded to seq + pad keys, with different padding values.
+        let batched = attend_with(&batch(&q, &q, rows), &batch(&k2, &k2, seq + pad), &batch(&padded(&v, -20.0), &v2, seq + pad), Some(&mask)).unwrap();
+        let single = single.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let batched = batched.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(&batched[..single.len()], &single[..]);
+        assert_eq!(&batched[single.len()..], &single[..]);
     }
 
     #[test]
