@@ -222,7 +222,7 @@ async function main() {
     const page = await browser.context.newPage();
     const errors = [];
     page.on('pageerror', (error) => errors.push(`page error: ${error.message}`));
-    page.on('requestfailed', (request) => errors.push(`request failed: ${request.url()}`));
+    page.on('requestfailed', (request) => errors.push(`request failed: ${request.url()} (${request.failure()?.errorText ?? 'no reason given'})`));
     page.on('response', (response) => response.status() >= 400 && errors.push(`HTTP ${response.status()}: ${response.url()}`));
     page.on('console', (message) => message.type() === 'error' && errors.push(`console: ${message.text()}`));
     await page.goto(`${origin}/bench/browser/index.html`);

@@ -249,35 +249,57 @@ pub(crate) fn exp_row(row: &mut [f32]) -> f32 {
     sums.iter().fold(tail, |a, s| a + s)
 }
 
-/// [`exp_row`] without writing the row: `exp(v − max)` handed to `each_block` 32 values at a time
-/// (block `b` holds values `32b ..`, zeros past the row's end), and the sum returned; the same
-/// values and the same sum, bit for bit (the eight lanes take the same chunks of eight in the same
-/// order). A row whose max is not finite gives NaN and no blocks.
-#[inline(always)]
-pub(crate) fn exp_blocks(row: &[f32], mut each_block: impl FnMut(usize, &[f32; 32])) -> f32 {
-    let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
-    if !max.is_finite() {
-        return f32::NAN;
+/// [`exp_row`] without writing the row, 32 values at a time: `(max, sums)` to start with (NaN max
+/// for a row whose max is not finite), then [`ExpBlocks::block`] for each block of 32 in order and
+/// [`ExpBlocks::sum`]: the same values and the same sum as `exp_row`, bit for bit (the eight lanes
+/// take the same chunks of eight in the same order, the last few go to the same tail). No closure:
+/// code in a closure is not compiled with its caller's AVX2 (`multiversioned!`).
+pub(crate) struct ExpBlocks {
+    max: f32,
+    sums: [f32; 8],
+    tail: f32,
+}
+
+impl ExpBlocks {
+    #[inline(always)]
+    pub(crate) fn new(row: &[f32]) -> Self {
+        let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
+        Self { max, sums: [0.0; 8], tail: 0.0 }
     }
-    let (mut sums, mut tail) = ([0f32; 8], 0f32);
-    for (b, block) in row.chunks(32).enumerate() {
+
+    /// Whether the row has a finite max (else it is fully masked: no blocks, NaN sum).
+    #[inline(always)]
+    pub(crate) fn finite(&self) -> bool {
+        self.max.is_finite()
+    }
+
+    /// `exp(v − max)` of the next ≤ 32 values of the row (zeros past them).
+    #[inline(always)]
+    pub(crate) fn block(&mut self, block: &[f32]) -> [f32; 32] {
         let mut exps = [0f32; 32];
         let mut chunks = block.chunks_exact(8);
         for (eight, chunk) in exps.chunks_exact_mut(8).zip(&mut chunks) {
-            for ((e, v), sum) in eight.iter_mut().zip(chunk).zip(&mut sums) {
-                *e = exp(*v - max);
+            for ((e, v), sum) in eight.iter_mut().zip(chunk).zip(&mut self.sums) {
+                *e = exp(*v - self.max);
                 *sum += *e;
             }
         }
         let rest = chunks.remainder();
         let start = block.len() - rest.len();
         for (e, v) in exps[start..block.len()].iter_mut().zip(rest) {
-            *e = exp(*v - max);
-            tail += *e;
+            *e = exp(*v - self.max);
+            self.tail += *e;
         }
-        each_block(b, &exps);
+        exps
     }
-    sums.iter().fold(tail, |a, s| a + s)
+
+    #[inline(always)]
+    pub(crate) fn sum(&self) -> f32 {
+        if !self.finite() {
+            return f32::NAN;
+        }
+        self.sums.iter().fold(self.tail, |a, s| a + s)
+    }
 }
 
 /// A reduction in 8 independent lanes: float reductions are not reassociated by the compiler,

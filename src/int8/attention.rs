@@ -18,7 +18,7 @@ use candle_core::Tensor;
 
 use super::quantize::{non_negative_block, DigitBlock};
 use super::{DigitRows, Int8Matrix, InterleavedMatrix, Kernel, BLOCK};
-use crate::activations::{exp_blocks, with_values, AttentionMask};
+use crate::activations::{with_values, AttentionMask, ExpBlocks};
 use crate::error::{Error, Result};
 
 /// Whether [`attend`] takes heads of this size (its rows are quantised in blocks of 32).
@@ -127,7 +127,13 @@ crate::cpu::multiversioned! {
             mask.apply(pair, scores, row);
             digits[len..].fill(0);
             blocks[len.div_ceil(BLOCK)..].fill(DigitBlock::default());
-            let sum = exp_blocks(&row[..len], |b, exps| blocks[b] = non_negative_block(exps, &mut digits[b * BLOCK..]));
+            let mut exps = ExpBlocks::new(&row[..len]);
+            if exps.finite() {
+                for ((values, digits), block) in row[..len].chunks(BLOCK).zip(digits.chunks_exact_mut(BLOCK)).zip(blocks.iter_mut()) {
+                    *block = non_negative_block(&exps.block(values), digits);
+                }
+            }
+            let sum = exps.sum();
             *row_scale = 1.0 / sum;
             if row_scale.is_finite() {
                 blocks.iter_mut().for_each(|block| block.scale *= *row_scale);
