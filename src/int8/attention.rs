@@ -93,7 +93,7 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                         probabilities.digits.truncate(n * padded);
                         probabilities.blocks.truncate(n * padded / BLOCK);
                         let row_scales = &mut row_scales[..n];
-                        softmax_digits(&scores, &mask, pair, seq, keys_len, &mut row, &mut probabilities, row_scales);
+                        softmax_digits(&scores, &mask, pair, keys_len, &mut row, &mut probabilities, row_scales);
                         if !row_scales.iter().all(|scale| scale.is_finite()) {
                             non_finite.store(true, std::sync::atomic::Ordering::Relaxed);
                         }
@@ -116,12 +116,12 @@ crate::cpu::multiversioned! {
     /// by the row's sum goes into each block's scale, and `1 / sum` into `row_scales` (NaN for a
     /// fully masked row, whose digits and scales are 0). Only the first `len` keys take part (the
     /// rest are padding: probabilities 0, and left out of the sums, which would otherwise round
-    /// differently from the pair's alone). `row` is scratch for one row of scores.
+    /// differently from the pair's alone). `row` is scratch for one row of scores (`seq` long).
     /// The same digits and scales, bit for bit, as writing the probabilities out and quantising
     /// them (the test's `two_pass`), which was one more pass over ~100 KB per 64 rows and a
     /// search for each block's least value, known to be 0.
-    fn softmax_digits(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, len: usize, row: &mut [f32], probabilities: &mut DigitRows, row_scales: &mut [f32]) {
-        let (padded, row) = (probabilities.cols, &mut row[..seq]);
+    fn softmax_digits(scores: &[f32], mask: &AttentionMask, pair: usize, len: usize, row: &mut [f32], probabilities: &mut DigitRows, row_scales: &mut [f32]) {
+        let (padded, seq) = (probabilities.cols, row.len());
         let rows = probabilities.digits.chunks_exact_mut(padded.max(1)).zip(probabilities.blocks.chunks_exact_mut((padded / BLOCK).max(1)));
         for ((scores, (digits, blocks)), row_scale) in scores.chunks_exact(seq.max(1)).zip(rows).zip(row_scales) {
             mask.apply(pair, scores, row);
@@ -219,7 +219,7 @@ mod tests {
                 let (expected, expected_scales) = two_pass(&scores, &mask, pair, seq, padded);
                 let mut got = DigitRows { cols: padded, digits: vec![7; rows * padded], blocks: vec![DigitBlock { scale: 9.0, zero_point: 3 }; rows * padded / BLOCK] };
                 let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; rows]);
-                softmax_digits(&scores, &mask, pair, seq, seq, &mut row, &mut got, &mut row_scales);
+                softmax_digits(&scores, &mask, pair, seq, &mut row, &mut got, &mut row_scales);
                 assert_eq!(got.digits, expected.digits, "seq {seq}, pair {pair}");
                 let bits = |rows: &DigitRows| rows.blocks.iter().map(|b| (b.scale.to_bits(), b.zero_point)).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&expected), "seq {seq}, pair {pair}");

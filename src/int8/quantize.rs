@@ -430,7 +430,7 @@ mod tests {
         // Natively the AVX2 version (where the CPU has it) against the portable one, bit for bit:
         // values over many magnitudes, ties for the rounding (x.5 steps), −0, subnormal spans,
         // blocks of one sign, of zeros, and with inf or NaN.
-        let mut x: Vec<f32> = (0..4096).map(|i| ((i * 7919 % 2003) as f32 - 1001.0) * 10f32.powi((i % 11) as i32 - 5)).collect();
+        let mut x: Vec<f32> = (0..4096usize).map(|i| ((i * 7919 % 2003) as f32 - 1001.0) * 10f32.powi((i % 11) as i32 - 5)).collect();
         x[32..64].iter_mut().enumerate().for_each(|(k, v)| *v = k as f32 * 0.5); // ties
         x[64..96].fill(-0.0);
         x[96..128].iter_mut().enumerate().for_each(|(k, v)| *v = f32::from_bits(k as u32 + 1)); // subnormals
