@@ -226,33 +226,23 @@ fn softmax_row(row: &mut [f32]) {
 /// 1) and the sum is returned. A fully masked row (max −∞) becomes NaN, as candle's softmax does.
 #[inline(always)]
 pub(crate) fn exp_row(row: &mut [f32]) -> f32 {
-    // A comparison, not f32::max, which does not vectorise on wasm.
-    let max = lanes(row, f32::NEG_INFINITY, |a, b| if b > a { b } else { a });
-    if !max.is_finite() {
+    let mut exps = ExpBlocks::new(row);
+    if !exps.finite() {
         row.iter_mut().for_each(|v| *v = f32::NAN);
         return f32::NAN;
     }
-    // Exponentials and their sum in one pass, in eight lanes.
-    let mut sums = [0f32; 8];
-    let mut chunks = row.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        for (v, sum) in chunk.iter_mut().zip(&mut sums) {
-            *v = exp(*v - max);
-            *sum += *v;
-        }
+    for block in row.chunks_mut(32) {
+        let values = exps.block(block);
+        block.copy_from_slice(&values[..block.len()]);
     }
-    let mut tail = 0.0;
-    for v in chunks.into_remainder() {
-        *v = exp(*v - max);
-        tail += *v;
-    }
-    sums.iter().fold(tail, |a, s| a + s)
+    exps.sum()
 }
 
-/// [`exp_row`] without writing the row, 32 values at a time: `(max, sums)` to start with (NaN max
+/// The exponentials of [`exp_row`], 32 values at a time (it writes them back; int8 attention
+/// quantises them without writing them): `(max, sums)` to start with (NaN max
 /// for a row whose max is not finite), then [`ExpBlocks::block`] for each block of 32 in order and
-/// [`ExpBlocks::sum`]: the same values and the same sum as `exp_row`, bit for bit (the eight lanes
-/// take the same chunks of eight in the same order, the last few go to the same tail). No closure:
+/// [`ExpBlocks::sum`] (eight lanes take the row's chunks of eight in order, the last few go to a
+/// tail). No closure:
 /// code in a closure is not compiled with its caller's AVX2 (`multiversioned!`).
 pub(crate) struct ExpBlocks {
     max: f32,

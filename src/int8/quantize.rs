@@ -158,6 +158,21 @@ fn block_parameters(least: f32, largest: f32) -> Option<(f32, f32, i32)> {
     Some((scale, inverse, zero_point))
 }
 
+/// A block's scale, inverse and zero point from its lanes' least and largest values and `Σ v × 0`
+/// (any number of lanes: they are folded from +0 by compare-and-select, so their order does not
+/// matter), or, as `Err`, the block it is instead, its digits all 0: a NaN scale where it holds
+/// inf or NaN, a block of zeros where [`block_parameters`] finds none. Shared by the portable,
+/// AVX2 and SIMD128 quantisers (and [`non_negative_block`], which has no least or poison lanes).
+#[inline(always)]
+fn block_from_lanes(least: &[f32], largest: &[f32], poison: &[f32]) -> Result<(f32, f32, i32), DigitBlock> {
+    let least = least.iter().fold(0f32, |a, &v| if v < a { v } else { a });
+    let largest = largest.iter().fold(0f32, |a, &v| if v > a { v } else { a });
+    if !poison.iter().sum::<f32>().is_finite() {
+        return Err(DigitBlock { scale: f32::NAN, zero_point: 0 });
+    }
+    block_parameters(least, largest).ok_or_else(DigitBlock::default)
+}
+
 /// Each block of 32 values of `x` as digits, a scale and a zero point (see [`DigitRows`]); the
 /// definition, and natively the code (written to vectorise: the least and largest in eight lanes
 /// by compare-and-select, inf and NaN found as a non-finite `Σ v × 0`, [`round_clamped`]'s
@@ -177,16 +192,13 @@ fn quantize_blocks_portable(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlo
                 poison[lane] += v * 0.0;
             }
         }
-        let least = least.iter().fold(0f32, |a, &v| if v < a { v } else { a });
-        let largest = largest.iter().fold(0f32, |a, &v| if v > a { v } else { a });
-        if !poison.iter().sum::<f32>().is_finite() {
-            *block = DigitBlock { scale: f32::NAN, zero_point: 0 };
-            continue;
-        }
-        let Some((scale, inverse, zero_point)) = block_parameters(least, largest) else {
-            *block = DigitBlock::default();
-            out.fill(0);
-            continue;
+        let (scale, inverse, zero_point) = match block_from_lanes(&least, &largest, &poison) {
+            Ok(parameters) => parameters,
+            Err(empty) => {
+                *block = empty;
+                out.fill(0);
+                continue;
+            }
         };
         let shifted = zero_point as f32;
         for (d, v) in out.iter_mut().zip(values) {
@@ -236,16 +248,13 @@ unsafe fn quantize_blocks_avx2(x: &[f32], digits: &mut [u8], blocks: &mut [Digit
             poison = _mm256_add_ps(poison, _mm256_mul_ps(x, zero));
         }
         let lanes = |v: __m256| -> [f32; 8] { core::mem::transmute(v) };
-        let least = lanes(least).into_iter().fold(0f32, |a, v| if v < a { v } else { a });
-        let largest = lanes(largest).into_iter().fold(0f32, |a, v| if v > a { v } else { a });
-        if !lanes(poison).into_iter().sum::<f32>().is_finite() {
-            *block = DigitBlock { scale: f32::NAN, zero_point: 0 };
-            continue;
-        }
-        let Some((scale, inverse, zero_point)) = block_parameters(least, largest) else {
-            *block = DigitBlock::default();
-            out.fill(0);
-            continue;
+        let (scale, inverse, zero_point) = match block_from_lanes(&lanes(least), &lanes(largest), &lanes(poison)) {
+            Ok(parameters) => parameters,
+            Err(empty) => {
+                *block = empty;
+                out.fill(0);
+                continue;
+            }
         };
         let (inverse, shifted) = (_mm256_set1_ps(inverse), _mm256_set1_ps(zero_point as f32));
         let digit = |x: __m256| _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(x, inverse), shifted), low), high));
@@ -279,16 +288,13 @@ fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
                 poison = f32x4_add(poison, f32x4_mul(x, zero));
             }
             let lanes = |v: v128| [f32x4_extract_lane::<0>(v), f32x4_extract_lane::<1>(v), f32x4_extract_lane::<2>(v), f32x4_extract_lane::<3>(v)];
-            let least = lanes(least).into_iter().fold(0f32, |a, v| if v < a { v } else { a });
-            let largest = lanes(largest).into_iter().fold(0f32, |a, v| if v > a { v } else { a });
-            if !lanes(poison).into_iter().sum::<f32>().is_finite() {
-                *block = DigitBlock { scale: f32::NAN, zero_point: 0 };
-                continue;
-            }
-            let Some((scale, inverse, zero_point)) = block_parameters(least, largest) else {
-                *block = DigitBlock::default();
-                out.fill(0);
-                continue;
+            let (scale, inverse, zero_point) = match block_from_lanes(&lanes(least), &lanes(largest), &lanes(poison)) {
+                Ok(parameters) => parameters,
+                Err(empty) => {
+                    *block = empty;
+                    out.fill(0);
+                    continue;
+                }
             };
             store_digits_simd128(&v, inverse, zero_point, out);
             *block = DigitBlock { scale, zero_point };
@@ -337,11 +343,13 @@ pub(in crate::int8) fn non_negative_block(values: &[f32; BLOCK], digits: &mut [u
             largest[lane] = if eight[lane] > largest[lane] { eight[lane] } else { largest[lane] };
         }
     }
-    let largest = largest.iter().fold(0f32, |a, &v| if v > a { v } else { a });
     let digits = &mut digits[..BLOCK];
-    let Some((scale, inverse, zero_point)) = block_parameters(0.0, largest) else {
-        digits.fill(0);
-        return DigitBlock::default();
+    let (scale, inverse, zero_point) = match block_from_lanes(&[], &largest, &[]) {
+        Ok(parameters) => parameters,
+        Err(empty) => {
+            digits.fill(0);
+            return empty;
+        }
     };
     let shifted = zero_point as f32;
     for (d, v) in digits.iter_mut().zip(values) {
@@ -364,10 +372,12 @@ pub(in crate::int8) fn non_negative_block(values: &[f32; BLOCK], digits: &mut [u
             largest = f32x4_pmax(largest, x);
         }
         let lanes = [f32x4_extract_lane::<0>(largest), f32x4_extract_lane::<1>(largest), f32x4_extract_lane::<2>(largest), f32x4_extract_lane::<3>(largest)];
-        let largest = lanes.into_iter().fold(0f32, |a, v| if v > a { v } else { a });
-        let Some((scale, inverse, zero_point)) = block_parameters(0.0, largest) else {
-            digits[..BLOCK].fill(0);
-            return DigitBlock::default();
+        let (scale, inverse, zero_point) = match block_from_lanes(&[], &lanes, &[]) {
+            Ok(parameters) => parameters,
+            Err(empty) => {
+                digits[..BLOCK].fill(0);
+                return empty;
+            }
         };
         store_digits_simd128(&v, inverse, zero_point, digits);
         DigitBlock { scale, zero_point }
