@@ -108,16 +108,13 @@ impl AttentionMask {
         }
     }
 
-    /// Whether key `key` of pair `pair` is padding: its bias is so negative (the model adds
-    /// −f32::MAX) that its probability is exactly 0 whatever its score.
-    #[inline(always)]
-    pub(crate) fn hides(&self, pair: usize, key: usize) -> bool {
-        self.values.as_ref().is_some_and(|values| values[pair * self.seq + key] <= -f32::MAX / 2.0)
-    }
-
-    /// Pair `pair`'s keys up to its last one that is not padding (batches are padded at the end).
+    /// Pair `pair`'s keys up to its last one that is not padding (batches are padded at the end):
+    /// a padding key's bias is so negative (the model adds −f32::MAX) that its probability is
+    /// exactly 0 whatever its score.
     pub(crate) fn unpadded_len(&self, pair: usize) -> usize {
-        (0..self.seq).rev().find(|&key| !self.hides(pair, key)).map_or(0, |key| key + 1)
+        let Some(values) = &self.values else { return self.seq };
+        let bias = &values[pair * self.seq..(pair + 1) * self.seq];
+        bias.iter().rposition(|&b| b > -f32::MAX / 2.0).map_or(0, |key| key + 1)
     }
 }
 

@@ -73,15 +73,14 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                     // The keys are the scores' weight (one output per key), Vᵀ the context's (one
                     // output per head dimension): both in the interleaved layout, once per head.
                     let keys = InterleavedMatrix::new(&Int8Matrix::quantize(k, seq, head));
-                    let mut transposed = vec![0f32; head * padded];
-                    // Padding keys' values stay 0: their probabilities are 0 anyway, but their values
-                    // would share the 32-key blocks (and scales) of the real keys' values, so a
-                    // pair's logits would depend on how long the pairs batched with it are.
-                    transpose(v, head, padded, |key| mask.hides(pair, key), &mut transposed);
-                    let values = InterleavedMatrix::new(&Int8Matrix::quantize(&transposed, head, padded));
-                    // Scores past the pair's last real key are padding's: the softmax leaves them
-                    // out, so that its sums (and the logits) are those of the pair alone.
+                    // Keys past the pair's last real one are padding (probability 0): their values
+                    // stay 0 and the softmax leaves them out, since they would share the 32-key
+                    // blocks (and scales) of the real keys' values and round the softmax's sums
+                    // differently: a pair's logits would depend on the pairs batched with it.
                     let keys_len = mask.unpadded_len(pair);
+                    let mut transposed = vec![0f32; head * padded];
+                    transpose(&v[..keys_len * head], head, padded, &mut transposed);
+                    let values = InterleavedMatrix::new(&Int8Matrix::quantize(&transposed, head, padded));
                     let most = ROWS_AT_ONCE.min(rows);
                     let mut probabilities = DigitRows { cols: padded, digits: vec![0; most * padded], blocks: vec![DigitBlock::default(); most * padded / BLOCK] };
                     let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; most]);
@@ -146,9 +145,9 @@ crate::cpu::multiversioned! {
 }
 
 /// `values` `(seq, head)` into `transposed` `(head, padded)`: Vᵀ is the context's weight (one
-/// output per head dimension); columns past `seq` and those of `hidden` keys stay 0.
-fn transpose(values: &[f32], head: usize, padded: usize, hidden: impl Fn(usize) -> bool, transposed: &mut [f32]) {
-    for (j, row) in values.chunks_exact(head).enumerate().filter(|&(j, _)| !hidden(j)) {
+/// output per head dimension); columns past `values`' keys stay 0.
+fn transpose(values: &[f32], head: usize, padded: usize, transposed: &mut [f32]) {
+    for (j, row) in values.chunks_exact(head).enumerate() {
         for (d, &x) in row.iter().enumerate() {
             transposed[d * padded + j] = x;
         }
