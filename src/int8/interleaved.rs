@@ -83,9 +83,12 @@ impl InterleavedMatrix {
         Self { rows, cols, values, scales, layout: Interleaved { width, weight_sums } }
     }
 
-    /// `x Wᵀ` for `x` `(m, cols)`: returns `(m, rows)` row-major, natively on as many threads as
-    /// rayon has (a contiguous share of the rows each).
-    pub fn matmul(&self, x: &DigitRows) -> Vec<f32> {
+    /// `x Wᵀ (+ bias)` for `x` `(m, cols)`: returns `(m, rows)` row-major, natively on as many
+    /// threads as rayon has (a contiguous share of the rows each). The kernel adds the bias (one
+    /// per output) as it stores each output.
+    pub fn matmul(&self, x: &DigitRows, bias: Option<&[f32]>) -> Vec<f32> {
+        // The kernels read `rows` biases.
+        assert!(bias.is_none_or(|bias| bias.len() == self.rows), "one bias per output");
         let mut out = self.output(x.rows(), x.cols);
         if out.is_empty() {
             return out;
@@ -95,14 +98,14 @@ impl InterleavedMatrix {
         #[cfg(not(target_arch = "wasm32"))]
         let threads = rayon::current_num_threads().max(1);
         let share = x.rows().div_ceil(threads).div_ceil(ROWS_PER_TASK) * ROWS_PER_TASK;
-        crate::cpu::for_each_chunk(&mut out, share * self.rows, |i, out| kernels::interleaved(self, x, i * share, out));
+        crate::cpu::for_each_chunk(&mut out, share * self.rows, |i, out| kernels::interleaved(self, x, i * share, bias, out));
         out
     }
 
     /// `x Wᵀ` on this thread alone (for callers that share the threads out themselves).
     pub fn matmul_here(&self, x: &DigitRows) -> Vec<f32> {
         let mut out = self.output(x.rows(), x.cols);
-        kernels::interleaved(self, x, 0, &mut out);
+        kernels::interleaved(self, x, 0, None, &mut out);
         out
     }
 }
@@ -125,10 +128,14 @@ mod tests {
             let weights = q.dequantize(&Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
             let x: Vec<f32> = (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0).collect();
             let digits = DigitRows::new(&x, cols);
-            let got = interleaved.matmul(&digits);
+            let got = interleaved.matmul(&digits, None);
             let mut scalar = vec![0f32; m * rows];
-            kernels::scalar::interleaved(&interleaved, &digits, 0, &mut scalar);
+            kernels::scalar::interleaved(&interleaved, &digits, 0, None, &mut scalar);
             assert_eq!(got, scalar);
+            // The bias the kernel adds as it stores is the same addition as a pass afterwards.
+            let bias: Vec<f32> = (0..rows).map(|n| (n as f32 - 4.0) / 3.0).collect();
+            let biased: Vec<f32> = got.chunks_exact(rows).flat_map(|row| row.iter().zip(&bias).map(|(y, b)| y + b)).collect();
+            assert_eq!(interleaved.matmul(&digits, Some(&bias)), biased);
             let plain = matrix.matmul(&QuantizedRows::new(&x, cols));
             for i in 0..m {
                 for n in 0..rows {
@@ -147,6 +154,6 @@ mod tests {
     #[test]
     fn zero_rows_give_zero() {
         let matrix = Int8Matrix::from_qtensor("t", "w", &quantized(GgmlDType::Q8_0, 3, 32)).unwrap().unwrap();
-        assert_eq!(InterleavedMatrix::new(&matrix).matmul(&DigitRows::new(&[0.0; 64], 32)), vec![0.0; 6]);
+        assert_eq!(InterleavedMatrix::new(&matrix).matmul(&DigitRows::new(&[0.0; 64], 32), None), vec![0.0; 6]);
     }
 }

@@ -97,18 +97,21 @@ impl Int8Weight {
         }
     }
 
-    /// `x Wᵀ + bias`. The bias is added here, in place, rather than by a broadcast that allocates.
+    /// `x Wᵀ + bias`: the interleaved kernels add the bias as they store each output; on the
+    /// row-major layout it is added here, in place, rather than by a broadcast that allocates.
     pub fn matmul(&self, x: &Activations, bias: &[f32]) -> Vec<f32> {
-        let mut out = match (self, x) {
-            (Self::RowMajor(matrix), Activations::Rows(x)) => matrix.matmul(x),
-            (Self::Interleaved(matrix), Activations::Digits(x)) => matrix.matmul(x),
+        match (self, x) {
+            (Self::RowMajor(matrix), Activations::Rows(x)) => {
+                let mut out = matrix.matmul(x);
+                for row in out.chunks_exact_mut(bias.len().max(1)) {
+                    row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
+                }
+                out
+            }
+            (Self::Interleaved(matrix), Activations::Digits(x)) => matrix.matmul(x, Some(bias)),
             // Every layer has the same form (Kernel::detect decides it).
             _ => unreachable!("activations quantised for another int8 layout"),
-        };
-        for row in out.chunks_exact_mut(bias.len().max(1)) {
-            row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
         }
-        out
     }
 }
 

@@ -18,7 +18,7 @@ const ROWS_PER_BLOCK: usize = 64;
 /// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
 /// [`super::scalar::interleaved`] defines them, bit for bit.
 #[target_feature(enable = "avx2")]
-pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     assert_eq!(w.layout.width, GROUP, "the AVX2 kernel multiplies the layout 4 outputs wide");
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
     for block in (0..m_total).step_by(ROWS_PER_BLOCK) {
@@ -31,14 +31,14 @@ pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, ou
                 let rows = ROWS.min(end - m);
                 // SAFETY: as the relaxed-SIMD kernel's: rows and groups exist for the counts passed.
                 match (rows, two) {
-                    (4, true) => tile::<4, 2>(w, x, first, m, g, out),
-                    (3, true) => tile::<3, 2>(w, x, first, m, g, out),
-                    (2, true) => tile::<2, 2>(w, x, first, m, g, out),
-                    (_, true) => tile::<1, 2>(w, x, first, m, g, out),
-                    (4, false) => tile::<4, 1>(w, x, first, m, g, out),
-                    (3, false) => tile::<3, 1>(w, x, first, m, g, out),
-                    (2, false) => tile::<2, 1>(w, x, first, m, g, out),
-                    (_, false) => tile::<1, 1>(w, x, first, m, g, out),
+                    (4, true) => tile::<4, 2>(w, x, first, m, g, bias, out),
+                    (3, true) => tile::<3, 2>(w, x, first, m, g, bias, out),
+                    (2, true) => tile::<2, 2>(w, x, first, m, g, bias, out),
+                    (_, true) => tile::<1, 2>(w, x, first, m, g, bias, out),
+                    (4, false) => tile::<4, 1>(w, x, first, m, g, bias, out),
+                    (3, false) => tile::<3, 1>(w, x, first, m, g, bias, out),
+                    (2, false) => tile::<2, 1>(w, x, first, m, g, bias, out),
+                    (_, false) => tile::<1, 1>(w, x, first, m, g, bias, out),
                 }
                 m += rows;
             }
@@ -49,7 +49,7 @@ pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, ou
 
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
+unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
     let values = w.values.as_ptr();
     let digits = x.digits.as_ptr().add((first + m) * cols);
@@ -97,11 +97,15 @@ unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitR
         for gi in 0..G {
             let first_output = (g + gi) * GROUP;
             if first_output + GROUP <= w.rows {
-                _mm_storeu_ps(row.as_mut_ptr().add(first_output), sums[r][gi]);
+                let sum = match bias {
+                    Some(bias) => _mm_add_ps(sums[r][gi], _mm_loadu_ps(bias.as_ptr().add(first_output))),
+                    None => sums[r][gi],
+                };
+                _mm_storeu_ps(row.as_mut_ptr().add(first_output), sum);
             } else {
                 let lanes: [f32; GROUP] = core::mem::transmute(sums[r][gi]);
                 for (j, &lane) in lanes.iter().enumerate().take(w.rows - first_output) {
-                    row[first_output + j] = lane;
+                    row[first_output + j] = bias.map_or(lane, |bias| lane + bias[first_output + j]);
                 }
             }
         }
@@ -122,19 +126,20 @@ mod tests {
             return; // nothing to compare on this CPU; the definition is tested in interleaved.rs
         }
         // Rows past one block of 64 and not a multiple of the tile, outputs not a multiple of 8
-        // nor of 4, Q4_0 as well as Q8_0, a row of zeros.
+        // nor of 4, Q4_0 as well as Q8_0, a row of zeros, a bias.
         for (dtype, rows, cols, m) in [(GgmlDType::Q8_0, 42, 352, 70), (GgmlDType::Q8_0, 3, 32, 1), (GgmlDType::Q4_0, 16, 128, 5), (GgmlDType::Q8_0, 8, 64, 3)] {
             let matrix = InterleavedMatrix::with_width(&Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap(), GROUP);
             let mut values = activations(m, cols);
             values[..cols].iter_mut().for_each(|v| *v = 0.0);
             let x = DigitRows::new(&values, cols);
+            let bias: Vec<f32> = (0..rows).map(|n| n as f32 * 0.37 - 3.0).collect();
             let mut got = vec![0f32; m * rows];
             // SAFETY: the CPU has AVX2 (checked above).
-            unsafe { super::interleaved(&matrix, &x, 0, &mut got) };
+            unsafe { super::interleaved(&matrix, &x, 0, Some(&bias), &mut got) };
             let mut expected = vec![0f32; m * rows];
-            scalar::interleaved(&matrix, &x, 0, &mut expected);
+            scalar::interleaved(&matrix, &x, 0, Some(&bias), &mut expected);
             assert_eq!(got, expected, "{dtype:?} {rows}×{cols}, {m} rows");
-            assert_eq!(matrix.matmul(&x), expected, "{dtype:?} {rows}×{cols}, {m} rows, shared by the threads");
+            assert_eq!(matrix.matmul(&x, Some(&bias)), expected, "{dtype:?} {rows}×{cols}, {m} rows, shared by the threads");
         }
     }
 }

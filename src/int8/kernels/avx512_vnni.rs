@@ -19,7 +19,7 @@ const ROWS_PER_BLOCK: usize = 64;
 /// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
 /// [`super::scalar::interleaved`] defines them, bit for bit. `w` must be 16 outputs wide.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     assert_eq!(w.layout.width, WIDE_GROUP, "the AVX-512 kernel multiplies the layout 16 outputs wide");
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(WIDE_GROUP));
     for block in (0..m_total).step_by(ROWS_PER_BLOCK) {
@@ -32,9 +32,9 @@ pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, ou
                 let rows = ROWS.min(end - m);
                 // SAFETY: rows m .. m + rows and groups g .. g + G exist (the counts passed).
                 if two {
-                    rows_of::<2>(rows, w, x, first, m, g, out);
+                    rows_of::<2>(rows, w, x, first, m, g, bias, out);
                 } else {
-                    rows_of::<1>(rows, w, x, first, m, g, out);
+                    rows_of::<1>(rows, w, x, first, m, g, bias, out);
                 }
                 m += rows;
             }
@@ -45,20 +45,20 @@ pub unsafe fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, ou
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
-unsafe fn rows_of<const G: usize>(rows: usize, w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
+unsafe fn rows_of<const G: usize>(rows: usize, w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     match rows {
-        6 => tile::<6, G>(w, x, first, m, g, out),
-        5 => tile::<5, G>(w, x, first, m, g, out),
-        4 => tile::<4, G>(w, x, first, m, g, out),
-        3 => tile::<3, G>(w, x, first, m, g, out),
-        2 => tile::<2, G>(w, x, first, m, g, out),
-        _ => tile::<1, G>(w, x, first, m, g, out),
+        6 => tile::<6, G>(w, x, first, m, g, bias, out),
+        5 => tile::<5, G>(w, x, first, m, g, bias, out),
+        4 => tile::<4, G>(w, x, first, m, g, bias, out),
+        3 => tile::<3, G>(w, x, first, m, g, bias, out),
+        2 => tile::<2, G>(w, x, first, m, g, bias, out),
+        _ => tile::<1, G>(w, x, first, m, g, bias, out),
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
-unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
+unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
     let values = w.values.as_ptr();
     let digits = x.digits.as_ptr().add((first + m) * cols);
@@ -99,8 +99,13 @@ unsafe fn tile<const R: usize, const G: usize>(w: &InterleavedMatrix, x: &DigitR
         let row = out.as_mut_ptr().add((m + r) * w.rows);
         for gi in 0..G {
             let first_output = (g + gi) * WIDE_GROUP;
-            let lanes = (w.rows - first_output).min(WIDE_GROUP);
-            _mm512_mask_storeu_ps(row.add(first_output), ((1u32 << lanes) - 1) as __mmask16, sums[r][gi]);
+            let lanes = ((1u32 << (w.rows - first_output).min(WIDE_GROUP)) - 1) as __mmask16;
+            let sum = match bias {
+                // Lanes past the last output load nothing (and are not stored).
+                Some(bias) => _mm512_add_ps(sums[r][gi], _mm512_maskz_loadu_ps(lanes, bias.as_ptr().add(first_output))),
+                None => sums[r][gi],
+            };
+            _mm512_mask_storeu_ps(row.add(first_output), lanes, sum);
         }
     }
 }
@@ -119,19 +124,20 @@ mod tests {
             return; // nothing to compare on this CPU; the definition is tested in interleaved.rs
         }
         // Rows past one block of 64 and not a multiple of the tile (6), outputs not a multiple of
-        // 32 nor of 16, Q4_0 as well as Q8_0, a row of zeros.
+        // 32 nor of 16, Q4_0 as well as Q8_0, a row of zeros, a bias (masked past the last output).
         for (dtype, rows, cols, m) in [(GgmlDType::Q8_0, 42, 352, 70), (GgmlDType::Q8_0, 3, 32, 1), (GgmlDType::Q4_0, 16, 128, 5), (GgmlDType::Q8_0, 40, 64, 13), (GgmlDType::Q8_0, 33, 96, 64)] {
             let matrix = InterleavedMatrix::with_width(&Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).unwrap().unwrap(), WIDE_GROUP);
             let mut values = activations(m, cols);
             values[..cols].iter_mut().for_each(|v| *v = 0.0);
             let x = DigitRows::new(&values, cols);
+            let bias: Vec<f32> = (0..rows).map(|n| n as f32 * 0.37 - 3.0).collect();
             let mut got = vec![0f32; m * rows];
             // SAFETY: the CPU has AVX-512 F, BW and VNNI (checked above).
-            unsafe { super::interleaved(&matrix, &x, 0, &mut got) };
+            unsafe { super::interleaved(&matrix, &x, 0, Some(&bias), &mut got) };
             let mut expected = vec![0f32; m * rows];
-            scalar::interleaved(&matrix, &x, 0, &mut expected);
+            scalar::interleaved(&matrix, &x, 0, Some(&bias), &mut expected);
             assert_eq!(got, expected, "{dtype:?} {rows}×{cols}, {m} rows");
-            assert_eq!(matrix.matmul(&x), expected, "{dtype:?} {rows}×{cols}, {m} rows, shared by the threads");
+            assert_eq!(matrix.matmul(&x, Some(&bias)), expected, "{dtype:?} {rows}×{cols}, {m} rows, shared by the threads");
         }
     }
 
@@ -143,8 +149,8 @@ mod tests {
         let x = DigitRows::new(&activations(9, 160), 160);
         let (narrow, wide) = (InterleavedMatrix::with_width(&matrix, 4), InterleavedMatrix::with_width(&matrix, WIDE_GROUP));
         let (mut a, mut b) = (vec![0f32; 9 * 37], vec![0f32; 9 * 37]);
-        scalar::interleaved(&narrow, &x, 0, &mut a);
-        scalar::interleaved(&wide, &x, 0, &mut b);
+        scalar::interleaved(&narrow, &x, 0, None, &mut a);
+        scalar::interleaved(&wide, &x, 0, None, &mut b);
         assert_eq!(a, b);
     }
 }

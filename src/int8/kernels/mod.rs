@@ -40,13 +40,13 @@ pub(super) use relaxed_simd::interleaved;
 /// the CPU has it and the weight is in its group width, else the scalar definition (the same
 /// numbers).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn interleaved(w: &super::InterleavedMatrix, x: &super::DigitRows, first: usize, out: &mut [f32]) {
+pub(super) fn interleaved(w: &super::InterleavedMatrix, x: &super::DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     use super::interleaved::{GROUP, WIDE_GROUP};
     match w.layout.width {
         // SAFETY: the CPU has AVX-512 F, BW and VNNI (that is what avx512_vnni() checks).
-        WIDE_GROUP if crate::cpu::avx512_vnni() => unsafe { avx512_vnni::interleaved(w, x, first, out) },
+        WIDE_GROUP if crate::cpu::avx512_vnni() => unsafe { avx512_vnni::interleaved(w, x, first, bias, out) },
         // SAFETY: the CPU has AVX2 (that is what avx2_fma() checks).
-        GROUP if crate::cpu::avx2_fma() => unsafe { avx2::interleaved(w, x, first, out) },
-        _ => scalar::interleaved(w, x, first, out),
+        GROUP if crate::cpu::avx2_fma() => unsafe { avx2::interleaved(w, x, first, bias, out) },
+        _ => scalar::interleaved(w, x, first, bias, out),
     }
 }

@@ -21,16 +21,16 @@ const ROWS_PER_BLOCK: usize = 64;
 
 /// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
 /// [`super::scalar::interleaved`] defines them, bit for bit.
-pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     debug_assert_eq!(w.layout.width, GROUP, "the relaxed-SIMD kernel multiplies the layout 4 outputs wide");
     match DotSequence::current() {
-        DotSequence::DotAdd => interleaved_with::<true>(w, x, first, out),
-        DotSequence::I16Dot => interleaved_with::<false>(w, x, first, out),
+        DotSequence::DotAdd => interleaved_with::<true>(w, x, first, bias, out),
+        DotSequence::I16Dot => interleaved_with::<false>(w, x, first, bias, out),
     }
 }
 
 /// `interleaved` with the i32 relaxed dot-add (`DOT_ADD`) or the i16 sequence: the same integers.
-fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, out: &mut [f32]) {
+fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
     // Per block of rows, one pair of groups at a time over all of them, so that the pair's
     // weights stay in cache while the rows' digits (64 × cols bytes) stay in L2.
@@ -47,14 +47,14 @@ fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, f
                 // multiple of BLOCK).
                 unsafe {
                     match (rows, two) {
-                        (4, true) => tile::<4, 2, DOT_ADD>(w, x, first, m, g, out),
-                        (3, true) => tile::<3, 2, DOT_ADD>(w, x, first, m, g, out),
-                        (2, true) => tile::<2, 2, DOT_ADD>(w, x, first, m, g, out),
-                        (_, true) => tile::<1, 2, DOT_ADD>(w, x, first, m, g, out),
-                        (4, false) => tile::<4, 1, DOT_ADD>(w, x, first, m, g, out),
-                        (3, false) => tile::<3, 1, DOT_ADD>(w, x, first, m, g, out),
-                        (2, false) => tile::<2, 1, DOT_ADD>(w, x, first, m, g, out),
-                        (_, false) => tile::<1, 1, DOT_ADD>(w, x, first, m, g, out),
+                        (4, true) => tile::<4, 2, DOT_ADD>(w, x, first, m, g, bias, out),
+                        (3, true) => tile::<3, 2, DOT_ADD>(w, x, first, m, g, bias, out),
+                        (2, true) => tile::<2, 2, DOT_ADD>(w, x, first, m, g, bias, out),
+                        (_, true) => tile::<1, 2, DOT_ADD>(w, x, first, m, g, bias, out),
+                        (4, false) => tile::<4, 1, DOT_ADD>(w, x, first, m, g, bias, out),
+                        (3, false) => tile::<3, 1, DOT_ADD>(w, x, first, m, g, bias, out),
+                        (2, false) => tile::<2, 1, DOT_ADD>(w, x, first, m, g, bias, out),
+                        (_, false) => tile::<1, 1, DOT_ADD>(w, x, first, m, g, bias, out),
                     }
                 }
                 m += rows;
@@ -65,7 +65,7 @@ fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, f
 }
 
 #[inline(always)]
-unsafe fn tile<const R: usize, const G: usize, const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, out: &mut [f32]) {
+unsafe fn tile<const R: usize, const G: usize, const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (cols, steps, blocks) = (w.cols, w.cols / STEP, w.cols / BLOCK);
     let values = w.values.as_ptr();
     let digits = x.digits.as_ptr().add((first + m) * cols);
@@ -118,11 +118,15 @@ unsafe fn tile<const R: usize, const G: usize, const DOT_ADD: bool>(w: &Interlea
         for gi in 0..G {
             let first_output = (g + gi) * GROUP;
             if first_output + GROUP <= w.rows {
-                v128_store(row.as_mut_ptr().add(first_output) as *mut v128, sums[r][gi]);
+                let sum = match bias {
+                    Some(bias) => f32x4_add(sums[r][gi], v128_load(bias.as_ptr().add(first_output) as *const v128)),
+                    None => sums[r][gi],
+                };
+                v128_store(row.as_mut_ptr().add(first_output) as *mut v128, sum);
             } else {
                 let lanes: [f32; GROUP] = core::mem::transmute(sums[r][gi]);
                 for (j, &lane) in lanes.iter().enumerate().take(w.rows - first_output) {
-                    row[first_output + j] = lane;
+                    row[first_output + j] = bias.map_or(lane, |bias| lane + bias[first_output + j]);
                 }
             }
         }
@@ -141,6 +145,6 @@ mod tests {
     fn relaxed_simd_kernel_equals_its_definition() {
         // Rows not a multiple of 4 (padding lanes), groups and rows past the 4×2 tile.
         let shapes = [(Q8_0, 9, 96, 5), (Q4_0, 4, 64, 2), (Q8_0, 1, 32, 3), (Q8_0, 12, 64, 11)];
-        assert_equals_definition(&shapes, |matrix| InterleavedMatrix::new(&matrix), DigitRows::new, |w, x, out| super::interleaved(w, x, 0, out), |w, x, out| scalar::interleaved(w, x, 0, out));
+        assert_equals_definition(&shapes, |matrix| InterleavedMatrix::new(&matrix), DigitRows::new, |w, x, out| super::interleaved(w, x, 0, Some(&vec![0.25; w.rows]), out), |w, x, out| scalar::interleaved(w, x, 0, Some(&vec![0.25; w.rows]), out));
     }
 }
