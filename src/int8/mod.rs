@@ -97,6 +97,32 @@ impl Int8Weight {
         }
     }
 
+    /// Whether `x Wᵀ + bias` is finite in f32 whatever `x`'s integers are, by a bound on its
+    /// largest possible magnitude (from the largest weight and activation scales; f64, so the
+    /// bound itself cannot overflow); then nobody needs to read the outputs to look for inf or
+    /// NaN. False where the bound comes near f32's range (activations ~1e30): then they must be
+    /// checked. Expects finite activations ([`Activations::all_finite`]) and a finite bias.
+    pub fn output_is_finite(&self, x: &Activations, bias: &[f32]) -> bool {
+        // Weight integers are within ±128 (Q8_0's bytes; Q4_0's nibbles are less).
+        const WEIGHT: f64 = 128.0;
+        // NaN wins (f64::max would drop it): a NaN bias must fail the bound.
+        let largest = |values: &[f32]| values.iter().fold(0f64, |a, &v| if v.is_nan() || v.abs() as f64 > a { v.abs() as f64 } else { a });
+        let bound = match (self, x) {
+            // Digits less the zero point are within ±127; per block, Σ dot × (weight scale ×
+            // activation scale), summed over the blocks.
+            (Self::Interleaved(w), Activations::Digits(x)) => {
+                let activation_scale = x.blocks.iter().fold(0f64, |a, b| if b.scale.is_nan() || b.scale.abs() as f64 > a { b.scale.abs() as f64 } else { a });
+                w.cols as f64 * WEIGHT * 127.0 * largest(&w.scales) * activation_scale
+            }
+            // 16-bit values; per block Σ dot × weight scale, then the sum times the row's scale
+            // (below 1 too: the sum before it must stay finite as well).
+            (Self::RowMajor(w), Activations::Rows(x)) => w.cols as f64 * WEIGHT * 32767.0 * largest(&w.scales) * largest(&x.scales).max(1.0),
+            _ => return false,
+        };
+        // f32's largest is 3.4e38: a margin of 1e6 covers every rounding of the f32 sums.
+        (bound + largest(bias)) < 1e32
+    }
+
     /// `x Wᵀ + bias`: the interleaved kernels add the bias as they store each output; on the
     /// row-major layout it is added here, in place, rather than by a broadcast that allocates.
     pub fn matmul(&self, x: &Activations, bias: &[f32]) -> Vec<f32> {
@@ -145,6 +171,37 @@ pub(crate) mod tests {
             kernel(&weight, &x, &mut got);
             definition(&weight, &x, &mut expected);
             assert_eq!(got, expected, "{dtype:?} {rows}×{cols}, {m} rows");
+        }
+    }
+
+    #[test]
+    fn a_bound_proves_outputs_finite_only_where_they_are() {
+        // Activations from 1 to 1e36 (times up to ~40) against a Q8_0 weight, on both layouts: where the bound says
+        // finite the outputs are; it declines only from ~1e25 on (and near 1e36 they do overflow).
+        let (rows, cols) = (8, 384);
+        let matrix = super::Int8Matrix::from_qtensor("t", "w", &quantized(GgmlDType::Q8_0, rows, cols)).unwrap().unwrap();
+        let layouts = [super::Int8Weight::RowMajor(super::Int8Matrix::from_qtensor("t", "w", &quantized(GgmlDType::Q8_0, rows, cols)).unwrap().unwrap()), super::Int8Weight::Interleaved(super::InterleavedMatrix::new(&matrix))];
+        let bias = vec![0.5f32; rows];
+        for weight in &layouts {
+            let (mut proven, mut overflowed) = (0, 0);
+            for exponent in 0..=36 {
+                let x: Vec<f32> = activations(3, cols).iter().map(|v| v * 10f32.powi(exponent)).collect();
+                let quantized = weight.quantize(&x, cols);
+                assert!(quantized.all_finite());
+                let y = weight.matmul(&quantized, &bias);
+                let finite = y.iter().all(|v| v.is_finite());
+                if weight.output_is_finite(&quantized, &bias) {
+                    assert!(finite, "1e{exponent}: the bound said finite");
+                    proven += 1;
+                } else {
+                    assert!(exponent >= 25, "1e{exponent}: declined far from f32's range");
+                }
+                overflowed += usize::from(!finite);
+            }
+            assert!(proven >= 25 && overflowed > 0, "proven {proven}, overflowed {overflowed}");
+            let x = weight.quantize(&activations(3, cols), cols);
+            assert!(!weight.output_is_finite(&x, &[0.5, f32::NAN, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]), "a NaN bias");
+            assert!(!weight.output_is_finite(&x, &[3e38; 8]), "a bias near f32's largest");
         }
     }
 
