@@ -36,27 +36,33 @@ pub fn available() -> bool {
 /// (~1 MB) did not. Rows are independent, so the numbers do not depend on it.
 const ROWS_AT_ONCE: usize = 64;
 
-/// `softmax(Q Kᵀ + mask) V` for `query` `(batch, heads, rows, head)`, `key` and `value`
-/// `(batch, heads, seq, head)` (queries already scaled), `mask_bias` `(batch, 1, 1, seq)`.
-pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&Tensor>) -> Result<Tensor> {
-    let head = query.dims4()?.3;
-    if !supports(head) {
-        return Err(Error::Compute(format!("int8 attention needs a head size that is a multiple of {BLOCK}, got {head}")));
+/// `softmax(Q Kᵀ + mask) V`, head by head, read from and written in the layers' own layout:
+/// `query` `(batch, rows, heads × head)` not yet scaled, `key` and `value` `(batch, seq, heads ×
+/// head)`, `mask_bias` `(batch, 1, 1, seq)`; returns the context `(batch, rows, heads × head)`.
+/// Each head's rows are gathered (the query's times `scale`) as they are quantised, so no
+/// tensor is split into heads and copied first, and the queries are not scaled in a pass of their own.
+pub fn attend(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&Tensor>, heads: usize, scale: f32) -> Result<Tensor> {
+    let width = query.dims3()?.2;
+    let head = width / heads.max(1);
+    if !supports(head) || head * heads != width {
+        return Err(Error::Compute(format!("int8 attention needs a head size that is a multiple of {BLOCK}, got {head} ({width} wide / {heads} heads)")));
     }
     let kernel = Kernel::detect();
     if !kernel.runs_attention() {
         return Err(Error::Compute("int8 attention needs the relaxed-SIMD build or an x86-64 CPU with AVX2".into()));
     }
-    attend_with(query, key, value, mask_bias)
+    attend_with(query, key, value, mask_bias, heads, scale)
 }
 
-fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&Tensor>) -> Result<Tensor> {
-    let (batch, heads, rows, head) = query.dims4()?;
-    let seq = key.dim(2)?;
+fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&Tensor>, heads: usize, scale: f32) -> Result<Tensor> {
+    let (batch, rows, width) = query.dims3()?;
+    let seq = key.dim(1)?;
+    let head = width / heads;
     let mask = AttentionMask::read(mask_bias, batch, seq)?;
     // Values are multiplied along the keys, which the kernel takes in blocks of 32: pad with
     // zero values (and zero probabilities).
     let padded = seq.div_ceil(BLOCK) * BLOCK;
+    // Head-major while the heads are shared by the threads: (batch, heads, rows, head).
     let mut context = vec![0f32; batch * heads * rows * head];
     // Set by a head whose scores were not finite (a row's softmax then has no finite scale, which
     // the kernels would turn into zeros: a finite, wrong context).
@@ -66,28 +72,40 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
             with_values(value, |value| {
                 // One (pair, head) per chunk, the heads shared by the threads.
                 crate::cpu::for_each_chunk(&mut context, rows * head, |at, context| {
-                    let pair = at / heads.max(1);
-                    let q = &query[at * rows * head..(at + 1) * rows * head];
-                    let k = &key[at * seq * head..(at + 1) * seq * head];
-                    let v = &value[at * seq * head..(at + 1) * seq * head];
+                    let (pair, h) = (at / heads.max(1), at % heads.max(1));
+                    // Row `i` of this head in a (pair, positions, width) tensor.
+                    let head_row = |positions: usize, i: usize| -> std::ops::Range<usize> {
+                        let start = (pair * positions + i) * width + h * head;
+                        start..start + head
+                    };
                     // The keys are the scores' weight (one output per key), Vᵀ the context's (one
                     // output per head dimension): both in the interleaved layout, once per head.
-                    let keys = InterleavedMatrix::new(&Int8Matrix::quantize(k, seq, head));
+                    let mut k = Vec::with_capacity(seq * head);
+                    (0..seq).for_each(|j| k.extend_from_slice(&key[head_row(seq, j)]));
+                    let keys = InterleavedMatrix::new(&Int8Matrix::quantize(&k, seq, head));
                     // Keys past the pair's last real one are padding (probability 0): their values
                     // stay 0 and the softmax leaves them out, since they would share the 32-key
                     // blocks (and scales) of the real keys' values and round the softmax's sums
                     // differently: a pair's logits would depend on the pairs batched with it.
                     let keys_len = mask.unpadded_len(pair);
                     let mut transposed = vec![0f32; head * padded];
-                    transpose(&v[..keys_len * head], head, padded, &mut transposed);
+                    for j in 0..keys_len {
+                        for (d, &x) in value[head_row(seq, j)].iter().enumerate() {
+                            transposed[d * padded + j] = x;
+                        }
+                    }
                     let values = InterleavedMatrix::new(&Int8Matrix::quantize(&transposed, head, padded));
                     let most = ROWS_AT_ONCE.min(rows);
                     let mut probabilities = DigitRows { cols: padded, digits: vec![0; most * padded], blocks: vec![DigitBlock::default(); most * padded / BLOCK] };
-                    let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; most]);
+                    let (mut row, mut row_scales, mut q) = (vec![0f32; seq], vec![0f32; most], vec![0f32; most * head]);
                     for (chunk, context) in context.chunks_mut(ROWS_AT_ONCE * head).enumerate() {
                         let n = context.len() / head;
                         let first = chunk * ROWS_AT_ONCE;
-                        let scores = keys.matmul_here(&DigitRows::new(&q[first * head..(first + n) * head], head));
+                        // Scaled as candle's `query * scale` is (`x · scale + 0`), so the same digits.
+                        for (i, out) in q.chunks_exact_mut(head).take(n).enumerate() {
+                            out.iter_mut().zip(&query[head_row(rows, first + i)]).for_each(|(o, &x)| *o = x * scale + 0.0);
+                        }
+                        let scores = keys.matmul_here(&DigitRows::new(&q[..n * head], head));
                         // Only the last chunk is shorter.
                         probabilities.digits.truncate(n * padded);
                         probabilities.blocks.truncate(n * padded / BLOCK);
@@ -105,7 +123,15 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
     if non_finite.into_inner() {
         return Err(Error::Compute("attention scores hold a non-finite value: the model overflows f32 on this input".into()));
     }
-    Ok(Tensor::from_vec(context, (batch, heads, rows, head), query.device())?)
+    // Back to the layers' layout: (batch, rows, heads × head).
+    let mut merged = vec![0f32; context.len()];
+    for (at, per_head) in context.chunks_exact(rows * head).enumerate() {
+        let (pair, h) = (at / heads, at % heads);
+        for (i, x) in per_head.chunks_exact(head).enumerate() {
+            merged[(pair * rows + i) * width + h * head..][..head].copy_from_slice(x);
+        }
+    }
+    Ok(Tensor::from_vec(merged, (batch, rows, width), query.device())?)
 }
 
 crate::cpu::multiversioned! {
@@ -144,20 +170,19 @@ crate::cpu::multiversioned! {
     }
 }
 
-/// `values` `(seq, head)` into `transposed` `(head, padded)`: Vᵀ is the context's weight (one
-/// output per head dimension); columns past `values`' keys stay 0.
-fn transpose(values: &[f32], head: usize, padded: usize, transposed: &mut [f32]) {
-    for (j, row) in values.chunks_exact(head).enumerate() {
-        for (d, &x) in row.iter().enumerate() {
-            transposed[d * padded + j] = x;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// [`attend_with`] on heads laid out `(batch, heads, positions, head)`, unscaled: the layout
+    /// the f32 reference computes in.
+    fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&Tensor>) -> Result<Tensor> {
+        let (batch, heads, rows, head) = query.dims4()?;
+        let merge = |x: &Tensor| -> Result<Tensor> { Ok(x.transpose(1, 2)?.contiguous()?.reshape((batch, x.dim(2)?, heads * head))?) };
+        let context = super::attend_with(&merge(query)?, &merge(key)?, &merge(value)?, mask_bias, heads, 1.0)?;
+        Ok(context.reshape((batch, rows, heads, head))?.transpose(1, 2)?.contiguous()?)
+    }
 
     #[test]
     fn equals_f32_attention_within_the_rounding() {
@@ -256,8 +281,8 @@ mod tests {
 
     #[test]
     fn refuses_heads_it_cannot_block() {
-        let t = Tensor::zeros((1, 1, 2, 48), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let error = attend(&t, &t, &t, None).unwrap_err().to_string();
-        assert!(error.contains("multiple of 32, got 48"), "{error}");
+        let t = Tensor::zeros((1, 2, 96), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let error = attend(&t, &t, &t, None, 2, 1.0).unwrap_err().to_string();
+        assert!(error.contains("multiple of 32, got 48 (96 wide / 2 heads)"), "{error}");
     }
 }

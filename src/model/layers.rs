@@ -149,11 +149,7 @@ impl Attention {
     /// negative number for padding (`None`: no padding). With `cls_only`, only the first position attends (its keys and
     /// values still come from every token) and the output is `(batch, 1, hidden)`.
     fn forward(&self, hidden: &Tensor, mask_bias: Option<&Tensor>, cls_only: bool) -> Result<Tensor> {
-        let (batch, seq, width) = hidden.dims3()?;
-        let split_heads = |x: Tensor, rows: usize| -> Result<Tensor> {
-            Ok(x.reshape((batch, rows, self.num_heads, self.head_size))?.transpose(1, 2)?.contiguous()?)
-        };
-        let (queries_from, rows) = if cls_only { (hidden.narrow(1, 0, 1)?, 1) } else { (hidden.clone(), seq) };
+        let queries_from = if cls_only { hidden.narrow(1, 0, 1)? } else { hidden.clone() };
         // Scaling the queries (rows × width) is cheaper than scaling the scores (heads × rows × seq).
         let scale = 1.0 / (self.head_size as f64).sqrt();
         // One input, quantised once on the int8 path (the query too, unless only [CLS] asks).
@@ -164,22 +160,33 @@ impl Attention {
             let [query, key, value] = Linear::forward_shared([&self.query, &self.key, &self.value], hidden)?;
             (query, key, value)
         };
-        let query = split_heads((query * scale)?, rows)?;
-        let key = split_heads(key, seq)?;
-        let value = split_heads(value, seq)?;
+        // A quantised model's attention runs on the int8 kernel too, where there is one (the
+        // relaxed-SIMD build, x86-64 with AVX2): head by head in this layout, scaling as it goes.
+        let context = if self.query.is_int8() && crate::int8::attention::available() && crate::int8::attention::supports(self.head_size) {
+            crate::int8::attention::attend(&query, &key, &value, mask_bias, self.num_heads, scale as f32)?
+        } else {
+            self.attend_f32((query * scale)?, key, value, mask_bias)?
+        };
+        let projected = self.output.forward(&context)?;
+        self.layer_norm.forward(&projected.add(&queries_from)?)
+    }
+
+    /// `softmax(Q Kᵀ + mask) V` in f32 for `query` `(batch, rows, width)` (scaled) and `key`,
+    /// `value` `(batch, seq, width)`: the context `(batch, rows, width)`.
+    fn attend_f32(&self, query: Tensor, key: Tensor, value: Tensor, mask_bias: Option<&Tensor>) -> Result<Tensor> {
+        let (batch, rows, width) = query.dims3()?;
+        let seq = key.dim(1)?;
+        let split_heads = |x: Tensor, rows: usize| -> Result<Tensor> {
+            Ok(x.reshape((batch, rows, self.num_heads, self.head_size))?.transpose(1, 2)?.contiguous()?)
+        };
+        let (query, key, value) = (split_heads(query, rows)?, split_heads(key, seq)?, split_heads(value, seq)?);
         // Heads in groups, so that one group's scores (batch × heads × rows × seq) stay within
         // ATTENTION_ELEMENTS_PER_STEP whatever the pair length or head count: peak memory is
         // then bounded by the budget, not by the square of the length. Heads are independent,
         // so grouping does not change any value.
         let per_head = batch.saturating_mul(rows).saturating_mul(seq).max(1);
         let group = (ATTENTION_ELEMENTS_PER_STEP / per_head).clamp(1, self.num_heads);
-        // A quantised model's attention runs on the int8 kernel too, where there is one (the
-        // relaxed-SIMD build, x86-64 with AVX2).
-        let int8 = self.query.is_int8() && crate::int8::attention::available() && crate::int8::attention::supports(self.head_size);
         let attend = |query: &Tensor, key: &Tensor, value: &Tensor| -> Result<Tensor> {
-            if int8 {
-                return crate::int8::attention::attend(query, key, value, mask_bias);
-            }
             let scores = query.matmul(&key.t()?)?;
             let probabilities = crate::activations::masked_softmax(&scores, mask_bias)?;
             Ok(probabilities.matmul(value)?)
@@ -195,9 +202,7 @@ impl Attention {
             }
             Tensor::cat(&parts, 1)?
         };
-        let context = context.transpose(1, 2)?.reshape((batch, rows, width))?;
-        let projected = self.output.forward(&context)?;
-        self.layer_norm.forward(&projected.add(&queries_from)?)
+        Ok(context.transpose(1, 2)?.reshape((batch, rows, width))?)
     }
 }
 
