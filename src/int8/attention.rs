@@ -80,9 +80,7 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                     };
                     // The keys are the scores' weight (one output per key), Vᵀ the context's (one
                     // output per head dimension): both in the interleaved layout, once per head.
-                    let mut k = Vec::with_capacity(seq * head);
-                    (0..seq).for_each(|j| k.extend_from_slice(&key[head_row(seq, j)]));
-                    let keys = InterleavedMatrix::new(&Int8Matrix::quantize(&k, seq, head));
+                    let keys = InterleavedMatrix::new(&Int8Matrix::quantize_strided(&key[head_row(seq, 0).start..], seq, head, width));
                     // Keys past the pair's last real one are padding (probability 0): their values
                     // stay 0 and the softmax leaves them out, since they would share the 32-key
                     // blocks (and scales) of the real keys' values and round the softmax's sums
@@ -123,12 +121,13 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
     if non_finite.into_inner() {
         return Err(Error::Compute("attention scores hold a non-finite value: the model overflows f32 on this input".into()));
     }
-    // Back to the layers' layout: (batch, rows, heads × head).
-    let mut merged = vec![0f32; context.len()];
-    for (at, per_head) in context.chunks_exact(rows * head).enumerate() {
-        let (pair, h) = (at / heads, at % heads);
-        for (i, x) in per_head.chunks_exact(head).enumerate() {
-            merged[(pair * rows + i) * width + h * head..][..head].copy_from_slice(x);
+    // Back to the layers' layout, (batch, rows, heads × head), written in order (not zeroed first).
+    let mut merged = Vec::with_capacity(context.len());
+    for pair in 0..batch {
+        for i in 0..rows {
+            for h in 0..heads {
+                merged.extend_from_slice(&context[((pair * heads + h) * rows + i) * head..][..head]);
+            }
         }
     }
     Ok(Tensor::from_vec(merged, (batch, rows, width), query.device())?)

@@ -68,27 +68,38 @@ impl Int8Matrix {
     /// `(rows, cols)` f32 values rounded as Q8_0 rounds them: per block of 32, a scale of the
     /// largest |value| / 127 and integers in −127..=127. `cols` must be a multiple of 32.
     pub fn quantize(values: &[f32], rows: usize, cols: usize) -> Self {
-        assert!(cols % BLOCK == 0 && values.len() == rows * cols, "quantize wants whole blocks");
+        assert!(values.len() == rows * cols, "quantize wants rows × cols values");
+        Self::quantize_strided(values, rows, cols, cols)
+    }
+
+    /// [`Int8Matrix::quantize`] of the rows `values[i × stride ..][.. cols]`: one head's keys
+    /// read where they lie among all heads' (a `(positions, heads × head)` tensor).
+    pub fn quantize_strided(values: &[f32], rows: usize, cols: usize, stride: usize) -> Self {
+        assert!(cols % BLOCK == 0 && (rows == 0 || values.len() >= (rows - 1) * stride + cols), "quantize wants whole blocks");
         let mut quantized = vec![0i8; rows * cols];
         let mut scales = vec![0f32; rows * cols / BLOCK];
-        round_as_q8_0(values, &mut quantized, &mut scales);
+        round_as_q8_0(values, cols, stride, &mut quantized, &mut scales);
         Self { rows, cols, values: quantized, scales, layout: RowMajor }
     }
 }
 
 crate::cpu::multiversioned! {
-    /// [`Int8Matrix::quantize`]'s blocks (natively with AVX2, where `round_ties_even` is one
-    /// `vroundps` rather than a libm call per value: attention quantises every head's keys and
-    /// values this way).
-    fn round_as_q8_0(values: &[f32], quantized: &mut [i8], scales: &mut [f32]) {
-        for ((block, out), scale) in values.chunks_exact(BLOCK).zip(quantized.chunks_exact_mut(BLOCK)).zip(scales) {
-            let largest = block.iter().fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a });
-            if largest == 0.0 || !largest.is_finite() {
-                continue;
+    /// [`Int8Matrix::quantize_strided`]'s blocks, `quantized.len()` values wide rows `stride`
+    /// apart in `values` (natively with AVX2, where `round_ties_even` is one `vroundps` rather
+    /// than a libm call per value: attention quantises every head's keys and values this way).
+    fn round_as_q8_0(values: &[f32], cols: usize, stride: usize, quantized: &mut [i8], scales: &mut [f32]) {
+        let rows = quantized.chunks_exact_mut(cols.max(1)).zip(scales.chunks_exact_mut((cols / BLOCK).max(1)));
+        for (row, (quantized, scales)) in rows.enumerate() {
+            let blocks = values[row * stride..][..cols].chunks_exact(BLOCK).zip(quantized.chunks_exact_mut(BLOCK)).zip(scales);
+            for ((block, out), scale) in blocks {
+                let largest = block.iter().fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a });
+                if largest == 0.0 || !largest.is_finite() {
+                    continue;
+                }
+                *scale = largest / 127.0;
+                let inverse = 1.0 / *scale;
+                out.iter_mut().zip(block).for_each(|(q, v)| *q = ((v * inverse).round_ties_even() as i32).clamp(-127, 127) as i8);
             }
-            *scale = largest / 127.0;
-            let inverse = 1.0 / *scale;
-            out.iter_mut().zip(block).for_each(|(q, v)| *q = ((v * inverse).round_ties_even() as i32).clamp(-127, 127) as i8);
         }
     }
 }
