@@ -456,6 +456,14 @@ pub fn digit_quantiser_agrees(values: &[f32]) -> bool {
     crate::int8::digit_quantiser_agrees(values)
 }
 
+/// Test-only: whether the relaxed-SIMD build's int8 kernel gives its scalar definition's
+/// outputs bit for bit (both dot sequences, with and without a bias, every remainder of its
+/// tiles); in the SIMD128 build, whether that definition runs there as natively.
+#[wasm_bindgen(js_name = int8KernelAgrees)]
+pub fn int8_kernel_agrees() -> bool {
+    crate::int8::interleaved_kernel_agrees()
+}
+
 /// The model in a crossrank GGUF as data for the WebGPU encoder ([`crate::model::plan`]):
 /// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
 /// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:

@@ -190,6 +190,39 @@ pub fn choose_dot_sequence(now: &dyn Fn() -> f64) -> Option<DotSequence> {
     }
 }
 
+/// Whether the interleaved kernel this build runs gives its scalar definition's outputs bit for
+/// bit, with and without a bias, for each dot sequence (the relaxed-SIMD build; elsewhere the
+/// kernel of this CPU): weights of 1 to 9 groups (every remainder of the tiles' groups), Q8_0 and
+/// Q4_0, 1 to 70 activation rows (past a block of 64 and every remainder of the tiles' rows),
+/// one of them zeros. The browser tests call this through the wasm module, where no Rust test runs.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub fn interleaved_kernel_agrees() -> bool {
+    use super::samples::{activations, quantized};
+    use super::{DigitRows, InterleavedMatrix, Int8Matrix};
+    use candle_core::quantized::GgmlDType::{Q4_0, Q8_0};
+    let shapes = [(Q8_0, 36, 96, 70), (Q8_0, 9, 64, 5), (Q4_0, 4, 64, 2), (Q8_0, 1, 32, 3), (Q8_0, 20, 64, 7), (Q8_0, 16, 32, 6), (Q8_0, 28, 128, 13)];
+    let sequences: &[DotSequence] = if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) { &DotSequence::ALL } else { &[DotSequence::I16Dot] };
+    let before = DotSequence::current();
+    let mut agrees = true;
+    for &(dtype, rows, cols, m) in &shapes {
+        let matrix = InterleavedMatrix::new(&Int8Matrix::from_qtensor("t", "w", &quantized(dtype, rows, cols)).expect("a valid weight").expect("Q8_0 or Q4_0"));
+        let mut values = activations(m, cols);
+        values[..cols].iter_mut().for_each(|v| *v = 0.0);
+        let x = DigitRows::new(&values, cols);
+        let bias: Vec<f32> = (0..rows).map(|n| n as f32 * 0.37 - 3.0).collect();
+        for bias in [None, Some(&bias[..])] {
+            let mut expected = vec![0f32; m * rows];
+            super::kernels::scalar::interleaved(&matrix, &x, 0, bias, &mut expected);
+            for &sequence in sequences {
+                sequence.select();
+                agrees &= matrix.matmul(&x, bias) == expected;
+            }
+        }
+    }
+    before.select();
+    agrees
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
@@ -206,6 +239,7 @@ mod tests {
         };
         assert_eq!(Kernel::detect(), expected);
         assert_eq!(crate::cpu::with_baseline(Kernel::detect), Kernel::Scalar);
+        assert!(interleaved_kernel_agrees());
         assert_eq!((Kernel::Avx2.name(), Kernel::Avx512Vnni.name()), ("avx2", "avx512-vnni"));
         // Each kernel's layout width: what its vectors hold per step.
         assert_eq!((Kernel::Avx2.interleaved_width(), Kernel::RelaxedSimd.interleaved_width(), Kernel::Avx512Vnni.interleaved_width()), (4, 4, 16));

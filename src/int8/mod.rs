@@ -39,7 +39,7 @@ mod row_major;
 pub use blocks::{check_block_scales, BLOCK};
 pub use interleaved::InterleavedMatrix;
 #[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
-pub use kernel::{choose_dot_sequence, DotSequence};
+pub use kernel::{choose_dot_sequence, interleaved_kernel_agrees, DotSequence};
 pub use kernel::Kernel;
 pub(crate) use quantize::largest_magnitude;
 #[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
@@ -141,16 +141,30 @@ impl Int8Weight {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Made-up weights and activations for the checks that a kernel equals its definition: the
+/// tests', and the wasm module's test hook ([`interleaved_kernel_agrees`]).
+pub(crate) mod samples {
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
 
     /// A `(rows, cols)` weight of varied values, quantised to `dtype`.
     pub fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> QTensor {
         let values: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 5) as f32)).collect();
-        QTensor::quantize(&Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap(), dtype).unwrap()
+        QTensor::quantize(&Tensor::from_vec(values, (rows, cols), &Device::Cpu).expect("rows × cols values"), dtype).expect("a quantisable shape")
     }
+
+    /// `(m, cols)` activations, every 13th eight times larger.
+    pub fn activations(m: usize, cols: usize) -> Vec<f32> {
+        (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0 * if i % 13 == 0 { 8.0 } else { 1.0 }).collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+
+    pub use super::samples::{activations, quantized};
 
     /// Asserts that a SIMD `kernel` gives its scalar `definition`'s results bit for bit, for a
     /// weight of each (type, rows, cols) in the `layout` and `m` rows of activations quantised by
@@ -203,11 +217,5 @@ pub(crate) mod tests {
             assert!(!weight.output_is_finite(&x, &[0.5, f32::NAN, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]), "a NaN bias");
             assert!(!weight.output_is_finite(&x, &[3e38; 8]), "a bias near f32's largest");
         }
-    }
-
-    /// `(m, cols)` activations, every 13th eight times larger.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub fn activations(m: usize, cols: usize) -> Vec<f32> {
-        (0..m * cols).map(|i| ((i * 31 % 97) as f32 - 48.0) / 10.0 * if i % 13 == 0 { 8.0 } else { 1.0 }).collect()
     }
 }

@@ -187,6 +187,19 @@ test('the relaxed int8 kernel: both dot sequences give identical logits; info.in
     MINILM_CASES.forEach((c, i) => assert.ok(Math.abs(got.i16Dot.logits[i] - c.logit) <= 0.05, `${c.name}: ${got.i16Dot.logits[i]} vs PyTorch ${c.logit}`));
   }));
 
+// The relaxed-SIMD kernel has a scalar definition (what native CPUs' kernels equal too): with both
+// dot sequences, with and without a bias, and on weights and rows that leave every remainder of
+// its tiles, it must give the definition's outputs bit for bit.
+test('crossrank_wasm_relaxed_bg.wasm: the int8 kernel gives its scalar definition\'s outputs, bit for bit', TIMEOUT, () =>
+  withPage(async ({ page }) => {
+    const agrees = await page.evaluate(async () => {
+      const wasm = await import('/www/pkg/crossrank_wasm.js');
+      await wasm.default({ module_or_path: '/www/pkg/crossrank_wasm_relaxed_bg.wasm' });
+      return wasm.int8KernelAgrees();
+    });
+    assert.equal(agrees, true);
+  }));
+
 // The activation quantiser has a SIMD128 version in wasm and a portable definition (what native
 // CPUs run): they must give the same digits, scales and zero points, or the builds' logits part.
 // Both modules, on blocks made to hit the edges: ties, one-signed blocks, zeros and −0, subnormal

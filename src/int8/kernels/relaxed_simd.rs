@@ -6,8 +6,10 @@
 //! `i32x4.relaxed_dot_i8x16_i7x16_add_s`, which also makes its ones constant anew each time and
 //! ran 14% slower in this kernel (BENCHMARKS.md, issue 34) — or that dot-add, one `vpdpbusd`
 //! with AVX-VNNI. The i16 step is exact: two products of a byte and a digit sum to at most
-//! 2 × 128 × 127 < 2¹⁵. Four activation rows against two groups (eight outputs) at a time: each weight vector is
-//! used for four rows, each splatted digit for both groups.
+//! 2 × 128 × 127 < 2¹⁵. Four activation rows against three groups (twelve outputs) at a time:
+//! each weight vector is used for four rows, each splatted digit for three groups (3% faster in
+//! Chromium on W30 than two groups: 7 loads feed 12 dot-adds per step where 6 fed 8; four
+//! groups of three rows was no faster; BENCHMARKS.md, issue 34).
 
 use core::arch::wasm32::*;
 
@@ -15,8 +17,8 @@ use crate::int8::interleaved::{GROUP, STEP, STEPS_PER_BLOCK};
 use crate::int8::{DigitRows, DotSequence, InterleavedMatrix, BLOCK};
 
 const ROWS: usize = 4;
-const GROUPS: usize = 2;
-/// Rows one pair of groups is reused for while its weights sit in cache.
+const GROUPS: usize = 3;
+/// Rows one set of groups is reused for while its weights sit in cache.
 const ROWS_PER_BLOCK: usize = 64;
 
 /// Rows `first ..` of `x Wᵀ` into `out` (as many rows as it holds), as
@@ -32,13 +34,13 @@ pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Opt
 /// `interleaved` with the i32 relaxed dot-add (`DOT_ADD`) or the i16 sequence: the same integers.
 fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
-    // Per block of rows, one pair of groups at a time over all of them, so that the pair's
+    // Per block of rows, one set of GROUPS groups at a time over all of them, so that their
     // weights stay in cache while the rows' digits (64 × cols bytes) stay in L2.
     for block in (0..m_total).step_by(ROWS_PER_BLOCK) {
         let end = (block + ROWS_PER_BLOCK).min(m_total);
         let mut g = 0;
         while g < groups {
-            let two = groups - g >= GROUPS;
+            let n = GROUPS.min(groups - g);
             let mut m = block;
             while m < end {
                 let rows = ROWS.min(end - m);
@@ -46,21 +48,26 @@ fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, f
                 // and every offset the tile reads stays inside x's and w's vectors (cols is a
                 // multiple of BLOCK).
                 unsafe {
-                    match (rows, two) {
-                        (4, true) => tile::<4, 2, DOT_ADD>(w, x, first, m, g, bias, out),
-                        (3, true) => tile::<3, 2, DOT_ADD>(w, x, first, m, g, bias, out),
-                        (2, true) => tile::<2, 2, DOT_ADD>(w, x, first, m, g, bias, out),
-                        (_, true) => tile::<1, 2, DOT_ADD>(w, x, first, m, g, bias, out),
-                        (4, false) => tile::<4, 1, DOT_ADD>(w, x, first, m, g, bias, out),
-                        (3, false) => tile::<3, 1, DOT_ADD>(w, x, first, m, g, bias, out),
-                        (2, false) => tile::<2, 1, DOT_ADD>(w, x, first, m, g, bias, out),
-                        (_, false) => tile::<1, 1, DOT_ADD>(w, x, first, m, g, bias, out),
+                    match n {
+                        3 => tile_rows::<3, DOT_ADD>(rows, w, x, first, m, g, bias, out),
+                        2 => tile_rows::<2, DOT_ADD>(rows, w, x, first, m, g, bias, out),
+                        _ => tile_rows::<1, DOT_ADD>(rows, w, x, first, m, g, bias, out),
                     }
                 }
                 m += rows;
             }
-            g += if two { GROUPS } else { 1 };
+            g += n;
         }
+    }
+}
+
+#[inline(always)]
+unsafe fn tile_rows<const G: usize, const DOT_ADD: bool>(rows: usize, w: &InterleavedMatrix, x: &DigitRows, first: usize, m: usize, g: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    match rows {
+        4 => tile::<4, G, DOT_ADD>(w, x, first, m, g, bias, out),
+        3 => tile::<3, G, DOT_ADD>(w, x, first, m, g, bias, out),
+        2 => tile::<2, G, DOT_ADD>(w, x, first, m, g, bias, out),
+        _ => tile::<1, G, DOT_ADD>(w, x, first, m, g, bias, out),
     }
 }
 
