@@ -230,24 +230,24 @@ function namingRequest(error, chunk) {
 }
 
 /**
- * Splits the documents of `requests` into chunks for `threads` workers: longest first (so that
- * the long ones do not end up last on one worker, and similar lengths share a batch), at least
- * four chunks per worker for balance and progress, of sizes that differ by at most one, at most
- * MAX_CHUNK documents each (a worker's memory grows with its batch). Each chunk is `{ size, requests: [{ from, query, documents, indices }] }`:
- * `from` is the request's position, `indices` the documents' positions in it.
+ * Splits the documents of `requests` into chunks for `threads` workers, longest first (so that
+ * the long ones do not end up last on one worker, and similar lengths share a batch), at most
+ * `maxChunk` documents each (a worker's memory grows with its batch). With one worker, at least
+ * four chunks (for progress and abort) of sizes that differ by at most one. With several, each
+ * chunk takes a 1/(2 × threads) share of the documents still unassigned (guided scheduling):
+ * large chunks first, single documents last, so that no worker sits idle long while another
+ * finishes a big last chunk (even sizes left one worker up to a whole chunk of documents behind).
+ * Each chunk is `{ size, requests: [{ from, query, documents, indices }] }`: `from` is the
+ * request's position, `indices` the documents' positions in it.
  */
 export function planChunks(requests, threads, maxChunk) {
   const items = [];
   requests.forEach((request, from) => request.documents.forEach((text, index) => items.push({ from, index, length: text.length })));
   // Stable, so equal lengths keep input order.
   items.sort((a, b) => b.length - a.length);
-  // Sizes that differ by at most one, the larger first: with a fixed size the last chunk was the
-  // remainder, and 30 documents on 2 workers ran as 16 + 14 (4 chunks of 4 each, one of them 2).
-  const count = Math.min(items.length, Math.max(Math.ceil(items.length / maxChunk), threads * 4));
-  const [base, larger] = [Math.floor(items.length / count), items.length % count];
   const chunks = [];
-  for (let c = 0, start = 0; c < count; c++) {
-    const size = base + (c < larger ? 1 : 0);
+  let start = 0;
+  for (const size of chunkSizes(items.length, threads, maxChunk)) {
     const byRequest = new Map();
     for (const { from, index } of items.slice(start, start + size)) {
       if (!byRequest.has(from)) byRequest.set(from, { from, query: requests[from].query, documents: [], indices: [] });
@@ -259,6 +259,23 @@ export function planChunks(requests, threads, maxChunk) {
     start += size;
   }
   return chunks;
+}
+
+/** The chunk sizes of {@link planChunks} for `n` documents. */
+function chunkSizes(n, threads, maxChunk) {
+  if (threads <= 1) {
+    // Sizes that differ by at most one, the larger first (a fixed size left a small remainder).
+    const count = Math.min(n, Math.max(Math.ceil(n / maxChunk), 4));
+    const [base, larger] = [Math.floor(n / count), n % count];
+    return Array.from({ length: count }, (_, c) => base + (c < larger ? 1 : 0));
+  }
+  const sizes = [];
+  for (let left = n; left > 0; ) {
+    const size = Math.min(maxChunk, Math.max(1, Math.ceil(left / (2 * threads))));
+    sizes.push(size);
+    left -= size;
+  }
+  return sizes;
 }
 
 /** Documents per chunk at most: one batch of the model's (8 pairs of 128 tokens). */
