@@ -32,6 +32,11 @@ pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Opt
 }
 
 /// `interleaved` with the i32 relaxed dot-add (`DOT_ADD`) or the i16 sequence: the same integers.
+/// Inlined, so that both sequences are one wasm function: V8 optimises a function once it has run
+/// hot, and the probe that times the two (after the first long call, which ran the default) must
+/// not time one of them on V8's baseline code (it picked the i16 sequence on a CPU with AVX-VNNI
+/// once in ~30 runs, where the dot-add is ~25% faster).
+#[inline(always)]
 fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
     // Per block of rows, one set of GROUPS groups at a time over all of them, so that their
