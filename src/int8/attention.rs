@@ -279,6 +279,21 @@ mod tests {
     }
 
     #[test]
+    fn scaling_the_queries_on_the_way_equals_scaling_them_first() {
+        // What the layers did before: candle's `query * scale`, then attention at scale 1.
+        let device = Device::Cpu;
+        let (batch, rows, seq, heads, head) = (2, 5, 9, 3, 32);
+        let values = |n: usize, salt: usize| -> Vec<f32> { (0..n).map(|i| (((i * 7919 + salt) % 1000) as f32 / 500.0 - 1.0) * 3.0).collect() };
+        let q = Tensor::from_vec(values(batch * rows * heads * head, 1), (batch, rows, heads * head), &device).unwrap();
+        let k = Tensor::from_vec(values(batch * seq * heads * head, 2), (batch, seq, heads * head), &device).unwrap();
+        let v = Tensor::from_vec(values(batch * seq * heads * head, 3), (batch, seq, heads * head), &device).unwrap();
+        let scale = 1.0 / (head as f64).sqrt();
+        let on_the_way = super::attend_with(&q, &k, &v, None, heads, scale as f32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let first = super::attend_with(&(&q * scale).unwrap(), &k, &v, None, heads, 1.0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(on_the_way, first);
+    }
+
+    #[test]
     fn refuses_heads_it_cannot_block() {
         let t = Tensor::zeros((1, 2, 96), candle_core::DType::F32, &Device::Cpu).unwrap();
         let error = attend(&t, &t, &t, None, 2, 1.0).unwrap_err().to_string();
