@@ -100,27 +100,27 @@ impl Int8Weight {
     /// Whether `x Wᵀ + bias` is finite in f32 whatever `x`'s integers are, by a bound on its
     /// largest possible magnitude (from the largest weight and activation scales; f64, so the
     /// bound itself cannot overflow); then nobody needs to read the outputs to look for inf or
-    /// NaN. False where the bound comes near f32's range (activations ~1e30): then they must be
+    /// NaN. False where the bound comes near f32's range (activations past ~1e25): then they must be
     /// checked. Expects finite activations ([`Activations::all_finite`]) and a finite bias.
     pub fn output_is_finite(&self, x: &Activations, bias: &[f32]) -> bool {
         // Weight integers are within ±128 (Q8_0's bytes; Q4_0's nibbles are less).
         const WEIGHT: f64 = 128.0;
-        // NaN wins (f64::max would drop it): a NaN bias must fail the bound.
-        let largest = |values: &[f32]| values.iter().fold(0f64, |a, &v| if v.is_nan() || v.abs() as f64 > a { v.abs() as f64 } else { a });
+        // The largest |value|, NaN if any is (f64::max would drop it: a NaN bias must fail).
+        fn largest(values: impl IntoIterator<Item = f32>) -> f64 {
+            values.into_iter().fold(0f64, |a, v| if v.is_nan() || v.abs() as f64 > a { v.abs() as f64 } else { a })
+        }
+        let largest_of = |values: &[f32]| largest(values.iter().copied());
         let bound = match (self, x) {
             // Digits less the zero point are within ±127; per block, Σ dot × (weight scale ×
             // activation scale), summed over the blocks.
-            (Self::Interleaved(w), Activations::Digits(x)) => {
-                let activation_scale = x.blocks.iter().fold(0f64, |a, b| if b.scale.is_nan() || b.scale.abs() as f64 > a { b.scale.abs() as f64 } else { a });
-                w.cols as f64 * WEIGHT * 127.0 * largest(&w.scales) * activation_scale
-            }
+            (Self::Interleaved(w), Activations::Digits(x)) => w.cols as f64 * WEIGHT * 127.0 * largest_of(&w.scales) * largest(x.blocks.iter().map(|b| b.scale)),
             // 16-bit values; per block Σ dot × weight scale, then the sum times the row's scale
             // (below 1 too: the sum before it must stay finite as well).
-            (Self::RowMajor(w), Activations::Rows(x)) => w.cols as f64 * WEIGHT * 32767.0 * largest(&w.scales) * largest(&x.scales).max(1.0),
+            (Self::RowMajor(w), Activations::Rows(x)) => w.cols as f64 * WEIGHT * 32767.0 * largest_of(&w.scales) * largest_of(&x.scales).max(1.0),
             _ => return false,
         };
         // f32's largest is 3.4e38: a margin of 1e6 covers every rounding of the f32 sums.
-        (bound + largest(bias)) < 1e32
+        (bound + largest_of(bias)) < 1e32
     }
 
     /// `x Wᵀ + bias`: the interleaved kernels add the bias as they store each output; on the
