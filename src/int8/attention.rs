@@ -96,6 +96,8 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                     let most = ROWS_AT_ONCE.min(rows);
                     let mut probabilities = DigitRows { cols: padded, digits: vec![0; most * padded], blocks: vec![DigitBlock::default(); most * padded / BLOCK] };
                     let (mut row, mut row_scales, mut q) = (vec![0f32; seq], vec![0f32; most], vec![0f32; most * head]);
+                    // One scores buffer for the head's chunks (the kernel overwrites it).
+                    let mut scores = vec![0f32; most * seq];
                     for (chunk, context) in context.chunks_mut(ROWS_AT_ONCE * head).enumerate() {
                         let n = context.len() / head;
                         let first = chunk * ROWS_AT_ONCE;
@@ -103,16 +105,17 @@ fn attend_with(query: &Tensor, key: &Tensor, value: &Tensor, mask_bias: Option<&
                         for (i, out) in q.chunks_exact_mut(head).take(n).enumerate() {
                             out.iter_mut().zip(&query[head_row(rows, first + i)]).for_each(|(o, &x)| *o = x * scale + 0.0);
                         }
-                        let scores = keys.matmul_here(&DigitRows::new(&q[..n * head], head));
+                        let scores = &mut scores[..n * seq];
+                        keys.matmul_into(&DigitRows::new(&q[..n * head], head), scores);
                         // Only the last chunk is shorter.
                         probabilities.digits.truncate(n * padded);
                         probabilities.blocks.truncate(n * padded / BLOCK);
                         let row_scales = &mut row_scales[..n];
-                        softmax_digits(&scores, &mask, pair, keys_len, &mut row, &mut probabilities, row_scales);
+                        softmax_digits(scores, &mask, pair, keys_len, &mut row, &mut probabilities, row_scales);
                         if !row_scales.iter().all(|scale| scale.is_finite()) {
                             non_finite.store(true, std::sync::atomic::Ordering::Relaxed);
                         }
-                        context.copy_from_slice(&values.matmul_here(&probabilities));
+                        values.matmul_into(&probabilities, context);
                     }
                 });
             })

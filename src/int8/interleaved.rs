@@ -102,11 +102,13 @@ impl InterleavedMatrix {
         out
     }
 
-    /// `x Wᵀ` on this thread alone (for callers that share the threads out themselves).
-    pub fn matmul_here(&self, x: &DigitRows) -> Vec<f32> {
-        let mut out = self.output(x.rows(), x.cols);
-        kernels::interleaved(self, x, 0, None, &mut out);
-        out
+    /// `x Wᵀ` into `out` (`x`'s rows × this weight's rows), which the kernel overwrites, on this
+    /// thread alone (for callers that share the threads out themselves): a buffer the caller
+    /// reuses (attention's scores, chunk after chunk) needs no fresh zeroed allocation each time,
+    /// and a result can land where it is wanted (attention's context).
+    pub fn matmul_into(&self, x: &DigitRows, out: &mut [f32]) {
+        assert_eq!((out.len(), x.cols), (x.rows() * self.rows, self.cols), "out must hold x's rows × this weight's rows");
+        kernels::interleaved(self, x, 0, None, out);
     }
 }
 
