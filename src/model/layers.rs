@@ -163,7 +163,10 @@ impl Attention {
         // A quantised model's attention runs on the int8 kernel too, where there is one (the
         // relaxed-SIMD build, x86-64 with AVX2): head by head in this layout, scaling as it goes.
         let context = if self.query.is_int8() && crate::int8::attention::available() && crate::int8::attention::supports(self.head_size) {
-            crate::int8::attention::attend(&query, &key, &value, mask_bias, self.num_heads, scale as f32)?
+            let context = crate::int8::attention::attend(&query, &key, &value, mask_bias, self.num_heads, scale as f32)?;
+            // Freed before the projection allocates, so that its buffers can take their place.
+            drop((query, key, value));
+            context
         } else {
             self.attend_f32((query * scale)?, key, value, mask_bias)?
         };
