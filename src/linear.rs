@@ -7,15 +7,16 @@ use candle_core::{Module, Tensor};
 
 use crate::activations::{check_activations, overflow, with_values};
 use crate::error::{Error, Result};
-use crate::int8::Int8Weight;
+use crate::int8::{Int8Weight, OutputBound};
 use crate::weights::{check_finite, QuantizedMatmul, StoredTensor, Weights};
 
 enum LinearWeight {
     /// `(out, in)` as in the checkpoint.
     Float(Tensor),
     Quantized(QMatMul),
-    /// With the bias's values, which the int8 kernel adds as it writes its output.
-    Int8(Int8Weight, Vec<f32>),
+    /// With the bias's values, which the int8 kernel adds as it writes its output, and the
+    /// weight's and bias's part of the bound that usually proves the outputs finite.
+    Int8(Int8Weight, Vec<f32>, OutputBound),
 }
 
 pub struct Linear {
@@ -51,7 +52,11 @@ impl Linear {
             StoredTensor::Quantized(qtensor) if weights.matmul() == QuantizedMatmul::Int8 => {
                 // Integers are finite and from_qtensor refuses a non-finite block scale.
                 match Int8Weight::from_qtensor(file, &name, qtensor)? {
-                    Some(matrix) => LinearWeight::Int8(matrix, weights.tensor("bias", &[out_features])?.to_vec1::<f32>()?),
+                    Some(matrix) => {
+                        let bias = weights.tensor("bias", &[out_features])?.to_vec1::<f32>()?;
+                        let bound = matrix.output_bound(&bias);
+                        LinearWeight::Int8(matrix, bias, bound)
+                    }
                     None => LinearWeight::Float(weights.tensor("weight", &[out_features, in_features])?),
                 }
             }
@@ -86,19 +91,21 @@ impl Linear {
                     check_activations(&x2, f32::INFINITY, || format!("the input of `{}`", layer.name))?;
                     matmul.forward(&x2)?.broadcast_add(&layer.bias)?
                 }
-                LinearWeight::Int8(matrix, bias) => {
+                LinearWeight::Int8(matrix, bias, bound) => {
                     if quantized.is_none() {
                         let activations = with_values(&x2, |values| matrix.quantize(values, in_features))?;
                         // Rounding would make inf and NaN finite: the quantiser marks them instead.
                         if !activations.all_finite() {
                             return Err(overflow(&format!("the input of `{}`", layer.name), "a non-finite value"));
                         }
-                        quantized = Some(activations);
+                        // Once for every layer that reads these activations.
+                        let largest_scale = activations.largest_scale();
+                        quantized = Some((activations, largest_scale));
                     }
-                    let activations = quantized.as_ref().expect("quantised just above");
+                    let (activations, largest_scale) = quantized.as_ref().expect("quantised just above");
                     let y = matrix.matmul(activations, bias);
                     // Usually a bound on the inputs' scales proves the outputs finite: no pass over them.
-                    proven_finite = matrix.output_is_finite(activations, bias);
+                    proven_finite = bound.proves_finite(*largest_scale);
                     Tensor::from_vec(y, (rows, matrix.rows()), x2.device())?
                 }
             };

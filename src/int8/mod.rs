@@ -62,6 +62,49 @@ impl Activations {
             Self::Digits(rows) => rows.all_finite(),
         }
     }
+
+    /// The largest |scale| (rows' or blocks'), NaN if any is: what [`OutputBound`] needs of the
+    /// activations (once per quantisation, for every layer that reads them).
+    pub fn largest_scale(&self) -> f64 {
+        match self {
+            Self::Rows(rows) => largest_magnitude_f64(&rows.scales),
+            Self::Digits(rows) => largest_magnitude_f64(rows.blocks.iter().map(|block| block.scale)),
+        }
+    }
+}
+
+/// A bound on an int8 layer's outputs, whatever the integers: at most `per_scale` × the
+/// activations' largest scale (taken as at least `least_scale`) + the largest |bias|, in f64 so
+/// that the bound itself cannot overflow ([`Int8Weight::output_bound`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OutputBound {
+    per_scale: f64,
+    least_scale: f64,
+    bias: f64,
+}
+
+impl OutputBound {
+    /// Whether the outputs for activations of this largest scale ([`Activations::largest_scale`])
+    /// are surely finite in f32, so that nobody needs to read them looking for inf or NaN. False
+    /// where the bound comes near f32's range (activations past ~1e25): then they must be checked.
+    /// f32's largest is 3.4e38: a margin of 1e6 covers every rounding of the f32 sums.
+    pub fn proves_finite(&self, largest_activation_scale: f64) -> bool {
+        // Not f64::max, which would turn a NaN scale into a finite one.
+        let scale = if largest_activation_scale < self.least_scale { self.least_scale } else { largest_activation_scale };
+        self.per_scale * scale + self.bias < 1e32
+    }
+}
+
+/// The largest |value|, NaN if any is (f64::max would drop it: a NaN must fail the bound).
+fn largest_magnitude_f64(values: impl IntoIterator<Item = impl std::borrow::Borrow<f32>>) -> f64 {
+    values.into_iter().fold(0f64, |a, v| {
+        let v = *v.borrow();
+        if v.is_nan() || v.abs() as f64 > a {
+            v.abs() as f64
+        } else {
+            a
+        }
+    })
 }
 
 /// A quantised linear weight in the layout of the kernel [`Kernel::detect`] picks: interleaved
@@ -97,30 +140,21 @@ impl Int8Weight {
         }
     }
 
-    /// Whether `x Wᵀ + bias` is finite in f32 whatever `x`'s integers are, by a bound on its
-    /// largest possible magnitude (from the largest weight and activation scales; f64, so the
-    /// bound itself cannot overflow); then nobody needs to read the outputs to look for inf or
-    /// NaN. False where the bound comes near f32's range (activations past ~1e25): then they must be
-    /// checked. Expects finite activations ([`Activations::all_finite`]) and a finite bias.
-    pub fn output_is_finite(&self, x: &Activations, bias: &[f32]) -> bool {
+    /// The bound on `x Wᵀ + bias` that [`OutputBound::proves_finite`] completes with the
+    /// activations' largest scale: the weight's and bias's part, constant, so computed once (at
+    /// load), not on every call.
+    pub fn output_bound(&self, bias: &[f32]) -> OutputBound {
         // Weight integers are within ±128 (Q8_0's bytes; Q4_0's nibbles are less).
         const WEIGHT: f64 = 128.0;
-        // The largest |value|, NaN if any is (f64::max would drop it: a NaN bias must fail).
-        fn largest(values: impl IntoIterator<Item = f32>) -> f64 {
-            values.into_iter().fold(0f64, |a, v| if v.is_nan() || v.abs() as f64 > a { v.abs() as f64 } else { a })
-        }
-        let largest_of = |values: &[f32]| largest(values.iter().copied());
-        let bound = match (self, x) {
+        let (per_scale, least_scale) = match self {
             // Digits less the zero point are within ±127; per block, Σ dot × (weight scale ×
             // activation scale), summed over the blocks.
-            (Self::Interleaved(w), Activations::Digits(x)) => w.cols as f64 * WEIGHT * 127.0 * largest_of(&w.scales) * largest(x.blocks.iter().map(|b| b.scale)),
+            Self::Interleaved(w) => (w.cols as f64 * WEIGHT * 127.0 * largest_magnitude_f64(&w.scales), 0.0),
             // 16-bit values; per block Σ dot × weight scale, then the sum times the row's scale
-            // (below 1 too: the sum before it must stay finite as well).
-            (Self::RowMajor(w), Activations::Rows(x)) => w.cols as f64 * WEIGHT * 32767.0 * largest_of(&w.scales) * largest_of(&x.scales).max(1.0),
-            _ => return false,
+            // (below 1 too: the sum before it must stay finite as well, hence a scale of at least 1).
+            Self::RowMajor(w) => (w.cols as f64 * WEIGHT * 32767.0 * largest_magnitude_f64(&w.scales), 1.0),
         };
-        // f32's largest is 3.4e38: a margin of 1e6 covers every rounding of the f32 sums.
-        (bound + largest_of(bias)) < 1e32
+        OutputBound { per_scale, least_scale, bias: largest_magnitude_f64(bias) }
     }
 
     /// `x Wᵀ + bias`: the interleaved kernels add the bias as they store each output; on the
@@ -204,7 +238,7 @@ pub(crate) mod tests {
                 assert!(quantized.all_finite());
                 let y = weight.matmul(&quantized, &bias);
                 let finite = y.iter().all(|v| v.is_finite());
-                if weight.output_is_finite(&quantized, &bias) {
+                if weight.output_bound(&bias).proves_finite(quantized.largest_scale()) {
                     assert!(finite, "1e{exponent}: the bound said finite");
                     proven += 1;
                 } else {
@@ -214,8 +248,8 @@ pub(crate) mod tests {
             }
             assert!(proven >= 25 && overflowed > 0, "proven {proven}, overflowed {overflowed}");
             let x = weight.quantize(&activations(3, cols), cols);
-            assert!(!weight.output_is_finite(&x, &[0.5, f32::NAN, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]), "a NaN bias");
-            assert!(!weight.output_is_finite(&x, &[3e38; 8]), "a bias near f32's largest");
+            assert!(!weight.output_bound(&[0.5, f32::NAN, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]).proves_finite(x.largest_scale()), "a NaN bias");
+            assert!(!weight.output_bound(&[3e38; 8]).proves_finite(x.largest_scale()), "a bias near f32's largest");
         }
     }
 }
