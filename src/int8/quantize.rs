@@ -279,7 +279,7 @@ fn quantize_blocks(x: &[f32], digits: &mut [u8], blocks: &mut [DigitBlock]) {
     const FOUR: usize = 4 * BLOCK;
     let mut groups = x.chunks_exact(FOUR).zip(digits.chunks_exact_mut(FOUR)).zip(blocks.chunks_exact_mut(4));
     for ((values, out), four) in &mut groups {
-        // SAFETY: `values` holds 4 × 32 f32 and `out` 4 × 32 bytes, what quantize_four reads and writes.
+        // SAFETY: `values` holds 4 × 32 f32 and `out` 4 × 32 bytes, what quantize_four_simd128 reads and writes.
         unsafe { quantize_four_simd128(values, out, four) };
     }
     let done = x.len() / FOUR;
