@@ -464,6 +464,14 @@ pub fn int8_kernel_agrees() -> bool {
     crate::int8::interleaved_kernel_agrees()
 }
 
+/// Test-only: whether the int8 attention's softmax straight to digits (SIMD128 here) gives the
+/// definition's digits and scales bit for bit (`crate::int8::attention::softmax_digits_agree`);
+/// throws naming the first case that does not.
+#[wasm_bindgen(js_name = softmaxDigitsAgree)]
+pub fn softmax_digits_agree() -> Result<bool, JsValue> {
+    crate::int8::attention::softmax_digits_agree().map(|()| true).map_err(|case| JsValue::from(js_sys::Error::new(&case)))
+}
+
 /// The model in a crossrank GGUF as data for the WebGPU encoder ([`crate::model::plan`]):
 /// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
 /// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:

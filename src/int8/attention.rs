@@ -172,6 +172,66 @@ crate::cpu::multiversioned! {
     }
 }
 
+/// The definition `softmax_digits` is held to: probabilities written out (`exp_row`), then
+/// quantised as any activations ([`DigitRows::new`]), each block's scale times its row's.
+fn two_pass(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, padded: usize) -> (DigitRows, Vec<f32>) {
+    let rows = scores.len() / seq;
+    let (mut probabilities, mut row_scales) = (vec![0f32; rows * padded], vec![0f32; rows]);
+    for ((scores, out), scale) in scores.chunks_exact(seq).zip(probabilities.chunks_exact_mut(padded)).zip(&mut row_scales) {
+        mask.apply(pair, scores, &mut out[..seq]);
+        *scale = 1.0 / crate::activations::exp_row(&mut out[..seq]);
+    }
+    let mut quantized = DigitRows::new(&probabilities, padded);
+    for (blocks, &row_scale) in quantized.blocks.chunks_exact_mut(padded / BLOCK).zip(&row_scales) {
+        blocks.iter_mut().for_each(|block| block.scale = if row_scale.is_finite() { block.scale * row_scale } else { 0.0 });
+    }
+    (quantized, row_scales)
+}
+
+/// Whether `softmax_digits` gives [`two_pass`]'s digits, block scales and row scales bit for bit
+/// (`Err` names the first case that does not): rows of 1 to 161 keys (not multiples of 8 or 32;
+/// up to six blocks), a mask that hides the last keys of the second pair (blocks of zeros), a
+/// fully masked row (−∞), scores over a wide range and a tie for the largest. A Rust test
+/// natively; the browser tests call it through the wasm module, whose SIMD128 code
+/// ([`non_negative_block`]'s) no Rust test runs.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub fn softmax_digits_agree() -> std::result::Result<(), String> {
+    for seq in [1usize, 7, 32, 45, 70, 128, 161] {
+        let padded = seq.div_ceil(BLOCK) * BLOCK;
+        let rows = 5;
+        let mut scores: Vec<f32> = (0..rows * seq).map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 37.0).collect();
+        scores[seq..2 * seq].fill(f32::NEG_INFINITY); // a fully masked row
+        if seq > 1 {
+            scores[2 * seq + 1] = scores[2 * seq]; // a tie
+        }
+        let bias: Vec<f32> = (0..2 * seq).map(|i| if i >= 2 * seq - seq / 3 { -1e4 } else { 0.0 }).collect();
+        let bias = Tensor::from_vec(bias, (2, 1, 1, seq), &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
+        let mask = AttentionMask::read(Some(&bias), 2, seq).map_err(|e| e.to_string())?;
+        for pair in 0..2 {
+            let (expected, expected_scales) = two_pass(&scores, &mask, pair, seq, padded);
+            let mut got = DigitRows { cols: padded, digits: vec![7; rows * padded], blocks: vec![DigitBlock { scale: 9.0, zero_point: 3 }; rows * padded / BLOCK] };
+            let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; rows]);
+            softmax_digits(&scores, &mask, pair, seq, &mut row, &mut got, &mut row_scales);
+            let blocks = |rows: &DigitRows| rows.blocks.iter().map(|b| (b.scale.to_bits(), b.zero_point)).collect::<Vec<_>>();
+            let scales = |scales: &[f32]| scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            let case = format!("{seq} keys, pair {pair}");
+            if got.digits != expected.digits {
+                return Err(format!("{case}: the digits differ"));
+            }
+            if blocks(&got) != blocks(&expected) {
+                return Err(format!("{case}: the block scales or zero points differ"));
+            }
+            if scales(&row_scales) != scales(&expected_scales) {
+                return Err(format!("{case}: the row scales differ"));
+            }
+            if !(row_scales[1].is_nan() && got.digits[padded..2 * padded].iter().all(|&d| d == 0)) {
+                return Err(format!("{case}: the fully masked row has digits or a finite scale"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,50 +270,9 @@ mod tests {
         assert_eq!(got, scalar);
     }
 
-    /// The definition `softmax_digits` is held to: probabilities written out (`exp_row`), then
-    /// quantised as any activations ([`DigitRows::new`]), each block's scale times its row's.
-    fn two_pass(scores: &[f32], mask: &AttentionMask, pair: usize, seq: usize, padded: usize) -> (DigitRows, Vec<f32>) {
-        let rows = scores.len() / seq;
-        let (mut probabilities, mut row_scales) = (vec![0f32; rows * padded], vec![0f32; rows]);
-        for ((scores, out), scale) in scores.chunks_exact(seq).zip(probabilities.chunks_exact_mut(padded)).zip(&mut row_scales) {
-            mask.apply(pair, scores, &mut out[..seq]);
-            *scale = 1.0 / crate::activations::exp_row(&mut out[..seq]);
-        }
-        let mut quantized = DigitRows::new(&probabilities, padded);
-        for (blocks, &row_scale) in quantized.blocks.chunks_exact_mut(padded / BLOCK).zip(&row_scales) {
-            blocks.iter_mut().for_each(|block| block.scale = if row_scale.is_finite() { block.scale * row_scale } else { 0.0 });
-        }
-        (quantized, row_scales)
-    }
-
     #[test]
     fn softmax_straight_to_digits_equals_writing_the_probabilities_out() {
-        // Rows not a multiple of 8 or 32 keys long, a mask that hides the last keys of the second
-        // pair and all of one row's (−inf), scores over a wide range, a tie for the largest.
-        for seq in [1usize, 7, 32, 45, 70] {
-            let padded = seq.div_ceil(BLOCK) * BLOCK;
-            let rows = 5;
-            let mut scores: Vec<f32> = (0..rows * seq).map(|i| ((i * 7919 % 1013) as f32 - 500.0) / 37.0).collect();
-            scores[seq..2 * seq].fill(f32::NEG_INFINITY); // a fully masked row
-            if seq > 1 {
-                scores[2 * seq + 1] = scores[2 * seq]; // a tie
-            }
-            let bias: Vec<f32> = (0..2 * seq).map(|i| if i >= 2 * seq - seq / 3 { -1e4 } else { 0.0 }).collect();
-            let bias = Tensor::from_vec(bias, (2, 1, 1, seq), &Device::Cpu).unwrap();
-            let mask = AttentionMask::read(Some(&bias), 2, seq).unwrap();
-            for pair in 0..2 {
-                let (expected, expected_scales) = two_pass(&scores, &mask, pair, seq, padded);
-                let mut got = DigitRows { cols: padded, digits: vec![7; rows * padded], blocks: vec![DigitBlock { scale: 9.0, zero_point: 3 }; rows * padded / BLOCK] };
-                let (mut row, mut row_scales) = (vec![0f32; seq], vec![0f32; rows]);
-                softmax_digits(&scores, &mask, pair, seq, &mut row, &mut got, &mut row_scales);
-                assert_eq!(got.digits, expected.digits, "seq {seq}, pair {pair}");
-                let bits = |rows: &DigitRows| rows.blocks.iter().map(|b| (b.scale.to_bits(), b.zero_point)).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&expected), "seq {seq}, pair {pair}");
-                let bits = |scales: &[f32]| scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&row_scales), bits(&expected_scales), "seq {seq}, pair {pair}");
-                assert!(row_scales[1].is_nan() && got.digits[padded..2 * padded].iter().all(|&d| d == 0));
-            }
-        }
+        super::softmax_digits_agree().unwrap();
     }
 
     #[test]

@@ -200,6 +200,21 @@ test('crossrank_wasm_relaxed_bg.wasm: the int8 kernel gives its scalar definitio
     assert.equal(agrees, true);
   }));
 
+// Int8 attention's softmax goes straight to digits (non_negative_block, SIMD128 in wasm): the same
+// digits and scales as writing the probabilities out and quantising them (its Rust test runs only
+// the portable code natively). Both modules.
+for (const module of ['crossrank_wasm_relaxed_bg.wasm', 'crossrank_wasm_bg.wasm']) {
+  test(`${module}: int8 attention's softmax gives its definition's digits and scales, bit for bit`, TIMEOUT, () =>
+    withPage(async ({ page }) => {
+      const agrees = await page.evaluate(async (module) => {
+        const wasm = await import('/www/pkg/crossrank_wasm.js');
+        await wasm.default({ module_or_path: `/www/pkg/${module}` });
+        return wasm.softmaxDigitsAgree();
+      }, module);
+      assert.equal(agrees, true);
+    }));
+}
+
 // The activation quantiser has a SIMD128 version in wasm and a portable definition (what native
 // CPUs run): they must give the same digits, scales and zero points, or the builds' logits part.
 // Both modules, on blocks made to hit the edges: ties, one-signed blocks, zeros and −0, subnormal
