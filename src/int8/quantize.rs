@@ -70,10 +70,13 @@ crate::cpu::multiversioned! {
 /// lane by lane, while adding 1.5·2²³ leaves the rounded integer in the low mantissa bits.
 #[inline(always)]
 pub(crate) fn round_clamped(v: f32, limit: f32) -> i32 {
-    const MAGIC: f32 = 12_582_912.0;
     let v = v.max(-limit).min(limit);
-    (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
+    (v + ROUND_MAGIC).to_bits() as i32 - ROUND_MAGIC.to_bits() as i32
 }
+
+/// 1.5·2²³: adding it to |v| < 2²² leaves v rounded to nearest (ties even) in the low mantissa
+/// bits ([`round_clamped`], and the SIMD128 code that rounds as it does).
+const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// The largest digit: activations are one 7-bit digit, the relaxed dot's "i7" operand.
 pub(in crate::int8) const DIGIT_LARGEST: i32 = 127;
@@ -298,13 +301,7 @@ unsafe fn quantize_one_simd128(values: &[f32], out: &mut [u8], block: &mut Digit
     assert!(values.len() >= BLOCK);
     let from = values.as_ptr() as *const v128;
     let v: [v128; 8] = core::array::from_fn(|i| v128_load(from.add(i)));
-    let zero = f32x4_splat(0.0);
-    let (mut least, mut largest, mut poison) = (zero, zero, zero);
-    for &x in &v {
-        least = f32x4_pmin(least, x);
-        largest = f32x4_pmax(largest, x);
-        poison = f32x4_add(poison, f32x4_mul(x, zero));
-    }
+    let [least, largest, poison] = block_lanes(&v);
     let lanes = |v: v128| -> [f32; 4] { core::mem::transmute(v) };
     match block_from_lanes(&lanes(least), &lanes(largest), &lanes(poison)) {
         Ok((scale, inverse, zero_point)) => {
@@ -327,25 +324,17 @@ unsafe fn quantize_four_simd128(values: &[f32], out: &mut [u8], blocks: &mut [Di
     assert!(values.len() >= 4 * BLOCK && out.len() >= 4 * BLOCK && blocks.len() >= 4);
     let from = values.as_ptr() as *const v128;
     let v: [[v128; 8]; 4] = core::array::from_fn(|b| core::array::from_fn(|i| v128_load(from.add(8 * b + i))));
-    let zero = f32x4_splat(0.0);
-    let (mut least, mut largest, mut poison) = ([zero; 4], [zero; 4], [zero; 4]);
-    for b in 0..4 {
-        for &x in &v[b] {
-            least[b] = f32x4_pmin(least[b], x);
-            largest[b] = f32x4_pmax(largest[b], x);
-            poison[b] = f32x4_add(poison[b], f32x4_mul(x, zero));
-        }
-    }
+    let [lanes0, lanes1, lanes2, lanes3] = [0, 1, 2, 3].map(|b| block_lanes(&v[b]));
+    let [least, largest, poison] = [0, 1, 2].map(|k| [lanes0[k], lanes1[k], lanes2[k], lanes3[k]]);
     // Block b's lanes folded into lane b (any order gives the same value; see above). Σ v × 0
     // is ±0, or NaN where a value was inf or NaN: only whether it is finite matters.
     let (least, largest, poison) = (fold_lanes(least, |a, b| f32x4_pmin(a, b)), fold_lanes(largest, |a, b| f32x4_pmax(a, b)), fold_lanes(poison, |a, b| f32x4_add(a, b)));
     // block_parameters, a block per lane.
     let scale = f32x4_div(f32x4_sub(largest, least), f32x4_splat(DIGIT_LARGEST as f32));
     let inverse = f32x4_div(f32x4_splat(1.0), scale);
-    const MAGIC: f32 = 12_582_912.0; // round_clamped's
     let limit = DIGIT_LARGEST as f32;
     let shifted = f32x4_pmin(f32x4_pmax(f32x4_mul(f32x4_neg(least), inverse), f32x4_splat(-limit)), f32x4_splat(limit));
-    let rounded = i32x4_sub(f32x4_add(shifted, f32x4_splat(MAGIC)), i32x4_splat(MAGIC.to_bits() as i32));
+    let rounded = i32x4_sub(f32x4_add(shifted, f32x4_splat(ROUND_MAGIC)), i32x4_splat(ROUND_MAGIC.to_bits() as i32));
     let zero_point = i32x4_min(i32x4_max(rounded, i32x4_splat(0)), i32x4_splat(DIGIT_LARGEST));
     let f32s = |v: v128| -> [f32; 4] { core::mem::transmute(v) };
     let (least, largest, poison, scale, inverse) = (f32s(least), f32s(largest), f32s(poison), f32s(scale), f32s(inverse));
@@ -363,6 +352,22 @@ unsafe fn quantize_four_simd128(values: &[f32], out: &mut [u8], blocks: &mut [Di
             DigitBlock { scale: scale[b], zero_point: zero_point[b] }
         };
     }
+}
+
+/// A block's 32 values `v` in four lanes each: `[least, largest, Σ v × 0]`, the lanes starting at
+/// +0 (see [`quantize_blocks`]); [`block_from_lanes`] folds them.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn block_lanes(v: &[core::arch::wasm32::v128; 8]) -> [core::arch::wasm32::v128; 3] {
+    use core::arch::wasm32::*;
+    let zero = f32x4_splat(0.0);
+    let (mut least, mut largest, mut poison) = (zero, zero, zero);
+    for &x in v {
+        least = f32x4_pmin(least, x);
+        largest = f32x4_pmax(largest, x);
+        poison = f32x4_add(poison, f32x4_mul(x, zero));
+    }
+    [least, largest, poison]
 }
 
 /// `[fold(a[0]), fold(a[1]), fold(a[2]), fold(a[3])]`: each vector's four lanes folded by `op`
@@ -383,10 +388,9 @@ fn fold_lanes(a: [core::arch::wasm32::v128; 4], op: impl Fn(core::arch::wasm32::
 #[inline(always)]
 unsafe fn store_digits_simd128(v: &[core::arch::wasm32::v128; 8], inverse: f32, zero_point: i32, out: &mut [u8]) {
     use core::arch::wasm32::*;
-    const MAGIC: f32 = 12_582_912.0; // round_clamped's
     assert!(out.len() >= BLOCK);
     let (inverse, shifted) = (f32x4_splat(inverse), f32x4_splat(zero_point as f32));
-    let (low, high, magic) = (f32x4_splat(0.0), f32x4_splat(DIGIT_LARGEST as f32), f32x4_splat(MAGIC));
+    let (low, high, magic) = (f32x4_splat(0.0), f32x4_splat(DIGIT_LARGEST as f32), f32x4_splat(ROUND_MAGIC));
     // Clamped to [0, 127] before rounding, where the definition clamps to ±127, rounds,
     // then clamps to 0..=127: the same digit for every finite value (below 0 both give
     // 0; rounding a value in [0, 127] stays in 0..=127). `t + 1.5·2²³` then holds the
