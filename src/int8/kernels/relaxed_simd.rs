@@ -6,18 +6,30 @@
 //! `i32x4.relaxed_dot_i8x16_i7x16_add_s`, which also makes its ones constant anew each time and
 //! ran 14% slower in this kernel (BENCHMARKS.md, issue 34) — or that dot-add, one `vpdpbusd`
 //! with AVX-VNNI. The i16 step is exact: two products of a byte and a digit sum to at most
-//! 2 × 128 × 127 < 2¹⁵. Four activation rows against three groups (twelve outputs) at a time:
-//! each weight vector is used for four rows, each splatted digit for three groups (3% faster in
-//! Chromium on W30 than two groups: 7 loads feed 12 dot-adds per step where 6 fed 8; four
-//! groups of three rows was no faster; BENCHMARKS.md, issue 34).
+//! 2 × 128 × 127 < 2¹⁵. The dot-add takes four activation rows against three groups (twelve
+//! outputs) at a time: each weight vector is used for four rows, each splatted digit for three
+//! groups (3% faster in Chromium on W30 than two groups: 7 loads feed 12 dot-adds per step where
+//! 6 fed 8; four groups of three rows was no faster; BENCHMARKS.md, issue 34); the i16 sequence
+//! two rows against three groups ([`tile_shape`]). The tile does not change a number: each
+//! output's sums run over the same blocks in the same order whatever tile holds it.
 
 use core::arch::wasm32::*;
 
 use crate::int8::interleaved::{GROUP, STEP, STEPS_PER_BLOCK};
 use crate::int8::{DigitRows, DotSequence, InterleavedMatrix, BLOCK};
 
-const ROWS: usize = 4;
-const GROUPS: usize = 3;
+/// Activation rows and weight groups per tile, by sequence. The i16 sequence holds a pairs
+/// vector per dot and a ones vector besides the sums, weights and digit, and V8 has 15 xmm
+/// registers to give: two rows against three groups ran W30 2% faster than four rows without
+/// AVX-VNNI (emulated; 4×2, 3×3, 3×2, 2×2 and 2×4 were 2–8% slower; BENCHMARKS.md, issue 34,
+/// sixth round). The dot-add keeps four rows: with AVX-VNNI it is one instruction per dot.
+const fn tile_shape(dot_add: bool) -> (usize, usize) {
+    if dot_add {
+        (4, 3)
+    } else {
+        (2, 3)
+    }
+}
 /// Rows one set of groups is reused for while its weights sit in cache.
 const ROWS_PER_BLOCK: usize = 64;
 
@@ -39,16 +51,17 @@ pub fn interleaved(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Opt
 #[inline(always)]
 fn interleaved_with<const DOT_ADD: bool>(w: &InterleavedMatrix, x: &DigitRows, first: usize, bias: Option<&[f32]>, out: &mut [f32]) {
     let (m_total, groups) = (out.len() / w.rows.max(1), w.rows.div_ceil(GROUP));
-    // Per block of rows, one set of GROUPS groups at a time over all of them, so that their
+    let (tile_rows_at_most, tile_groups_at_most) = tile_shape(DOT_ADD);
+    // Per block of rows, one set of a tile's groups at a time over all of them, so that their
     // weights stay in cache while the rows' digits (64 × cols bytes) stay in L2.
     for block in (0..m_total).step_by(ROWS_PER_BLOCK) {
         let end = (block + ROWS_PER_BLOCK).min(m_total);
         let mut g = 0;
         while g < groups {
-            let n = GROUPS.min(groups - g);
+            let n = tile_groups_at_most.min(groups - g);
             let mut m = block;
             while m < end {
-                let rows = ROWS.min(end - m);
+                let rows = tile_rows_at_most.min(end - m);
                 // SAFETY (each call): rows first+m.. and groups g.. exist for the counts passed,
                 // and every offset the tile reads stays inside x's and w's vectors (cols is a
                 // multiple of BLOCK).
