@@ -4,13 +4,17 @@
 //
 //   node bench/browser.mjs [--model tests/models/minilm-l4] [--repeat 5] [--workload W30 --workload W100 …]
 //                          [--threads 1 --threads 2] [--systems crossrank-f32,tjs-q8,…] [--out FILE.md]
-//                          [--documents N] [--gpu]
+//                          [--documents N] [--gpu] [--rounds N]
 //
 // WebGPU rows (crossrank-webgpu-*, tjs-webgpu-fp32) run only when named in --systems. Without --gpu
 // the browser gets SwiftShader's adapter (Vulkan emulated on the CPU, no GPU needed): those rows
 // show that the path works, never a speed; with --gpu Chromium keeps its GPU process and picks the
 // machine's adapter. Either way the adapter's vendor/architecture goes into the table.
 // --documents N keeps only each workload's first N documents (SwiftShader needs minutes per W30).
+// --rounds N runs every system N times in turn (fresh workers each round): this machine's speed
+// drifts by several percent between minutes, so a ratio from one pass can be off by that much;
+// with rounds, each ratio is the mean of the rounds' ratios (each round's systems ran minutes
+// apart at most), shown with its range, and each row's times pool all rounds.
 //
 // Needs: bench/node_modules (npm ci in bench/: transformers.js), www/node_modules (the test
 // harness's playwright-core), www/pkg (./build.sh wasm), the ONNX export and
@@ -65,7 +69,7 @@ const MARKER = `--crossrank-bench=${process.pid}`;
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 function parseArgs(argv) {
-  const args = { model: 'tests/models/minilm-l4', repeat: 5, repeatW100: 3, workloads: [], threads: [], systems: CPU_SYSTEMS, out: join(BENCH, 'browser.md'), documents: 0, gpu: false };
+  const args = { model: 'tests/models/minilm-l4', repeat: 5, repeatW100: 3, workloads: [], threads: [], systems: CPU_SYSTEMS, out: join(BENCH, 'browser.md'), documents: 0, gpu: false, rounds: 1 };
   for (let i = 0; i < argv.length; i++) {
     const value = () => argv[++i];
     switch (argv[i]) {
@@ -78,6 +82,7 @@ function parseArgs(argv) {
       case '--out': args.out = resolve(value()); break;
       case '--documents': args.documents = Number(value()); break;
       case '--gpu': args.gpu = true; break;
+      case '--rounds': args.rounds = Number(value()); break;
       default: throw new Error(`unknown argument ${argv[i]} (see the comment at the top of bench/browser.mjs)`);
     }
   }
@@ -229,7 +234,7 @@ async function main() {
     await page.waitForFunction(() => window.ready === true);
     const isolated = await page.evaluate(() => self.crossOriginIsolated);
     report.crossOriginIsolated = isolated;
-    for (const threads of args.threads) {
+    for (let round = 0; round < args.rounds; round++) for (const threads of args.threads) {
       if (threads > 1 && !isolated) {
         console.error(`skipping ${threads} threads: the page is not cross-origin isolated`);
         continue;
@@ -275,7 +280,7 @@ async function main() {
             if (run.int8_dot) row.int8_dot = run.int8_dot; // after the runs: the worker's probe has chosen
           }
           const sorted = [...times].sort((a, b) => a - b);
-          row.results[w] = { first_ms: first.ms, median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, max_delta: ref ? maxDelta(first.logits, ref.logits) : NaN };
+          row.results[w] = { first_ms: first.ms, median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1), cpu_ms: median(cpu), times_ms: times, cpu_times_ms: cpu, max_delta: ref ? maxDelta(first.logits, ref.logits) : NaN };
         }
         await page.evaluate(() => window.stopWorker());
         if (errors.length) throw new Error(`${system}: ${errors.join('\n')}`);
@@ -298,6 +303,8 @@ async function main() {
     await server.close();
   }
   report.load_end = load();
+  report.rounds = args.rounds;
+  report.rows = poolRounds(report.rows);
   const ortWasm = join(ROOT, 'bench', 'node_modules', 'onnxruntime-web', 'dist', 'ort-wasm-simd-threaded.asyncify.wasm');
   const crossrankWasm = join(ROOT, 'www', 'pkg', 'crossrank_wasm_bg.wasm');
   const crossrankRelaxedWasm = join(ROOT, 'www', 'pkg', 'crossrank_wasm_relaxed_bg.wasm');
@@ -322,10 +329,51 @@ async function main() {
   process.stdout.write(text);
 }
 
+/**
+ * One row per (system, threads) from the rounds' rows: times pooled, `round_medians` kept for the
+ * ratios, the first (cold) call and the load as medians over the rounds.
+ */
+function poolRounds(rows) {
+  const pooled = [];
+  for (const row of rows) {
+    const same = pooled.find((p) => p.system === row.system && p.threads === row.threads);
+    if (!same) {
+      pooled.push({ ...row, load_ms_rounds: [row.load_ms], results: Object.fromEntries(Object.entries(row.results).map(([w, r]) => [w, { ...r, round_medians: [r.median_ms], first_rounds: [r.first_ms] }])) });
+      continue;
+    }
+    same.load_ms_rounds.push(row.load_ms);
+    same.load_ms = median([...same.load_ms_rounds].sort((a, b) => a - b));
+    for (const [w, r] of Object.entries(row.results)) {
+      const into = same.results[w];
+      into.times_ms.push(...r.times_ms);
+      into.cpu_times_ms.push(...r.cpu_times_ms);
+      into.round_medians.push(r.median_ms);
+      into.first_rounds.push(r.first_ms);
+      const sorted = [...into.times_ms].sort((a, b) => a - b);
+      Object.assign(into, {
+        median_ms: median(sorted), min_ms: sorted[0], max_ms: sorted.at(-1),
+        cpu_ms: median([...into.cpu_times_ms].sort((a, b) => a - b)),
+        first_ms: median([...into.first_rounds].sort((a, b) => a - b)),
+        max_delta: Math.max(into.max_delta, r.max_delta),
+      });
+    }
+  }
+  return pooled;
+}
+
+/** Peer time over crossrank's: one ratio of medians, or with rounds the mean of each round's and its range. */
+function ratio(peer, mine) {
+  const [p, m] = [peer.round_medians ?? [peer.median_ms], mine.round_medians ?? [mine.median_ms]];
+  if (p.length < 2 || p.length !== m.length) return (peer.median_ms / mine.median_ms).toFixed(2);
+  const each = p.map((t, i) => t / m[i]);
+  return `${(each.reduce((a, b) => a + b, 0) / each.length).toFixed(2)} (${Math.min(...each).toFixed(2)}–${Math.max(...each).toFixed(2)})`;
+}
+
 function render(report, workloads) {
   const lines = [];
   lines.push(`Headless Chromium ${report.chromium} on ${report.machine}; cross-origin isolated: ${report.crossOriginIsolated}. Model: \`${report.model}\`. ` +
-    `Each system in a fresh module Web Worker; repeats ${Object.entries(report.repeats).map(([w, n]) => `${w} ×${n}`).join(', ')} after one warm-up. ` +
+    `Each system in a fresh module Web Worker; repeats ${Object.entries(report.repeats).map(([w, n]) => `${w} ×${n}`).join(', ')} after one warm-up` +
+    (report.rounds > 1 ? `, in each of ${report.rounds} rounds (the systems in turn; a row's times pool the rounds). ` : '. ') +
     `Load average (1/5 min) ${report.load_start} at start, ${report.load_end} at end. ` +
     '"CPU ms/run": CPU time of the whole Chromium process tree during a timed run (every thread, from /proc), the measure that other work on the cores does not inflate. ' +
     '"wasm memory": crossrank\'s linear memory after the runs (it only grows; "GPU": the WebGPU encoder\'s weights and scratch buffers). "load ms": worker start to ready (fetch, compile, parse). ' +
@@ -353,7 +401,8 @@ function render(report, workloads) {
     }
   }
   lines.push('');
-  lines.push('transformers.js\'s median time over crossrank\'s, same workload, same run (above 1 means crossrank is faster):');
+  lines.push('transformers.js\'s median time over crossrank\'s, same workload, same run (above 1 means crossrank is faster)' +
+    (report.rounds > 1 ? `; the mean of ${report.rounds} rounds' ratios, their range in brackets:` : ':'));
   lines.push('');
   const crossrankRows = report.rows.filter((row) => row.system.startsWith('crossrank'));
   const peerRows = report.rows.filter((row) => !row.system.startsWith('crossrank'));
@@ -364,7 +413,7 @@ function render(report, workloads) {
       if (!mine.results[w]) continue;
       // WebGPU rows compare with WebGPU peers, CPU rows with CPU peers.
       lines.push(`| ${mine.label.replace('crossrank wasm ', '')} | ${mine.threads} | ${w} | ` +
-        peerRows.map((peer) => (peer.results[w] && isWebGpu(peer.system) === isWebGpu(mine.system) && !(emulated && isWebGpu(mine.system)) ? (peer.results[w].median_ms / mine.results[w].median_ms).toFixed(2) : '—')).join(' | ') + ' |');
+        peerRows.map((peer) => (peer.results[w] && isWebGpu(peer.system) === isWebGpu(mine.system) && !(emulated && isWebGpu(mine.system)) ? ratio(peer.results[w], mine.results[w]) : '—')).join(' | ') + ' |');
     }
   }
   lines.push('');

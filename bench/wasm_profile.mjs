@@ -9,13 +9,15 @@
 // Function names need the module's name section, which ./build.sh wasm strips: build a copy with
 // `wasm-bindgen --keep-debug` and `wasm-opt -O3 -g` under artifacts/ and pass --pkg /artifacts/….
 // --int8-dot fixes the relaxed kernel's dot sequence; otherwise the warm-up run's probe chooses it.
+// --callers NAME also splits the self time of each function whose name contains NAME by its
+// caller (e.g. `--callers alloc_zeroed`: which buffers the zeroed allocations are).
 
 import { existsSync } from 'node:fs';
 
 import { startServer } from '../tests/browser/server.mjs';
 import { launchChromium } from '../tests/browser/harness.mjs';
 
-const args = { workload: 'W30-short', gguf: 'artifacts/bench/gguf/minilm-l4.q8_0.gguf', pkg: '/www/pkg', repeat: 2, maxLength: 512, top: 30, int8Dot: '' };
+const args = { workload: 'W30-short', gguf: 'artifacts/bench/gguf/minilm-l4.q8_0.gguf', pkg: '/www/pkg', repeat: 2, maxLength: 512, top: 30, int8Dot: '', callers: '' };
 for (let i = 2; i < process.argv.length; i += 2) {
   const key = process.argv[i].replace(/^--/, '').replace(/-(\w)/g, (_, c) => c.toUpperCase());
   if (!(key in args)) throw new Error(`unknown argument ${process.argv[i]} (see the comment at the top)`);
@@ -69,6 +71,20 @@ try {
   const rows = [...selfSamples].sort((a, b) => b[1] - a[1]).slice(0, args.top);
   console.log(`\n${total} samples; self time by function:`);
   for (const [name, count] of rows) console.log(`${((100 * count) / total).toFixed(1).padStart(5)}%  ${name.slice(0, 140)}`);
+
+  if (args.callers) {
+    const parentOf = new Map();
+    for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node);
+    const byCaller = new Map();
+    for (const id of profile.samples) {
+      const node = byId.get(id);
+      if (!node.callFrame.functionName.includes(args.callers)) continue;
+      const key = `${node.callFrame.functionName.slice(0, 60)} <- ${parentOf.get(id)?.callFrame.functionName.slice(0, 100) || '(root)'}`;
+      byCaller.set(key, (byCaller.get(key) ?? 0) + 1);
+    }
+    console.log(`\nself time of functions matching "${args.callers}", by caller:`);
+    for (const [key, count] of [...byCaller].sort((a, b) => b[1] - a[1]).slice(0, args.top)) console.log(`${((100 * count) / total).toFixed(1).padStart(5)}%  ${key}`);
+  }
 } finally {
   await chromium.close();
   await server.close();
