@@ -11,12 +11,25 @@ use crate::windows::{self, Aggregate, Window};
 use crate::model::{Config, CrossEncoder, Family};
 use crate::tokenize::{EncodedPair, PaddedBatch, PairTokenizer};
 
-/// A batch holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of
-/// 512. The feed-forward activations (tokens × intermediate size) are then at most ~6 MiB per
-/// copy, and attention is bounded separately ([`crate::model::ATTENTION_ELEMENTS_PER_STEP`]), so
-/// peak memory is bounded whatever the input size: a worker with the Q8_0 MiniLM-L-4 stays near
-/// 64 MiB of wasm memory. A single pair longer than this is still one batch.
+/// A batch on a GPU (CUDA, and the WebGPU encoder's by default), or on a CPU with several threads,
+/// holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of 512. The feed-forward activations (tokens
+/// × intermediate size) are then at most ~6 MiB per copy, and attention is bounded separately
+/// ([`crate::model::ATTENTION_ELEMENTS_PER_STEP`]), so peak memory is bounded whatever the input
+/// size. A single pair longer than this is still one batch.
 pub const MAX_TOKENS_PER_BATCH: usize = 1024;
+
+/// A batch on a CPU that computes on one thread (a wasm worker; natively, one rayon thread) holds
+/// at most this many tokens: a pair longer than 64 tokens is a batch of its own, shorter ones
+/// share one. Smaller batches are faster there, not slower: a batch's activations (128 tokens ×
+/// 1536 f32 = 768 KiB in the feed-forward) stay in L2 between a layer's passes, and no pair is
+/// padded to a longer one; the weights are read once per 64 rows whatever the batch
+/// ([`crate::int8`]'s kernels). Against 1,024 tokens (BENCHMARKS.md, issue 34, sixth round): in
+/// Chromium W30 5.5% faster, W30-short (pairs of ~85 tokens) 12%, pairs of ~30 tokens 13%;
+/// natively on one thread W30 9%, W30-short no change. With several threads it is the other way
+/// (natively on 2, W30-short 25% slower: each operation's fork and join is paid per batch), so
+/// they keep [`MAX_TOKENS_PER_BATCH`]. The same logits either way: a pair's logits never depend
+/// on the pairs batched with it.
+pub const MAX_TOKENS_PER_SINGLE_THREAD_BATCH: usize = 128;
 
 /// One query and its candidates, for [`Reranker::rerank_many`].
 #[derive(Debug, Clone, Copy)]
@@ -301,7 +314,8 @@ impl Reranker {
     /// its logit (and best window), in input order. All options are checked, even those only
     /// [`order`] uses, so that a bad one fails before the work.
     pub fn score_many(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<ScoredDocument>>> {
-        let prepared = self.prepare(requests, options, BatchLimits::for_options(options))?;
+        let limits = if self.model.device().is_cpu() { BatchLimits::cpu(options) } else { BatchLimits::gpu(options) };
+        let prepared = self.prepare(requests, options, limits)?;
         let mut logits = Vec::with_capacity(prepared.pair_count());
         for index in 0..prepared.batch_count() {
             logits.extend(self.score_batch(prepared.batch(index))?);
@@ -366,7 +380,8 @@ impl Reranker {
     /// batch is padded only to its own longest pair, then logits are put back in input order.
     pub fn score_encoded(&self, pairs: &[EncodedPair], batch_size: usize) -> Result<Vec<f32>> {
         let mut logits = vec![0.0f32; pairs.len()];
-        for chunk in batches_by_length(pairs, BatchLimits { max_rows: batch_size, max_tokens: MAX_TOKENS_PER_BATCH }) {
+        let max_tokens = if self.model.device().is_cpu() { cpu_batch_tokens() } else { MAX_TOKENS_PER_BATCH };
+        for chunk in batches_by_length(pairs, BatchLimits { max_rows: batch_size, max_tokens }) {
             let batch = self.tokenizer.pad(&chunk.iter().map(|&index| &pairs[index]).collect::<Vec<_>>());
             for (&index, logit) in chunk.iter().zip(self.score_batch(batch)?) {
                 logits[index] = logit;
@@ -418,9 +433,28 @@ pub struct BatchLimits {
 }
 
 impl BatchLimits {
-    /// The CPU's batches: `batchSize` pairs within [`MAX_TOKENS_PER_BATCH`].
-    pub fn for_options(options: &RerankOptions) -> Self {
+    /// The CPU's batches: `batchSize` pairs within [`MAX_TOKENS_PER_SINGLE_THREAD_BATCH`] where
+    /// the CPU's work runs on one thread, else within [`MAX_TOKENS_PER_BATCH`].
+    pub fn cpu(options: &RerankOptions) -> Self {
+        Self { max_rows: options.batch_size, max_tokens: cpu_batch_tokens() }
+    }
+
+    /// A GPU's batches: `batchSize` pairs within [`MAX_TOKENS_PER_BATCH`].
+    pub fn gpu(options: &RerankOptions) -> Self {
         Self { max_rows: options.batch_size, max_tokens: MAX_TOKENS_PER_BATCH }
+    }
+}
+
+/// The CPU's token bound per batch: small where its work runs on one thread (always in wasm).
+fn cpu_batch_tokens() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    let threads = 1;
+    #[cfg(not(target_arch = "wasm32"))]
+    let threads = rayon::current_num_threads();
+    if threads <= 1 {
+        MAX_TOKENS_PER_SINGLE_THREAD_BATCH
+    } else {
+        MAX_TOKENS_PER_BATCH
     }
 }
 

@@ -169,13 +169,22 @@ fn a_pairs_logit_does_not_depend_on_what_it_is_batched_with() {
     let model = GgufModel::read(&file.gguf, &shipped_bytes(file), &Device::Cpu).unwrap();
     let reranker = Reranker::from_gguf_model(&model).unwrap();
     let one_by_one = crossrank::RerankOptions { batch_size: 1, ..Default::default() };
+    let options = crossrank::RerankOptions::default();
     let mut worst = 0f32;
+    let mut shared = 0;
     for query in fixture.ranking.iter().take(4) {
         let documents: Vec<&str> = query.documents.iter().map(String::as_str).collect();
-        let batched = reranker.logits(&query.query, &documents).unwrap();
+        // The CPU's own batches hold 128 tokens, one of these pairs each: batched here within a
+        // GPU's 1,024 tokens, which puts several in a batch.
+        let requests = [crossrank::RerankRequest { query: &query.query, documents: &documents, first_stage: None }];
+        let prepared = reranker.prepare(&requests, &options, crossrank::BatchLimits::gpu(&options)).unwrap();
+        shared += prepared.pair_count() - prepared.batch_count();
+        let logits: Vec<f32> = (0..prepared.batch_count()).flat_map(|index| reranker.score_batch(prepared.batch(index)).unwrap()).collect();
+        let batched: Vec<f32> = prepared.finish(&logits).unwrap().remove(0).iter().map(|scored| scored.logit).collect();
         let single = reranker.logits_with(&query.query, &documents, &one_by_one).unwrap();
         worst = worst.max(max_abs_diff(&batched, &single));
     }
+    assert!(shared > 0, "no batch held more than one pair: the test compared nothing");
     println!("{}: max |Δlogit| batched vs one by one {worst:e}", file.gguf);
     assert!(worst <= 1e-5, "{}: a pair's logit moved by {worst} with the pairs batched beside it", file.gguf);
 }

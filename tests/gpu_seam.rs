@@ -83,7 +83,7 @@ fn batches_are_sorted_by_length_and_padded_with_a_mask() {
 fn finish_refuses_a_wrong_count_and_non_finite_logits() {
     let reranker = load_hf_dir(&tiny_dir(), &Device::Cpu).unwrap();
     let requests = [RerankRequest { query: QUERY, documents: &DOCUMENTS, first_stage: None }];
-    let prepared = reranker.prepare(&requests, &RerankOptions::default(), BatchLimits::for_options(&RerankOptions::default())).unwrap();
+    let prepared = reranker.prepare(&requests, &RerankOptions::default(), BatchLimits::gpu(&RerankOptions::default())).unwrap();
     let error = prepared.finish(&[0.5; 4]).unwrap_err();
     assert_eq!(error.code(), "invalid_input");
     assert!(error.to_string().contains("expected 5 logits"), "{error}");
