@@ -291,7 +291,7 @@ export interface RerankOptions {
   returnDocuments?: boolean;
   /** Truncate each (query, document) pair to this many tokens (longest first); at most the model's maxPositions. Default: info.defaultMaxLength. */
   maxLength?: number;
-  /** Pairs per forward pass of the model: memory against speed (scores agree to float rounding). Default 16. */
+  /** Most pairs per forward pass of the model (a worker's batch also holds at most 128 tokens; WebGPU's 1,024). Scores agree to float rounding whatever the batch. Default 16. */
   batchSize?: number;
   /** Long documents as windows: `true` for the defaults. */
   windows?: boolean | WindowOptions;

@@ -232,7 +232,7 @@ function namingRequest(error, chunk) {
 /**
  * Splits the documents of `requests` into chunks for `threads` workers, longest first (so that
  * the long ones do not end up last on one worker, and similar lengths share a batch), at most
- * `maxChunk` documents each (a worker's memory grows with its batch). With one worker, at least
+ * `maxChunk` documents each (progress and abort come between chunks). With one worker, at least
  * four chunks (for progress and abort) of sizes that differ by at most one. With several, each
  * chunk takes a 1/(2 × threads) share of the documents still unassigned (guided scheduling):
  * large chunks first, single documents last, so that no worker sits idle long while another
@@ -278,7 +278,7 @@ function chunkSizes(n, threads, maxChunk) {
   return sizes;
 }
 
-/** Documents per chunk at most: one batch of the model's (8 pairs of 128 tokens). */
+/** Documents per chunk at most: small, so that progress and abort come often (a worker's batches hold 128 tokens whatever the chunk). */
 const MAX_CHUNK = 8;
 /**
  * On WebGPU: larger chunks, so that a chunk fills the GPU's batches (batchSize pairs each) rather
