@@ -11,11 +11,12 @@ use crate::windows::{self, Aggregate, Window};
 use crate::model::{Config, CrossEncoder, Family};
 use crate::tokenize::{EncodedPair, PaddedBatch, PairTokenizer};
 
-/// A batch on a GPU (CUDA, and the WebGPU encoder's by default), or on a CPU with several threads,
-/// holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of 512. The feed-forward activations (tokens
-/// × intermediate size) are then at most ~6 MiB per copy, and attention is bounded separately
-/// ([`crate::model::ATTENTION_ELEMENTS_PER_STEP`]), so peak memory is bounded whatever the input
-/// size. A single pair longer than this is still one batch.
+/// A batch on a GPU (CUDA, and the WebGPU encoder's by default), or on a CPU with several
+/// threads, holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of
+/// 512. The feed-forward activations (tokens × intermediate size) are then at most ~6 MiB per
+/// copy, and attention is bounded separately ([`crate::model::ATTENTION_ELEMENTS_PER_STEP`]), so
+/// peak memory is bounded whatever the input size. A single pair longer than this is still one
+/// batch.
 pub const MAX_TOKENS_PER_BATCH: usize = 1024;
 
 /// A batch on a CPU that computes on one thread (a wasm worker; natively, one rayon thread) holds
@@ -314,8 +315,7 @@ impl Reranker {
     /// its logit (and best window), in input order. All options are checked, even those only
     /// [`order`] uses, so that a bad one fails before the work.
     pub fn score_many(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<ScoredDocument>>> {
-        let limits = if self.model.device().is_cpu() { BatchLimits::cpu(options) } else { BatchLimits::gpu(options) };
-        let prepared = self.prepare(requests, options, limits)?;
+        let prepared = self.prepare(requests, options, self.batch_limits(options.batch_size))?;
         let mut logits = Vec::with_capacity(prepared.pair_count());
         for index in 0..prepared.batch_count() {
             logits.extend(self.score_batch(prepared.batch(index))?);
@@ -380,14 +380,25 @@ impl Reranker {
     /// batch is padded only to its own longest pair, then logits are put back in input order.
     pub fn score_encoded(&self, pairs: &[EncodedPair], batch_size: usize) -> Result<Vec<f32>> {
         let mut logits = vec![0.0f32; pairs.len()];
-        let max_tokens = if self.model.device().is_cpu() { cpu_batch_tokens() } else { MAX_TOKENS_PER_BATCH };
-        for chunk in batches_by_length(pairs, BatchLimits { max_rows: batch_size, max_tokens }) {
+        for chunk in batches_by_length(pairs, self.batch_limits(batch_size)) {
             let batch = self.tokenizer.pad(&chunk.iter().map(|&index| &pairs[index]).collect::<Vec<_>>());
             for (&index, logit) in chunk.iter().zip(self.score_batch(batch)?) {
                 logits[index] = logit;
             }
         }
         Ok(logits)
+    }
+
+    /// `batch_size` pairs within the token bound of this reranker's device: a GPU's
+    /// [`MAX_TOKENS_PER_BATCH`], or on the CPU [`MAX_TOKENS_PER_SINGLE_THREAD_BATCH`] where its work
+    /// runs on one thread (always in wasm) and [`MAX_TOKENS_PER_BATCH`] where it has several.
+    fn batch_limits(&self, batch_size: usize) -> BatchLimits {
+        #[cfg(target_arch = "wasm32")]
+        let threads = 1;
+        #[cfg(not(target_arch = "wasm32"))]
+        let threads = rayon::current_num_threads();
+        let max_tokens = if self.model.device().is_cpu() && threads <= 1 { MAX_TOKENS_PER_SINGLE_THREAD_BATCH } else { MAX_TOKENS_PER_BATCH };
+        BatchLimits { max_rows: batch_size, max_tokens }
     }
 
     /// The encoder on one padded batch: one finite logit per row.
@@ -433,28 +444,9 @@ pub struct BatchLimits {
 }
 
 impl BatchLimits {
-    /// The CPU's batches: `batchSize` pairs within [`MAX_TOKENS_PER_SINGLE_THREAD_BATCH`] where
-    /// the CPU's work runs on one thread, else within [`MAX_TOKENS_PER_BATCH`].
-    pub fn cpu(options: &RerankOptions) -> Self {
-        Self { max_rows: options.batch_size, max_tokens: cpu_batch_tokens() }
-    }
-
     /// A GPU's batches: `batchSize` pairs within [`MAX_TOKENS_PER_BATCH`].
     pub fn gpu(options: &RerankOptions) -> Self {
         Self { max_rows: options.batch_size, max_tokens: MAX_TOKENS_PER_BATCH }
-    }
-}
-
-/// The CPU's token bound per batch: small where its work runs on one thread (always in wasm).
-fn cpu_batch_tokens() -> usize {
-    #[cfg(target_arch = "wasm32")]
-    let threads = 1;
-    #[cfg(not(target_arch = "wasm32"))]
-    let threads = rayon::current_num_threads();
-    if threads <= 1 {
-        MAX_TOKENS_PER_SINGLE_THREAD_BATCH
-    } else {
-        MAX_TOKENS_PER_BATCH
     }
 }
 
