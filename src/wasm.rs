@@ -247,8 +247,8 @@ impl WasmReranker {
 
     /// `score`'s first half for another encoder (the WebGPU one): the same checks, pairs and
     /// windows, batched within `maxRows` pairs (default: `options.batchSize`) and `maxTokens`
-    /// tokens (default: a GPU's bound, [`crate::rerank::MAX_TOKENS_PER_BATCH`]). Its batches' logits go back through
-    /// [`WasmPrepared::finish`], which answers what `score` would.
+    /// tokens (default: a GPU's bound, [`crate::rerank::MAX_TOKENS_PER_BATCH`]). Its batches'
+    /// logits go back through [`WasmPrepared::finish`], which answers what `score` would.
     pub fn prepare(&self, requests: JsValue, options: JsValue, max_rows: Option<u32>, max_tokens: Option<u32>) -> Result<WasmPrepared, JsValue> {
         let options = self::options(options)?;
         let mut limits = BatchLimits::gpu(&options);
