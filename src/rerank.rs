@@ -11,26 +11,29 @@ use crate::windows::{self, Aggregate, Window};
 use crate::model::{Config, CrossEncoder, Family};
 use crate::tokenize::{EncodedPair, PaddedBatch, PairTokenizer};
 
-/// A batch on a GPU (CUDA, and the WebGPU encoder's by default), or on a CPU with several
-/// threads, holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens, 2 of
-/// 512. The feed-forward activations (tokens × intermediate size) are then at most ~6 MiB per
+/// A batch on a GPU (CUDA, and the WebGPU encoder's by default), or of an f32 model on a CPU with
+/// several threads, holds at most this many tokens (pairs × longest pair): 8 pairs of 128 tokens,
+/// 2 of 512. The feed-forward activations (tokens × intermediate size) are then at most ~6 MiB per
 /// copy, and attention is bounded separately ([`crate::model::ATTENTION_ELEMENTS_PER_STEP`]), so
 /// peak memory is bounded whatever the input size. A single pair longer than this is still one
 /// batch.
 pub const MAX_TOKENS_PER_BATCH: usize = 1024;
 
-/// A batch on a CPU that computes on one thread (a wasm worker; natively, one rayon thread) holds
-/// at most this many tokens: a pair longer than 64 tokens is a batch of its own, shorter ones
-/// share one. Smaller batches are faster there, not slower: a batch's activations (128 tokens ×
-/// 1536 f32 = 768 KiB in the feed-forward) stay in L2 between a layer's passes, and no pair is
-/// padded to a longer one; the weights are read once per 64 rows whatever the batch
-/// ([`crate::int8`]'s kernels). Against 1,024 tokens (BENCHMARKS.md, issue 34, sixth round): in
-/// Chromium W30 5.5% faster, W30-short (pairs of ~85 tokens) 12%, pairs of ~30 tokens 13%;
-/// natively on one thread W30 9%, W30-short no change. With several threads it is the other way
-/// (natively on 2, W30-short 25% slower: each operation's fork and join is paid per batch), so
-/// they keep [`MAX_TOKENS_PER_BATCH`]. The same logits either way: a pair's logits never depend
-/// on the pairs batched with it.
-pub const MAX_TOKENS_PER_SINGLE_THREAD_BATCH: usize = 128;
+/// A batch on a CPU holds at most this many tokens where the batches run one per thread: always
+/// in wasm (a worker has one thread), and natively for int8 models (each of rayon's threads takes
+/// whole batches) and on one thread. A pair longer than 64 tokens is a batch of its own, shorter
+/// ones share one. Smaller batches are faster there, not slower: a batch's activations (128
+/// tokens × 1536 f32 = 768 KiB in the feed-forward) stay in L2 between a layer's passes, and no
+/// pair is padded to a longer one; the kernels read the weights once per 64 rows whatever the
+/// batch ([`crate::int8`]). Against 1,024 tokens (BENCHMARKS.md, issue 34, sixth and seventh
+/// rounds): in Chromium W30 5.5% faster, W30-short (pairs of ~90 tokens) 12%, pairs of ~30 tokens
+/// 13%; natively W30 9% on one thread, and on two W30-short 22% (the threads no longer fork and
+/// join for each operation of a small batch). An f32 model on several threads keeps
+/// [`MAX_TOKENS_PER_BATCH`] (its W30 was 20% slower in 128-token batches: candle's f32 attention
+/// holds a whole head's scores, and two of them no longer fit in cache). Memory is bounded per
+/// thread: each holds one batch at a time. The same logits either way: a pair's logits never
+/// depend on the pairs batched with it.
+pub const MAX_TOKENS_PER_CPU_BATCH: usize = 128;
 
 /// One query and its candidates, for [`Reranker::rerank_many`].
 #[derive(Debug, Clone, Copy)]
@@ -316,10 +319,7 @@ impl Reranker {
     /// [`order`] uses, so that a bad one fails before the work.
     pub fn score_many(&self, requests: &[RerankRequest<'_>], options: &RerankOptions) -> Result<Vec<Vec<ScoredDocument>>> {
         let prepared = self.prepare(requests, options, self.batch_limits(options.batch_size))?;
-        let mut logits = Vec::with_capacity(prepared.pair_count());
-        for index in 0..prepared.batch_count() {
-            logits.extend(self.score_batch(prepared.batch(index))?);
-        }
+        let logits = self.score_batches(prepared.batch_count(), |index| prepared.batch(index))?;
         prepared.finish(&logits)
     }
 
@@ -379,26 +379,41 @@ impl Reranker {
     /// Scores already-encoded pairs. Pairs are grouped by length (longest first) so that each
     /// batch is padded only to its own longest pair, then logits are put back in input order.
     pub fn score_encoded(&self, pairs: &[EncodedPair], batch_size: usize) -> Result<Vec<f32>> {
+        let batches = batches_by_length(pairs, self.batch_limits(batch_size));
+        let batch_logits = self.score_batches(batches.len(), |b| self.tokenizer.pad(&batches[b].iter().map(|&index| &pairs[index]).collect::<Vec<_>>()))?;
         let mut logits = vec![0.0f32; pairs.len()];
-        for chunk in batches_by_length(pairs, self.batch_limits(batch_size)) {
-            let batch = self.tokenizer.pad(&chunk.iter().map(|&index| &pairs[index]).collect::<Vec<_>>());
-            for (&index, logit) in chunk.iter().zip(self.score_batch(batch)?) {
-                logits[index] = logit;
-            }
+        for (&index, logit) in batches.iter().flatten().zip(batch_logits) {
+            logits[index] = logit;
         }
         Ok(logits)
     }
 
-    /// `batch_size` pairs within the token bound of this reranker's device: a GPU's
-    /// [`MAX_TOKENS_PER_BATCH`], or on the CPU [`MAX_TOKENS_PER_SINGLE_THREAD_BATCH`] where its work
-    /// runs on one thread (always in wasm) and [`MAX_TOKENS_PER_BATCH`] where it has several.
+    /// `batch_size` pairs within the token bound of this reranker's device and model: on the CPU
+    /// [`MAX_TOKENS_PER_CPU_BATCH`], except an f32 model's on several threads, which keeps a GPU's
+    /// [`MAX_TOKENS_PER_BATCH`].
     fn batch_limits(&self, batch_size: usize) -> BatchLimits {
         #[cfg(target_arch = "wasm32")]
         let threads = 1;
         #[cfg(not(target_arch = "wasm32"))]
         let threads = rayon::current_num_threads();
-        let max_tokens = if self.model.device().is_cpu() && threads <= 1 { MAX_TOKENS_PER_SINGLE_THREAD_BATCH } else { MAX_TOKENS_PER_BATCH };
-        BatchLimits { max_rows: batch_size, max_tokens }
+        let small = self.model.device().is_cpu() && (threads <= 1 || self.model.runs_int8());
+        BatchLimits { max_rows: batch_size, max_tokens: if small { MAX_TOKENS_PER_CPU_BATCH } else { MAX_TOKENS_PER_BATCH } }
+    }
+
+    /// The logits of batches `0 .. count` (`batch(index)` pads one), concatenated in batch order.
+    /// On the CPU the threads take whole batches (a free thread the next one), each built only
+    /// when its thread takes it; a GPU takes them one after another.
+    fn score_batches(&self, count: usize, batch: impl Fn(usize) -> PaddedBatch + Sync + Send) -> Result<Vec<f32>> {
+        let per_batch = if self.model.device().is_cpu() {
+            crate::cpu::map_tasks(count, |index| self.score_batch(batch(index)))
+        } else {
+            (0..count).map(|index| self.score_batch(batch(index))).collect()
+        };
+        let mut logits = Vec::new();
+        for batch_logits in per_batch {
+            logits.extend(batch_logits?);
+        }
+        Ok(logits)
     }
 
     /// The encoder on one padded batch: one finite logit per row.

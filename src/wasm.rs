@@ -472,6 +472,14 @@ pub fn softmax_digits_agree() -> Result<bool, JsValue> {
     crate::int8::attention::softmax_digits_agree().map(|()| true).map_err(|case| JsValue::from(js_sys::Error::new(&case)))
 }
 
+/// Test-only: whether attention's keys and values are rounded as Q8_0 rounds (their largest |v|
+/// in SIMD128 here) bit for bit (`crate::int8::q8_rounding_agrees`); throws naming the first
+/// block that is not.
+#[wasm_bindgen(js_name = q8RoundingAgrees)]
+pub fn q8_rounding_agrees() -> Result<bool, JsValue> {
+    crate::int8::q8_rounding_agrees().map(|()| true).map_err(|case| JsValue::from(js_sys::Error::new(&case)))
+}
+
 /// The model in a crossrank GGUF as data for the WebGPU encoder ([`crate::model::plan`]):
 /// `{ family, hiddenSize, numLayers, numHeads, headSize, intermediateSize, embeddingWidth,
 /// layerNormEps, hiddenAct, positionOffset, head: { kind, activation? }, tensors: { [name]:

@@ -92,7 +92,7 @@ crate::cpu::multiversioned! {
         for (row, (quantized, scales)) in rows.enumerate() {
             let blocks = values[row * stride..][..cols].chunks_exact(BLOCK).zip(quantized.chunks_exact_mut(BLOCK)).zip(scales);
             for ((block, out), scale) in blocks {
-                let largest = block.iter().fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a });
+                let largest = largest_magnitude_of_block(block);
                 if largest == 0.0 || !largest.is_finite() {
                     continue;
                 }
@@ -102,6 +102,75 @@ crate::cpu::multiversioned! {
             }
         }
     }
+}
+
+/// The largest |v| of a block of 32 (NaN left out: `v > largest` is false for it), in lanes: a
+/// fold over the block is one compare after another, and made a tenth of a native profile of
+/// short pairs, where each head's keys and values are quantised for a small product. A maximum
+/// does not depend on the order, so this is the fold's value. Natively LLVM vectorises the eight
+/// lanes; in wasm it loaded them one by one (slower than the fold), so SIMD128 is written out.
+#[inline(always)]
+fn largest_magnitude_of_block(block: &[f32]) -> f32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::*;
+        assert!(block.len() == BLOCK);
+        // SAFETY: eight loads of four f32 inside the block of 32 just checked.
+        let lanes = unsafe {
+            let from = block.as_ptr() as *const v128;
+            // pmax(a, b) is `a < b ? b : a`: a NaN in `b` leaves `a`, as the fold does.
+            (0..BLOCK / 4).fold(f32x4_splat(0.0), |largest, i| f32x4_pmax(largest, f32x4_abs(v128_load(from.add(i)))))
+        };
+        let lanes = [f32x4_extract_lane::<0>(lanes), f32x4_extract_lane::<1>(lanes), f32x4_extract_lane::<2>(lanes), f32x4_extract_lane::<3>(lanes)];
+        lanes.iter().fold(0f32, |a, &v| if v > a { v } else { a })
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let mut lanes = [0f32; 8];
+        for eight in block.chunks_exact(8) {
+            for (lane, v) in lanes.iter_mut().zip(eight) {
+                *lane = if v.abs() > *lane { v.abs() } else { *lane };
+            }
+        }
+        lanes.iter().fold(0f32, |a, &v| if v > a { v } else { a })
+    }
+}
+
+/// Whether [`Int8Matrix::quantize_strided`] (its largest |v| in SIMD128 in wasm, in lanes
+/// natively) gives the integers and scales of the plain definition, a fold over each block, bit for
+/// bit (`Err` names the first row that does not): blocks whose largest value is negative, a tie
+/// at half a step, zeros, −0, a NaN (left out), an inf (a block of zeros), values wider than the
+/// block rows, read with a stride. A Rust test natively; the browser tests call it through the
+/// wasm module, where no Rust test runs.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub fn q8_rounding_agrees() -> std::result::Result<(), String> {
+    let (rows, cols, stride) = (6, 2 * BLOCK, 2 * BLOCK + 5);
+    let mut values: Vec<f32> = (0..rows * stride).map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 61.0).collect();
+    values[3] = -100.0; // row 0's largest |v| is negative
+    values[stride + 4] = 127.0; // row 1: a step of 1, so that 2.5 ties
+    values[stride + 5] = 2.5;
+    values[2 * stride..2 * stride + BLOCK].fill(0.0); // row 2: a block of zeros with a −0
+    values[2 * stride + 7] = -0.0;
+    values[3 * stride + 9] = f32::NAN; // row 3: a NaN among finite values
+    values[4 * stride + BLOCK + 1] = f32::INFINITY; // row 4: an inf
+    let got = Int8Matrix::quantize_strided(&values, rows, cols, stride);
+    for row in 0..rows {
+        for b in 0..cols / BLOCK {
+            let block = &values[row * stride + b * BLOCK..][..BLOCK];
+            let largest = block.iter().fold(0f32, |a, v| if v.abs() > a { v.abs() } else { a });
+            let (scale, integers) = if largest == 0.0 || !largest.is_finite() {
+                (0.0, vec![0i8; BLOCK])
+            } else {
+                let scale = largest / 127.0;
+                (scale, block.iter().map(|v| ((v * (1.0 / scale)).round_ties_even() as i32).clamp(-127, 127) as i8).collect())
+            };
+            let at = row * cols + b * BLOCK;
+            if got.scales[at / BLOCK].to_bits() != f32::to_bits(scale) || got.values[at..at + BLOCK] != integers[..] {
+                return Err(format!("row {row}, block {b}: the integers or the scale differ from the definition's"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether every value of a Q8_0/Q4_0 tensor is finite, read from its block scales alone (the
@@ -155,6 +224,11 @@ mod tests {
                 assert_eq!(got, e, "{dtype:?} value {i}");
             }
         }
+    }
+
+    #[test]
+    fn q8_rounding_equals_its_definition() {
+        super::q8_rounding_agrees().unwrap();
     }
 
     #[test]

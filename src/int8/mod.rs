@@ -44,6 +44,8 @@ pub use kernel::Kernel;
 pub(crate) use quantize::largest_magnitude;
 #[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
 pub use quantize::digit_quantiser_agrees;
+#[cfg_attr(not(target_arch = "wasm32"), allow(unused_imports))]
+pub use blocks::q8_rounding_agrees;
 pub use quantize::{DigitRows, QuantizedRows};
 pub use row_major::Int8Matrix;
 

@@ -251,6 +251,11 @@ impl Layer {
         Ok(Self { attention: Attention::load(&weights.pp("attention"), config)?, feed_forward: FeedForward::load(weights, config)? })
     }
 
+    /// Whether its linear layers run on the int8 kernels (a quantised model, `matmul: "int8"`).
+    pub(super) fn runs_int8(&self) -> bool {
+        self.attention.query.is_int8()
+    }
+
     pub(super) fn forward(&self, hidden: &Tensor, mask_bias: Option<&Tensor>, cls_only: bool) -> Result<Tensor> {
         let attended = self.attention.forward(hidden, mask_bias, cls_only)?;
         self.feed_forward.forward(&attended)

@@ -376,6 +376,11 @@ impl CrossEncoder {
         &self.device
     }
 
+    /// Whether its linear layers run on the int8 kernels (all or none of them do).
+    pub fn runs_int8(&self) -> bool {
+        self.layers.first().is_some_and(Layer::runs_int8)
+    }
+
     /// Raw logits `(batch,)` for a padded batch: `input_ids`, `token_type_ids` u32 and
     /// `attention_mask` (1 for tokens, 0 for padding) f32, all `(batch, seq)`; `None` when no pair
     /// is padded (length-sorted batches often are not), which skips the mask addition.

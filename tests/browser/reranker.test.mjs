@@ -215,6 +215,21 @@ for (const module of ['crossrank_wasm_relaxed_bg.wasm', 'crossrank_wasm_bg.wasm'
     }));
 }
 
+// Attention's keys and values are rounded as Q8_0 rounds, their largest |v| found in SIMD128 in
+// wasm (natively in lanes, which the Rust test checks): the definition's integers and scales, bit
+// for bit. Both modules.
+for (const module of ['crossrank_wasm_relaxed_bg.wasm', 'crossrank_wasm_bg.wasm']) {
+  test(`${module}: attention's keys and values are rounded as the Q8_0 definition rounds, bit for bit`, TIMEOUT, () =>
+    withPage(async ({ page }) => {
+      const agrees = await page.evaluate(async (module) => {
+        const wasm = await import('/www/pkg/crossrank_wasm.js');
+        await wasm.default({ module_or_path: `/www/pkg/${module}` });
+        return wasm.q8RoundingAgrees();
+      }, module);
+      assert.equal(agrees, true);
+    }));
+}
+
 // The activation quantiser has a SIMD128 version in wasm and a portable definition (what native
 // CPUs run): they must give the same digits, scales and zero points, or the builds' logits part.
 // Both modules, on blocks made to hit the edges: ties, one-signed blocks, zeros and −0, subnormal
