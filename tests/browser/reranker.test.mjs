@@ -200,34 +200,27 @@ test('crossrank_wasm_relaxed_bg.wasm: the int8 kernel gives its scalar definitio
     assert.equal(agrees, true);
   }));
 
-// Int8 attention's softmax goes straight to digits (non_negative_block, SIMD128 in wasm): the same
-// digits and scales as writing the probabilities out and quantising them (its Rust test runs only
-// the portable code natively). Both modules.
+// Int8 attention's SIMD128 code against its definitions, bit for bit, in both modules (the Rust
+// tests run only the portable code natively): the softmax straight to digits (non_negative_block)
+// gives the digits and scales of writing the probabilities out and quantising them; the keys and
+// values are rounded as the Q8_0 definition rounds (their largest |v| found with f32x4.pmax). Each
+// hook throws naming the first case that differs.
+const attentionHooks = [
+  ['softmaxDigitsAgree', "int8 attention's softmax gives its definition's digits and scales"],
+  ['q8RoundingAgrees', "attention's keys and values are rounded as the Q8_0 definition rounds"],
+];
 for (const module of ['crossrank_wasm_relaxed_bg.wasm', 'crossrank_wasm_bg.wasm']) {
-  test(`${module}: int8 attention's softmax gives its definition's digits and scales, bit for bit`, TIMEOUT, () =>
-    withPage(async ({ page }) => {
-      const agrees = await page.evaluate(async (module) => {
-        const wasm = await import('/www/pkg/crossrank_wasm.js');
-        await wasm.default({ module_or_path: `/www/pkg/${module}` });
-        return wasm.softmaxDigitsAgree();
-      }, module);
-      assert.equal(agrees, true);
-    }));
-}
-
-// Attention's keys and values are rounded as Q8_0 rounds, their largest |v| found in SIMD128 in
-// wasm (natively in lanes, which the Rust test checks): the definition's integers and scales, bit
-// for bit. Both modules.
-for (const module of ['crossrank_wasm_relaxed_bg.wasm', 'crossrank_wasm_bg.wasm']) {
-  test(`${module}: attention's keys and values are rounded as the Q8_0 definition rounds, bit for bit`, TIMEOUT, () =>
-    withPage(async ({ page }) => {
-      const agrees = await page.evaluate(async (module) => {
-        const wasm = await import('/www/pkg/crossrank_wasm.js');
-        await wasm.default({ module_or_path: `/www/pkg/${module}` });
-        return wasm.q8RoundingAgrees();
-      }, module);
-      assert.equal(agrees, true);
-    }));
+  for (const [hook, what] of attentionHooks) {
+    test(`${module}: ${what}, bit for bit`, TIMEOUT, () =>
+      withPage(async ({ page }) => {
+        const agrees = await page.evaluate(async ({ module, hook }) => {
+          const wasm = await import('/www/pkg/crossrank_wasm.js');
+          await wasm.default({ module_or_path: `/www/pkg/${module}` });
+          return wasm[hook]();
+        }, { module, hook });
+        assert.equal(agrees, true);
+      }));
+  }
 }
 
 // The activation quantiser has a SIMD128 version in wasm and a portable definition (what native
