@@ -68,7 +68,10 @@ pub fn recall_at(ranking: &[String], relevant: Binary, k: usize) -> f64 {
 pub fn evaluate(qrels: &Qrels, run: &Run, min_relevance: u32) -> Metrics {
     let empty = Vec::new();
     let mut metrics = Metrics::default();
-    for (query_id, grades) in qrels {
+    // In query-id order: a HashMap's order changes from run to run, and so did the sums' last bit.
+    let mut queries: Vec<_> = qrels.iter().collect();
+    queries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (query_id, grades) in queries {
         let ranking = run.get(query_id).unwrap_or(&empty);
         let relevant = Binary { grades, min_relevance };
         metrics.ndcg_at_10 += ndcg_at(ranking, grades, 10);
@@ -115,6 +118,25 @@ mod tests {
         // A query absent from the run scores zero, it is not skipped.
         let metrics = evaluate(&qrels, &Run::new(), 1);
         assert_eq!(metrics.ndcg_at_10, 0.0);
+    }
+
+    /// The same qrels and run give the same bits every time: the sums run in query-id order, not
+    /// in a HashMap's (whose order changed from run to run, and with it the nDCG's last bit).
+    #[test]
+    fn averages_are_summed_in_query_id_order() {
+        // 200 queries with varied grades and rankings, so that their nDCGs are many different
+        // fractions and the order of the sum shows in its last bits.
+        let (mut qrels, mut run) = (Qrels::new(), Run::new());
+        for q in 0..200usize {
+            let grades: HashMap<String, u32> = (0..q % 9 + 1).map(|d| (format!("d{d}"), ((d * 7 + q) % 4) as u32)).collect();
+            let ranking: Vec<String> = (0..q % 11 + 2).map(|i| format!("d{}", (i * 5 + q * 3) % 13)).collect();
+            qrels.insert(format!("q{q}"), grades);
+            run.insert(format!("q{q}"), ranking);
+        }
+        let mut ids: Vec<&String> = qrels.keys().collect();
+        ids.sort();
+        let in_order = ids.iter().fold(0.0, |sum, id| sum + ndcg_at(&run[*id], &qrels[*id], 10)) / 200.0;
+        assert_eq!(evaluate(&qrels, &run, 1).ndcg_at_10.to_bits(), f64::to_bits(in_order));
     }
 
     #[test]
