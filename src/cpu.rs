@@ -57,9 +57,16 @@ pub fn avx512_vnni() -> bool {
 /// compare the two.
 #[cfg(test)]
 pub fn with_baseline<T>(f: impl FnOnce() -> T) -> T {
-    let before = BASELINE_HERE.with(|b| b.replace(true));
+    with_baseline_set(true, f)
+}
+
+/// Runs `f` with this thread's AVX2 switch set as `baseline` says, then puts it back: rayon's
+/// workers take the choice of the thread that handed them the work.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+fn with_baseline_set<T>(baseline: bool, f: impl FnOnce() -> T) -> T {
+    let before = BASELINE_HERE.with(|here| here.replace(baseline));
     let result = f();
-    BASELINE_HERE.with(|b| b.set(before));
+    BASELINE_HERE.with(|here| here.set(before));
     result
 }
 
@@ -77,12 +84,7 @@ pub fn map_tasks<T: Send>(count: usize, f: impl Fn(usize) -> T + Sync + Send) ->
         (0..count)
             .into_par_iter()
             .with_max_len(1)
-            .map(|i| {
-                let before = BASELINE_HERE.with(|here| here.replace(baseline));
-                let result = f(i);
-                BASELINE_HERE.with(|here| here.set(before));
-                result
-            })
+            .map(|i| with_baseline_set(baseline, || f(i)))
             .collect()
     }
     #[cfg(target_arch = "wasm32")]
@@ -107,11 +109,7 @@ pub fn for_each_chunk_pair<A: Send, B: Send>(a: &mut [A], a_size: usize, b: &mut
     if rayon::current_num_threads() > 1 && a.len() > a_size {
         use rayon::prelude::*;
         let baseline = BASELINE_HERE.with(Cell::get);
-        let run = |i: usize, a: &mut [A], b: &mut [B]| {
-            let before = BASELINE_HERE.with(|here| here.replace(baseline));
-            f(i, a, b);
-            BASELINE_HERE.with(|here| here.set(before));
-        };
+        let run = |i: usize, a: &mut [A], b: &mut [B]| with_baseline_set(baseline, || f(i, a, b));
         if b.is_empty() {
             a.par_chunks_mut(a_size).enumerate().for_each(|(i, a)| run(i, a, &mut []));
         } else {

@@ -70,7 +70,7 @@ pub fn evaluate(qrels: &Qrels, run: &Run, min_relevance: u32) -> Metrics {
     let mut metrics = Metrics::default();
     // In query-id order: a HashMap's order changes from run to run, and so did the sums' last bit.
     let mut queries: Vec<_> = qrels.iter().collect();
-    queries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    queries.sort_unstable_by_key(|(id, _)| *id);
     for (query_id, grades) in queries {
         let ranking = run.get(query_id).unwrap_or(&empty);
         let relevant = Binary { grades, min_relevance };
